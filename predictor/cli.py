@@ -1,0 +1,43 @@
+"""`predictor` command line: one subcommand per module in predictor/commands/."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> module in predictor.commands (each defines `add_arguments(parser)` and `run(args) -> int`)
+COMMANDS = {
+    "import-gsm8k": "import_gsm8k",
+    "label": "label",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="predictor",
+        description="Predict the greedy pruning order of reasoning tokens from one LM forward pass.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, mod_name in COMMANDS.items():
+        mod = importlib.import_module(f"predictor.commands.{mod_name}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished records are kept and a re-run resumes", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing errors, no traceback
+        print(f"predictor {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `predictor` CLI, one module each."""

@@ -1,0 +1,34 @@
+"""Arguments shared by several subcommands."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_lm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="M",
+                   help="HF model dir or hub id (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def load_lm_from_args(args: argparse.Namespace):
+    import torch
+
+    from ..lm import load_lm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return load_lm(args.model, device=args.device)
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/N' -> (i, N) with 0 <= i < N."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like i/N, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < N")
+    return i, n

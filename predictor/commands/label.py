@@ -1,0 +1,74 @@
+"""Label chains with the exact greedy pruning order (the oracle the predictors learn).
+
+Writes one ranked record per chain (schema: shared/DESIGN.md), appended and fsynced line by line.
+Re-running with the same --out resumes: finished ids are skipped, and a line cut by a kill is
+dropped, so Ctrl-C loses at most the chain in progress. Chains that cannot be scored (empty
+reasoning, longer than the LM's context) are skipped with a counted reason.
+
+--stride K > 1 deletes the K best tokens per step: about K times faster, but approximate.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_lm_arguments, load_lm_from_args, parse_shard
+
+HELP = "run the exact greedy search on a chains file -> ranked JSONL (resumable)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", required=True, help="chains JSONL (id, question, reasoning, answer)")
+    p.add_argument("--out", required=True, help="ranked JSONL to append to (resumes if it exists)")
+    add_lm_arguments(p)
+    p.add_argument("--objective", choices=["joint", "answer"], default="joint",
+                   help="joint = log P(R_kept, A | Q) (default); answer = log P(A | Q, R_kept)")
+    p.add_argument("--stride", type=int, default=1, help="tokens deleted per step; >1 is approximate (default 1)")
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
+                   help="label only chains with index %% N == i (run N processes in parallel)")
+    p.add_argument("--limit", type=int, default=None, help="label at most this many chains of the input")
+    p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..chains import read_chains
+    from ..greedy import greedy_prune
+    from ..jsonl_io import ResumableJsonlWriter
+    from ..layout import ChainError, encode_chain
+    from ..objective import check_objective
+    from ..ranked import ranked_record
+
+    check_objective(args.objective)
+    if args.stride < 1:
+        raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    chains = read_chains(args.inp)
+    if args.limit is not None:
+        chains = chains[: args.limit]
+    i, n = args.shard
+    chains = [c for k, c in enumerate(chains) if k % n == i]
+    lm = load_lm_from_args(args)
+    skipped: list[str] = []
+    with ResumableJsonlWriter(args.out) as out:
+        todo = [c for c in chains if c.id not in out.done]
+        sizes = {}
+        for c in todo:
+            try:
+                sizes[c.id] = encode_chain(lm.tokenizer, c, lm.max_length).n
+            except ChainError as e:
+                skipped.append(str(e))
+        todo = [c for c in todo if c.id in sizes]
+        print(f"{len(chains)} chains, {len(chains) - len(todo) - len(skipped)} already done, "
+              f"{len(todo)} to label, {len(skipped)} skipped", file=sys.stderr)
+        bar = tqdm(total=sum(sizes.values()), unit="tok", desc="labeling", dynamic_ncols=True)
+        for c in todo:
+            res = greedy_prune(lm, c, args.objective, args.stride, args.batch_tokens)
+            out.write(ranked_record(c, res, lm.fingerprint, args.objective, args.stride, lm.tokenizer))
+            bar.update(len(res.order))
+            bar.set_postfix(chain=c.id, n=len(res.order), s=f"{res.seconds:.1f}")
+        bar.close()
+    for reason in skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
+    print(f"labeled {len(todo)} chains into {args.out}; skipped {len(skipped)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,233 @@
+"""Exact greedy pruning (the labeler), fast: batched candidates, shared prompt cache, prefix KV reuse.
+
+Greedy pruning (Singh & Hakkani-Tur 2026, arXiv 2601.03066): repeatedly delete the reasoning token
+whose deletion leaves the highest objective (ties: lowest original index) until none is left.
+
+Deleting kept token j leaves prompt + kept[:j] unchanged, so per step we
+  1. run one forward over the current kept reasoning + answer on top of the prompt's cached KV
+     (computed once per chain), which gives the log-probs of every prefix and the KV of every prefix;
+  2. for every candidate j, recompute only the suffix kept[j+1:] + answer, attending to the first
+     p + j cached positions (the other cached positions are masked out) with positions shifted by one.
+Candidates are batched by a token budget; log-probs are computed from hidden states only at the
+positions the objective needs. The result equals `greedy_reference` up to float round-off.
+`stride > 1` deletes the `stride` best candidates per step: an explicit approximation.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .chains import ChainLike, as_chain
+from .layout import Layout, encode_chain
+from .lm import LM
+from .objective import check_objective, upcast
+
+
+@dataclass
+class GreedyResult:
+    """order: reasoning indices in deletion order; ranks[i]: step (1..n) at which token i goes;
+    trajectory[k]: objective after the deletion of order[k]; full_objective: before any deletion."""
+
+    order: list[int]
+    ranks: list[int]
+    trajectory: list[float]
+    full_objective: float
+    seconds: float
+    layout: Layout
+
+
+def ranks_from_order(order: list[int]) -> list[int]:
+    ranks = [0] * len(order)
+    for step, i in enumerate(order, 1):
+        ranks[i] = step
+    return ranks
+
+
+def _base_and_head(model):
+    """(decoder stack returning hidden states, output projection, final-logit softcap or None)."""
+    base = getattr(model, model.base_model_prefix, None)
+    if base is None:
+        base = model.get_decoder()
+    head = model.get_output_embeddings()
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return base, head, cap
+
+
+def default_batch_tokens(device: torch.device) -> int:
+    """Candidate tokens per batched forward: bounded by free memory on CUDA, fixed on CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(max(2048, min(65536, free // (2 * 1024 * 1024))))
+    return 512
+
+
+class _Scorer:
+    """Per-chain state: prompt KV, and helpers that score sequences sharing cached prefixes."""
+
+    def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None):
+        self.model = lm.model
+        self.base, self.head, self.cap = _base_and_head(lm.model)
+        self.dev = lm.device
+        self.lay = lay
+        self.joint = objective == "joint"
+        self.budget = batch_tokens or default_batch_tokens(self.dev)
+        p = len(lay.prompt_ids)
+        out = self.base(input_ids=torch.tensor([lay.prompt_ids], device=self.dev), use_cache=True)
+        self.prompt_kv = [(k, v) for k, v, *_ in out.past_key_values]
+        self.prompt_last_lp = self._logprobs(out.last_hidden_state[0, -1:])[0]  # [V]
+        self.p = p
+        self.tokens = p  # tokens run through the LM, for throughput reporting
+
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        logits = upcast(self.head(h))
+        if self.cap:
+            logits = torch.tanh(logits / self.cap) * self.cap
+        return logits
+
+    def _logprobs(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(self._logits(h), dim=-1)
+
+    def _target_lp(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(targets) from hidden states h [N, d] in chunks (never N x V at once)."""
+        out = []
+        for s in range(0, h.shape[0], 512):
+            logits = self._logits(h[s:s + 512])
+            out.append(logits.gather(1, targets[s:s + 512, None])[:, 0] - torch.logsumexp(logits, dim=-1))
+        return torch.cat(out) if out else h.new_zeros(0)
+
+    def _cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]], length: int, batch: int):
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[
+            (k[:, :, :length].expand(batch, -1, -1, -1), v[:, :, :length].expand(batch, -1, -1, -1)) for k, v in kv
+        ])
+
+    def step(self, kept: list[int]):
+        """Forward the current sequence: returns (objective, token log-probs [m+a], prefix KV, prefix lp rows).
+
+        rows[j] is the next-token distribution after prompt + kept[:j] (j = 0..m)."""
+        lay, p = self.lay, self.p
+        seq = [lay.reasoning_ids[i] for i in kept] + lay.answer_ids
+        m = len(kept)
+        x = torch.tensor([seq[:-1]], device=self.dev)
+        pos = torch.arange(p, p + len(seq) - 1, device=self.dev)[None]
+        if x.shape[1]:
+            out = self.base(input_ids=x, position_ids=pos, past_key_values=self._cache(self.prompt_kv, p, 1),
+                            use_cache=True)
+            h = out.last_hidden_state[0]
+            kv = [(k, v) for k, v, *_ in out.past_key_values]
+            rows = torch.cat([self.prompt_last_lp[None], self._logprobs(h[:m])]) if m else self.prompt_last_lp[None]
+            tgt = torch.tensor(seq[1:], device=self.dev)
+            tok_lp = torch.cat([self.prompt_last_lp[seq[0]][None], self._target_lp(h, tgt)])
+        else:
+            kv, rows = self.prompt_kv, self.prompt_last_lp[None]
+            tok_lp = self.prompt_last_lp[seq[0]][None]
+        self.tokens += len(seq) - 1
+        obj = tok_lp.double().sum() if self.joint else tok_lp[m:].double().sum()
+        return float(obj), tok_lp.double(), kv, rows
+
+    def candidates(self, kept: list[int]) -> np.ndarray:
+        """Objective after deleting each kept token (scores[j] for deleting kept[j]), float64 [m]."""
+        lay, p, m = self.lay, self.p, len(kept)
+        _, tok_lp, kv, rows = self.step(kept)
+        seq = [lay.reasoning_ids[i] for i in kept] + lay.answer_ids
+        a = len(lay.answer_ids)
+        scores = np.zeros(m)
+        # prefix part: tokens before the deleted one keep their log-probs (joint only)
+        prefix = torch.cat([tok_lp.new_zeros(1), torch.cumsum(tok_lp[:m], 0)])
+        j = 0
+        while j < m:
+            # contiguous block of candidates [j, j2) sized so that B * longest suffix <= budget
+            longest = m - j - 2 + a
+            j2 = min(m, j + max(1, self.budget // max(1, longest)))
+            self._score_block(seq, m, a, j, j2, prefix, rows, kv, scores)
+            j = j2
+        # Deleting either of two equal adjacent tokens leaves the same sequence: an exact tie that
+        # round-off must not break (the rule gives it to the lower index).
+        for j in range(1, m):
+            if seq[j] == seq[j - 1]:
+                scores[j] = scores[j - 1]
+        return scores
+
+    def _score_block(self, seq, m, a, j0, j1, prefix, rows, kv, scores) -> None:
+        p, dev, B = self.p, self.dev, j1 - j0
+        L = m - j0 - 2 + a  # longest suffix input (drop the last token: it predicts nothing)
+        cache_len = p + j1 - 1  # longest prefix in the block
+        js = torch.arange(j0, j1, device=dev)
+        nxt = torch.tensor([seq[j + 1] for j in range(j0, j1)], device=dev)
+        first = rows[js].gather(1, nxt[:, None])[:, 0].double()  # log p(first suffix token | prefix)
+        if not self.joint:
+            first = torch.where(js == m - 1, first, torch.zeros_like(first))
+        total = (prefix[js] if self.joint else 0) + first
+        if L > 0:
+            ids = torch.zeros(B, L, dtype=torch.long, device=dev)
+            tgt = torch.zeros(B, L, dtype=torch.long, device=dev)
+            use = torch.zeros(B, L, dtype=torch.bool, device=dev)
+            mask = torch.zeros(B, cache_len + L, dtype=torch.long, device=dev)
+            for b, j in enumerate(range(j0, j1)):
+                suf = seq[j + 1:]
+                ln = len(suf) - 1
+                ids[b, :ln] = torch.tensor(suf[:-1])
+                tgt[b, :ln] = torch.tensor(suf[1:])
+                # output t predicts suf[t+1]; answer tokens start at suffix index m-j-1
+                first_scored = 0 if self.joint else max(0, m - j - 2)
+                use[b, first_scored:ln] = True
+                mask[b, : p + j] = 1
+                mask[b, cache_len: cache_len + ln] = 1
+            pos = p + js[:, None] + torch.arange(L, device=dev)[None]
+            out = self.base(input_ids=ids, position_ids=pos, attention_mask=mask,
+                            past_key_values=self._cache(kv, cache_len, B), use_cache=True)
+            h = out.last_hidden_state
+            lp = self._target_lp(h[use], tgt[use]).double()
+            per_row = torch.zeros(B, dtype=torch.float64, device=dev).index_add_(
+                0, use.nonzero()[:, 0], lp)
+            total = total + per_row
+            self.tokens += int(mask[:, cache_len:].sum())
+        scores[j0:j1] = total.cpu().numpy()
+
+
+@torch.no_grad()
+def greedy_prune(
+    lm: LM,
+    chain: ChainLike,
+    objective: str = "joint",
+    stride: int = 1,
+    batch_tokens: int | None = None,
+) -> GreedyResult:
+    """Greedy pruning order of one chain's reasoning tokens (exact for stride=1).
+
+    Args:
+        lm: the LM (see `load_lm`).
+        chain: mapping or Chain with question, reasoning, answer.
+        objective: "joint" (log P(R_kept, A | Q), default) or "answer" (log P(A | Q, R_kept)).
+        stride: tokens deleted per step; >1 is an approximation that is ~stride x faster.
+        batch_tokens: candidate tokens per batched forward (default: by device memory).
+    Returns:
+        GreedyResult with order, ranks (1..n), trajectory (n values) and full_objective.
+    """
+    check_objective(objective)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    t0 = time.perf_counter()
+    lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
+    sc = _Scorer(lm, lay, objective, batch_tokens)
+    kept = list(range(lay.n))
+    full = sc.step(kept)[0]
+    order: list[int] = []
+    trajectory: list[float] = []
+    while kept:
+        scores = sc.candidates(kept)
+        best = np.argsort(-scores, kind="stable")[: min(stride, len(kept))]
+        gone = set(int(b) for b in best)
+        kept_next = [k for j, k in enumerate(kept) if j not in gone]
+        after = float(scores[best[0]]) if len(best) == 1 else sc.step(kept_next)[0]
+        for b in best:
+            order.append(kept[int(b)])
+            trajectory.append(after)
+        kept = kept_next
+    res = GreedyResult(order, ranks_from_order(order), trajectory, full, time.perf_counter() - t0, lay)
+    res.forward_tokens = sc.tokens  # type: ignore[attr-defined]
+    return res

@@ -1,0 +1,40 @@
+"""Plain greedy pruning: every candidate deletion scored by a full forward pass, no cache, no batching.
+
+This is the paper's procedure (O(n^2) full prefills per chain), kept as the ground truth that the
+fast labeler (`greedy.py`) is tested and benchmarked against.
+"""
+from __future__ import annotations
+
+import time
+
+from .chains import ChainLike, as_chain
+from .greedy import GreedyResult, ranks_from_order
+from .layout import encode_chain
+from .lm import LM
+from .objective import check_objective, sequence_objective
+
+
+def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", stride: int = 1) -> GreedyResult:
+    """Reference greedy search; same result contract as `greedy.greedy_prune`."""
+    check_objective(objective)
+    t0 = time.perf_counter()
+    lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
+    p, a = len(lay.prompt_ids), len(lay.answer_ids)
+    kept = list(range(lay.n))
+    full = sequence_objective(lm.model, lay.sequence(kept), p, a, objective)
+    order: list[int] = []
+    trajectory: list[float] = []
+    while kept:
+        scores = []
+        for j in range(len(kept)):
+            cand = kept[:j] + kept[j + 1:]
+            scores.append(sequence_objective(lm.model, lay.sequence(cand), p, a, objective))
+        # stable sort: ties go to the lowest original index
+        best = sorted(range(len(kept)), key=lambda j: -scores[j])[: min(stride, len(kept))]
+        after = scores[best[0]] if len(best) == 1 else sequence_objective(
+            lm.model, lay.sequence([k for j, k in enumerate(kept) if j not in best]), p, a, objective)
+        for j in best:
+            order.append(kept[j])
+            trajectory.append(after)
+        kept = [k for j, k in enumerate(kept) if j not in set(best)]
+    return GreedyResult(order, ranks_from_order(order), trajectory, full, time.perf_counter() - t0, lay)

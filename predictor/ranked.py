@@ -1,0 +1,75 @@
+"""Ranked records (the labeler's output, one JSON object per line) and their validation."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .chains import Chain, ChainFormatError, iter_jsonl
+from .greedy import GreedyResult
+
+RANKED_FIELDS = {
+    "id": str, "question": str, "reasoning": str, "answer": str, "lm": str, "objective": str, "stride": int,
+    "prompt_ids": list, "reasoning_ids": list, "answer_ids": list, "tokens": list, "order": list,
+    "ranks": list, "trajectory": list, "full_objective": float, "seconds": float,
+}
+
+
+def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,
+                  tokenizer) -> dict[str, Any]:
+    lay = res.layout
+    return {
+        "id": chain.id, "question": chain.question, "reasoning": chain.reasoning, "answer": chain.answer,
+        "lm": lm_fingerprint, "objective": objective, "stride": stride,
+        "prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
+        "tokens": [tokenizer.decode([t]) for t in lay.reasoning_ids],
+        "order": res.order, "ranks": res.ranks,
+        "trajectory": [round(x, 6) for x in res.trajectory], "full_objective": round(res.full_objective, 6),
+        "seconds": round(res.seconds, 3),
+    }
+
+
+def validate_ranked(obj: Mapping[str, Any], where: str) -> None:
+    """Raise ChainFormatError naming `where` and the field if a ranked record is malformed."""
+    if not isinstance(obj, Mapping):
+        raise ChainFormatError(f"{where}: expected a JSON object")
+    for key, typ in RANKED_FIELDS.items():
+        if key not in obj:
+            raise ChainFormatError(f"{where}: missing field '{key}'")
+        ok = isinstance(obj[key], (int, float)) if typ is float else isinstance(obj[key], typ)
+        if not ok or (typ is int and isinstance(obj[key], bool)):
+            raise ChainFormatError(f"{where}: field '{key}' must be {typ.__name__}")
+    n = len(obj["reasoning_ids"])
+    if n == 0:
+        raise ChainFormatError(f"{where}: field 'reasoning_ids' is empty")
+    for key in ("tokens", "order", "ranks", "trajectory"):
+        if len(obj[key]) != n:
+            raise ChainFormatError(f"{where}: field '{key}' has {len(obj[key])} entries, expected n={n}")
+    if sorted(obj["order"]) != list(range(n)):
+        raise ChainFormatError(f"{where}: field 'order' is not a permutation of 0..{n - 1}")
+    if sorted(obj["ranks"]) != list(range(1, n + 1)):
+        raise ChainFormatError(f"{where}: field 'ranks' is not a permutation of 1..{n}")
+    for step, i in enumerate(obj["order"], 1):
+        if obj["ranks"][i] != step:
+            raise ChainFormatError(f"{where}: fields 'order' and 'ranks' disagree at token {i}")
+    if obj["objective"] not in ("joint", "answer"):
+        raise ChainFormatError(f"{where}: field 'objective' must be 'joint' or 'answer'")
+
+
+def read_ranked(path: str | Path, objective: str | None = None) -> list[dict[str, Any]]:
+    """Read and validate a ranked JSONL file (ids unique); optionally keep one objective only."""
+    out, seen = [], {}
+    for lineno, obj in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        validate_ranked(obj, where)
+        key = (obj["id"], obj["objective"])
+        if key in seen:
+            raise ChainFormatError(f"{where}: field 'id': duplicate id {obj['id']!r} (first on line {seen[key]})")
+        seen[key] = lineno
+        if objective is None or obj["objective"] == objective:
+            out.append(obj)
+    return out
+
+
+def record_chain(rec: Mapping[str, Any]) -> Chain:
+    return Chain(rec["question"], rec["reasoning"], rec["answer"], str(rec["id"]))

@@ -1,0 +1,59 @@
+"""Shared fixtures: a tiny random Llama with the embedded LM's tokenizer (fast, offline)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+def _tokenizer():
+    from predictor.lm import cache_root, load_lm  # noqa: F401
+    from transformers import AutoTokenizer
+
+    from predictor.lm import _resolve
+
+    _, src = _resolve(None)
+    return AutoTokenizer.from_pretrained(src)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return _tokenizer()
+
+
+def make_tiny_lm(tokenizer, layers: int = 2, heads: int = 4, kv_heads: int = 2, hidden: int = 32,
+                 dtype=torch.float64, seed: int = 0, attn: str = "sdpa"):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from predictor.lm import wrap_lm
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                      max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id,
+                      attn_implementation=attn)
+    model = LlamaForCausalLM(cfg).to(dtype)
+    # random init is near-uniform; scale up so that deletions matter and ties are unlikely
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(8.0 if p.ndim > 1 else 1.0)
+    return wrap_lm(model, tokenizer, name=f"tiny-llama-{layers}x{heads}")
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tokenizer):
+    return make_tiny_lm(tokenizer)
+
+
+CHAINS = [
+    {"id": "c1", "question": "Tom has 3 apples and buys 4 more. How many?",
+     "reasoning": "Tom has 3 + 4 = 7 apples.", "answer": "7"},
+    {"id": "c2", "question": "A pen costs $2. How much do 5 pens cost?",
+     "reasoning": "Each pen costs 2 dollars, so 5 pens cost 5 * 2 = 10 dollars in total.", "answer": "10"},
+]
+
+
+@pytest.fixture
+def chains():
+    return [dict(c) for c in CHAINS]

@@ -1,0 +1,63 @@
+"""The fast greedy labeler against the plain reference implementation, on a tiny random Llama."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictor.greedy import greedy_prune
+from predictor.greedy_reference import greedy_prune_reference
+from predictor.layout import ChainError
+
+
+@pytest.mark.parametrize("objective", ["joint", "answer"])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("batch_tokens", [None, 9])
+def test_fast_equals_reference(tiny_lm, chains, objective, stride, batch_tokens):
+    for chain in chains:
+        fast = greedy_prune(tiny_lm, chain, objective, stride, batch_tokens=batch_tokens)
+        ref = greedy_prune_reference(tiny_lm, chain, objective, stride)
+        assert fast.order == ref.order
+        np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-4)
+        assert fast.full_objective == pytest.approx(ref.full_objective, abs=1e-4)
+
+
+def test_ranks_are_a_permutation_consistent_with_order(tiny_lm, chains):
+    res = greedy_prune(tiny_lm, chains[1])
+    n = len(res.layout.reasoning_ids)
+    assert sorted(res.order) == list(range(n))
+    assert sorted(res.ranks) == list(range(1, n + 1))
+    assert all(res.ranks[i] == k + 1 for k, i in enumerate(res.order))
+    assert len(res.trajectory) == n
+
+
+def test_first_deletion_is_the_best_single_deletion(tiny_lm, chains):
+    """Step 1 must pick the deletion with the highest objective among all single deletions."""
+    from predictor.layout import encode_chain
+    from predictor.objective import sequence_objective
+
+    res = greedy_prune(tiny_lm, chains[0])
+    lay = encode_chain(tiny_lm.tokenizer, __import__("predictor.chains", fromlist=["as_chain"]).as_chain(chains[0]))
+    p, a = len(lay.prompt_ids), len(lay.answer_ids)
+    scores = [sequence_objective(tiny_lm.model, lay.sequence([k for k in range(lay.n) if k != j]), p, a, "joint")
+              for j in range(lay.n)]
+    assert res.order[0] == int(np.argmax(scores))
+    assert res.trajectory[0] == pytest.approx(max(scores), abs=1e-6)
+
+
+def test_equal_adjacent_tokens_tie_to_lowest_index(tiny_lm):
+    """Deleting either of two identical adjacent tokens gives the same sequence: lowest index wins."""
+    chain = {"question": "q?", "reasoning": "7 7 7 7 7 7", "answer": "7"}
+    res = greedy_prune(tiny_lm, chain)
+    ref = greedy_prune_reference(tiny_lm, chain)
+    assert res.order == ref.order
+
+
+def test_bad_inputs(tiny_lm):
+    with pytest.raises(ChainError, match="empty"):
+        greedy_prune(tiny_lm, {"question": "q", "reasoning": "   \n", "answer": "1"})
+    with pytest.raises(ValueError, match="unknown objective"):
+        greedy_prune(tiny_lm, {"question": "q", "reasoning": "a b", "answer": "1"}, objective="nope")
+    with pytest.raises(ChainError, match="exceed the LM's context"):
+        greedy_prune(tiny_lm, {"question": "q", "reasoning": "word " * 600, "answer": "1"})
+    with pytest.raises(ValueError, match="stride"):
+        greedy_prune(tiny_lm, {"question": "q", "reasoning": "a b", "answer": "1"}, stride=0)

@@ -1,0 +1,69 @@
+"""`predictor label`: resumable, crash-safe output; clear errors for bad input."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from predictor.cli import main
+from predictor.ranked import read_ranked
+
+from conftest import CHAINS
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tiny_lm):
+    d = tmp_path_factory.mktemp("tiny")
+    tiny_lm.model.save_pretrained(d)
+    tiny_lm.tokenizer.save_pretrained(d)
+    return d
+
+
+def _chains_file(path, chains):
+    path.write_text("".join(json.dumps(c) + "\n" for c in chains))
+    return path
+
+
+def test_label_then_resume_after_interruption(tmp_path, tiny_dir):
+    chains = _chains_file(tmp_path / "c.jsonl", CHAINS + [{"id": "c3", "question": "Why?",
+                                                            "reasoning": "Because 2 + 2 = 4.", "answer": "4"}])
+    full = tmp_path / "full.jsonl"
+    assert main(["label", "--in", str(chains), "--out", str(full), "--model", str(tiny_dir), "--threads", "1"]) == 0
+    lines = full.read_text().splitlines(keepends=True)
+    assert len(lines) == 3
+    # simulate a kill: first record complete, second cut mid-line
+    part = tmp_path / "part.jsonl"
+    part.write_text(lines[0] + lines[1][: len(lines[1]) // 2])
+    assert main(["label", "--in", str(chains), "--out", str(part), "--model", str(tiny_dir)]) == 0
+    strip = lambda text: [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in text.splitlines()]
+    assert strip(part.read_text()) == strip(full.read_text())
+    # a second resume is a no-op
+    assert main(["label", "--in", str(chains), "--out", str(part), "--model", str(tiny_dir)]) == 0
+    assert len(part.read_text().splitlines()) == 3
+    recs = read_ranked(part)
+    assert [r["id"] for r in recs] == ["c1", "c2", "c3"]
+
+
+def test_label_skips_unscorable_chains_with_reason(tmp_path, tiny_dir, capsys):
+    chains = _chains_file(tmp_path / "c.jsonl", [CHAINS[0], {"id": "e", "question": "q", "reasoning": " ", "answer": "1"}])
+    out = tmp_path / "o.jsonl"
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--shard", "0/1"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped: chain e: reasoning is empty" in err
+    assert len(out.read_text().splitlines()) == 1
+
+
+def test_label_bad_input_errors(tmp_path, tiny_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(CHAINS[0]) + "\n{not json\n")
+    assert main(["label", "--in", str(bad), "--out", str(tmp_path / "o.jsonl"), "--model", str(tiny_dir)]) == 2
+    assert f"{bad}:2: invalid JSON" in capsys.readouterr().err
+    missing = tmp_path / "m.jsonl"
+    missing.write_text(json.dumps({"id": "x", "question": "q", "answer": "1"}) + "\n")
+    assert main(["label", "--in", str(missing), "--out", str(tmp_path / "o.jsonl"), "--model", str(tiny_dir)]) == 2
+    assert f"{missing}:1: missing field 'reasoning'" in capsys.readouterr().err
+    good = _chains_file(tmp_path / "g.jsonl", CHAINS[:1])
+    assert main(["label", "--in", str(good), "--out", str(tmp_path / "o.jsonl"), "--model", str(tmp_path / "nope")]) == 2
+    assert "cannot load LM" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["label", "--in", str(good), "--out", str(tmp_path / "o.jsonl"), "--objective", "bogus"])
