@@ -22,7 +22,7 @@ import torch
 
 from .chains import ChainLike, as_chain
 from .layout import Layout, encode_chain
-from .lm import LM
+from .lm import LM, base_and_head
 from .objective import check_objective, upcast
 
 
@@ -46,16 +46,6 @@ def ranks_from_order(order: list[int]) -> list[int]:
     return ranks
 
 
-def _base_and_head(model):
-    """(decoder stack returning hidden states, output projection, final-logit softcap or None)."""
-    base = getattr(model, model.base_model_prefix, None)
-    if base is None:
-        base = model.get_decoder()
-    head = model.get_output_embeddings()
-    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
-    return base, head, cap
-
-
 def default_batch_tokens(device: torch.device) -> int:
     """Candidate tokens per batched forward: bounded by free memory on CUDA, fixed on CPU."""
     if device.type == "cuda":
@@ -69,7 +59,7 @@ class _Scorer:
 
     def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None):
         self.model = lm.model
-        self.base, self.head, self.cap = _base_and_head(lm.model)
+        self.base, self.head, self.cap = base_and_head(lm.model)
         self.dev = lm.device
         self.lay = lay
         self.joint = objective == "joint"

@@ -163,6 +163,17 @@ def load_lm(
     return LM(model=model, tokenizer=tok, name=name, fingerprint=fingerprint_model(model))
 
 
+def base_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module, float | None]:
+    """(decoder stack returning hidden states, output projection, final-logit softcap or None).
+
+    Running the stack and the head separately lets callers compute logits only where needed."""
+    base = getattr(model, model.base_model_prefix, None)
+    if base is None:
+        base = model.get_decoder()
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return base, model.get_output_embeddings(), cap
+
+
 def wrap_lm(model: torch.nn.Module, tokenizer: object, name: str = "custom") -> LM:
     """Wrap an already loaded model/tokenizer pair (e.g. a tiny test model)."""
     model.eval()

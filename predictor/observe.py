@@ -1,0 +1,172 @@
+"""One forward pass per chain -> an `Observation` that serves every scorer and the feature extractor.
+
+The pass runs over prompt + full reasoning + answer + an appended end-of-reasoning probe
+("Think Clearly"-style, Choi et al. 2025). Attention is causal, so the probe changes nothing at the
+earlier positions. Attention maps are reduced inside per-layer forward hooks to [heads, n]
+statistics over the n reasoning keys, so at most one layer's T x T map exists at a time. Eager
+attention (the only implementation that returns weights) is switched on just for this pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .chains import Chain, ChainLike, as_chain
+from .layout import Layout, encode_chain
+from .lm import LM, base_and_head
+from .objective import upcast
+
+DEFAULT_PROBE = "\n\nTime is up. I should stop thinking and now summarize the final answer."
+WINDOW = 8  # SnapKV observation window: the last queries of the scored sequence
+
+# Attention statistics, each [layers, heads, n] over the n reasoning keys (see `_reduce`).
+ATTENTION_STATS = (
+    "answer_mean",   # mean attention from the answer tokens
+    "later_mean",    # mean attention from later reasoning tokens (0 for the last one)
+    "later_max",     # max attention from later reasoning tokens (0 for the last one)
+    "last",          # attention from the final position of the scored sequence
+    "probe_mean",    # mean attention from the appended end-of-reasoning probe
+    "received_sum",  # total attention received from every later scored query (H2O's accumulated score)
+    "window_mean",   # mean attention from the last WINDOW queries of the scored sequence (SnapKV)
+)
+
+
+@dataclass
+class Observation:
+    """What one forward pass tells about one chain's n reasoning tokens.
+
+    attn[stat]: float32 [layers, heads, n] (ATTENTION_STATS), empty when observed without attention.
+    logprob/entropy/token_rank: float32 [n]: log p(token | prefix), predictive entropy (nats) at the
+    token's position, and the token's rank under that prediction (1 = argmax).
+    """
+
+    chain: Chain
+    layout: Layout
+    logprob: np.ndarray
+    entropy: np.ndarray
+    token_rank: np.ndarray
+    attn: dict[str, np.ndarray] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    lm: LM | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def n(self) -> int:
+        return self.layout.n
+
+    @property
+    def surprisal(self) -> np.ndarray:
+        return -self.logprob
+
+
+def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The self-attention module of every decoder layer, in depth order."""
+    base, _, _ = base_and_head(model)
+    layers = getattr(base, "layers", None) or getattr(base, "h", None)
+    if layers is not None:
+        mods = [getattr(l, "self_attn", None) or getattr(l, "attn", None) for l in layers]
+        if all(m is not None for m in mods):
+            return mods
+    mods = [m for name, m in model.named_modules() if name.endswith(("self_attn", ".attn"))]
+    if not mods:
+        raise RuntimeError(f"cannot find attention modules in {type(model).__name__}")
+    return mods
+
+
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module):
+    """Temporarily switch to eager attention (the only one that returns weights)."""
+    old = model.config._attn_implementation
+    if old != "eager":
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if old != "eager":
+            model.set_attn_implementation(old)
+
+
+def _reduce(w: torch.Tensor, p: int, n: int, t_scored: int, window: int) -> dict[str, torch.Tensor]:
+    """Reduce one layer's attention weights w [heads, T, T] to ATTENTION_STATS, each [heads, n]."""
+    keys = slice(p, p + n)
+    rr = w[:, p:p + n, keys]  # reasoning queries x reasoning keys
+    later = torch.tril(torch.ones(n, n, dtype=torch.bool, device=w.device), -1)  # query q > key k
+    cnt = later.sum(0).clamp(min=1)
+    scored = w[:, p:t_scored, keys]  # every scored query (reasoning + answer) -> reasoning keys
+    return {
+        "answer_mean": w[:, p + n:t_scored, keys].mean(1),
+        "later_mean": (rr * later).sum(1) / cnt,
+        "later_max": rr.masked_fill(~later, 0).amax(1),
+        "last": w[:, t_scored - 1, keys],
+        "probe_mean": w[:, t_scored:, keys].mean(1) if w.shape[1] > t_scored else torch.zeros_like(w[:, 0, keys]),
+        "received_sum": scored.sum(1),  # causal: queries before a key give it 0
+        "window_mean": w[:, max(p, t_scored - window):t_scored, keys].mean(1),
+    }
+
+
+@torch.no_grad()
+def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None = DEFAULT_PROBE,
+            window: int = WINDOW, kept: list[int] | None = None) -> Observation:
+    """Run one forward pass over a chain (default layout + probe) and collect what scorers need.
+
+    kept: observe only these reasoning token indices (sorted), e.g. the survivors of a partial
+    pruning; the observation's n is then len(kept) and its rows follow `kept`.
+    """
+    t0 = time.perf_counter()
+    chain = as_chain(chain)
+    lay = encode_chain(lm.tokenizer, chain, lm.max_length)
+    if kept is not None:
+        if not kept or sorted(set(kept)) != list(kept) or kept[0] < 0 or kept[-1] >= lay.n:
+            raise ValueError(f"kept must be sorted unique indices in [0, {lay.n}), got {kept!r:.80}")
+        lay = Layout(lay.prompt_ids, [lay.reasoning_ids[i] for i in kept], lay.answer_ids)
+    probe_ids = list(lm.tokenizer(probe, add_special_tokens=False)["input_ids"]) if (probe and attention) else []
+    ids = lay.sequence() + probe_ids
+    if len(ids) > lm.max_length:
+        ids = lay.sequence()  # the probe is optional; the scored sequence already fits
+    p, n, t_scored = len(lay.prompt_ids), lay.n, lay.total
+    base, head, cap = base_and_head(lm.model)
+    stats: list[dict[str, torch.Tensor]] = []
+
+    def hook(_mod, _inp, out):
+        w = out[1]
+        if w is None:
+            raise RuntimeError("attention weights not returned; the model ignores eager attention")
+        stats.append({k: v.float().cpu() for k, v in _reduce(w[0], p, n, t_scored, window).items()})
+        return (out[0], None) + tuple(out[2:])  # drop the T x T map right away
+
+    x = torch.tensor([ids], device=lm.device)
+    if attention:
+        handles = [m.register_forward_hook(hook) for m in attention_modules(lm.model)]
+        try:
+            with eager_attention(lm.model):
+                h = base(input_ids=x, use_cache=False).last_hidden_state[0]
+        finally:
+            for hd in handles:
+                hd.remove()
+    else:
+        h = base(input_ids=x, use_cache=False).last_hidden_state[0]
+    logits = upcast(head(h[p - 1:p + n - 1]))  # rows predicting each reasoning token
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    lp = torch.log_softmax(logits, dim=-1)
+    tgt = torch.tensor(lay.reasoning_ids, device=lm.device)
+    tok_lp = lp.gather(1, tgt[:, None])[:, 0]
+    entropy = -(lp.exp() * lp).sum(-1)
+    rank = (lp > tok_lp[:, None]).sum(-1) + 1
+    attn = {k: torch.stack([s[k] for s in stats]).numpy() for k in ATTENTION_STATS} if attention else {}
+    return Observation(
+        chain=chain, layout=lay, logprob=tok_lp.float().cpu().numpy(), entropy=entropy.float().cpu().numpy(),
+        token_rank=rank.cpu().numpy().astype(np.float32), attn=attn,
+        tokens=[lm.tokenizer.decode([t]) for t in lay.reasoning_ids], seconds=time.perf_counter() - t0, lm=lm,
+    )
+
+
+def observe_many(lm: LM, chains: ChainLike | list[ChainLike], **kw) -> list[Observation]:
+    """`observe` for each chain (one chain or a list)."""
+    from .chains import as_chain_list
+
+    return [observe(lm, c, **kw) for c in as_chain_list(chains)[0]]

@@ -1,0 +1,51 @@
+"""The one scorer interface shared by baselines, the greedy oracle and learned predictors.
+
+A scorer maps an `Observation` (one forward pass over a chain) to an importance score per
+reasoning token: higher = pruned later (kept longer). Ranks follow DESIGN.md: ranks[i] in 1..n is
+the step at which token i is deleted; among equal scores the lower index is deleted first.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from ..observe import Observation
+
+
+class Scorer(ABC):
+    """Subclasses set `name` and implement `score`; register them in `scorers/__init__.py`."""
+
+    name: ClassVar[str]
+    needs_attention: ClassVar[bool] = False  # whether the observation must carry attention statistics
+
+    @abstractmethod
+    def score(self, obs: Observation) -> np.ndarray:
+        """Importance of each reasoning token, float [n]; higher = pruned later."""
+
+    def ranks(self, obs: Observation) -> np.ndarray:
+        """Predicted pruning ranks, int [n], a permutation of 1..n."""
+        return scores_to_ranks(self.score(obs))
+
+    def extra_forward_passes(self, n: int) -> int:
+        """LM forward passes beyond the shared observation pass, for a chain of n tokens (cost reports)."""
+        return 0
+
+
+def scores_to_ranks(scores: np.ndarray) -> np.ndarray:
+    """Importance [n] -> ranks [n] (1 = pruned first = lowest score; ties: lower index first)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or not np.isfinite(scores).all():
+        raise ValueError("scores must be a finite 1-D array")
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def normalized_ranks(ranks: np.ndarray) -> np.ndarray:
+    """(ranks - 1) / (n - 1) in [0, 1] (1 = kept longest); 0.5 for a single token."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    n = len(ranks)
+    return (ranks - 1) / (n - 1) if n > 1 else np.full(n, 0.5)
