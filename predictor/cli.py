@@ -9,6 +9,8 @@ import sys
 COMMANDS = {
     "import-gsm8k": "import_gsm8k",
     "label": "label",
+    "merge-ranked": "merge_ranked",
+    "check-data": "check_data",
 }
 
 

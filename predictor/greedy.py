@@ -39,8 +39,9 @@ class GreedyResult:
     layout: Layout
 
 
-def ranks_from_order(order: list[int]) -> list[int]:
-    ranks = [0] * len(order)
+def ranks_from_order(order: list[int], n: int | None = None) -> list[int]:
+    """ranks[i] = 1-based step at which token i was deleted (0 if a partial search never deleted it)."""
+    ranks = [0] * (len(order) if n is None else n)
     for step, i in enumerate(order, 1):
         ranks[i] = step
     return ranks
@@ -186,6 +187,7 @@ def greedy_prune(
     objective: str = "joint",
     stride: int = 1,
     batch_tokens: int | None = None,
+    max_steps: int | None = None,
 ) -> GreedyResult:
     """Greedy pruning order of one chain's reasoning tokens (exact for stride=1).
 
@@ -195,6 +197,7 @@ def greedy_prune(
         objective: "joint" (log P(R_kept, A | Q), default) or "answer" (log P(A | Q, R_kept)).
         stride: tokens deleted per step; >1 is an approximation that is ~stride x faster.
         batch_tokens: candidate tokens per batched forward (default: by device memory).
+        max_steps: stop after this many steps (partial order; for benchmarks). Default: all.
     Returns:
         GreedyResult with order, ranks (1..n), trajectory (n values) and full_objective.
     """
@@ -208,7 +211,9 @@ def greedy_prune(
     full = sc.step(kept)[0]
     order: list[int] = []
     trajectory: list[float] = []
-    while kept:
+    steps = 0
+    while kept and (max_steps is None or steps < max_steps):
+        steps += 1
         scores = sc.candidates(kept)
         best = np.argsort(-scores, kind="stable")[: min(stride, len(kept))]
         gone = set(int(b) for b in best)
@@ -218,6 +223,6 @@ def greedy_prune(
             order.append(kept[int(b)])
             trajectory.append(after)
         kept = kept_next
-    res = GreedyResult(order, ranks_from_order(order), trajectory, full, time.perf_counter() - t0, lay)
+    res = GreedyResult(order, ranks_from_order(order, lay.n), trajectory, full, time.perf_counter() - t0, lay)
     res.forward_tokens = sc.tokens  # type: ignore[attr-defined]
     return res

@@ -14,7 +14,8 @@ from .lm import LM
 from .objective import check_objective, sequence_objective
 
 
-def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", stride: int = 1) -> GreedyResult:
+def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", stride: int = 1,
+                           max_steps: int | None = None) -> GreedyResult:
     """Reference greedy search; same result contract as `greedy.greedy_prune`."""
     check_objective(objective)
     t0 = time.perf_counter()
@@ -24,7 +25,9 @@ def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", s
     full = sequence_objective(lm.model, lay.sequence(kept), p, a, objective)
     order: list[int] = []
     trajectory: list[float] = []
-    while kept:
+    steps = 0
+    while kept and (max_steps is None or steps < max_steps):
+        steps += 1
         scores = []
         for j in range(len(kept)):
             cand = kept[:j] + kept[j + 1:]
@@ -37,4 +40,4 @@ def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", s
             order.append(kept[j])
             trajectory.append(after)
         kept = [k for j, k in enumerate(kept) if j not in set(best)]
-    return GreedyResult(order, ranks_from_order(order), trajectory, full, time.perf_counter() - t0, lay)
+    return GreedyResult(order, ranks_from_order(order, lay.n), trajectory, full, time.perf_counter() - t0, lay)
