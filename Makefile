@@ -20,3 +20,7 @@ test: setup
 
 demo: setup
 	$(BIN)/python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl --out runs/demo
+
+report: setup
+	$(BIN)/python -m predictor evaluate --data data/ranked/gsm8k-smollm2-joint.jsonl \
+	    --predictor predictor/pretrained/smollm2-joint --out reports/smollm2-joint

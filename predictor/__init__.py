@@ -18,6 +18,8 @@ _EXPORTS = {
     "observe": "predictor.observe",
     "extract_features": "predictor.features",
     "FeatureSpec": "predictor.features",
+    "FeatureTable": "predictor.features",
+    "FeatureCache": "predictor.feature_cache",
     "RankPredictor": "predictor.rank_predictor",
     "prune": "predictor.prune",
 }

@@ -21,6 +21,7 @@ from .lm import LM, base_and_head
 from .objective import upcast
 
 DEFAULT_PROBE = "\n\nTime is up. I should stop thinking and now summarize the final answer."
+LOGIT_CHUNK = 1 << 20  # logits per lm-head chunk (rows x vocab): bounds the [rows, vocab] buffers to ~4 MiB
 WINDOW = 8  # SnapKV observation window: the last queries of the scored sequence
 
 # Attention statistics, each [layers, heads, n] over the n reasoning keys (see `_reduce`).
@@ -135,7 +136,8 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
         w = out[1]
         if w is None:
             raise RuntimeError("attention weights not returned; the model ignores eager attention")
-        stats.append({k: v.float().cpu() for k, v in _reduce(w[0], p, n, t_scored, window).items()})
+        # copy=True: a stat that is a view (e.g. "last") would otherwise keep this layer's whole T x T map alive
+        stats.append({k: v.to("cpu", torch.float32, copy=True) for k, v in _reduce(w[0], p, n, t_scored, window).items()})
         return (out[0], None) + tuple(out[2:])  # drop the T x T map right away
 
     x = torch.tensor([ids], device=lm.device)
@@ -149,14 +151,18 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
                 hd.remove()
     else:
         h = base(input_ids=x, use_cache=False).last_hidden_state[0]
-    logits = upcast(head(h[p - 1:p + n - 1]))  # rows predicting each reasoning token
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    lp = torch.log_softmax(logits, dim=-1)
     tgt = torch.tensor(lay.reasoning_ids, device=lm.device)
-    tok_lp = lp.gather(1, tgt[:, None])[:, 0]
-    entropy = -(lp.exp() * lp).sum(-1)
-    rank = (lp > tok_lp[:, None]).sum(-1) + 1
+    parts, rows = [], max(1, LOGIT_CHUNK // head.out_features if hasattr(head, "out_features") else 64)
+    for a in range(0, n, rows):  # chunks: a [n, vocab] tensor and its copies would dwarf the forward itself
+        logits = upcast(head(h[p - 1 + a:p - 1 + min(n, a + rows)]))  # rows predicting reasoning tokens
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        lp = torch.log_softmax(logits, dim=-1)
+        del logits
+        t_lp = lp.gather(1, tgt[a:a + len(lp), None])[:, 0]
+        ent = -lp.exp().mul_(lp).sum(-1)
+        parts.append((t_lp, ent, (lp > t_lp[:, None]).sum(-1) + 1))
+    tok_lp, entropy, rank = (torch.cat(x) for x in zip(*parts))
     attn = {k: torch.stack([s[k] for s in stats]).numpy() for k in ATTENTION_STATS} if attention else {}
     return Observation(
         chain=chain, layout=lay, logprob=tok_lp.float().cpu().numpy(), entropy=entropy.float().cpu().numpy(),
