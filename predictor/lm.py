@@ -119,6 +119,8 @@ def fingerprint_model(model: torch.nn.Module) -> str:
     """Hash of the config and a deterministic sample of every parameter (12 hex chars)."""
     h = hashlib.sha256()
     cfg = model.config.to_dict()
+    # save_pretrained adds `architectures`: fill it in so a model hashes the same before and after saving
+    cfg["architectures"] = cfg.get("architectures") or [type(model).__name__]
     for k in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_attn_implementation_autoset",
               "attn_implementation", "_attn_implementation"):
         cfg.pop(k, None)
