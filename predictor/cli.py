@@ -9,8 +9,13 @@ import sys
 COMMANDS = {
     "import-gsm8k": "import_gsm8k",
     "label": "label",
+    "featurize": "featurize",
     "merge-ranked": "merge_ranked",
     "check-data": "check_data",
+    "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "prune": "prune",
 }
 
 

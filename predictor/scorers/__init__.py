@@ -1,0 +1,42 @@
+"""Registry of token-ranking methods: every scorer is one small file plus one line here.
+
+    from predictor.scorers import SCORERS, get_scorer
+    ranks = get_scorer("surprisal").ranks(observe(lm, chain))
+"""
+from __future__ import annotations
+
+from .attention import AttentionScorer
+from .base import Scorer, normalized_ranks, scores_to_ranks
+from .greedy_oracle import GreedyScorer
+from .leave_one_out import LeaveOneOutScorer
+from .learned import LearnedScorer, PredictorMismatchError
+from .position import PositionScorer
+from .random_scorer import RandomScorer
+from .snapkv import SnapKVScorer
+from .surprisal import SurprisalScorer
+from .think_clearly import ThinkClearlyScorer
+
+SCORERS: dict[str, type[Scorer]] = {
+    "random": RandomScorer,
+    "position": PositionScorer,
+    "surprisal": SurprisalScorer,
+    "attention": AttentionScorer,
+    "snapkv": SnapKVScorer,
+    "think-clearly": ThinkClearlyScorer,
+    "greedy": GreedyScorer,
+    "leave-one-out": LeaveOneOutScorer,
+    "learned": LearnedScorer,
+}
+
+BASELINES = ("random", "position", "surprisal", "attention", "snapkv", "think-clearly")
+
+
+def get_scorer(name: str, **kwargs) -> Scorer:
+    """Instantiate a registered scorer by name (kwargs go to its constructor)."""
+    if name not in SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; registered: {', '.join(SCORERS)}")
+    return SCORERS[name](**kwargs)
+
+
+__all__ = ["SCORERS", "BASELINES", "Scorer", "get_scorer", "scores_to_ranks", "normalized_ranks",
+           "PredictorMismatchError"] + [c.__name__ for c in SCORERS.values()]

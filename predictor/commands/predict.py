@@ -1,0 +1,228 @@
+"""Predict the greedy pruning ranks of every chain in a JSONL file, with one forward pass per chain.
+
+Writes one JSON line per chain: id, n, ranks (1 = pruned first), order (token indices in pruning
+order), tokens (decoded), scorer, lm (fingerprint), refresh. The ranking comes from the shipped
+pretrained predictor (default), a trained predictor directory (--predictor DIR) or any registered
+scorer (--scorer NAME: baselines, or `greedy` for the exact oracle).
+
+Streaming and resumable: chains are read line by line and each record is appended (fsynced) to
+OUT.partial; a re-run skips finished ids, and OUT is replaced atomically once the input is done.
+The input is never overwritten. Malformed lines, empty reasonings and chains longer than the LM's
+context are skipped and counted with their reasons.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .common import add_lm_arguments
+
+HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
+
+
+def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
+    """--scorer / --predictor / --refresh and the LM options (shared with `predictor prune`)."""
+    from ..scorers import SCORERS
+
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scorer", choices=[s for s in SCORERS if s != "learned"],
+                   help="rank with a registered scorer instead of a learned predictor")
+    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory (default: the shipped one)")
+    p.add_argument("--refresh", type=int, default=1, metavar="K",
+                   help="forward passes per chain: re-score the survivors K times (default 1)")
+    p.add_argument("--no-check-lm", action="store_true",
+                   help="use a predictor with an LM other than the one it was trained for")
+    p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
+    add_lm_arguments(p)
+
+
+def load_predictor_from_args(args: argparse.Namespace):
+    """The RankPredictor the arguments name (the LM is loaded once)."""
+    import torch
+
+    from ..lm import load_lm
+    from ..rank_predictor import RankPredictor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lm = load_lm(args.model, device=args.device) if (args.model or args.scorer) else None
+    return RankPredictor.load(args.scorer or args.predictor, lm=lm, device=args.device,
+                              check_lm=not args.no_check_lm)
+
+
+def check_paths(inp: str, out: str) -> None:
+    """Refuse to write over the input (also through OUT.partial)."""
+    src = Path(inp)
+    if not src.is_file():
+        raise FileNotFoundError(f"{inp}: no such input file")
+    for target in (Path(out), partial_path(out)):
+        if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(target, src)):
+            raise ValueError(f"--out {out} would overwrite the input {inp}; choose another output path")
+
+
+def partial_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+class Skips:
+    """Counted skipped input chains with their reasons (first examples kept for the report)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, kind: str, message: str) -> None:
+        self.counts[kind] += 1
+        self.examples.setdefault(kind, [])
+        if len(self.examples[kind]) < 3:
+            self.examples[kind].append(message)
+
+    def add_chain_error(self, err: Exception) -> None:
+        msg = str(err)
+        kind = "too long for the LM" if "exceed" in msg else "empty reasoning" if ("empty" in msg or "no tokens" in msg) \
+            else "unscorable"
+        self.add(kind, msg)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def report(self, file=None) -> None:
+        file = file or sys.stderr
+        for kind, k in self.counts.most_common():
+            print(f"skipped {k} chain(s): {kind}", file=file)
+            for ex in self.examples[kind]:
+                print(f"  e.g. {ex}", file=file)
+
+
+def count_lines(path: str | Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def stream_chains(path: str | Path, skips: Skips, limit: int | None = None) -> Iterator[Any]:
+    """Yield valid chains of a JSONL file one by one; malformed lines and duplicate ids are skipped."""
+    from ..chains import Chain, ChainFormatError
+
+    path = Path(path)
+    seen: set[str] = set()
+    k = 0
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            if limit is not None and k >= limit:
+                return
+            k += 1
+            where = f"{path}:{lineno}"
+            try:
+                c = Chain.from_mapping(json.loads(line), where)
+            except json.JSONDecodeError as e:
+                skips.add("malformed JSONL line", f"{where}: invalid JSON ({e.msg} at column {e.colno})")
+                continue
+            except ChainFormatError as e:
+                skips.add("malformed JSONL line", str(e))
+                continue
+            if not c.id:
+                c = Chain(c.question, c.reasoning, c.answer, f"{path.stem}-{lineno}", c.extra)
+            if c.id in seen:
+                skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
+                continue
+            seen.add(c.id)
+            yield c
+
+
+class AtomicResumableOutput:
+    """Append records to OUT.partial (resumable, fsynced); on success rename it over OUT atomically.
+
+    A previous complete OUT seeds the partial file, so its ids are skipped too; OUT itself is only
+    ever replaced whole."""
+
+    def __init__(self, out: str | Path):
+        from ..jsonl_io import ResumableJsonlWriter
+
+        self.out, self.partial = Path(out), partial_path(out)
+        if not self.partial.exists() and self.out.exists():
+            shutil.copyfile(self.out, self.partial)
+        self.writer = ResumableJsonlWriter(self.partial)
+        self.done = self.writer.done
+        self.resumed = len(self.done)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write(record)
+
+    def __enter__(self) -> "AtomicResumableOutput":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.writer.close()
+        if exc_type is None:
+            os.replace(self.partial, self.out)
+
+
+def run_stream(args: argparse.Namespace, make_record, desc: str) -> int:
+    """Shared driver: validate paths, load the predictor, stream chains -> records, report skips."""
+    from tqdm import tqdm
+
+    from ..layout import ChainError
+
+    check_paths(args.inp, args.out)
+    if args.refresh < 1:
+        raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {args.refresh}")
+    rp = load_predictor_from_args(args)
+    skips = Skips()
+    written = 0
+    total = count_lines(args.inp)
+    if args.limit is not None:
+        total = min(total, args.limit)
+    with AtomicResumableOutput(args.out) as out:
+        bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
+        for chain in stream_chains(args.inp, skips, args.limit):
+            bar.update(1)
+            if chain.id in out.done:
+                continue
+            try:
+                out.write(make_record(rp, chain))
+                written += 1
+            except ChainError as e:
+                skips.add_chain_error(e)
+        bar.update(total - bar.n)
+        bar.close()
+        resumed = out.resumed
+    skips.report()
+    print(f"{desc}: wrote {written} chain(s) to {args.out} with {rp!r}; {resumed} already done; "
+          f"{skips.total} skipped", file=sys.stderr)
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", required=True, help="chains JSONL (id, question, reasoning, answer)")
+    p.add_argument("--out", required=True, help="ranks JSONL (resumes if OUT.partial or OUT exists)")
+    add_predictor_arguments(p)
+
+
+def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
+    import numpy as np
+
+    from ..layout import encode_chain
+
+    lay_ids = encode_chain(rp.lm.tokenizer, chain, rp.lm.max_length).reasoning_ids  # ChainError first
+    ranks = rp.predict_ranks(chain, refresh=refresh)
+    return {
+        "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
+        "order": np.argsort(ranks, kind="stable").tolist(),
+        "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
+        "scorer": rp.name, "lm": rp.lm.fingerprint, "refresh": refresh,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_stream(args, lambda rp, c: predict_record(rp, c, args.refresh), "predict")

@@ -1,0 +1,51 @@
+"""Prune every chain of a JSONL file to a budget: the drop-in replacement for greedy pruning.
+
+Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
+ratio (kept / n), n, original_reasoning, scorer. Exactly one budget: --keep RATIO in (0, 1]
+(round half up, at least one token), --keep-tokens N, or --threshold T on the min-max normalized
+score. --step-aware removes whole low-scoring reasoning steps (lines) first; --protect digits keeps
+every token holding a digit. Streaming, resumable and atomic like `predictor predict`.
+
+    predictor prune --in chains.jsonl --keep 0.5 --out pruned.jsonl [--scorer NAME | --predictor DIR]
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .predict import add_predictor_arguments, run_stream
+
+HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", required=True, help="chains JSONL (id, question, reasoning, answer)")
+    p.add_argument("--out", required=True, help="pruned chains JSONL (resumes if OUT.partial or OUT exists)")
+    b = p.add_mutually_exclusive_group(required=True)
+    b.add_argument("--keep", type=float, metavar="RATIO", help="fraction of reasoning tokens to keep, in (0, 1]")
+    b.add_argument("--keep-tokens", type=int, metavar="N", help="reasoning tokens to keep per chain")
+    b.add_argument("--threshold", type=float, metavar="T",
+                   help="keep tokens whose min-max normalized score is >= T, in [0, 1]")
+    p.add_argument("--step-aware", action="store_true", help="remove whole low-scoring reasoning steps first")
+    p.add_argument("--protect", choices=["digits", "math"], default=None,
+                   help="never remove tokens with digits (or digits and operators)")
+    add_predictor_arguments(p)
+
+
+def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
+    from ..pruning import prune
+
+    res = prune(chain, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold, protect=args.protect,
+                step_aware=args.step_aware, refresh=args.refresh, predictor=rp)
+    return {
+        "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
+        "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": chain.reasoning,
+        "scorer": rp.name,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pruning import check_budget
+
+    check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
+    return run_stream(args, lambda rp, c: prune_record(rp, c, args), "prune")

@@ -1,0 +1,133 @@
+"""`RankPredictor`: the drop-in replacement for the greedy search.
+
+    rp = RankPredictor.load()                 # shipped pretrained predictor + the embedded LM
+    ranks = rp.predict_ranks(chain)           # int [n], 1 = pruned first (DESIGN.md convention)
+    res = rp.prune(chain, keep_ratio=0.5)     # pruned text, kept indices, achieved ratio
+
+Any registered scorer name ("surprisal", "greedy", ...) or a trained predictor directory loads the
+same way, so the learned predictor, the baselines and the oracle are used identically.
+Importance is dynamic (a token can become critical once others are gone): `refresh=k` re-observes
+the survivors k times, deleting an equal share of the tokens after each pass.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .chains import Chain, ChainLike, as_chain_list
+from .layout import encode_chain
+from .lm import LM
+from .observe import Observation, observe
+from .scorers import SCORERS, LearnedScorer, Scorer, get_scorer
+from .scorers.base import scores_to_ranks
+from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir
+
+if TYPE_CHECKING:
+    from .pruning import PruneResult
+
+__all__ = ["RankPredictor", "PredictorMismatchError"]
+
+
+class RankPredictor:
+    """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
+
+    def __init__(self, lm: LM, scorer: Scorer, name: str | None = None):
+        self.lm = lm
+        self.scorer = scorer
+        self.name = name or scorer.name
+
+    def __repr__(self) -> str:
+        return f"RankPredictor({self.name!r}, lm={self.lm.name!r} [{self.lm.fingerprint}])"
+
+    @classmethod
+    def load(cls, path_or_name: str | Path | None = None, lm: LM | None = None, device: str | None = None,
+             check_lm: bool = True, **scorer_kwargs: Any) -> "RankPredictor":
+        """Load a predictor.
+
+        path_or_name: None -> the shipped pretrained predictor (predictor/pretrained/smollm2-joint);
+            a registered scorer name (see `predictor.scorers.SCORERS`) -> that baseline / the oracle;
+            otherwise a trained predictor directory.
+        lm: the LM to score with; None loads the predictor's own LM (the embedded default for
+            baselines). A given LM whose fingerprint differs from the predictor's raises
+            PredictorMismatchError unless check_lm=False.
+        """
+        from .lm import DEFAULT_LM_NAME, load_lm
+
+        name = None if path_or_name is None else str(path_or_name)
+        if name is not None and name in SCORERS and name != "learned":
+            scorer = get_scorer(name, **scorer_kwargs)
+            return cls(lm if lm is not None else load_lm(device=device), scorer, name)
+        path = pretrained_dir() if name in (None, "learned") else Path(name)
+        if not path.exists() and name not in (None, "learned"):
+            raise FileNotFoundError(f"{name!r} is neither a registered scorer ({', '.join(SCORERS)}) "
+                                    "nor an existing predictor directory")
+        scorer = LearnedScorer(path=path, check_lm=check_lm, **scorer_kwargs)
+        meta = scorer.metadata
+        if lm is None:
+            lm_name = meta.get("lm_name")
+            lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
+        if check_lm:
+            check_fingerprint(meta, lm, f"predictor {path}")
+        return cls(lm, scorer, path.name)
+
+    # --- one pass -------------------------------------------------------------------------------
+    def observe(self, chain: ChainLike, kept: list[int] | None = None) -> Observation:
+        """The forward pass this predictor's scorer needs (attention only when it uses it)."""
+        kw = dict(getattr(self.scorer, "observe_kwargs", {}))
+        return observe(self.lm, chain, attention=self.scorer.needs_attention, kept=kept, **kw)
+
+    def score(self, chain: ChainLike) -> np.ndarray:
+        """Scores of one chain from one pass, float [n]; higher = pruned later."""
+        return np.asarray(self.scorer.score(self.observe(chain)), dtype=np.float64)
+
+    def num_tokens(self, chain: ChainLike) -> int:
+        """Reasoning tokens of a chain in the default layout (raises ChainError if unscorable)."""
+        chain = as_chain_list(chain)[0][0]
+        return encode_chain(self.lm.tokenizer, chain, self.lm.max_length).n
+
+    # --- ranks ----------------------------------------------------------------------------------
+    def predict_ranks(self, chains: ChainLike | list[ChainLike], refresh: int = 1) -> np.ndarray | list[np.ndarray]:
+        """Predicted pruning ranks: int [n] per chain (1 = pruned first), a list for a list input.
+
+        refresh: forward passes per chain (capped at n). Pass k scores the survivors, then deletes
+        the ceil(remaining / passes left) lowest-scored ones, which take the next ranks.
+        """
+        chains_, single = as_chain_list(chains)
+        out = [self._ranks_one(c, refresh) for c in chains_]
+        return out[0] if single else out
+
+    def _ranks_one(self, chain: Chain, refresh: int) -> np.ndarray:
+        if not isinstance(refresh, (int, np.integer)) or refresh < 1:
+            raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
+        obs = self.observe(chain)
+        n = obs.n
+        ranks = np.zeros(n, dtype=np.int64)
+        alive = np.arange(n)
+        done = 0
+        passes_left = min(int(refresh), n)
+        while True:
+            scores = np.asarray(self.scorer.score(obs), dtype=np.float64)
+            if len(scores) != len(alive):
+                raise ValueError(f"scorer {self.scorer.name} returned {len(scores)} scores for {len(alive)} tokens")
+            local = scores_to_ranks(scores)  # 1..m among the survivors
+            if passes_left <= 1:
+                ranks[alive] = done + local
+                return ranks
+            k = math.ceil(len(alive) / passes_left)
+            gone = local <= k
+            ranks[alive[gone]] = done + local[gone]
+            done += k
+            alive = alive[~gone]
+            passes_left -= 1
+            obs = self.observe(chain, kept=alive.tolist())
+
+    # --- pruning --------------------------------------------------------------------------------
+    def prune(self, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None,
+              **kwargs: Any) -> "PruneResult | list[PruneResult]":
+        """`predictor.pruning.prune` with this predictor (see there for the budget options)."""
+        from .pruning import prune
+
+        return prune(chains, keep_ratio, predictor=self, **kwargs)

@@ -1,0 +1,93 @@
+"""Learned predictors as scorers: features of one observation -> a trained regressor -> scores.
+
+A predictor directory (predictor/predictor_dir.py) holds the regressor and `predictor.json`
+metadata: the LM fingerprint it was trained for, the feature spec and the feature names. The
+regressor predicts the normalized greedy rank (0 = pruned first, 1 = kept longest) of each token.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..observe import Observation
+from .base import Scorer
+
+PRETRAINED_NAME = "smollm2-joint"
+ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
+
+
+def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
+    """Folder of a predictor shipped inside the package (predictor/pretrained/NAME)."""
+    return Path(__file__).resolve().parent.parent / "pretrained" / name
+
+
+class PredictorMismatchError(ValueError):
+    """A predictor was trained for another LM than the one it is asked to score with."""
+
+
+def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") -> None:
+    """Raise PredictorMismatchError naming both fingerprints when `lm` is not the predictor's LM."""
+    want = metadata.get("lm_fingerprint")
+    if want and lm is not None and lm.fingerprint != want:
+        raise PredictorMismatchError(
+            f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
+            f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless. "
+            "Load the matching LM, or pass check_lm=False to override."
+        )
+
+
+class LearnedScorer(Scorer):
+    """Scores from a trained regressor on `features_from_observation(obs, spec)` [n, F] -> [n].
+
+    Build from a loaded predictor (`LearnedScorer(regressor, metadata)`) or a directory
+    (`LearnedScorer(path=DIR)`); with neither, the shipped pretrained predictor is loaded.
+    """
+
+    name = "learned"
+
+    def __init__(self, regressor: Any = None, metadata: dict[str, Any] | None = None,
+                 path: str | Path | None = None, check_lm: bool = True):
+        if regressor is None:
+            path = Path(path) if path is not None else pretrained_dir()
+            if not path.exists():
+                hint = " (the shipped pretrained predictor is missing; train one with `predictor train`)" \
+                    if path == pretrained_dir() else ""
+                raise FileNotFoundError(f"predictor directory {path} does not exist{hint}")
+            from ..predictor_dir import load_predictor
+
+            regressor, metadata = load_predictor(path)
+        if metadata is None:
+            raise ValueError("LearnedScorer needs the predictor metadata (feature_spec, feature_names)")
+        for key in ("feature_spec", "feature_names"):
+            if key not in metadata:
+                raise ValueError(f"predictor metadata has no {key!r}" + (f" ({path})" if path else ""))
+        from ..features import FeatureSpec
+
+        self.regressor, self.metadata, self.path = regressor, metadata, path
+        self.spec = FeatureSpec.from_dict(metadata["feature_spec"])
+        self.feature_names = list(metadata["feature_names"])
+        self.check_lm = check_lm
+        self.needs_attention = bool(ATTENTION_GROUPS & set(self.spec.groups))  # type: ignore[misc]
+        # the observation pass must match the one the features were trained on (probe text, window)
+        self.observe_kwargs = {"probe": self.spec.probe if self.spec.needs_probe else None, "window": self.spec.window}
+
+    def score(self, obs: Observation) -> np.ndarray:
+        from ..features import features_from_observation
+
+        if self.check_lm:
+            check_fingerprint(self.metadata, obs.lm, f"predictor {self.path or ''}".strip())
+        table = features_from_observation(obs, self.spec)
+        if list(table.names) != self.feature_names:
+            extra = sorted(set(table.names) - set(self.feature_names))[:5]
+            missing = sorted(set(self.feature_names) - set(table.names))[:5]
+            raise ValueError(
+                f"features computed ({len(table.names)}) differ from those the predictor was trained on "
+                f"({len(self.feature_names)}): missing {missing}, unexpected {extra}; was it trained with "
+                "another LM or package version?"
+            )
+        pred = np.asarray(self.regressor.predict([np.asarray(table.values, dtype=np.float32)])[0], dtype=np.float64)
+        if pred.shape != (obs.n,):
+            raise ValueError(f"regressor returned shape {pred.shape} for {obs.n} tokens")
+        return np.nan_to_num(pred, nan=0.0, posinf=1.0, neginf=0.0)

@@ -1,0 +1,232 @@
+"""The training pipeline shared by `train.py` and `predictor train` (reads top to bottom in `run_training`).
+
+1. read ranked chains; 2. load the LM they were labeled with; 3. split by chain (train/val/test);
+4. features (cached) for every chain, plus pruned states of the training chains; 5. train each
+regressor, early-stopping and selecting on validation per-chain Spearman; 6. single-signal baselines
+(sign chosen on train); 7. evaluate on the test chains (only for the report); 8. optionally
+refresh (re-score as tokens go) for the selected predictor; 9. save the predictor directory and
+metrics.json, and print the summary table.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from .evaluation.metrics import bootstrap_ci, per_chain_spearman
+
+DEFAULT_DATA = "data/ranked/gsm8k-smollm2-joint.jsonl"
+DEFAULT_REGRESSORS = ("lgbm-regression", "lgbm-lambdarank", "mlp", "sequence")
+BASELINE_COLUMNS = {"surprisal": "logit.surprisal", "entropy": "logit.entropy", "position": "pos.frac",
+                    "attention (answer mean)": "attn.answer_mean.all_mean"}
+
+
+@dataclass
+class TrainConfig:
+    data: str = DEFAULT_DATA
+    out: str = "runs/train"
+    model: str | None = None
+    device: str | None = None
+    objective: str = "joint"
+    regressors: tuple[str, ...] = DEFAULT_REGRESSORS
+    states: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+    groups: tuple[str, ...] | None = None  # None: features.DEFAULT_GROUPS
+    per_head: bool = True
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    limit: int | None = None
+    refresh: tuple[int, ...] = ()
+    ship: bool = False
+    cache: str | None = None
+    threads: int | None = None
+    n_boot: int = 2000
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> extra __init__ params
+    progress: bool = True
+
+
+def ci_dict(rho: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Mean per-chain Spearman with its 95% bootstrap interval over chains."""
+    mean, lo, hi = bootstrap_ci(rho, n_boot=n_boot, seed=seed)
+    return {"mean": mean, "lo": lo, "hi": hi, "n_chains": int(len(rho)), "per_chain": [float(r) for r in rho]}
+
+
+def column_spearman(X: Sequence[np.ndarray], y: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean over chains of the Spearman correlation of every feature column with the target, [F]."""
+    total = np.zeros(X[0].shape[1])
+    for x, t in zip(X, y):
+        rx = rankdata(x, axis=0)
+        rx -= rx.mean(0)
+        rt = rankdata(t) - (len(t) + 1) / 2
+        den = np.sqrt((rx ** 2).sum(0) * (rt ** 2).sum())
+        total += np.divide(rx.T @ rt, den, out=np.zeros(x.shape[1]), where=den > 0)
+    return total / len(X)
+
+
+def single_signal_baselines(names: list[str], X_train: Sequence[np.ndarray], y_train: Sequence[np.ndarray]
+                            ) -> dict[str, tuple[int, float]]:
+    """Baseline name -> (column index, sign chosen on train); includes the best single column on train."""
+    rho = column_spearman(X_train, y_train)
+    out = {}
+    for label, col in BASELINE_COLUMNS.items():
+        if col in names:
+            j = names.index(col)
+            out[label] = (j, 1.0 if rho[j] >= 0 else -1.0)
+    j = int(np.argmax(np.abs(rho)))
+    out[f"best single: {names[j]}"] = (j, 1.0 if rho[j] >= 0 else -1.0)
+    return out
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text summary table: name, kind, val/test Spearman [95% CI], passes, fit seconds."""
+    def cell(m):
+        return "-" if not m else f"{m['mean']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}]"
+
+    head = (f"{'predictor':48s} {'val Spearman [95% CI]':26s} {'test Spearman [95% CI]':26s} "
+            f"{'passes':>6s} {'fit s':>7s}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        fit = f"{r['fit_seconds']:.1f}" if r.get("fit_seconds") is not None else ""
+        lines.append(f"{r['name'][:48]:48s} {cell(r.get('val')):26s} {cell(r.get('test')):26s} "
+                     f"{str(r.get('passes', 1)):>6s} {fit:>7s}")
+    return "\n".join(lines)
+
+
+def refresh_spearman(lm, regressor, metadata: dict[str, Any], records: Sequence[dict[str, Any]],
+                     refresh: int, progress: bool = True) -> np.ndarray:
+    """Per-chain Spearman of greedy ranks with ranks predicted with `refresh` forward passes per chain."""
+    from tqdm import tqdm
+
+    from .ranked import record_chain
+    from .rank_predictor import RankPredictor
+    from .scorers.learned import LearnedScorer
+
+    rp = RankPredictor(lm, LearnedScorer(regressor, metadata))
+    pred = [rp.predict_ranks(record_chain(r), refresh=refresh)
+            for r in tqdm(records, desc=f"refresh={refresh}", unit="chain", disable=not progress, leave=False)]
+    return per_chain_spearman(pred, [np.asarray(r["ranks"]) for r in records])
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_training(cfg: TrainConfig) -> dict[str, Any]:
+    """Train, select on validation, evaluate on test, save; returns the metrics dict (also metrics.json)."""
+    import torch
+
+    from .feature_cache import FeatureCache
+    from .features import DEFAULT_GROUPS, FeatureSpec
+    from .lm import load_lm
+    from .predictor_dir import save_predictor
+    from .ranked import read_ranked
+    from .regressors import make_regressor
+    from .scorers.learned import pretrained_dir
+    from .splits import split_ids
+    from .training_data import build_training_data, check_records_match_lm, file_sha256
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+
+    # 1. ranked chains
+    if not Path(cfg.data).is_file():
+        raise FileNotFoundError(f"{cfg.data}: no such ranked file (label chains with `predictor label` first)")
+    records = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
+    if len(records) < 3:
+        raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
+    by_id = {str(r["id"]): r for r in records}
+
+    # 2. the LM the chains were labeled with
+    lm = load_lm(cfg.model, device=cfg.device)
+    check_records_match_lm(records, lm)
+
+    # 3. split by chain
+    split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)
+    _log(f"{len(records)} chains: {len(split['train'])} train / {len(split['val'])} val / {len(split['test'])} test")
+
+    # 4. features: full chains for all, pruned states for training chains
+    spec = FeatureSpec(groups=tuple(cfg.groups or DEFAULT_GROUPS), per_head=cfg.per_head)
+    data = build_training_data(records, lm, spec, cfg.states, state_ids=split["train"],
+                               cache=FeatureCache(cfg.cache), progress=cfg.progress)
+    X_tr, y_tr = data.select(split["train"], fractions=None)  # all states
+    X_va, y_va = data.select(split["val"])                    # full chains only
+    X_te, y_te = data.select(split["test"])
+    _log(f"{len(data.feature_names)} features; {len(X_tr)} training examples (chains x states)")
+
+    base_meta = {
+        "lm_fingerprint": lm.fingerprint, "lm_name": lm.name, "feature_spec": spec.to_dict(),
+        "feature_names": data.feature_names, "objective": cfg.objective,
+        "train_data": str(cfg.data), "train_data_sha256": file_sha256(cfg.data),
+        "n_train_chains": len(split["train"]), "split": split, "states": list(cfg.states), "seed": cfg.seed,
+    }
+
+    # 5. regressors
+    rows, models = [], {}
+    for kind in cfg.regressors:
+        params = {"seed": cfg.seed, "progress": cfg.progress, **cfg.params.get(kind, {})}
+        if kind.startswith("lgbm") and cfg.threads:
+            params.setdefault("n_jobs", cfg.threads)
+        reg = make_regressor(kind, **params)
+        _log(f"training {kind} ...")
+        t0 = time.perf_counter()
+        reg.fit(X_tr, y_tr, X_va, y_va, feature_names=data.feature_names)
+        fit_s = time.perf_counter() - t0
+        row = {"name": kind, "kind": kind, "fit_seconds": fit_s, "passes": 1, "params": reg.get_params(),
+               "val": ci_dict(per_chain_spearman(reg.predict(X_va), y_va), cfg.n_boot, cfg.seed)}
+        _log(f"  {kind}: val Spearman {row['val']['mean']:+.3f} ({fit_s:.1f} s)")
+        models[kind] = reg
+        rows.append(row)
+
+    # 6. single-signal baselines (sign chosen on the training chains' full states)
+    X_tr0, y_tr0 = data.select(split["train"])
+    for label, (j, sign) in single_signal_baselines(data.feature_names, X_tr0, y_tr0).items():
+        row = {"name": f"baseline: {label}", "kind": "baseline", "column": data.feature_names[j], "sign": sign,
+               "passes": 1}
+        for part, X, y in (("val", X_va, y_va), ("test", X_te, y_te)):
+            row[part] = ci_dict(per_chain_spearman([sign * x[:, j] for x in X], y), cfg.n_boot, cfg.seed)
+        rows.append(row)
+
+    # 7. select on validation, then (only now) look at the test chains
+    best = max((r for r in rows if r["kind"] != "baseline"), key=lambda r: r["val"]["mean"])
+    for r in rows:
+        if r["kind"] != "baseline":
+            r["test"] = ci_dict(per_chain_spearman(models[r["kind"]].predict(X_te), y_te), cfg.n_boot, cfg.seed)
+    _log(f"selected {best['kind']} (best validation Spearman)")
+    best_reg = models[best["kind"]]
+    meta = {**base_meta, "regressor_params": best_reg.get_params(),
+            "metrics": {"val": best["val"], "test": best["test"]}}
+
+    # 8. refresh: re-score the survivors `k` times per chain (k forward passes)
+    for k in cfg.refresh:
+        row = {"name": f"{best['kind']} + refresh", "kind": "refresh", "passes": k}
+        for part in ("val", "test"):
+            recs = [by_id[c] for c in split[part]]
+            row[part] = ci_dict(refresh_spearman(lm, best_reg, meta, recs, k, cfg.progress), cfg.n_boot, cfg.seed)
+        meta["metrics"][f"refresh{k}"] = {"val": row["val"], "test": row["test"]}
+        rows.append(row)
+
+    # 9. save: every trained model, the selected predictor, metrics and the table
+    for kind, reg in models.items():
+        r = next(x for x in rows if x["kind"] == kind)
+        save_predictor(out / "models" / kind, reg, {**base_meta, "metrics": {"val": r["val"], "test": r["test"]}})
+    save_predictor(out / "predictor", best_reg, meta)
+    if cfg.ship:
+        save_predictor(pretrained_dir(), best_reg, meta)
+        _log(f"shipped the predictor to {pretrained_dir()}")
+    table = format_table(rows)
+    result = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+              "selected": best["kind"], "n_features": len(data.feature_names), "split": split, "rows": rows,
+              "table": table}
+    (out / "metrics.json").write_text(json.dumps(result, indent=1))
+    (out / "summary.txt").write_text(table + "\n")
+    print(table)
+    print(f"\nselected: {best['kind']} (validation); predictor saved to {out / 'predictor'}; metrics in "
+          f"{out / 'metrics.json'}")
+    return result

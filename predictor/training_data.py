@@ -1,0 +1,135 @@
+"""Ranked records -> per-chain feature matrices and normalized-rank targets, with pruned-state augmentation.
+
+A greedy order labels every intermediate state exactly: after deleting the first k tokens of
+`order`, greedy continues with the rest of `order`, so the survivors' ranks among themselves are
+exact greedy ranks of that smaller chain. For each state fraction f we observe the chain with
+kept = sorted(order[k:]), k = round(f * n), and use the survivors' normalized ranks as targets.
+These states teach the regressor what refresh (re-scoring as tokens go) will show it.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .ranked import record_chain
+
+
+@dataclass
+class StateExample:
+    """One (chain, pruned state): X float32 [m, F] features of the m survivors, y [m] their normalized ranks."""
+
+    chain_id: str
+    fraction: float
+    kept: list[int]  # original indices of the survivors (sorted)
+    X: np.ndarray
+    y: np.ndarray
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """Survivor ranks 1..m (1 = deleted first)."""
+        return np.rint(self.y * (len(self.y) - 1)).astype(np.int64) + 1 if len(self.y) > 1 else np.ones(1, np.int64)
+
+
+@dataclass
+class TrainingData:
+    feature_names: list[str]
+    feature_groups: list[str]
+    examples: list[StateExample] = field(default_factory=list)
+
+    def select(self, ids: Iterable[str], fractions: Sequence[float] | None = (0.0,)
+               ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(X, y) lists of the examples of these chains at these state fractions (None: all states)."""
+        ids = set(ids)
+        ex = [e for e in self.examples if e.chain_id in ids and
+              (fractions is None or any(abs(e.fraction - f) < 1e-9 for f in fractions))]
+        return [e.X for e in ex], [e.y for e in ex]
+
+    def examples_of(self, ids: Iterable[str], fraction: float = 0.0) -> list[StateExample]:
+        order = {c: i for i, c in enumerate(ids)}
+        ex = [e for e in self.examples if e.chain_id in order and abs(e.fraction - fraction) < 1e-9]
+        return sorted(ex, key=lambda e: order[e.chain_id])
+
+
+def state_targets(order: Sequence[int], fraction: float) -> tuple[list[int], np.ndarray] | None:
+    """(kept indices sorted, normalized survivor ranks [m]) after deleting round(f * n) tokens; None if m < 2."""
+    n = len(order)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"state fractions must be in [0, 1), got {fraction}")
+    k = int(round(fraction * n))
+    rest = list(order[k:])
+    m = len(rest)
+    if m < 2 and fraction > 0:
+        return None
+    kept = sorted(rest)
+    step = {tok: s for s, tok in enumerate(rest)}  # 0 = deleted first among survivors
+    y = np.array([step[i] for i in kept], dtype=np.float64) / max(m - 1, 1) if m > 1 else np.full(1, 0.5)
+    return kept, y
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_records_match_lm(records: Sequence[dict[str, Any]], lm, strict: bool = True) -> None:
+    """Raise ValueError if records were labeled with another LM (fingerprint or tokenization differ)."""
+    from .layout import encode_chain
+
+    for rec in records:
+        if strict and rec.get("lm") != lm.fingerprint:
+            raise ValueError(f"chain {rec['id']!r} was labeled with LM fingerprint {rec.get('lm')} but the LM given "
+                             f"is {lm.name!r} ({lm.fingerprint}); pass the labeling LM with --model")
+        lay = encode_chain(lm.tokenizer, record_chain(rec), lm.max_length)
+        if lay.reasoning_ids != list(rec["reasoning_ids"]):
+            raise ValueError(f"chain {rec['id']!r}: reasoning_ids differ from this LM's tokenization of the reasoning")
+
+
+def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states: Sequence[float] = (0.0,),
+                        state_ids: Iterable[str] | None = None, cache=None, progress: bool = True) -> TrainingData:
+    """Features (cached; one forward pass per chain and state) and targets for every record.
+
+    states: fractions of tokens already deleted; 0.0 (the full chain) is always included.
+    state_ids: chains that get the extra states (default: all); the others only the full state.
+    """
+    from tqdm import tqdm
+
+    from .feature_cache import FeatureCache
+    from .features import FeatureSpec
+
+    spec = spec or FeatureSpec()
+    cache = cache if cache is not None else FeatureCache()
+    fracs = sorted({0.0, *map(float, states)})
+    extra = None if state_ids is None else set(state_ids)
+    jobs = []
+    for rec in records:
+        for f in fracs:
+            if f > 0 and extra is not None and rec["id"] not in extra:
+                continue
+            st = state_targets(rec["order"], f)
+            if st is not None:
+                jobs.append((rec, f, *st))
+    data: TrainingData | None = None
+    bar = tqdm(jobs, desc="features", unit="pass", disable=not progress, dynamic_ncols=True)
+    for rec, f, kept, y in bar:
+        n = len(rec["order"])
+        table = cache.features_for(lm, record_chain(rec), spec, kept=None if len(kept) == n else kept)
+        if table.n != len(kept):
+            raise ValueError(f"chain {rec['id']!r}: features have {table.n} rows for {len(kept)} tokens "
+                             "(labels from another tokenizer or layout?)")
+        if data is None:
+            data = TrainingData(list(table.names), list(table.groups))
+        elif table.names != data.feature_names:
+            raise RuntimeError("feature columns differ between chains (mixed feature caches?)")
+        data.examples.append(StateExample(str(rec["id"]), f, kept, np.asarray(table.values, np.float32), y))
+        bar.set_postfix(cached=cache.hits, computed=cache.misses)
+    if data is None:
+        raise ValueError("no chains to featurize")
+    return data

@@ -1,0 +1,204 @@
+"""prune(): exact budgets, token order, protect, step-aware, threshold; the predict/prune CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from predictor.cli import main
+from predictor.layout import encode_chain
+from predictor.chains import as_chain
+from predictor.pruning import keep_count, prune
+from predictor.rank_predictor import RankPredictor
+from test_scorers import STEP_CHAIN
+
+
+@pytest.fixture(scope="module")
+def rp(tiny_lm):
+    return RankPredictor.load("surprisal", lm=tiny_lm)
+
+
+def ids_of(rp, chain):
+    return encode_chain(rp.lm.tokenizer, as_chain(chain)).reasoning_ids
+
+
+def test_keep_count_rounds_half_up_and_keeps_one():
+    assert [keep_count(n, 0.5) for n in (1, 2, 3, 4, 5)] == [1, 1, 2, 2, 3]
+    assert keep_count(10, 0.15) == 2 and keep_count(10, 0.01) == 1 and keep_count(7, 1.0) == 7
+    assert keep_count(5, keep_tokens=9) == 5
+
+
+def test_budget_exact_and_order_kept(rp, chains):
+    for chain in chains + [STEP_CHAIN]:
+        ids = ids_of(rp, chain)
+        n = len(ids)
+        ranks = rp.predict_ranks(chain)
+        for ratio in (0.01, 0.1, 0.33, 0.5, 0.77, 1.0):
+            for step_aware in (False, True):
+                res = prune(chain, ratio, predictor=rp, step_aware=step_aware)
+                assert len(res.kept) == keep_count(n, ratio)
+                assert res.kept == sorted(set(res.kept)) and res.ratio == len(res.kept) / n
+                assert res.text == rp.lm.tokenizer.decode([ids[i] for i in res.kept], clean_up_tokenization_spaces=False)
+                if not step_aware:  # plain mode keeps exactly the highest-ranked tokens
+                    assert set(res.kept) == set(np.flatnonzero(ranks > n - len(res.kept)).tolist())
+        for k in (1, 3, n, n + 5):
+            assert len(prune(chain, keep_tokens=k, predictor=rp).kept) == min(k, n)
+
+
+def test_tiny_chain_one_token(rp):
+    chain = {"id": "t", "question": "q?", "reasoning": "7", "answer": "7"}
+    res = prune(chain, 0.01, predictor=rp)
+    assert res.kept == [0] and res.text == "7" and res.ratio == 1.0
+
+
+def test_list_input_and_method(rp, chains):
+    out = rp.prune(chains, 0.5)
+    assert isinstance(out, list) and [r.chain.id for r in out] == ["c1", "c2"]
+    assert out[1].pruned_chain().reasoning == out[1].text
+
+
+def test_protect_digits_and_impossible_budget(rp, chains):
+    chain = chains[1]
+    toks = [rp.lm.tokenizer.decode([t]) for t in ids_of(rp, chain)]
+    digits = [i for i, t in enumerate(toks) if any(c.isdigit() for c in t)]
+    res = prune(chain, keep_tokens=len(digits) + 2, protect="digits", predictor=rp)
+    assert set(digits) <= set(res.kept) and len(res.kept) == len(digits) + 2
+    res = prune(chain, keep_tokens=4, protect={0, 1, 2}, predictor=rp)
+    assert {0, 1, 2} <= set(res.kept) and len(res.kept) == 4
+    res = prune(chain, keep_tokens=3, protect=lambda t: "pen" in t, predictor=rp)
+    assert any("pen" in toks[i] for i in res.kept)
+    with pytest.raises(ValueError, match=rf"cannot keep exactly 2 of {len(toks)} tokens: {len(digits)} tokens are protected"):
+        prune(chain, keep_tokens=2, protect="digits", predictor=rp)
+    with pytest.raises(ValueError, match="protect index 999"):
+        prune(chain, 0.5, protect=[999], predictor=rp)
+    with pytest.raises(ValueError, match="unknown protect preset 'nums'"):
+        prune(chain, 0.5, protect="nums", predictor=rp)
+
+
+def test_step_aware_removes_whole_steps_first(rp):
+    from predictor.scorers.think_clearly import token_steps
+
+    toks = [rp.lm.tokenizer.decode([t]) for t in ids_of(rp, STEP_CHAIN)]
+    steps = token_steps(toks)
+    for ratio in (0.2, 0.4, 0.6, 0.8):
+        res = prune(STEP_CHAIN, ratio, predictor=rp, step_aware=True)
+        gone = sorted(set(range(len(toks))) - set(res.kept))
+        partial = {s for s in set(steps[gone]) if not set(np.flatnonzero(steps == s)) <= set(gone)}
+        assert len(partial) <= 1  # at most the boundary step is cut inside
+
+
+def test_threshold_keeps_high_scores(rp, chains):
+    scores = rp.score(chains[1])
+    norm = (scores - scores.min()) / (scores.max() - scores.min())
+    res = prune(chains[1], threshold=0.5, predictor=rp)
+    assert res.kept == np.flatnonzero(norm >= 0.5).tolist()
+    assert len(prune(chains[1], threshold=1.0, predictor=rp).kept) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 1.5, float("nan"), "0.5", True])
+def test_bad_keep_ratio(rp, chains, bad):
+    with pytest.raises(ValueError, match=r"keep_ratio must be a number in \(0, 1\]"):
+        prune(chains[0], bad, predictor=rp)
+
+
+def test_bad_budget_combinations(rp, chains):
+    with pytest.raises(ValueError, match="exactly one of keep_ratio, keep_tokens, threshold"):
+        prune(chains[0], 0.5, keep_tokens=3, predictor=rp)
+    with pytest.raises(ValueError, match="exactly one"):
+        prune(chains[0], predictor=rp)
+    with pytest.raises(ValueError, match="keep_tokens must be an integer >= 1, got 0"):
+        prune(chains[0], keep_tokens=0, predictor=rp)
+    with pytest.raises(ValueError, match="threshold must be"):
+        prune(chains[0], threshold=2, predictor=rp)
+    with pytest.raises(ValueError, match="reasoning is empty"):
+        prune({"question": "q", "reasoning": "", "answer": "1"}, 0.5, predictor=rp)
+
+
+def test_refresh_prune_is_exact(rp, chains):
+    res = prune(chains[1], 0.3, predictor=rp, refresh=3)
+    assert len(res.kept) == keep_count(res.n, 0.3)
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_lm, tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    tiny_lm.model.save_pretrained(d)
+    tiny_lm.tokenizer.save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture
+def chains_file(tmp_path, chains):
+    lines = [json.dumps(c) for c in chains]
+    lines += ["{not json", json.dumps({"id": "x", "question": "q"}),
+              json.dumps({"id": "empty", "question": "q", "reasoning": " ", "answer": "1"}),
+              json.dumps({"id": "long", "question": "q", "reasoning": "word " * 600, "answer": "1"}),
+              json.dumps(STEP_CHAIN), json.dumps(chains[0])]
+    p = tmp_path / "chains.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def read(p):
+    return [json.loads(line) for line in p.read_text().splitlines()]
+
+
+def test_cli_prune_and_resume(chains_file, tmp_path, model_dir, capsys):
+    out = tmp_path / "pruned.jsonl"
+    argv = ["prune", "--in", str(chains_file), "--out", str(out), "--keep", "0.5", "--scorer", "surprisal",
+            "--model", model_dir]
+    assert main(argv) == 0
+    recs = read(out)
+    assert [r["id"] for r in recs] == ["c1", "c2", "s"]
+    for r in recs:
+        assert len(r["kept"]) == keep_count(r["n"], 0.5) and r["ratio"] == len(r["kept"]) / r["n"]
+        assert set(r) >= {"id", "question", "reasoning", "answer", "kept", "ratio", "original_reasoning"}
+    err = capsys.readouterr().err
+    for reason in ("malformed JSONL line", "duplicate id", "empty reasoning", "too long for the LM"):
+        assert reason in err
+    assert "invalid JSON" in err and "missing field 'reasoning'" in err
+    assert not (tmp_path / "pruned.jsonl.partial").exists()
+    # a re-run resumes: nothing new is written and the file is unchanged
+    before = out.read_text()
+    assert main(argv) == 0
+    assert out.read_text() == before and "3 already done" in capsys.readouterr().err
+    # an interrupted run left a partial file with a cut last line: the re-run repairs and completes it
+    out2 = tmp_path / "p2.jsonl"
+    (tmp_path / "p2.jsonl.partial").write_text(before.splitlines(keepends=True)[0] + '{"id": "c2", "que')
+    assert main(argv[:4] + [str(out2)] + argv[5:]) == 0
+    assert [r["id"] for r in read(out2)] == ["c1", "c2", "s"] and read(out2)[0] == recs[0]
+
+
+def test_cli_predict(chains_file, tmp_path, model_dir):
+    out = tmp_path / "ranks.jsonl"
+    assert main(["predict", "--in", str(chains_file), "--out", str(out), "--scorer", "position",
+                 "--model", model_dir, "--refresh", "2"]) == 0
+    for r in read(out):
+        assert r["ranks"] == list(range(1, r["n"] + 1)) and r["order"] == list(range(r["n"]))
+        assert len(r["tokens"]) == r["n"] and r["refresh"] == 2
+
+
+def test_cli_bad_inputs(chains_file, tmp_path, model_dir, capsys):
+    base = ["--scorer", "surprisal", "--model", model_dir]
+    assert main(["prune", "--in", str(chains_file), "--out", str(chains_file), "--keep", "0.5"] + base) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    before = chains_file.read_text()
+    assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep", "1.5"] + base) == 2
+    assert "keep_ratio must be a number in (0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["prune", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl"),
+                 "--keep", "0.5"] + base) == 2
+    assert "no such input file" in capsys.readouterr().err
+    assert main(["predict", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"),
+                 "--predictor", str(tmp_path / "missing"), "--model", model_dir]) == 2
+    assert "neither a registered scorer" in capsys.readouterr().err
+    assert chains_file.read_text() == before and not (tmp_path / "o.jsonl").exists()
+
+
+def test_package_level_prune_is_callable(rp, chains):
+    import predictor
+    import predictor.pruning  # noqa: F401  (importing the implementation module must not shadow the export)
+
+    assert len(predictor.prune(chains[0], keep_tokens=2, predictor=rp).kept) == 2

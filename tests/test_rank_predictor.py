@@ -1,0 +1,183 @@
+"""RankPredictor: loading (names, dirs, bad dirs, LM mismatch), predict_ranks and refresh."""
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from predictor.observe import observe
+from predictor.rank_predictor import PredictorMismatchError, RankPredictor
+from predictor.scorers import get_scorer
+from predictor.scorers.learned import pretrained_dir
+from test_scorers import FakeRegressor, fake_learned
+
+
+@pytest.fixture
+def surprisal(tiny_lm):
+    return RankPredictor.load("surprisal", lm=tiny_lm)
+
+
+def test_load_by_scorer_name_and_predict(surprisal, tiny_lm, chains):
+    assert surprisal.scorer.name == "surprisal" and surprisal.lm is tiny_lm
+    one = surprisal.predict_ranks(chains[0])
+    assert isinstance(one, np.ndarray) and sorted(one.tolist()) == list(range(1, len(one) + 1))
+    many = surprisal.predict_ranks(chains)
+    assert isinstance(many, list) and len(many) == 2
+    np.testing.assert_array_equal(many[0], one)
+    np.testing.assert_array_equal(one, get_scorer("surprisal").ranks(observe(tiny_lm, chains[0], attention=False)))
+
+
+def test_refresh_runs_k_passes_and_deletes_lowest_first(surprisal, chains, monkeypatch):
+    chain = chains[1]
+    n = surprisal.num_tokens(chain)
+    calls = []
+    real = surprisal.observe
+    monkeypatch.setattr(surprisal, "observe", lambda c, kept=None: calls.append(kept) or real(c, kept))
+    first = surprisal.predict_ranks(chain)
+    for k in (2, 5, n + 3):
+        calls.clear()
+        r = surprisal.predict_ranks(chain, refresh=k)
+        assert len(calls) == min(k, n)
+        assert sorted(r.tolist()) == list(range(1, n + 1))
+        # the first pass's ceil(n / k) lowest-scored tokens take ranks 1..ceil(n / k), in the same order
+        m = -(-n // min(k, n))
+        np.testing.assert_array_equal(np.sort(np.flatnonzero(r <= m)), np.sort(np.flatnonzero(first <= m)))
+        # each later pass observes exactly the survivors
+        assert calls[1] == sorted(np.flatnonzero(r > m).tolist())
+    with pytest.raises(ValueError, match="refresh must be an integer >= 1"):
+        surprisal.predict_ranks(chain, refresh=0)
+
+
+def test_refresh_with_the_oracle_is_still_greedy(tiny_lm, chains):
+    from predictor.greedy import greedy_prune
+
+    rp = RankPredictor.load("greedy", lm=tiny_lm)
+    assert rp.predict_ranks(chains[0], refresh=3).tolist() == greedy_prune(tiny_lm, chains[0]).ranks
+
+
+def test_bad_chains_raise_clear_errors(surprisal, tiny_lm):
+    with pytest.raises(ValueError, match="reasoning is empty"):
+        surprisal.predict_ranks({"id": "e", "question": "q", "reasoning": "  ", "answer": "1"})
+    long = {"id": "long", "question": "q", "reasoning": "word " * 600, "answer": "1"}
+    with pytest.raises(ValueError, match="exceed the LM's context of 512"):
+        surprisal.predict_ranks(long)
+    with pytest.raises(ValueError, match="missing field 'answer'"):
+        surprisal.predict_ranks({"question": "q", "reasoning": "r"})
+
+
+def test_unknown_name_or_missing_dir(tiny_lm, tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a registered scorer.*surprisal"):
+        RankPredictor.load("no-such-thing", lm=tiny_lm)
+    with pytest.raises(FileNotFoundError, match="neither a registered scorer"):
+        RankPredictor.load(tmp_path / "missing", lm=tiny_lm)
+    if not pretrained_dir().exists():
+        with pytest.raises(FileNotFoundError, match="pretrained predictor is missing"):
+            RankPredictor.load(lm=tiny_lm)
+
+
+@pytest.fixture
+def fake_dir(tiny_lm, tmp_path, monkeypatch):
+    """A predictor directory served by a stand-in `load_predictor` (no dependency on trained files)."""
+    scorer = fake_learned(tiny_lm)
+    d = tmp_path / "pred"
+    d.mkdir()
+    (d / "predictor.json").write_text(json.dumps(scorer.metadata))
+    fake = types.ModuleType("predictor.predictor_dir")
+    fake.load_predictor = lambda path: (FakeRegressor(len(scorer.feature_names)),
+                                        json.loads((path / "predictor.json").read_text()))
+    monkeypatch.setitem(sys.modules, "predictor.predictor_dir", fake)
+    return d
+
+
+def test_load_predictor_dir_and_lm_mismatch(fake_dir, tiny_lm, tokenizer, chains):
+    from conftest import make_tiny_lm
+
+    rp = RankPredictor.load(fake_dir, lm=tiny_lm)
+    assert rp.scorer.name == "learned" and rp.scorer.needs_attention
+    r = rp.predict_ranks(chains[1], refresh=2)
+    assert sorted(r.tolist()) == list(range(1, len(r) + 1))
+    other = make_tiny_lm(tokenizer, seed=3)
+    with pytest.raises(PredictorMismatchError) as e:
+        RankPredictor.load(fake_dir, lm=other)
+    assert tiny_lm.fingerprint in str(e.value) and other.fingerprint in str(e.value)
+    loose = RankPredictor.load(fake_dir, lm=other, check_lm=False)  # explicit override
+    assert len(loose.predict_ranks(chains[0])) == loose.num_tokens(chains[0])
+
+
+def test_corrupt_predictor_dir_is_a_clear_error(tiny_lm, tmp_path):
+    pd = pytest.importorskip("predictor.predictor_dir")
+    d = tmp_path / "corrupt"
+    d.mkdir()
+    (d / "predictor.json").write_text("{not json")
+    with pytest.raises(pd.PredictorLoadError, match="predictor.json"):
+        RankPredictor.load(d, lm=tiny_lm)
+
+
+@pytest.fixture(scope="module")
+def saved_lm(tiny_lm, tmp_path_factory):
+    """The tiny LM saved to a folder and loaded back as the CLI would (`--model DIR`)."""
+    from predictor.lm import load_lm
+
+    d = tmp_path_factory.mktemp("lm") / "tiny-llama"
+    tiny_lm.model.save_pretrained(d)
+    tiny_lm.tokenizer.save_pretrained(d)
+    return load_lm(str(d), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def real_dir(saved_lm, tmp_path_factory):
+    """A real predictor directory: LightGBM fitted on the tiny LM's features of greedy-free targets."""
+    from predictor.features import FeatureSpec, extract_features
+    from predictor.predictor_dir import save_predictor
+    from predictor.regressors import make_regressor
+    from predictor.scorers.base import normalized_ranks
+    from conftest import CHAINS
+    from test_scorers import STEP_CHAIN
+
+    spec = FeatureSpec(groups=("logits", "position", "attention"))
+    tables = extract_features(saved_lm, CHAINS + [STEP_CHAIN], spec)
+    X = [t.values for t in tables]
+    y = [normalized_ranks(np.arange(1, len(x) + 1)) for x in X]  # "later tokens kept longer"
+    reg = make_regressor("lgbm-regression", n_estimators=20, min_child_samples=2).fit(X, y)
+    meta = {"lm_fingerprint": saved_lm.fingerprint, "lm_name": saved_lm.name, "feature_spec": spec.to_dict(),
+            "feature_names": tables[0].names, "objective": "joint", "train_data_sha256": "0" * 64,
+            "n_train_chains": len(X), "metrics": {}}
+    return save_predictor(tmp_path_factory.mktemp("pred") / "tiny-pred", reg, meta)
+
+
+def test_real_predictor_dir_end_to_end(real_dir, saved_lm, tokenizer, chains, tmp_path):
+    from predictor.cli import main
+
+    from conftest import make_tiny_lm
+
+    other_lm = make_tiny_lm(tokenizer, seed=1)  # same architecture, other weights
+
+    rp = RankPredictor.load(real_dir, lm=saved_lm)
+    for r in rp.predict_ranks(chains, refresh=2):
+        assert sorted(r.tolist()) == list(range(1, len(r) + 1))
+    with pytest.raises(PredictorMismatchError, match=f"trained for LM 'tiny-llama'.*{other_lm.fingerprint}"):
+        RankPredictor.load(real_dir, lm=other_lm)
+    # the CLI with --predictor DIR and the LM's folder
+    model_dir = saved_lm.model.config._name_or_path
+    src, out = tmp_path / "c.jsonl", tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(c) + "\n" for c in chains))
+    assert main(["predict", "--in", str(src), "--out", str(out), "--predictor", str(real_dir),
+                 "--model", str(model_dir)]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c1", "c2"]
+
+
+def test_predictor_dir_with_missing_regressor_file(real_dir, saved_lm, tmp_path):
+    import shutil
+
+    from predictor.predictor_dir import PredictorLoadError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(real_dir, broken)
+    for f in broken.iterdir():
+        if f.name != "predictor.json":
+            f.unlink()
+    with pytest.raises(PredictorLoadError, match="broken"):
+        RankPredictor.load(broken, lm=saved_lm)

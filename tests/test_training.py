@@ -1,0 +1,130 @@
+"""Training data (pruned states), splits, baselines and the whole pipeline on a tiny random LM."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from predictor.splits import split_ids
+from predictor.training import column_spearman, single_signal_baselines
+from predictor.training_data import state_targets
+
+EXTRA_CHAINS = [
+    {"id": "c3", "question": "Sam reads 5 pages a day. How many pages in 3 days?",
+     "reasoning": "He reads 5 * 3 = 15 pages.", "answer": "15"},
+    {"id": "c4", "question": "A box has 12 eggs and 4 break. How many are left?",
+     "reasoning": "12 - 4 = 8 eggs are left.", "answer": "8"},
+]
+
+
+def test_state_targets_are_the_greedy_continuation():
+    order = [3, 0, 5, 1, 4, 2]  # token 3 deleted first, ..., token 2 last
+    kept, y = state_targets(order, 0.0)
+    assert kept == list(range(6))
+    np.testing.assert_allclose(y, np.array([1, 3, 5, 0, 4, 2]) / 5)  # ranks - 1 normalized
+    kept, y = state_targets(order, 0.5)  # 3 deleted: 3, 0, 5 -> survivors 1, 2, 4 deleted in order 1, 4, 2
+    assert kept == [1, 2, 4]
+    np.testing.assert_allclose(y, [0.0, 1.0, 0.5])
+    assert state_targets([1, 0], 0.75) is None  # fewer than two survivors
+    with pytest.raises(ValueError):
+        state_targets(order, 1.0)
+
+
+def test_split_by_chain_is_seeded_disjoint_and_order_free():
+    ids = [f"c{i}" for i in range(40)]
+    s = split_ids(ids, seed=1)
+    assert sorted(s["train"] + s["val"] + s["test"]) == sorted(ids)
+    assert (len(s["train"]), len(s["val"]), len(s["test"])) == (28, 6, 6)
+    assert split_ids(ids[::-1], seed=1)["test"] == [c for c in ids[::-1] if c in s["test"]]
+    assert split_ids(ids, seed=2)["test"] != s["test"]
+    small = split_ids(["a", "b", "c"])
+    assert all(len(v) == 1 for v in small.values())
+    with pytest.raises(ValueError, match="unique"):
+        split_ids(["a", "a", "b"])
+
+
+def test_column_spearman_and_baseline_signs():
+    rng = np.random.default_rng(0)
+    X, y = [], []
+    for _ in range(5):
+        x = rng.normal(size=(12, 3))
+        X.append(x)
+        y.append(np.argsort(np.argsort(-x[:, 1])) / 11)  # column 1 is perfectly anti-correlated
+    rho = column_spearman(X, y)
+    want = np.mean([[spearmanr(x[:, j], t)[0] for j in range(3)] for x, t in zip(X, y)], axis=0)
+    np.testing.assert_allclose(rho, want, atol=1e-12)
+    base = single_signal_baselines(["logit.surprisal", "b", "c"], X, y)
+    assert base["best single: b"] == (1, -1.0)
+    assert "surprisal" in base
+
+
+@pytest.fixture(scope="module")
+def ranked_file(tiny_lm, tmp_path_factory):
+    """Ranked records in the real schema; the orders are random permutations (the pipeline does not care)."""
+    from predictor.chains import as_chain
+    from predictor.layout import encode_chain
+    from predictor.ranked import validate_ranked
+    from tests.conftest import CHAINS
+
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("ranked") / "ranked.jsonl"
+    with open(path, "w") as f:
+        for c in CHAINS + EXTRA_CHAINS:
+            lay = encode_chain(tiny_lm.tokenizer, as_chain(c), tiny_lm.max_length)
+            n = len(lay.reasoning_ids)
+            order = rng.permutation(n).tolist()
+            ranks = np.empty(n, dtype=int)
+            ranks[order] = np.arange(1, n + 1)
+            rec = {**c, "lm": tiny_lm.fingerprint, "objective": "joint", "stride": 1,
+                   "prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
+                   "tokens": [tiny_lm.tokenizer.decode([t]) for t in lay.reasoning_ids], "order": order,
+                   "ranks": ranks.tolist(), "trajectory": [0.0] * n, "full_objective": 0.0, "seconds": 0.0}
+            validate_ranked(rec, "test")
+            f.write(json.dumps(rec) + "\n")
+    return path
+
+
+def test_train_pipeline_end_to_end(tiny_lm, ranked_file, tmp_path, monkeypatch, capsys):
+    import predictor.lm
+    import predictor.scorers.learned
+    from predictor.cli import main
+    from predictor.predictor_dir import load_predictor
+
+    monkeypatch.setattr(predictor.lm, "load_lm", lambda *a, **k: tiny_lm)
+    monkeypatch.setattr(predictor.scorers.learned, "pretrained_dir", lambda name="x": tmp_path / "shipped")
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(ranked_file), "--out", str(out), "--regressors", "lgbm-regression,mlp",
+               "--states", "0,0.5", "--split", "0.5,0.25,0.25", "--max-epochs", "2", "--refresh", "2",
+               "--groups", "logits,position,lexical", "--cache", str(tmp_path / "cache"), "--no-progress"])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "baseline: surprisal" in table and "lgbm-regression" in table and "+ refresh" in table
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["selected"] in ("lgbm-regression", "mlp")
+    split = metrics["split"]
+    assert sorted(sum(split.values(), [])) == ["c1", "c2", "c3", "c4"] and len(split["test"]) == 1
+    for row in metrics["rows"]:
+        assert -1 <= row["test"]["lo"] <= row["test"]["mean"] <= row["test"]["hi"] <= 1
+    reg, meta = load_predictor(out / "predictor")
+    assert meta["lm_fingerprint"] == tiny_lm.fingerprint and meta["split"] == split
+    assert meta["regressor"] == metrics["selected"] and meta["n_train_chains"] == 2
+    assert (tmp_path / "shipped").exists() is False  # only with --ship
+    for kind in ("lgbm-regression", "mlp"):
+        assert load_predictor(out / "models" / kind)[1]["regressor"] == kind
+    # the saved predictor works through the public RankPredictor path
+    from predictor.rank_predictor import RankPredictor
+    from predictor.scorers.learned import LearnedScorer
+
+    ranks = RankPredictor(tiny_lm, LearnedScorer(reg, meta)).predict_ranks(EXTRA_CHAINS[0])
+    assert sorted(ranks.tolist()) == list(range(1, len(ranks) + 1))
+
+
+def test_train_rejects_bad_arguments(tmp_path, capsys):
+    from predictor.cli import main
+
+    assert main(["train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)]) == 2
+    assert "no such ranked file" in capsys.readouterr().err
+    assert main(["train", "--regressors", "xgboost", "--out", str(tmp_path)]) == 2
+    assert "unknown regressors" in capsys.readouterr().err
