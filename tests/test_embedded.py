@@ -1,0 +1,45 @@
+"""Opt-in checks on the embedded SmolLM2 model (`pytest -m embedded`; ~1 minute on 2 cores)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.embedded
+
+CHAIN = {"id": "e1", "question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+         "reasoning": "Tom has 3 + 4 = 7 apples.", "answer": "7"}
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from predictor.lm import load_lm
+
+    return load_lm(device="cpu")
+
+
+def test_embedded_lm_shape(lm):
+    assert (lm.num_layers, lm.num_heads) == (30, 9)
+    assert sum(p.numel() for p in lm.model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+
+
+def test_fast_greedy_matches_reference_on_embedded(lm):
+    from predictor.greedy import greedy_prune
+    from predictor.greedy_reference import greedy_prune_reference
+
+    fast = greedy_prune(lm, CHAIN, max_steps=3)
+    ref = greedy_prune_reference(lm, CHAIN, max_steps=3)
+    assert fast.order == ref.order
+    np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-3)
+
+
+def test_shipped_predictor_predicts_a_permutation(lm):
+    from predictor import RankPredictor
+
+    rp = RankPredictor.load(lm=lm)
+    ranks = rp.predict_ranks(CHAIN)
+    assert sorted(ranks.tolist()) == list(range(1, len(ranks) + 1))
+    res = rp.prune(CHAIN, keep_ratio=0.5)
+    assert len(res.kept) == math.floor(len(ranks) * 0.5 + 0.5)  # round half up, exactly
+    assert res.kept == sorted(res.kept)
