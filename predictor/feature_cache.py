@@ -10,9 +10,8 @@ inconsistent entry counts as a miss and is recomputed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .chains import ChainLike, as_chain, as_chain_list
 from .features import FeatureSpec, FeatureTable, extract_features
-from .jsonl_io import atomic_write_text
+from .jsonl_io import atomic_write_bytes, atomic_write_text
 
 
 def _names_sha(names: list[str], groups: list[str]) -> str:
@@ -93,16 +92,9 @@ class FeatureCache:
             raise RuntimeError(f"{d / 'names.json'}: cached feature names differ from the computed ones for the "
                                "same spec fingerprint (feature code changed without a FEATURE_VERSION bump?); "
                                "delete that directory")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, values=np.asarray(table.values, dtype=np.float32), names_sha=np.array(_names_sha(*names)))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, values=np.asarray(table.values, dtype=np.float32), names_sha=np.array(_names_sha(*names)))
+        atomic_write_bytes(path, buf.getvalue())
         return path
 
     def features_for(self, lm, chain: ChainLike, spec: FeatureSpec | None = None,

@@ -30,7 +30,7 @@ import numpy as np
 
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import Layout
-from .lexical import CATEGORIES, FLAG_NAMES, categorize, token_flags, word_ids
+from .lexical import CATEGORIES, FLAG_NAMES, categorize, token_flags, token_lines, word_ids
 from .observe import DEFAULT_PROBE, WINDOW, Observation, observe
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
@@ -166,12 +166,6 @@ def _attention_block(b: _Builder, group: str, prefix: str, a: np.ndarray, per_he
     return all_mean
 
 
-def _steps(tokens: Sequence[str]) -> np.ndarray:
-    """Step (line) index of each token: newlines in the tokens before it; a newline token ends its line."""
-    nl = np.array([t.count("\n") for t in tokens])
-    return np.concatenate([[0], np.cumsum(nl)[:-1]]).astype(np.int64)
-
-
 def _shift(x: np.ndarray, k: int) -> np.ndarray:
     """x[i - k] (0 outside the chain): k=1 gives the previous token's value, k=-1 the next one's."""
     out = np.zeros_like(x)
@@ -199,7 +193,7 @@ def features_from_observation(obs: Observation, spec: FeatureSpec | None = None)
         raise ValueError(f"feature groups {sorted(ATTENTION_GROUPS & set(spec.groups))} need an observation "
                          "with attention (observe(..., attention=True))")
     b = _Builder(n)
-    steps = _steps(obs.tokens)
+    steps = np.asarray(token_lines(obs.tokens), dtype=np.int64)
     if "attention" in spec.groups:
         for stat in ATTN_HEAD_STATS:
             _attention_block(b, "attention", f"attn.{stat}", obs.attn[stat], spec.per_head)

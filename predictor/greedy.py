@@ -201,11 +201,24 @@ def greedy_prune(
     Returns:
         GreedyResult with order, ranks (1..n), trajectory (n values) and full_objective.
     """
+    lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
+    return greedy_layout(lm, lay, objective, stride, batch_tokens, max_steps)
+
+
+@torch.no_grad()
+def greedy_layout(
+    lm: LM,
+    lay: Layout,
+    objective: str = "joint",
+    stride: int = 1,
+    batch_tokens: int | None = None,
+    max_steps: int | None = None,
+) -> GreedyResult:
+    """`greedy_prune` on an encoded layout (e.g. a partly pruned state's; see `greedy_prune` for the args)."""
     check_objective(objective)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     t0 = time.perf_counter()
-    lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
     sc = _Scorer(lm, lay, objective, batch_tokens)
     kept = list(range(lay.n))
     full = sc.step(kept)[0]

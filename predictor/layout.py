@@ -13,6 +13,14 @@ class ChainError(ValueError):
     """A chain cannot be scored (empty reasoning, too long for the LM, ...)."""
 
 
+class EmptyReasoningError(ChainError):
+    """The chain's reasoning is empty or encodes to no tokens."""
+
+
+class TooLongError(ChainError):
+    """The chain's scored sequence exceeds the LM's context."""
+
+
 @dataclass(frozen=True)
 class Layout:
     """Token ids of one chain: the scored sequence is prompt + kept reasoning + answer."""
@@ -54,16 +62,16 @@ def encode_chain(tokenizer, chain: Chain, max_length: int | None = None) -> Layo
     """Encode a chain in the default layout; raises ChainError for empty or over-long chains."""
     reasoning = chain.reasoning.strip()
     if not reasoning:
-        raise ChainError(f"chain {chain.id or '?'}: reasoning is empty")
+        raise EmptyReasoningError(f"chain {chain.id or '?'}: reasoning is empty")
     prompt = encode_prompt(tokenizer, chain.question)
     answer = _encode(tokenizer, "\nThe answer is " + chain.answer + ".")
     if tokenizer.eos_token_id is not None:
         answer.append(int(tokenizer.eos_token_id))
     layout = Layout(prompt, _encode(tokenizer, reasoning), answer)
     if layout.n == 0:
-        raise ChainError(f"chain {chain.id or '?'}: reasoning encodes to no tokens")
+        raise EmptyReasoningError(f"chain {chain.id or '?'}: reasoning encodes to no tokens")
     if max_length is not None and layout.total > max_length:
-        raise ChainError(
+        raise TooLongError(
             f"chain {chain.id or '?'}: {layout.total} tokens exceed the LM's context of {max_length}"
         )
     return layout

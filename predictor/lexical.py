@@ -50,6 +50,19 @@ GRAMMAR_WORDS = frozenset(
 )
 
 
+def token_lines(tokens: Sequence[str]) -> list[int]:
+    """Line (reasoning step) index of each token: the newlines in the tokens before it.
+
+    A token holding a newline ends its line (the newline belongs to the step it closes); a token
+    with several newlines ("\\n\\n") advances the index by that many, so indices may skip values.
+    """
+    out, line = [], 0
+    for t in tokens:
+        out.append(line)
+        line += t.count("\n")
+    return out
+
+
 def token_flags(token: str) -> dict[str, bool]:
     """Surface flags of one decoded token string (see FLAG_NAMES)."""
     core = token.strip()

@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .jsonl_io import atomic_write_text
+
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
 REQUIRED_KEYS = ("format_version", "regressor", "lm_fingerprint", "lm_name", "feature_spec", "feature_names",
@@ -49,7 +51,7 @@ def save_predictor(directory: str | Path, regressor: Any, metadata: dict[str, An
     old = d.parent / f".{d.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         regressor.save(tmp)
-        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True, default=_json_default))
+        atomic_write_text(tmp / METADATA_FILE, json.dumps(meta, indent=1, sort_keys=True, default=_json_default))
         for f in tmp.iterdir():  # some writers create 0600 files; shipped predictors must be readable
             f.chmod(0o644)
         tmp.chmod(0o755)
@@ -57,6 +59,8 @@ def save_predictor(directory: str | Path, regressor: Any, metadata: dict[str, An
             os.replace(d, old)
         os.replace(tmp, d)
     finally:
+        if old.exists() and not d.exists():  # the swap failed half-way: put the previous predictor back
+            os.replace(old, d)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return d

@@ -24,7 +24,7 @@ from typing import Any, Union
 import numpy as np
 
 from .chains import Chain, ChainLike, as_chain_list
-from .layout import encode_chain
+from .layout import ChainError, encode_chain
 from .rank_predictor import RankPredictor
 from .scorers import Scorer
 from .scorers.base import scores_to_ranks
@@ -57,12 +57,15 @@ class PruneResult:
 
 
 def round_half_up(x: float) -> int:
+    """x rounded to the nearest integer, halves up (2.5 -> 3; Python's round gives 2)."""
     return int(math.floor(round(x, 9) + 0.5))
 
 
 def keep_count(n: int, keep_ratio: float | None = None, keep_tokens: int | None = None) -> int:
     """Exact number of tokens to keep out of n: round_half_up(ratio * n) >= 1, or min(keep_tokens, n)."""
     if keep_ratio is not None:
+        if not 0 < keep_ratio <= 1:
+            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
         return min(n, max(1, round_half_up(keep_ratio * n)))
     if keep_tokens is not None:
         return min(n, keep_tokens)
@@ -116,6 +119,10 @@ def removal_order(ranks: np.ndarray, tokens: list[str], step_aware: bool) -> np.
     return np.lexsort((ranks, step_mean[steps]))  # primary: step mean; secondary: own rank
 
 
+class BudgetError(ChainError):
+    """This chain cannot meet the budget (more protected tokens than it keeps)."""
+
+
 def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndarray,
                 step_aware: bool = False) -> list[int]:
     """Exactly k kept indices (sorted): remove n - k unprotected tokens in removal order."""
@@ -123,7 +130,7 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
     n_remove = n - k
     removable = [int(i) for i in removal_order(ranks, tokens, step_aware) if not protected[i]]
     if n_remove > len(removable):
-        raise ValueError(f"cannot keep exactly {k} of {n} tokens: {int(protected.sum())} tokens are protected; "
+        raise BudgetError(f"cannot keep exactly {k} of {n} tokens: {int(protected.sum())} tokens are protected; "
                          "raise the budget or protect fewer tokens")
     gone = set(removable[:n_remove])
     return [i for i in range(n) if i not in gone]

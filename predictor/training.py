@@ -21,6 +21,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from .evaluation.metrics import bootstrap_ci, per_chain_spearman
+from .jsonl_io import atomic_write_text
 
 DEFAULT_DATA = "data/ranked/gsm8k-smollm2-joint.jsonl"
 DEFAULT_REGRESSORS = ("lgbm-regression", "lgbm-lambdarank", "mlp", "sequence")
@@ -224,8 +225,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     result = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
               "selected": best["kind"], "n_features": len(data.feature_names), "split": split, "rows": rows,
               "table": table}
-    (out / "metrics.json").write_text(json.dumps(result, indent=1))
-    (out / "summary.txt").write_text(table + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "summary.txt", table + "\n")
     print(table)
     print(f"\nselected: {best['kind']} (validation); predictor saved to {out / 'predictor'}; metrics in "
           f"{out / 'metrics.json'}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .ranked import record_chain
+from .scorers.base import normalized_ranks
 
 
 @dataclass
@@ -29,14 +30,11 @@ class StateExample:
     X: np.ndarray
     y: np.ndarray
 
-    @property
-    def ranks(self) -> np.ndarray:
-        """Survivor ranks 1..m (1 = deleted first)."""
-        return np.rint(self.y * (len(self.y) - 1)).astype(np.int64) + 1 if len(self.y) > 1 else np.ones(1, np.int64)
-
 
 @dataclass
 class TrainingData:
+    """Feature columns and every (chain, state) example built by `build_training_data`."""
+
     feature_names: list[str]
     feature_groups: list[str]
     examples: list[StateExample] = field(default_factory=list)
@@ -48,11 +46,6 @@ class TrainingData:
         ex = [e for e in self.examples if e.chain_id in ids and
               (fractions is None or any(abs(e.fraction - f) < 1e-9 for f in fractions))]
         return [e.X for e in ex], [e.y for e in ex]
-
-    def examples_of(self, ids: Iterable[str], fraction: float = 0.0) -> list[StateExample]:
-        order = {c: i for i, c in enumerate(ids)}
-        ex = [e for e in self.examples if e.chain_id in order and abs(e.fraction - fraction) < 1e-9]
-        return sorted(ex, key=lambda e: order[e.chain_id])
 
 
 def state_targets(order: Sequence[int], fraction: float) -> tuple[list[int], np.ndarray] | None:
@@ -66,9 +59,8 @@ def state_targets(order: Sequence[int], fraction: float) -> tuple[list[int], np.
     if m < 2 and fraction > 0:
         return None
     kept = sorted(rest)
-    step = {tok: s for s, tok in enumerate(rest)}  # 0 = deleted first among survivors
-    y = np.array([step[i] for i in kept], dtype=np.float64) / max(m - 1, 1) if m > 1 else np.full(1, 0.5)
-    return kept, y
+    step = {tok: s for s, tok in enumerate(rest, 1)}  # survivor ranks: 1 = deleted first among survivors
+    return kept, normalized_ranks(np.array([step[i] for i in kept]))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +60,27 @@ def test_save_replaces_atomically_and_leaves_no_temp(chains, tmp_path):
     with pytest.raises(ValueError, match="lacks"):
         save_predictor(tmp_path / "q", a, {"lm_name": "x"})
     assert not (tmp_path / "q").exists()
+
+
+def test_failed_swap_keeps_the_previous_predictor(chains, tmp_path, monkeypatch):
+    import os
+
+    X, y = chains
+    a = make_regressor("lgbm-regression", n_estimators=5, min_child_samples=3).fit(X, y)
+    save_predictor(tmp_path / "p", a, _meta(4))
+    real_replace = os.replace
+
+    def flaky_replace(src, dst):  # the rename of the new directory into place fails (after the old one moved)
+        if Path(src).name.startswith(".p.tmp-") and Path(dst) == tmp_path / "p":
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", flaky_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_predictor(tmp_path / "p", a, _meta(4))
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+    assert load_predictor(tmp_path / "p")[1]["regressor"] == "lgbm-regression"
 
 
 def test_corrupt_or_missing_directories_raise_clear_errors(chains, tmp_path):

@@ -202,3 +202,15 @@ def test_package_level_prune_is_callable(rp, chains):
     import predictor.pruning  # noqa: F401  (importing the implementation module must not shadow the export)
 
     assert len(predictor.prune(chains[0], keep_tokens=2, predictor=rp).kept) == 2
+
+
+def test_cli_prune_counts_impossible_protect_budget_as_skip(chains_file, tmp_path, model_dir, capsys):
+    """A chain with more protected digits than its budget is skipped with a reason, not fatal."""
+    out = tmp_path / "p.jsonl"
+    argv = ["prune", "--in", str(chains_file), "--out", str(out), "--keep-tokens", "1", "--protect", "digits",
+            "--scorer", "surprisal", "--model", model_dir]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "budget impossible with protected tokens" in err
+    ids = [r["id"] for r in read(out)]
+    assert "c2" not in ids  # "... 5 * 2 = 10 ..." has more than one digit token

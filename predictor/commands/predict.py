@@ -86,10 +86,12 @@ class Skips:
             self.examples[kind].append(message)
 
     def add_chain_error(self, err: Exception) -> None:
-        msg = str(err)
-        kind = "too long for the LM" if "exceed" in msg else "empty reasoning" if ("empty" in msg or "no tokens" in msg) \
-            else "unscorable"
-        self.add(kind, msg)
+        from ..layout import EmptyReasoningError, TooLongError
+        from ..pruning import BudgetError
+
+        kinds = {TooLongError: "too long for the LM", EmptyReasoningError: "empty reasoning",
+                 BudgetError: "budget impossible with protected tokens"}
+        self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"), str(err))
 
     @property
     def total(self) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..scorers.base import normalized_ranks
 from .metrics import bootstrap_ci, summarize
 
 ABLATION_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -30,14 +31,6 @@ def default_regressor(seed: int = 0, **params):
     return LGBMRankRegressor(**{**FAST_LGBM, "seed": seed, **params})
 
 
-def _rank_targets(ranks: Sequence[np.ndarray]) -> list[np.ndarray]:
-    out = []
-    for r in ranks:
-        r = np.asarray(r, dtype=np.float64)
-        out.append((r - 1) / (len(r) - 1) if len(r) > 1 else np.full(len(r), 0.5))
-    return out
-
-
 def run_ablation(train_tables: Sequence, train_ranks: Sequence[np.ndarray], test_tables: Sequence,
                  test_ranks: Sequence[np.ndarray], families: Mapping[str, Sequence[str]] = ABLATION_FAMILIES,
                  make_regressor: Callable[[], object] | None = None, n_boot: int = 2000, seed: int = 0,
@@ -48,7 +41,7 @@ def run_ablation(train_tables: Sequence, train_ranks: Sequence[np.ndarray], test
     A family whose groups are absent from the tables is reported with n_features 0 and skipped.
     """
     make = make_regressor or (lambda: default_regressor(seed))
-    y_train = _rank_targets(train_ranks)
+    y_train = [normalized_ranks(r) for r in train_ranks]
     out = {}
     items = list(families.items())
     for name, groups in (progress(items, desc="ablation") if progress else items):

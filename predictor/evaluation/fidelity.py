@@ -13,25 +13,15 @@ import numpy as np
 import torch
 
 from ..objective import upcast
+from ..pruning import keep_count, select_kept
 from .metrics import bootstrap_ci
 
 KEEP_RATIOS = (0.9, 0.7, 0.5, 0.3)
 OBJECTIVES = ("joint", "answer")
 
 
-def keep_count(n: int, ratio: float) -> int:
-    """Tokens kept at keep ratio `ratio` of n, exactly as `predictor.prune` counts them."""
-    from ..pruning import keep_count as _kc
-
-    if not 0 < ratio <= 1:
-        raise ValueError(f"keep ratio must be in (0, 1], got {ratio}")
-    return 0 if n == 0 else _kc(n, keep_ratio=ratio)
-
-
 def keep_indices(ranks, ratio: float) -> list[int]:
     """Sorted indices kept by `predictor.prune` (no protection) at keep ratio `ratio` given these ranks."""
-    from ..pruning import select_kept
-
     r = np.asarray(ranks)
     return select_kept(r, [""] * len(r), keep_count(len(r), ratio), np.zeros(len(r), dtype=bool))
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..lexical import CATEGORIES, categorize
-from .metrics import normalize
+from .metrics import bootstrap_ci, normalize
 
 
 def token_categories(tokens_list: Sequence[Sequence[str]], questions: Sequence[str]) -> list[list[str]]:
@@ -20,7 +20,6 @@ def category_ranks(categories: Sequence[Sequence[str]], ranks_list: Sequence[np.
     The mean pools the category's tokens over all chains; the 95% interval resamples chains (not
     tokens), so one long chain does not count as many independent samples. Empty categories are omitted.
     """
-    rng = np.random.default_rng(seed)
     out = {}
     for cat in CATEGORIES:
         sums, counts = [], []
@@ -32,12 +31,9 @@ def category_ranks(categories: Sequence[Sequence[str]], ranks_list: Sequence[np.
         if not counts:
             continue
         s, c = np.array(sums), np.array(counts)
-        mean = float(s.sum() / c.sum())
-        idx = rng.integers(0, len(s), size=(n_boot, len(s)))
-        boot = s[idx].sum(axis=1) / c[idx].sum(axis=1)
-        lo, hi = (np.quantile(boot, [0.025, 0.975]) if len(s) > 1 else (mean, mean))
-        out[cat] = {"n_tokens": int(c.sum()), "n_chains": len(s), "mean": mean,
-                    "lo": float(min(lo, mean)), "hi": float(max(hi, mean))}
+        # per-chain category means weighted by token counts: the pooled mean, resampled by chain
+        mean, lo, hi = bootstrap_ci(s / c, n_boot=n_boot, seed=seed, weights=c)
+        out[cat] = {"n_tokens": int(c.sum()), "n_chains": len(s), "mean": mean, "lo": lo, "hi": hi}
     return out
 
 

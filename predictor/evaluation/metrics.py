@@ -92,17 +92,31 @@ def precision_first_pruned(pred, true, frac: float) -> float:
     return len(p & t) / len(p) if p else float("nan")
 
 
-def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float, float]:
-    """(mean, lo, hi): percentile bootstrap interval of the mean over chains (NaNs dropped)."""
+def bootstrap_ci(values, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
+                 weights=None) -> tuple[float, float, float]:
+    """(mean, lo, hi): percentile bootstrap interval of the mean over chains (NaNs dropped).
+
+    weights: per-chain weights w (e.g. token counts); the statistic is then the weighted mean
+    sum(w * v) / sum(w), resampled by chain.
+    """
     v = _as_float(values)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
+    w = None if weights is None else _as_float(weights)
+    if w is not None and len(w) != len(v):
+        raise ValueError(f"{len(v)} values but {len(w)} weights")
+    keep = np.isfinite(v) if w is None else np.isfinite(v) & np.isfinite(w)
+    v = v[keep]
+    w = None if w is None else w[keep]
+
+    def stat(idx):  # the (weighted) mean of the chains idx [..., k] along the last axis
+        return v[idx].mean(axis=-1) if w is None else (w * v)[idx].sum(axis=-1) / w[idx].sum(axis=-1)
+
+    if len(v) == 0 or (w is not None and w.sum() <= 0):
         return float("nan"), float("nan"), float("nan")
-    mean = float(v.mean())
+    mean = float(stat(np.arange(len(v))))
     if len(v) == 1:
         return mean, mean, mean
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    means = stat(rng.integers(0, len(v), size=(n_boot, len(v))))
     lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     # the percentile interval of a mean contains the mean up to round-off; make it exact
     return mean, float(min(lo, mean)), float(max(hi, mean))

@@ -31,15 +31,14 @@ class RankModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        from scipy.stats import spearmanr
+        from ..evaluation.metrics import per_chain_spearman
 
         x, y, mask = batch
         pred = self(x, mask)
         self.log("val_loss", self.loss_fn(pred, y, mask), prog_bar=True, batch_size=x.shape[0])
         p, t, m = (a.detach().float().cpu().numpy() for a in (pred, y, mask))
-        for pi, ti, mi in zip(p, t, m.astype(bool)):
-            r = spearmanr(pi[mi], ti[mi])[0] if mi.sum() > 1 and np.ptp(pi[mi]) > 0 else 0.0
-            self._val_rho.append(0.0 if not np.isfinite(r) else float(r))
+        m = m.astype(bool)
+        self._val_rho += per_chain_spearman([pi[mi] for pi, mi in zip(p, m)], [ti[mi] for ti, mi in zip(t, m)]).tolist()
 
     def on_validation_epoch_end(self) -> None:
         if self._val_rho:

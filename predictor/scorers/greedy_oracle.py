@@ -7,15 +7,16 @@ Cost: n(n+1)/2 candidate evaluations (batched, with prefix KV reuse) instead of 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from ..greedy import _Scorer
+from ..greedy import greedy_layout
+from ..lm import LM
 from ..objective import check_objective
 from ..observe import Observation
 from .base import Scorer
 
 
-def require_lm(obs: Observation, who: str):
+def require_lm(obs: Observation, who: str) -> LM:
+    """The LM an observation was made with (scorers that run more passes need it)."""
     if obs.lm is None:
         raise ValueError(f"the {who} scorer needs the LM: observe the chain with predictor.observe.observe(lm, ...)")
     return obs.lm
@@ -30,19 +31,10 @@ class GreedyScorer(Scorer):
         self.objective = check_objective(objective)
         self.batch_tokens = batch_tokens
 
-    @torch.no_grad()
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "greedy")
-        sc = _Scorer(lm, obs.layout, self.objective, self.batch_tokens)
-        kept = list(range(obs.n))
-        ranks = np.zeros(obs.n)
-        step = 0
-        while kept:
-            cand = sc.candidates(kept)
-            best = int(np.argsort(-cand, kind="stable")[0])  # highest objective; ties: lowest index
-            step += 1
-            ranks[kept.pop(best)] = step
-        return ranks
+        return np.asarray(greedy_layout(lm, obs.layout, self.objective, batch_tokens=self.batch_tokens).ranks,
+                          dtype=np.float64)
 
     def extra_forward_passes(self, n: int) -> int:
         return n * (n + 1) // 2

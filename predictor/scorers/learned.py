@@ -15,7 +15,6 @@ from ..observe import Observation
 from .base import Scorer
 
 PRETRAINED_NAME = "smollm2-joint"
-ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
 
 
 def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
@@ -69,7 +68,7 @@ class LearnedScorer(Scorer):
         self.spec = FeatureSpec.from_dict(metadata["feature_spec"])
         self.feature_names = list(metadata["feature_names"])
         self.check_lm = check_lm
-        self.needs_attention = bool(ATTENTION_GROUPS & set(self.spec.groups))  # type: ignore[misc]
+        self.needs_attention = self.spec.needs_attention  # type: ignore[misc]
         # the observation pass must match the one the features were trained on (probe text, window)
         self.observe_kwargs = {"probe": self.spec.probe if self.spec.needs_probe else None, "window": self.spec.window}
 

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..lexical import token_lines
 from ..observe import Observation
 from .base import Scorer
 
 
 def token_steps(tokens: list[str]) -> np.ndarray:
-    """Reasoning step (line) of each token, int [n], 0-based and contiguous.
-
-    A token belongs to the line it is on; a token holding a newline ends its line (the newline
-    belongs to the step it closes)."""
-    steps = np.zeros(len(tokens), dtype=np.int64)
-    line = 0
-    for i, t in enumerate(tokens):
-        steps[i] = line
-        line += t.count("\n")
-    _, dense = np.unique(steps, return_inverse=True)
+    """Reasoning step (line) of each token, int [n], 0-based and contiguous (`lexical.token_lines`,
+    with the indices that blank lines skip closed up)."""
+    _, dense = np.unique(np.asarray(token_lines(tokens), dtype=np.int64), return_inverse=True)
     return dense.reshape(-1)
 
 
