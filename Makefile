@@ -23,4 +23,5 @@ demo: setup
 
 report: setup
 	$(BIN)/python -m predictor evaluate --data data/ranked/gsm8k-smollm2-joint.jsonl \
-	    --predictor predictor/pretrained/smollm2-joint --out reports/smollm2-joint
+	    --predictor predictor/pretrained/smollm2-joint --out reports/smollm2-joint \
+	    --frontier-chains 2 --strides 4,8 --threads 1
