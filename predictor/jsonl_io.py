@@ -84,3 +84,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     """Atomically write records as JSON lines."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def read_json_object(path: str | Path, error: type[Exception], missing: str) -> dict[str, Any]:
+    """Parse a JSON file that must hold an object; `error(...)` names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {missing}")
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise error(f"{path}: expected a JSON object")
+    return obj

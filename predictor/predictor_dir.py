@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .jsonl_io import atomic_write_text
+from .jsonl_io import atomic_write_text, read_json_object
 
 FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
@@ -82,14 +82,7 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     if not d.is_dir():
         raise PredictorLoadError(f"{d}: predictor directory does not exist")
     path = d / METADATA_FILE
-    if not path.is_file():
-        raise PredictorLoadError(f"{path}: missing (not a predictor directory)")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PredictorLoadError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise PredictorLoadError(f"{path}: expected a JSON object")
+    meta = read_json_object(path, PredictorLoadError, "missing (not a predictor directory)")
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise PredictorLoadError(f"{path}: missing keys {missing}")

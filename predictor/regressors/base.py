@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..jsonl_io import read_json_object
+
 CONFIG_FILE = "regressor.json"
 
 
@@ -75,13 +77,8 @@ def write_config(directory: str | Path, kind: str, params: dict[str, Any], state
 def read_config(directory: str | Path, kind: str | None = None) -> dict[str, Any]:
     """The JSON config of a saved regressor; RegressorLoadError naming the file if absent/corrupt."""
     path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise RegressorLoadError(f"{path}: missing (not a saved regressor directory)")
-    try:
-        cfg = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RegressorLoadError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or not {"kind", "params", "state"} <= set(cfg):
+    cfg = read_json_object(path, RegressorLoadError, "missing (not a saved regressor directory)")
+    if not {"kind", "params", "state"} <= set(cfg):
         raise RegressorLoadError(f"{path}: expected an object with kind, params and state")
     if kind is not None and cfg["kind"] != kind:
         raise RegressorLoadError(f"{path}: holds a {cfg['kind']!r} regressor, expected {kind!r}")
