@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,13 @@ def _convert_default(target: Path) -> None:
     tok.save_pretrained(tmp)
     (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size}))
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, target)  # atomic: a crash mid-conversion never leaves a half-written cache
+    try:
+        os.replace(tmp, target)  # atomic: a crash mid-conversion never leaves a half-written cache
+    except OSError:
+        # Another process finished the same conversion first: keep its copy, drop ours.
+        if not (target / "config.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _resolve(name_or_path: str | None) -> tuple[str, str]:
