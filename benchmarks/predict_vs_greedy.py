@@ -33,6 +33,12 @@ def greedy_tokens(n: int, a: int, steps: int | None = None) -> int:
     return total
 
 
+def _seconds(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gsm8k", default="data/gsm8k/train.jsonl", help="GSM8K JSONL to pick chains from")
@@ -49,12 +55,14 @@ def main() -> None:
     ap.add_argument("--refresh", default="1,2,5,10")
     ap.add_argument("--max-ranked", type=int, default=20, help="chains of --ranked used")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="predict_ranks timings per chain (median)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from scipy.stats import spearmanr
 
     from predictor.chains import iter_jsonl, read_gsm8k
+    from predictor.evaluation import stored_split_ids
     from predictor.greedy import greedy_prune
     from predictor.layout import encode_chain
     from predictor.lm import load_lm
@@ -86,9 +94,9 @@ def main() -> None:
     for want, c in picked:
         lay = encode_chain(lm.tokenizer, c)
         n, a = lay.n, len(lay.answer_ids)
-        t = time.perf_counter(); rp.predict_ranks(c); tp = time.perf_counter() - t
+        tp = statistics.median(_seconds(rp.predict_ranks, c) for _ in range(args.repeats))
         steps = None if n <= args.full_upto else args.max_steps
-        t = time.perf_counter(); greedy_prune(lm, c, max_steps=steps); tg = time.perf_counter() - t
+        tg = _seconds(lambda: greedy_prune(lm, c, max_steps=steps))
         est = ""
         if steps is not None:
             tg *= greedy_tokens(n, a) / greedy_tokens(n, a, steps)
@@ -97,7 +105,14 @@ def main() -> None:
 
     if not args.ranked or not Path(args.ranked).is_file():
         return
-    recs = [r for r in read_ranked(args.ranked) if r["lm"] == lm.fingerprint][: args.max_ranked]
+    recs = [r for r in read_ranked(args.ranked, objective="joint") if r["lm"] == lm.fingerprint]
+    held_out = stored_split_ids(getattr(rp.scorer, "metadata", {}) or {}, "test")
+    if held_out is not None:  # a learned predictor: only its test chains, never its training data
+        recs = [r for r in recs if str(r["id"]) in set(held_out)]
+        print(f"\nrefresh: the predictor's held-out test split ({len(recs)} chains in {args.ranked})")
+    recs = recs[: args.max_ranked]
+    if not recs:
+        return
     print(f"\nrefresh on {len(recs)} labeled chains of {args.ranked} "
           f"(n = {min(len(r['ranks']) for r in recs)}-{max(len(r['ranks']) for r in recs)}; "
           f"greedy labeler: {statistics.mean(r['seconds'] for r in recs):.0f} s/chain recorded)")
@@ -106,7 +121,8 @@ def main() -> None:
     for k in (int(x) for x in args.refresh.split(",")):
         rhos, secs = [], []
         for r in recs:
-            t = time.perf_counter(); pred = rp.predict_ranks(record_chain(r), refresh=k)
+            t = time.perf_counter()
+            pred = rp.predict_ranks(record_chain(r), refresh=k)
             secs.append(time.perf_counter() - t)
             rhos.append(spearmanr(pred, r["ranks"])[0])
         print(f"| {k} | {np.mean(rhos):.3f} | {np.mean(secs):.2f} |", flush=True)
