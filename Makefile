@@ -23,5 +23,6 @@ demo: setup
 
 report: setup
 	$(BIN)/python -m predictor evaluate --data data/ranked/gsm8k-smollm2-joint.jsonl \
+	    --answer-data data/ranked/gsm8k-smollm2-answer.jsonl \
 	    --predictor predictor/pretrained/smollm2-joint --out reports/smollm2-joint \
 	    --frontier-chains 2 --strides 4,8 --threads 1

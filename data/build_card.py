@@ -43,14 +43,19 @@ this file in order, so every labeled prefix is a uniform random sample of the 20
 - Exact greedy search (stride 1), default scoring layout of the design card; each record holds ids,
   decoded tokens, the full deletion `order`, `ranks` (1 = deleted first), the objective `trajectory`
   after each deletion, `full_objective` and the search's wall time `seconds`.
-- Labeled with (two shards in parallel, one CPU thread each, on a 2-core machine shared with other work):
+- Labeled with (two JOINT shards and one ANSWER process in parallel, one CPU thread each, on a 2-core
+  machine shared with other work, so the seconds are inflated by contention):
 ```
-predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/joint.shard0.jsonl --shard 0/2 --threads 1
-predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/joint.shard1.jsonl --shard 1/2 --threads 1
-predictor merge-ranked --in runs/label/joint.shard*.jsonl --order data/chains/gsm8k-train-20-64.jsonl \\
-    --out data/ranked/gsm8k-smollm2-joint.jsonl
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/joint.s0.jsonl --shard 0/2 --threads 1
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/joint.s1.jsonl --shard 1/2 --threads 1
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/answer.jsonl --objective answer --threads 1
+predictor merge-ranked --in runs/label/joint.s*.jsonl --order data/chains/gsm8k-train-20-64.jsonl \\
+    --out data/ranked/gsm8k-smollm2-joint.jsonl --tolerate-partial
+predictor merge-ranked --in runs/label/answer.jsonl --order data/chains/gsm8k-train-20-64.jsonl \\
+    --out data/ranked/gsm8k-smollm2-answer.jsonl --tolerate-partial
 ```
-  (the ANSWER file the same with `--objective answer`). Re-running `label` resumes where it stopped.
+  Re-running `label` resumes where it stopped (finished ids are skipped; seed a shard file with the
+  already merged records to continue a data set).
 - Tokens/s counts reasoning tokens ranked per second of search, per process.
 - Validate every record (schema, ranks a permutation consistent with `order`, unique ids,
   trajectory length = n): `predictor check-data data/ranked/*.jsonl` (also run by the test suite).
