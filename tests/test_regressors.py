@@ -152,3 +152,14 @@ def test_rank_losses_prefer_the_right_order():
         assert torch.isclose(fn(good, y, mask), fn(other, y, mask))
     with pytest.raises(ValueError, match="unknown loss"):
         get_loss("hinge")
+
+
+@pytest.mark.parametrize("kind", ["mlp", "lgbm-regression"])
+def test_early_stopping_keeps_the_best_validation_model(kind, data):
+    """The restored model scores exactly the validation Spearman it was selected for."""
+    (X, y), (Xv, yv), _ = data
+    params = {**FAST[kind], "seed": 3}
+    if kind == "mlp":
+        params.update(max_epochs=6, patience=10, lr=1e-2)
+    reg = make_regressor(kind, **params).fit(X, y, Xv, yv)
+    assert reg.best_score_ == pytest.approx(mean_chain_spearman(reg.predict(Xv), yv), abs=1e-6)

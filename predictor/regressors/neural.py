@@ -148,7 +148,9 @@ class NeuralRankRegressor:
                                                  shuffle=False, collate_fn=_collate)
 
             class _KeepBest(Callback):  # best weights in memory: no checkpoint files anywhere
-                def on_validation_epoch_end(self, trainer, pl_module):
+                # on_validation_end, not on_validation_epoch_end: Lightning runs callbacks' epoch-end hooks
+                # before the module's, which is where val_spearman is logged (we would read the last epoch's).
+                def on_validation_end(self, trainer, pl_module):
                     if trainer.sanity_checking:
                         return
                     score = float(trainer.callback_metrics.get("val_spearman", -np.inf))
