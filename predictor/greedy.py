@@ -8,9 +8,11 @@ Deleting kept token j leaves prompt + kept[:j] unchanged, so per step we
      (computed once per chain), which gives the log-probs of every prefix and the KV of every prefix;
   2. for every candidate j, recompute only the suffix kept[j+1:] + answer, attending to the first
      p + j cached positions (the other cached positions are masked out) with positions shifted by one.
-Candidates are batched by a token budget; log-probs are computed from hidden states only at the
+Candidates are batched by a token budget (and a KV-memory budget: every row of a block holds its own
+prefix copy); log-probs are computed from hidden states only at the
 positions the objective needs. The result equals `greedy_reference` up to float round-off.
 `stride > 1` deletes the `stride` best candidates per step: an explicit approximation.
+Sliding-window models on sequences longer than their window fall back to the reference search.
 """
 from __future__ import annotations
 
@@ -55,6 +57,31 @@ def default_batch_tokens(device: torch.device) -> int:
     return 512
 
 
+def kv_bytes_per_token(model) -> int:
+    """Bytes of KV cache one token takes across all layers (keys and values)."""
+    cfg = model.config.get_text_config()
+    heads = cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    size = torch.finfo(next(model.parameters()).dtype).bits // 8
+    return 2 * cfg.num_hidden_layers * kv_heads * head_dim * size
+
+
+def default_kv_tokens(model, device: torch.device) -> int:
+    """Cached tokens a candidate block may hold in total (each row holds its own copy of the prefix):
+    a quarter of free memory on CUDA, 2 GiB on CPU."""
+    free = torch.cuda.mem_get_info(device)[0] // 4 if device.type == "cuda" else 2 << 30
+    return max(1, int(free // kv_bytes_per_token(model)))
+
+
+def needs_reference(lm: LM, lay: Layout) -> bool:
+    """True for sliding-window models on sequences longer than the window: their caches keep only the
+    window and their masks count cache slots, which the shared-prefix trick relies on, so the exact
+    (slow) reference search is used instead."""
+    window = getattr(lm.model.config.get_text_config(), "sliding_window", None)
+    return bool(window) and len(lay.prompt_ids) + lay.n + len(lay.answer_ids) > int(window)
+
+
 class _Scorer:
     """Per-chain state: prompt KV, and helpers that score sequences sharing cached prefixes."""
 
@@ -65,6 +92,7 @@ class _Scorer:
         self.lay = lay
         self.joint = objective == "joint"
         self.budget = batch_tokens or default_batch_tokens(self.dev)
+        self.kv_budget = default_kv_tokens(lm.model, self.dev)
         p = len(lay.prompt_ids)
         out = self.base(input_ids=torch.tensor([lay.prompt_ids], device=self.dev), use_cache=True)
         self.prompt_kv = [(k, v) for k, v, *_ in out.past_key_values]
@@ -133,7 +161,8 @@ class _Scorer:
         while j < m:
             # contiguous block of candidates [j, j2) sized so that B * longest suffix <= budget
             longest = m - j - 2 + a
-            j2 = min(m, j + max(1, self.budget // max(1, longest)))
+            block = min(self.budget // max(1, longest), self.kv_budget // (p + m + a))
+            j2 = min(m, j + max(1, block))
             self._score_block(seq, m, a, j, j2, prefix, rows, kv, scores)
             j = j2
         # Deleting either of two equal adjacent tokens leaves the same sequence: an exact tie that
@@ -218,6 +247,10 @@ def greedy_layout(
     check_objective(objective)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
+    if needs_reference(lm, lay):
+        from .greedy_reference import greedy_layout_reference
+
+        return greedy_layout_reference(lm, lay, objective, stride, max_steps)
     t0 = time.perf_counter()
     sc = _Scorer(lm, lay, objective, batch_tokens)
     kept = list(range(lay.n))

@@ -9,7 +9,7 @@ import time
 
 from .chains import ChainLike, as_chain
 from .greedy import GreedyResult, ranks_from_order
-from .layout import encode_chain
+from .layout import Layout, encode_chain
 from .lm import LM
 from .objective import check_objective, sequence_objective
 
@@ -17,9 +17,15 @@ from .objective import check_objective, sequence_objective
 def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", stride: int = 1,
                            max_steps: int | None = None) -> GreedyResult:
     """Reference greedy search; same result contract as `greedy.greedy_prune`."""
+    lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
+    return greedy_layout_reference(lm, lay, objective, stride, max_steps)
+
+
+def greedy_layout_reference(lm: LM, lay: Layout, objective: str = "joint", stride: int = 1,
+                            max_steps: int | None = None) -> GreedyResult:
+    """`greedy_prune_reference` on an encoded layout."""
     check_objective(objective)
     t0 = time.perf_counter()
-    lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
     p, a = len(lay.prompt_ids), len(lay.answer_ids)
     kept = list(range(lay.n))
     full = sequence_objective(lm.model, lay.sequence(kept), p, a, objective)

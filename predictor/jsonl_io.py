@@ -10,44 +10,71 @@ from typing import Any
 
 
 class ResumableJsonlWriter:
-    """Append one JSON object per line; on reopen, skip ids already written.
+    """Append one JSON object per line; on reopen, skip keys already written.
 
     A kill can only ever leave a partial last line; reopening cuts it off, so the file never holds a
-    duplicated or truncated record. Each record is flushed and fsynced before `write` returns.
+    duplicated or truncated record. A bad line anywhere else is an error (naming file:line), never
+    silently dropped with the records after it. Each record is flushed and fsynced before `write`
+    returns.
+
+    key: the field (or tuple of fields) that identifies a finished record; `done` holds str ids for
+    one field, tuples of str for several.
+    match: fields every existing record must have with these values (the run's settings: LM, objective,
+    budget, ...); a record written with other settings raises ValueError instead of being resumed.
     """
 
-    def __init__(self, path: str | Path, key: str = "id"):
+    def __init__(self, path: str | Path, key: str | tuple[str, ...] = "id", match: dict[str, Any] | None = None):
         self.path = Path(path)
         self.key = key
-        self.done: set[str] = set()
+        self.match = dict(match or {})
+        self.done: set[Any] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        good_end = 0
         if self.path.exists():
-            with self.path.open("rb") as f:
-                data = f.read()
-            pos = 0
-            for raw in data.splitlines(keepends=True):
-                if not raw.endswith(b"\n"):
-                    break  # partial last line from a crash
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError:
-                    break
-                pos += len(raw)
-                good_end = pos
-                if isinstance(obj, dict) and key in obj:
-                    self.done.add(str(obj[key]))
-            if good_end < len(data):
-                with self.path.open("r+b") as f:
-                    f.truncate(good_end)
+            self._scan()
         self._f = self.path.open("ab")
+
+    def _key_of(self, obj: dict[str, Any]) -> Any:
+        if isinstance(self.key, str):
+            return str(obj[self.key])
+        return tuple(str(obj.get(k)) for k in self.key)
+
+    def _scan(self) -> None:
+        with self.path.open("rb") as f:
+            data = f.read()
+        lines = data.splitlines(keepends=True)
+        good_end = 0
+        for lineno, raw in enumerate(lines, 1):
+            last = lineno == len(lines)
+            if not raw.strip():
+                good_end += len(raw)
+                continue
+            try:
+                obj = json.loads(raw) if raw.endswith(b"\n") else None
+            except json.JSONDecodeError:
+                obj = None
+            if not isinstance(obj, dict) or (isinstance(self.key, str) and self.key not in obj):
+                if last:
+                    break  # a line cut by a kill: dropped below
+                raise ValueError(f"{self.path}:{lineno}: not a complete record of this tool's output; "
+                                 "fix or remove the line (or use another output path)")
+            for field, want in self.match.items():
+                if obj.get(field) != want:
+                    raise ValueError(
+                        f"{self.path}:{lineno}: field '{field}' is {obj.get(field)!r} but this run uses {want!r}; "
+                        f"outputs of different settings cannot be mixed: use another output path, or delete "
+                        f"{self.path} to start over")
+            good_end += len(raw)
+            self.done.add(self._key_of(obj))
+        if good_end < len(data):
+            with self.path.open("r+b") as f:
+                f.truncate(good_end)
 
     def write(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         self._f.write(line)
         self._f.flush()
         os.fsync(self._f.fileno())
-        self.done.add(str(record[self.key]))
+        self.done.add(self._key_of(record))
 
     def close(self) -> None:
         self._f.close()

@@ -61,3 +61,40 @@ def test_bad_inputs(tiny_lm):
         greedy_prune(tiny_lm, {"question": "q", "reasoning": "word " * 600, "answer": "1"})
     with pytest.raises(ValueError, match="stride"):
         greedy_prune(tiny_lm, {"question": "q", "reasoning": "a b", "answer": "1"}, stride=0)
+
+
+def test_kv_memory_budget_limits_blocks_without_changing_the_result(tiny_lm, chains, monkeypatch):
+    import predictor.greedy as g
+
+    ref = greedy_prune_reference(tiny_lm, chains[1])
+    monkeypatch.setattr(g, "default_kv_tokens", lambda model, device: 1)  # forces one candidate per block
+    fast = greedy_prune(tiny_lm, chains[1])
+    assert fast.order == ref.order
+    np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-4)
+
+
+def test_sliding_window_model_matches_reference(tokenizer):
+    """Sliding-window masks count cache slots: blocks must not leave gaps between prefix and suffix."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from predictor.lm import wrap_lm
+
+    torch.manual_seed(0)
+    cfg = MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                        sliding_window=24, eos_token_id=tokenizer.eos_token_id, attn_implementation="sdpa")
+    model = MistralForCausalLM(cfg).to(torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(8.0 if p.ndim > 1 else 1.0)
+    lm = wrap_lm(model, tokenizer, name="tiny-mistral")
+    chain = dict(CHAINS_LONG)
+    fast = greedy_prune(lm, chain)
+    ref = greedy_prune_reference(lm, chain)
+    assert fast.order == ref.order
+    np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-4)
+
+
+CHAINS_LONG = {"question": "A pen costs $2. How much do 5 pens cost?",
+               "reasoning": "Each pen costs 2 dollars, so 5 pens cost 5 * 2 = 10 dollars.", "answer": "10"}

@@ -67,3 +67,26 @@ def test_label_bad_input_errors(tmp_path, tiny_dir, capsys):
     assert "cannot load LM" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["label", "--in", str(good), "--out", str(tmp_path / "o.jsonl"), "--objective", "bogus"])
+
+
+def test_label_one_file_two_objectives_and_refuses_mixed_settings(tmp_path, tiny_dir, capsys):
+    chains = _chains_file(tmp_path / "c.jsonl", CHAINS[:1])
+    out = tmp_path / "o.jsonl"
+    base = ["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--threads", "1"]
+    assert main(base) == 0
+    assert main(base + ["--objective", "answer"]) == 0  # same id, other objective: labeled, not skipped
+    assert sorted(r["objective"] for r in read_ranked(out)) == ["answer", "joint"]
+    before = out.read_text()
+    assert main(base + ["--stride", "2"]) == 2  # would mix exact and approximate labels
+    assert "field 'stride' is 1 but this run uses 2" in capsys.readouterr().err
+    assert out.read_text() == before
+
+
+def test_resume_refuses_a_corrupt_line_in_the_middle(tmp_path):
+    from predictor.jsonl_io import ResumableJsonlWriter
+
+    p = tmp_path / "o.jsonl"
+    p.write_text('{"id": "a"}\n{broken\n{"id": "b"}\n')
+    with pytest.raises(ValueError, match=r"o.jsonl:2: not a complete record"):
+        ResumableJsonlWriter(p)
+    assert p.read_text() == '{"id": "a"}\n{broken\n{"id": "b"}\n'  # nothing dropped

@@ -170,6 +170,9 @@ def test_cli_prune_and_resume(chains_file, tmp_path, model_dir, capsys):
     (tmp_path / "p2.jsonl.partial").write_text(before.splitlines(keepends=True)[0] + '{"id": "c2", "que')
     assert main(argv[:4] + [str(out2)] + argv[5:]) == 0
     assert [r["id"] for r in read(out2)] == ["c1", "c2", "s"] and read(out2)[0] == recs[0]
+    # other settings on the same output are refused, not answered with the old records
+    assert main(argv[:5] + ["--keep", "0.3"] + argv[7:]) == 2
+    assert f"{out}:1: field 'settings'" in capsys.readouterr().err and out.read_text() == before
 
 
 def test_cli_predict(chains_file, tmp_path, model_dir):

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     chains = [c for k, c in enumerate(chains) if k % n == i]
     lm = load_lm_from_args(args)
     skipped: list[str] = []
-    with ResumableJsonlWriter(args.out) as out:
-        todo = [c for c in chains if c.id not in out.done]
+    # one file may hold both objectives, never two LMs or strides
+    with ResumableJsonlWriter(args.out, key=("id", "objective"),
+                              match={"lm": lm.fingerprint, "stride": args.stride}) as out:
+        todo = [c for c in chains if (c.id, args.objective) not in out.done]
         sizes = {}
         for c in todo:
             try:

@@ -3,7 +3,8 @@
 Writes one JSON line per chain: id, n, ranks (1 = pruned first), order (token indices in pruning
 order), tokens (decoded), scorer, lm (fingerprint), refresh. The ranking comes from the shipped
 pretrained predictor (default), a trained predictor directory (--predictor DIR) or any registered
-scorer (--scorer NAME: baselines, or `greedy` for the exact oracle).
+scorer (--scorer NAME: baselines, or `greedy` for the exact oracle). A re-run on an existing --out
+with other settings (scorer, LM, refresh) is refused instead of silently reusing the old records.
 
 Streaming and resumable: chains are read line by line and each record is appended (fsynced) to
 OUT.partial; a re-run skips finished ids, and OUT is replaced atomically once the input is done.
@@ -146,15 +147,19 @@ class AtomicResumableOutput:
     """Append records to OUT.partial (resumable, fsynced); on success rename it over OUT atomically.
 
     A previous complete OUT seeds the partial file, so its ids are skipped too; OUT itself is only
-    ever replaced whole."""
+    ever replaced whole. `match`: the run's settings, stored in every record; resuming output written
+    with other settings (another scorer, budget, refresh) is refused rather than silently reused."""
 
-    def __init__(self, out: str | Path):
+    def __init__(self, out: str | Path, match: dict[str, Any] | None = None):
         from ..jsonl_io import ResumableJsonlWriter
 
         self.out, self.partial = Path(out), partial_path(out)
         if not self.partial.exists() and self.out.exists():
             shutil.copyfile(self.out, self.partial)
-        self.writer = ResumableJsonlWriter(self.partial)
+        try:
+            self.writer = ResumableJsonlWriter(self.partial, match=match)
+        except ValueError as e:  # written with other settings: name OUT, not the scratch file
+            raise ValueError(str(e).replace(str(self.partial), str(self.out))) from None
         self.done = self.writer.done
         self.resumed = len(self.done)
 
@@ -170,8 +175,10 @@ class AtomicResumableOutput:
             os.replace(self.partial, self.out)
 
 
-def run_stream(args: argparse.Namespace, make_record, desc: str) -> int:
-    """Shared driver: validate paths, load the predictor, stream chains -> records, report skips."""
+def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) -> int:
+    """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
+
+    settings(rp) -> dict: the run's settings, added to every record and required to match on resume."""
     from tqdm import tqdm
 
     from ..layout import ChainError
@@ -185,14 +192,15 @@ def run_stream(args: argparse.Namespace, make_record, desc: str) -> int:
     total = count_lines(args.inp)
     if args.limit is not None:
         total = min(total, args.limit)
-    with AtomicResumableOutput(args.out) as out:
+    fixed = {"scorer": rp.name, "lm": rp.lm.fingerprint, **(settings(rp) if settings else {})}
+    with AtomicResumableOutput(args.out, match=fixed) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
         for chain in stream_chains(args.inp, skips, args.limit):
             bar.update(1)
             if chain.id in out.done:
                 continue
             try:
-                out.write(make_record(rp, chain))
+                out.write({**make_record(rp, chain), **fixed})
                 written += 1
             except ChainError as e:
                 skips.add_chain_error(e)
@@ -227,4 +235,5 @@ def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_stream(args, lambda rp, c: predict_record(rp, c, args.refresh), "predict")
+    return run_stream(args, lambda rp, c: predict_record(rp, c, args.refresh), "predict",
+                      settings=lambda rp: {"refresh": args.refresh})

@@ -1,7 +1,8 @@
 """Prune every chain of a JSONL file to a budget: the drop-in replacement for greedy pruning.
 
 Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
-ratio (kept / n), n, original_reasoning, scorer. Exactly one budget: --keep RATIO in (0, 1]
+ratio (kept / n), n, original_reasoning, scorer, lm (fingerprint) and settings (the budget options).
+A re-run with the same --out resumes; one with other settings is refused. Exactly one budget: --keep RATIO in (0, 1]
 (round half up, at least one token), --keep-tokens N, or --threshold T on the min-max normalized
 score. --step-aware removes whole low-scoring reasoning steps (lines) first; --protect digits keeps
 every token holding a digit. Streaming, resumable and atomic like `predictor predict`.
@@ -48,4 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from ..pruning import check_budget
 
     check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
-    return run_stream(args, lambda rp, c: prune_record(rp, c, args), "prune")
+    settings = {"settings": {"keep": args.keep, "keep_tokens": args.keep_tokens, "threshold": args.threshold,
+                             "step_aware": args.step_aware, "protect": args.protect, "refresh": args.refresh}}
+    return run_stream(args, lambda rp, c: prune_record(rp, c, args), "prune", settings=lambda rp: settings)
