@@ -94,17 +94,18 @@ def _convert_default(target: Path) -> None:
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size}))
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size}))
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)  # atomic: a crash mid-conversion never leaves a half-written cache
     except OSError:
-        # Another process finished the same conversion first: keep its copy, drop ours.
+        # Another process finished the same conversion first: keep its copy.
         if not (target / "config.json").is_file():
             raise
-        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # ours, if it was not renamed (failure, or we lost the race)
 
 
 def _resolve(name_or_path: str | None) -> tuple[str, str]:

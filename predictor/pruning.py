@@ -137,22 +137,32 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
 
 
 @functools.lru_cache(maxsize=1)
+def _default_lm():
+    """The embedded LM, loaded once per process for every `prune` call that names no LM."""
+    from .lm import load_lm
+
+    return load_lm()
+
+
+@functools.lru_cache(maxsize=1)
 def _default_predictor() -> RankPredictor:
-    return RankPredictor.load()
+    return RankPredictor.load(lm=_default_lm())
 
 
 def resolve_predictor(predictor: PredictorLike = None, lm=None) -> RankPredictor:
-    """RankPredictor from a RankPredictor, a Scorer (+ lm), a scorer name / predictor dir, or None (pretrained)."""
+    """RankPredictor from a RankPredictor, a Scorer (+ lm), a scorer name / predictor dir, or None (pretrained).
+
+    Without `lm`, scorers and scorer names use the embedded LM, loaded once per process."""
+    from .scorers import SCORERS
+
     if isinstance(predictor, RankPredictor):
         return predictor
     if isinstance(predictor, Scorer):
-        if lm is None:
-            from .lm import load_lm
-
-            lm = load_lm()
-        return RankPredictor(lm, predictor)
+        return RankPredictor(lm if lm is not None else _default_lm(), predictor)
     if predictor is None and lm is None:
         return _default_predictor()
+    if lm is None and isinstance(predictor, str) and predictor in SCORERS and predictor != "learned":
+        lm = _default_lm()
     return RankPredictor.load(predictor, lm=lm)
 
 
