@@ -9,7 +9,8 @@ What happens, in order (predictor/training.py, `run_training`):
      logits, position, lexical), cached on disk; training chains also get pruned states (--states):
      greedy's own order labels the survivors of every intermediate state exactly;
   5. train each regressor (--regressors): LightGBM regression and LambdaRank, a per-token MLP and a
-     sequence model (Lightning), early-stopped on validation per-chain Spearman;
+     sequence model (Lightning), early-stopped on validation per-chain Spearman; and the rank
+     average of all of them (--no-ensemble to skip);
   6. single-signal baselines (surprisal, entropy, position, attention, best single feature);
   7. select the best regressor on validation; only then score the test chains;
   8. optionally re-score as tokens are removed (--refresh K: K forward passes per chain);

@@ -52,8 +52,8 @@ def save_predictor(directory: str | Path, regressor: Any, metadata: dict[str, An
     try:
         regressor.save(tmp)
         atomic_write_text(tmp / METADATA_FILE, json.dumps(meta, indent=1, sort_keys=True, default=_json_default))
-        for f in tmp.iterdir():  # some writers create 0600 files; shipped predictors must be readable
-            f.chmod(0o644)
+        for f in tmp.rglob("*"):  # some writers create 0600 files; shipped predictors must be readable
+            f.chmod(0o755 if f.is_dir() else 0o644)
         tmp.chmod(0o755)
         if d.exists():
             os.replace(d, old)

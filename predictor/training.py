@@ -2,7 +2,8 @@
 
 1. read ranked chains; 2. load the LM they were labeled with; 3. split by chain (train/val/test);
 4. features (cached) for every chain, plus pruned states of the training chains; 5. train each
-regressor, early-stopping and selecting on validation per-chain Spearman; 6. single-signal baselines
+regressor, early-stopping on validation per-chain Spearman, plus their rank-average ensemble;
+6. single-signal baselines
 (sign chosen on train); 7. evaluate on the test chains (only for the report); 8. optionally
 refresh (re-score as tokens go) for the selected predictor; 9. save the predictor directory and
 metrics.json, and print the summary table.
@@ -50,6 +51,7 @@ class TrainConfig:
     n_boot: int = 2000
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> extra __init__ params
     progress: bool = True
+    ensemble: bool = True  # also try the rank average of the trained regressors
 
 
 def ci_dict(rho: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -183,6 +185,18 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
                "val": ci_dict(per_chain_spearman(reg.predict(X_va), y_va), cfg.n_boot, cfg.seed)}
         _log(f"  {kind}: val Spearman {row['val']['mean']:+.3f} ({fit_s:.1f} s)")
         models[kind] = reg
+        rows.append(row)
+
+    # 5b. the rank average of every trained regressor, a candidate like the others
+    if cfg.ensemble and len(models) >= 2 and "ensemble" not in models:
+        from .regressors.ensemble import EnsembleRegressor
+
+        ens = EnsembleRegressor.from_fitted(list(models.values()), seed=cfg.seed)
+        row = {"name": f"ensemble ({' + '.join(models)})", "kind": "ensemble", "passes": 1,
+               "fit_seconds": sum(r["fit_seconds"] for r in rows), "params": ens.get_params(),
+               "val": ci_dict(per_chain_spearman(ens.predict(X_va), y_va), cfg.n_boot, cfg.seed)}
+        _log(f"  ensemble: val Spearman {row['val']['mean']:+.3f}")
+        models["ensemble"] = ens
         rows.append(row)
 
     # 6. single-signal baselines (sign chosen on the training chains' full states)

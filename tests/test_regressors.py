@@ -16,6 +16,10 @@ FAST = {"lgbm-regression": {"n_estimators": 150, "min_child_samples": 5},
         "lgbm-lambdarank": {"n_estimators": 150, "min_child_samples": 5},
         "mlp": {"max_epochs": 12, "hidden": 32, "batch_size": 8, "lr": 3e-3},
         "sequence": {"max_epochs": 12, "hidden": 32, "batch_size": 8, "lr": 3e-3}}
+FAST["ensemble"] = {"kinds": ("lgbm-regression", "mlp"),
+                    "member_params": {"lgbm-regression": FAST["lgbm-regression"], "mlp": FAST["mlp"]}}
+MODEL_FILES = {"lgbm-regression": ["model.txt"], "lgbm-lambdarank": ["model.txt"], "mlp": ["model.safetensors"],
+               "sequence": ["model.safetensors"], "ensemble": ["member0", "member1"]}
 
 
 def planted(n_chains: int, seed: int, neighbour: bool = False):
@@ -66,7 +70,7 @@ def test_save_load_roundtrip_identical_without_pickle(kind, fitted, data, tmp_pa
     reg = fitted[kind]
     reg.save(tmp_path / kind)
     files = sorted(p.name for p in (tmp_path / kind).iterdir())
-    assert files == sorted(["regressor.json", "model.txt" if kind.startswith("lgbm") else "model.safetensors"])
+    assert files == sorted(["regressor.json"] + MODEL_FILES[kind])
 
     def boom(*a, **k):
         raise AssertionError("loading must never unpickle")
@@ -163,3 +167,20 @@ def test_early_stopping_keeps_the_best_validation_model(kind, data):
         params.update(max_epochs=6, patience=10, lr=1e-2)
     reg = make_regressor(kind, **params).fit(X, y, Xv, yv)
     assert reg.best_score_ == pytest.approx(mean_chain_spearman(reg.predict(Xv), yv), abs=1e-6)
+
+
+def test_ensemble_averages_member_ranks(fitted, data):
+    from scipy.stats import rankdata
+
+    from predictor.regressors.ensemble import EnsembleRegressor
+
+    _, _, (Xs, ys) = data
+    members = [fitted["lgbm-regression"], fitted["mlp"]]
+    ens = EnsembleRegressor.from_fitted(members)
+    assert ens.kinds == ("lgbm-regression", "mlp")
+    unit = lambda p: (rankdata(p) - 1) / (len(p) - 1)  # noqa: E731
+    for i, got in enumerate(ens.predict(Xs)):
+        np.testing.assert_allclose(got, (unit(members[0].predict(Xs)[i]) + unit(members[1].predict(Xs)[i])) / 2)
+    with pytest.raises(ValueError, match="different feature counts"):
+        other = make_regressor("lgbm-regression", **FAST["lgbm-regression"]).fit([x[:, :5] for x in Xs], ys)
+        EnsembleRegressor.from_fitted([members[0], other])

@@ -107,7 +107,8 @@ def test_train_pipeline_end_to_end(tiny_lm, ranked_file, tmp_path, monkeypatch, 
     table = capsys.readouterr().out
     assert "baseline: surprisal" in table and "lgbm-regression" in table and "+ refresh" in table
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["selected"] in ("lgbm-regression", "mlp")
+    assert metrics["selected"] in ("lgbm-regression", "mlp", "ensemble")
+    assert "ensemble (lgbm-regression + mlp)" in table  # the rank average is a candidate too
     split = metrics["split"]
     assert sorted(sum(split.values(), [])) == ["c1", "c2", "c3", "c4"] and len(split["test"]) == 1
     for row in metrics["rows"]:
@@ -116,7 +117,7 @@ def test_train_pipeline_end_to_end(tiny_lm, ranked_file, tmp_path, monkeypatch, 
     assert meta["lm_fingerprint"] == tiny_lm.fingerprint and meta["split"] == split
     assert meta["regressor"] == metrics["selected"] and meta["n_train_chains"] == 2
     assert (tmp_path / "shipped").exists() is False  # only with --ship
-    for kind in ("lgbm-regression", "mlp"):
+    for kind in ("lgbm-regression", "mlp", "ensemble"):
         assert load_predictor(out / "models" / kind)[1]["regressor"] == kind
     # the saved predictor works through the public RankPredictor path
     from predictor.rank_predictor import RankPredictor

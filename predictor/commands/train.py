@@ -46,7 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", default="joint", choices=("joint", "answer"),
                    help="which labels of the ranked file to train on (default: %(default)s)")
     p.add_argument("--regressors", type=_names, default=DEFAULT_REGRESSORS,
-                   help="comma-separated among lgbm-regression, lgbm-lambdarank, mlp, sequence (default: all)")
+                   help="comma-separated among lgbm-regression, lgbm-lambdarank, mlp, sequence, ensemble "
+                        "(default: the first four; their rank-average ensemble is also tried unless --no-ensemble)")
+    p.add_argument("--no-ensemble", action="store_true",
+                   help="do not try the rank-average ensemble of the trained regressors")
     p.add_argument("--states", type=_floats, default=(0.0, 0.25, 0.5, 0.75),
                    help="pruned-state fractions used as extra training examples (one forward pass each; "
                         "default: %(default)s; '0' = full chains only)")
@@ -84,7 +87,7 @@ def config_from_args(args: argparse.Namespace):
                        groups=tuple(args.groups) if args.groups else None, per_head=not args.no_per_head,
                        fractions=tuple(args.split), seed=args.seed, limit=args.limit, refresh=tuple(args.refresh),
                        ship=args.ship, cache=args.cache, threads=args.threads, params=params,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, ensemble=not args.no_ensemble)
 
 
 def run(args: argparse.Namespace) -> int:

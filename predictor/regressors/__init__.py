@@ -6,7 +6,8 @@
     reg.save("dir"); reg = load_regressor("dir")   # LightGBM text / safetensors + JSON, never pickle
 
 Kinds: "lgbm-regression", "lgbm-lambdarank" (lgbm.py), "mlp" (per-token MLP) and "sequence"
-(transformer encoder or BiGRU over the chain) (neural.py).
+(transformer encoder or BiGRU over the chain) (neural.py), and "ensemble" (rank average of members,
+ensemble.py).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from .base import RegressorLoadError, read_config
 
-REGRESSOR_KINDS = ("lgbm-regression", "lgbm-lambdarank", "mlp", "sequence")
+REGRESSOR_KINDS = ("lgbm-regression", "lgbm-lambdarank", "mlp", "sequence", "ensemble")
 
 __all__ = ["REGRESSOR_KINDS", "RegressorLoadError", "make_regressor", "load_regressor"]
 
@@ -30,6 +31,10 @@ def make_regressor(kind: str, **params: Any):
         from .neural import NeuralRankRegressor
 
         return NeuralRankRegressor(kind=kind, **params)
+    if kind == "ensemble":
+        from .ensemble import EnsembleRegressor
+
+        return EnsembleRegressor(**params)
     raise ValueError(f"unknown regressor {kind!r}; choose from {', '.join(REGRESSOR_KINDS)}")
 
 
@@ -44,4 +49,8 @@ def load_regressor(directory: str | Path):
         from .neural import NeuralRankRegressor
 
         return NeuralRankRegressor.load(directory)
+    if kind == "ensemble":
+        from .ensemble import EnsembleRegressor
+
+        return EnsembleRegressor.load(directory)
     raise RegressorLoadError(f"{Path(directory) / 'regressor.json'}: unknown regressor kind {kind!r}")
