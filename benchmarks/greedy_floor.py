@@ -1,0 +1,70 @@
+"""How close the fast greedy labeler runs to the LM's plain forward throughput (its compute floor).
+
+The exact search must push every candidate's suffix through the LM (each token after a deletion
+sees a new context); `greedy.py` already shares the prompt and every unchanged prefix. What is left
+to win is overhead: this script times the first --steps greedy steps of a few chains and a plain
+batched forward (decoder + LM head + log-softmax, no cache) of the same number of tokens, in the
+same process, interleaved, and prints both throughputs (LM tokens per second) and their ratio.
+A ratio near 1 means a faster exact labeler needs fewer tokens, i.e. a different algorithm.
+
+    python benchmarks/greedy_floor.py --threads 1 --steps 3 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def plain_forward_seconds(model, tokens: int, width: int, vocab: int) -> float:
+    """Seconds for a cache-free forward of `tokens` tokens in rows of `width`, head and log-softmax included."""
+    rows = max(1, tokens // width)
+    x = torch.randint(0, vocab, (rows, width))
+    t = time.perf_counter()
+    with torch.no_grad():
+        torch.log_softmax(model(input_ids=x, use_cache=False).logits.float(), dim=-1)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chains", default="data/chains/gsm8k-train-20-64.jsonl", help="chains JSONL")
+    ap.add_argument("--count", type=int, default=2, help="chains (the first of the file with >= --min-n tokens)")
+    ap.add_argument("--min-n", type=int, default=50, help="shortest reasoning length picked")
+    ap.add_argument("--steps", type=int, default=3, help="greedy steps timed per chain")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per path; medians are reported")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from predictor.chains import read_chains
+    from predictor.greedy import greedy_prune
+    from predictor.layout import encode_chain
+    from predictor.lm import load_lm
+
+    lm = load_lm(args.model)
+    vocab = lm.model.config.get_text_config().vocab_size
+    picked = [c for c in read_chains(args.chains) if encode_chain(lm.tokenizer, c).n >= args.min_n][: args.count]
+    print(f"LM {lm.name} ({lm.fingerprint}), {torch.get_num_threads()} thread(s), {lm.dtype}")
+    print("| chain | n | steps | LM tokens | greedy s | greedy tok/s | plain forward tok/s | greedy / plain |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in picked:
+        n = encode_chain(lm.tokenizer, c).n
+        g_t, p_t, tokens = [], [], 0
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            res = greedy_prune(lm, c, max_steps=args.steps)
+            g_t.append(time.perf_counter() - t)
+            tokens = res.forward_tokens
+            # rows as wide as the fast path's average suffix (answer + half the chain)
+            p_t.append(plain_forward_seconds(lm.model, tokens, n // 2 + 10, vocab))
+        g, p = statistics.median(g_t), statistics.median(p_t)
+        print(f"| {c.id} | {n} | {args.steps} | {tokens} | {g:.1f} | {tokens / g:.0f} | {tokens / p:.0f} | "
+              f"{p / g:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
