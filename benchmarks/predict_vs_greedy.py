@@ -12,6 +12,7 @@ pass held-out chains, e.g. the evaluation split, so a learned predictor is not s
 training data).
 
     python benchmarks/predict_vs_greedy.py --threads 1 [--predictor DIR] [--ranked held_out.jsonl]
+    python benchmarks/predict_vs_greedy.py --threads 1 --lengths ''      # part 2 only
 """
 from __future__ import annotations
 
@@ -84,24 +85,25 @@ def main() -> None:
         excluded = {obj.get("question") for _, obj in iter_jsonl(args.exclude)}
     pool = [c for c in read_gsm8k(args.gsm8k) if c.question not in excluded]
     picked = []
-    for want in (int(x) for x in args.lengths.split(",")):
+    for want in (int(x) for x in args.lengths.split(",") if x.strip()):
         got = [c for c in pool if abs(encode_chain(lm.tokenizer, c).n - want) <= 2][: args.per_length]
         picked += [(want, c) for c in got]
 
-    rp.predict_ranks(picked[0][1])  # warm-up (eager attention switch, allocator)
-    print("\n| target n | chain | n | predict_ranks s | greedy s | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for want, c in picked:
-        lay = encode_chain(lm.tokenizer, c)
-        n, a = lay.n, len(lay.answer_ids)
-        tp = statistics.median(_seconds(rp.predict_ranks, c) for _ in range(args.repeats))
-        steps = None if n <= args.full_upto else args.max_steps
-        tg = _seconds(lambda: greedy_prune(lm, c, max_steps=steps))
-        est = ""
-        if steps is not None:
-            tg *= greedy_tokens(n, a) / greedy_tokens(n, a, steps)
-            est = " (est.)"
-        print(f"| {want} | {c.id} | {n} | {tp:.2f} | {tg:.0f}{est} | {tg / tp:.0f}x |", flush=True)
+    if picked:  # --lengths '' skips part 1
+        rp.predict_ranks(picked[0][1])  # warm-up (eager attention switch, allocator)
+        print("\n| target n | chain | n | predict_ranks s | greedy s | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for want, c in picked:
+            lay = encode_chain(lm.tokenizer, c)
+            n, a = lay.n, len(lay.answer_ids)
+            tp = statistics.median(_seconds(rp.predict_ranks, c) for _ in range(args.repeats))
+            steps = None if n <= args.full_upto else args.max_steps
+            tg = _seconds(lambda: greedy_prune(lm, c, max_steps=steps))
+            est = ""
+            if steps is not None:
+                tg *= greedy_tokens(n, a) / greedy_tokens(n, a, steps)
+                est = " (est.)"
+            print(f"| {want} | {c.id} | {n} | {tp:.2f} | {tg:.0f}{est} | {tg / tp:.0f}x |", flush=True)
 
     if not args.ranked or not Path(args.ranked).is_file():
         return
