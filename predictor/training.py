@@ -3,10 +3,9 @@
 1. read ranked chains; 2. load the LM they were labeled with; 3. split by chain (train/val/test);
 4. features (cached) for every chain, plus pruned states of the training chains; 5. train each
 regressor, early-stopping on validation per-chain Spearman, plus their rank-average ensemble;
-6. single-signal baselines
-(sign chosen on train); 7. evaluate on the test chains (only for the report); 8. optionally
-refresh (re-score as tokens go) for the selected predictor; 9. save the predictor directory and
-metrics.json, and print the summary table.
+6. single-signal baselines (sign chosen on train); 7. select on validation, then evaluate on the
+test chains (only for the report); 8. optionally refresh (re-score as tokens go) for the selected
+predictor; 9. save the predictor directory and metrics.json, and print the summary table.
 """
 from __future__ import annotations
 

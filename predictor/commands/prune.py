@@ -2,10 +2,10 @@
 
 Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
 ratio (kept / n), n, original_reasoning, scorer, lm (fingerprint) and settings (the budget options).
-A re-run with the same --out resumes; one with other settings is refused. Exactly one budget: --keep RATIO in (0, 1]
-(round half up, at least one token), --keep-tokens N, or --threshold T on the min-max normalized
-score. --step-aware removes whole low-scoring reasoning steps (lines) first; --protect digits keeps
-every token holding a digit. Streaming, resumable and atomic like `predictor predict`.
+Exactly one budget: --keep RATIO in (0, 1] (round half up, at least one token), --keep-tokens N, or
+--threshold T on the min-max normalized score. --step-aware removes whole low-scoring reasoning steps
+(lines) first; --protect digits keeps every token holding a digit. Streaming, resumable and atomic
+like `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
 
     predictor prune --in chains.jsonl --keep 0.5 --out pruned.jsonl [--scorer NAME | --predictor DIR]
 """
