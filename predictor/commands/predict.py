@@ -230,8 +230,7 @@ def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
         "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),
         "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
-        "scorer": rp.name, "lm": rp.lm.fingerprint, "refresh": refresh,
-    }
+    }  # scorer, lm and refresh: added by run_stream, which also checks them on resume
 
 
 def run(args: argparse.Namespace) -> int:

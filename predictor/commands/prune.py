@@ -41,8 +41,7 @@ def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
         "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": chain.reasoning,
-        "scorer": rp.name,
-    }
+    }  # scorer, lm and settings: added by run_stream, which also checks them on resume
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,14 +14,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from ..scorers.base import normalized_ranks
 from .base import RegressorLoadError, check_xy, read_config, write_config
 
 KIND = "ensemble"
-
-
-def _unit_ranks(scores: np.ndarray) -> np.ndarray:
-    n = len(scores)
-    return (rankdata(scores) - 1) / (n - 1) if n > 1 else np.full(n, 0.5)
 
 
 class EnsembleRegressor:
@@ -68,18 +64,20 @@ class EnsembleRegressor:
         self.n_features_ = members[0].n_features_
         return self
 
-    def predict(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Mean within-chain unit rank over members, per chain [n_i]; higher = kept longer."""
+    def _check_fitted(self) -> None:
         if not hasattr(self, "members_"):
             raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
+
+    def predict(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Mean within-chain unit rank over members, per chain [n_i]; higher = kept longer."""
+        self._check_fitted()
         Xs, _ = check_xy(X, n_features=self.n_features_)
         preds = [m.predict(Xs) for m in self.members_]
-        return [np.mean([_unit_ranks(p[i]) for p in preds], axis=0) for i in range(len(Xs))]
+        return [np.mean([normalized_ranks(rankdata(p[i])) for p in preds], axis=0) for i in range(len(Xs))]
 
     def save(self, directory: str | Path) -> None:
         """member<k>/ (each a regressor directory) + regressor.json."""
-        if not hasattr(self, "members_"):
-            raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
+        self._check_fitted()
         d = Path(directory)
         names = []
         for k, m in enumerate(self.members_):
