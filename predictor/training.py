@@ -32,6 +32,7 @@ BASELINE_COLUMNS = {"surprisal": "logit.surprisal", "entropy": "logit.entropy", 
 @dataclass
 class TrainConfig:
     data: str = DEFAULT_DATA
+    extra_train: str | None = None  # ranked JSONL used for training only (ids also in `data` are dropped)
     out: str = "runs/train"
     model: str | None = None
     device: str | None = None
@@ -119,6 +120,20 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of --extra-train, minus any chain of the main file (its val/test chains must stay unseen)."""
+    from .ranked import read_ranked
+
+    if not cfg.extra_train:
+        return []
+    if not Path(cfg.extra_train).is_file():
+        raise FileNotFoundError(f"{cfg.extra_train}: no such ranked file (--extra-train)")
+    extra = [r for r in read_ranked(cfg.extra_train, objective=cfg.objective) if str(r["id"]) not in by_id]
+    if not extra:
+        raise ValueError(f"{cfg.extra_train}: no {cfg.objective} chains that are not already in {cfg.data}")
+    return extra
+
+
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train, select on validation, evaluate on test, save; returns the metrics dict (also metrics.json)."""
     import torch
@@ -145,19 +160,23 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
     by_id = {str(r["id"]): r for r in records}
 
+    extra = _read_extra_train(cfg, by_id)
+
     # 2. the LM the chains were labeled with
     lm = load_lm(cfg.model, device=cfg.device)
-    check_records_match_lm(records, lm)
+    check_records_match_lm(records + extra, lm)
 
-    # 3. split by chain
+    # 3. split by chain; extra chains only ever train
     split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)
-    _log(f"{len(records)} chains: {len(split['train'])} train / {len(split['val'])} val / {len(split['test'])} test")
+    train_ids = split["train"] + [str(r["id"]) for r in extra]
+    _log(f"{len(records)} chains: {len(split['train'])} train / {len(split['val'])} val / {len(split['test'])} test"
+         + (f"; +{len(extra)} extra training chains from {cfg.extra_train}" if extra else ""))
 
     # 4. features: full chains for all, pruned states for training chains
     spec = FeatureSpec(groups=tuple(cfg.groups or DEFAULT_GROUPS), per_head=cfg.per_head)
-    data = build_training_data(records, lm, spec, cfg.states, state_ids=split["train"],
+    data = build_training_data(records + extra, lm, spec, cfg.states, state_ids=train_ids,
                                cache=FeatureCache(cfg.cache), progress=cfg.progress)
-    X_tr, y_tr = data.select(split["train"], fractions=None)  # all states
+    X_tr, y_tr = data.select(train_ids, fractions=None)  # all states
     X_va, y_va = data.select(split["val"])                    # full chains only
     X_te, y_te = data.select(split["test"])
     _log(f"{len(data.feature_names)} features; {len(X_tr)} training examples (chains x states)")
@@ -166,8 +185,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         "lm_fingerprint": lm.fingerprint, "lm_name": lm.name, "feature_spec": spec.to_dict(),
         "feature_names": data.feature_names, "objective": cfg.objective,
         "train_data": str(cfg.data), "train_data_sha256": file_sha256(cfg.data),
-        "n_train_chains": len(split["train"]), "split": split, "states": list(cfg.states), "seed": cfg.seed,
+        "n_train_chains": len(train_ids), "split": split, "states": list(cfg.states), "seed": cfg.seed,
     }
+    if extra:
+        base_meta.update(extra_train_data=str(cfg.extra_train), extra_train_data_sha256=file_sha256(cfg.extra_train),
+                         extra_train_ids=[str(r["id"]) for r in extra])
 
     # 5. regressors
     rows, models = [], {}
@@ -199,7 +221,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         rows.append(row)
 
     # 6. single-signal baselines (sign chosen on the training chains' full states)
-    X_tr0, y_tr0 = data.select(split["train"])
+    X_tr0, y_tr0 = data.select(train_ids)
     for label, (j, sign) in single_signal_baselines(data.feature_names, X_tr0, y_tr0).items():
         row = {"name": f"baseline: {label}", "kind": "baseline", "column": data.feature_names[j], "sign": sign,
                "passes": 1}

@@ -26,3 +26,42 @@ def test_load_errors(tmp_path):
         load_lm(str(tmp_path / "empty"))
     with pytest.raises(LMLoadError, match="unknown dtype"):
         load_lm(str(tmp_path / "empty"), dtype="float7")
+
+
+def test_default_tokenizer_eos_is_the_gguf_files(tokenizer):
+    """answer_ids end with eos, so a wrong eos (transformers 5.17 read <|im_start|>) changes every label."""
+    from predictor.lm import default_gguf_path, gguf_special_token_ids
+
+    ids = gguf_special_token_ids(default_gguf_path())
+    assert ids["eos"] == 2 and tokenizer.convert_ids_to_tokens(2) == "<|im_end|>"
+    assert tokenizer.eos_token_id == ids["eos"] and tokenizer.bos_token_id == ids["bos"]
+
+
+def test_set_special_tokens_repairs_a_wrong_eos(tokenizer):
+    import copy
+
+    from predictor.chains import Chain
+    from predictor.layout import encode_chain
+    from predictor.lm import set_special_tokens
+
+    tok = copy.deepcopy(tokenizer)
+    tok.eos_token = "<|im_start|>"  # what transformers 5.17's GGUF conversion produced
+    chain = Chain(question="1+1?", reasoning="1+1=2", answer="2")
+    assert encode_chain(tok, chain).answer_ids[-1] == 1
+    assert set_special_tokens(tok, {"eos": 2, "bos": 1}) == ["eos: 1 -> 2"]
+    assert encode_chain(tok, chain).answer_ids == encode_chain(tokenizer, chain).answer_ids
+    assert encode_chain(tok, chain).answer_ids[-1] == 2
+    assert set_special_tokens(tok, {"eos": 2}) == []
+
+
+def test_stale_default_conversion_is_not_current(tmp_path):
+    import json
+
+    from predictor.lm import CONVERSION_VERSION, _cache_is_current
+
+    (tmp_path / "config.json").write_text("{}")
+    assert not _cache_is_current(tmp_path)  # no source.json
+    (tmp_path / "source.json").write_text(json.dumps({"gguf": "x.gguf", "size": 1}))
+    assert not _cache_is_current(tmp_path)  # converted before special tokens were checked
+    (tmp_path / "source.json").write_text(json.dumps({"gguf": "x.gguf", "size": 1, "version": CONVERSION_VERSION}))
+    assert _cache_is_current(tmp_path)

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=sum(sizes.values()), unit="tok", desc="labeling", dynamic_ncols=True)
         for c in todo:
             res = greedy_prune(lm, c, args.objective, args.stride, args.batch_tokens)
-            out.write(ranked_record(c, res, lm.fingerprint, args.objective, args.stride, lm.tokenizer))
+            out.write(ranked_record(c, res, lm.fingerprint, args.objective, args.stride, lm.tokenizer,
+                                   device=lm.device.type))
             bar.update(len(res.order))
             bar.set_postfix(chain=c.id, n=len(res.order), s=f"{res.seconds:.1f}")
         bar.close()
