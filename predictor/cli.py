@@ -12,6 +12,7 @@ COMMANDS = {
     "featurize": "featurize",
     "merge-ranked": "merge_ranked",
     "check-data": "check_data",
+    "verify-ranked": "verify_ranked",
     "train": "train",
     "evaluate": "evaluate",
     "predict": "predict",

@@ -90,3 +90,27 @@ def test_resume_refuses_a_corrupt_line_in_the_middle(tmp_path):
     with pytest.raises(ValueError, match=r"o.jsonl:2: not a complete record"):
         ResumableJsonlWriter(p)
     assert p.read_text() == '{"id": "a"}\n{broken\n{"id": "b"}\n'  # nothing dropped
+
+
+def test_verify_ranked_reruns_the_search_on_stored_ids(tmp_path, tiny_dir, capsys):
+    chains = _chains_file(tmp_path / "c.jsonl", CHAINS)
+    out = tmp_path / "r.jsonl"
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--threads", "1"]) == 0
+    capsys.readouterr()
+    assert main(["verify-ranked", str(out), "--model", str(tiny_dir), "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "2/2 identical orders" in text and text.count("same order; layout as today") == 2
+    # a record whose order is not the greedy one, stored with another eos token
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    r = recs[1]
+    r["order"] = r["order"][1:] + r["order"][:1]
+    for step, i in enumerate(r["order"], 1):
+        r["ranks"][i] = step
+    r["answer_ids"][-1] = 0
+    out.write_text("".join(json.dumps(x) + "\n" for x in recs))
+    assert main(["verify-ranked", str(out), "--model", str(tiny_dir), "--ids", r["id"]]) == 1
+    text = capsys.readouterr().out
+    assert "orders part at step 1" in text and "layout differs from today's tokenizer" in text
+    assert "0/1 identical orders" in text
+    assert main(["verify-ranked", str(out), "--model", str(tiny_dir), "--ids", "nope"]) == 2
+    assert "no record with id 'nope'" in capsys.readouterr().err

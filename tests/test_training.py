@@ -65,18 +65,16 @@ def test_column_spearman_and_baseline_signs():
     assert "surprisal" in base
 
 
-@pytest.fixture(scope="module")
-def ranked_file(tiny_lm, tmp_path_factory):
+def _write_ranked(path, chains, lm, seed=0):
     """Ranked records in the real schema; the orders are random permutations (the pipeline does not care)."""
     from predictor.chains import as_chain
     from predictor.layout import encode_chain
     from predictor.ranked import validate_ranked
-    from tests.conftest import CHAINS
 
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("ranked") / "ranked.jsonl"
+    tiny_lm = lm
+    rng = np.random.default_rng(seed)
     with open(path, "w") as f:
-        for c in CHAINS + EXTRA_CHAINS:
+        for c in chains:
             lay = encode_chain(tiny_lm.tokenizer, as_chain(c), tiny_lm.max_length)
             n = len(lay.reasoning_ids)
             order = rng.permutation(n).tolist()
@@ -89,6 +87,13 @@ def ranked_file(tiny_lm, tmp_path_factory):
             validate_ranked(rec, "test")
             f.write(json.dumps(rec) + "\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def ranked_file(tiny_lm, tmp_path_factory):
+    from tests.conftest import CHAINS
+
+    return _write_ranked(tmp_path_factory.mktemp("ranked") / "ranked.jsonl", CHAINS + EXTRA_CHAINS, tiny_lm)
 
 
 def test_train_pipeline_end_to_end(tiny_lm, ranked_file, tmp_path, monkeypatch, capsys):
@@ -134,3 +139,30 @@ def test_train_rejects_bad_arguments(tmp_path, capsys):
     assert "no such ranked file" in capsys.readouterr().err
     assert main(["train", "--regressors", "xgboost", "--out", str(tmp_path)]) == 2
     assert "unknown regressors" in capsys.readouterr().err
+
+
+def test_extra_train_chains_only_ever_train(tiny_lm, ranked_file, tmp_path, monkeypatch, capsys):
+    import predictor.lm
+    from predictor.cli import main
+    from predictor.predictor_dir import load_predictor
+    from tests.conftest import CHAINS
+
+    monkeypatch.setattr(predictor.lm, "load_lm", lambda *a, **k: tiny_lm)
+    more = [{"id": f"x{i}", "question": f"What is {i} + {i}?", "reasoning": f"{i} + {i} = {2 * i}.",
+             "answer": str(2 * i)} for i in range(1, 4)]
+    extra = _write_ranked(tmp_path / "extra.jsonl", more + [CHAINS[0]], tiny_lm, seed=1)  # c1 is in --data too
+    common = ["--data", str(ranked_file), "--regressors", "lgbm-regression", "--states", "0",
+              "--split", "0.5,0.25,0.25", "--groups", "logits,position", "--cache", str(tmp_path / "cache"),
+              "--no-progress"]
+    assert main(["train", *common, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["train", *common, "--extra-train", str(extra), "--out", str(tmp_path / "more")]) == 0
+    assert "+3 extra training chains" in capsys.readouterr().err
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    more_m = json.loads((tmp_path / "more" / "metrics.json").read_text())
+    assert more_m["split"] == plain["split"]  # val/test untouched; c1 keeps its --data labels and split
+    _, meta = load_predictor(tmp_path / "more" / "predictor")
+    assert meta["extra_train_ids"] == ["x1", "x2", "x3"]
+    assert meta["n_train_chains"] == len(plain["split"]["train"]) + 3
+    missing = tmp_path / "missing.jsonl"
+    assert main(["train", *common, "--extra-train", str(missing), "--out", str(tmp_path / "bad")]) == 2
+    assert "--extra-train" in capsys.readouterr().err

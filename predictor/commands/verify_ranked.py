@@ -1,0 +1,71 @@
+"""Re-run the exact greedy search on records of a ranked file and compare with what they store.
+
+The search is re-run on the token ids each record stores (prompt_ids, reasoning_ids, answer_ids), so a
+difference comes from the search (hardware, library versions, numerics), not from tokenization. Use
+it on labels produced elsewhere, e.g. on a GPU machine, before merging them. Each record also says
+whether its stored layout is the one this LM's tokenizer gives today (a different eos token, say).
+
+Per record: same order?, the first step where the orders part, the stored and recomputed objective
+after that step (equal values = a tie broken differently), Spearman of the two rank vectors.
+Exits 1 if any order differs.
+
+    predictor verify-ranked data/ranked/gsm8k-smollm2-joint.jsonl --limit 3 --device cpu --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_lm_arguments, load_lm_from_args
+
+HELP = "re-run the greedy search on stored token ids and compare orders (checks labels made elsewhere)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="ranked JSONL")
+    p.add_argument("--limit", type=int, default=5, help="check the first N records (default: %(default)s)")
+    p.add_argument("--ids", default=None, help="comma-separated record ids to check instead of the first N")
+    p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
+    add_lm_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from ..greedy import greedy_layout
+    from ..layout import Layout, encode_chain
+    from ..ranked import read_ranked, record_chain
+
+    recs = read_ranked(args.file)
+    if args.ids:
+        want = [x.strip() for x in args.ids.split(",") if x.strip()]
+        by_id = {str(r["id"]): r for r in recs}
+        missing = [i for i in want if i not in by_id]
+        if missing:
+            raise ValueError(f"{args.file}: no record with id {missing[0]!r}")
+        recs = [by_id[i] for i in want]
+    else:
+        recs = recs[: args.limit]
+    lm = load_lm_from_args(args)
+    other_lm = {r["lm"] for r in recs} - {lm.fingerprint}
+    if other_lm:
+        print(f"warning: records were labeled with LM {sorted(other_lm)}, this LM is {lm.fingerprint}", file=sys.stderr)
+    same, rhos = 0, []
+    for r in recs:
+        lay = Layout(list(r["prompt_ids"]), list(r["reasoning_ids"]), list(r["answer_ids"]))
+        res = greedy_layout(lm, lay, r["objective"], int(r["stride"]), args.batch_tokens)
+        rho = float(spearmanr(r["ranks"], res.ranks)[0]) if len(res.ranks) > 1 else 1.0
+        rhos.append(rho)
+        now = encode_chain(lm.tokenizer, record_chain(r), lm.max_length)
+        layout = "layout as today" if now == lay else "layout differs from today's tokenizer"
+        if res.order == list(r["order"]):
+            same += 1
+            print(f"{r['id']} ({r['objective']}, n={lay.n}): same order; {layout}; {res.seconds:.1f} s")
+        else:
+            k = next(i for i, (a, b) in enumerate(zip(r["order"], res.order)) if a != b)
+            print(f"{r['id']} ({r['objective']}, n={lay.n}): orders part at step {k + 1} "
+                  f"(objective after it: stored {r['trajectory'][k]:.6f}, now {res.trajectory[k]:.6f}); "
+                  f"Spearman {rho:.4f}; {layout}; {res.seconds:.1f} s")
+    print(f"{same}/{len(recs)} identical orders; mean Spearman {np.mean(rhos):.4f}")
+    return 0 if same == len(recs) else 1
