@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -13,6 +14,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from predictor.jsonl_io import atomic_write_text  # noqa: E402
 from predictor.ranked import read_ranked  # noqa: E402
+
+# measured by the verify-ranked command quoted in the card (CPU, one thread; minutes per chain)
+VERIFY = "PENDING"
 
 CARD = """# Data
 
@@ -62,7 +66,39 @@ predictor merge-ranked --in runs/label/answer.jsonl --order data/chains/gsm8k-tr
 - Regenerate this card: `python data/build_card.py`.
 
 ![reasoning length histogram](ranked/lengths.png)
+
+## `ranked/variant-eos-im_start/` — the same exact search, another eos token (labeled on a GPU)
+
+| file | objective | chains | reasoning tokens | n min / median / max | labeling wall time | s per chain (median) | tokens/s |
+|---|---|---|---|---|---|---|---|
+{variant_rows}
+
+These were labeled on an NVIDIA H100 (float32; nine `label` processes sharing the GPU, so the seconds
+are per process) with the GPU machine's transformers 5.17, whose GGUF conversion made `<|im_start|>`
+(id 1) the tokenizer's eos instead of `<|im_end|>` (id 2, what the GGUF metadata declares). So every
+`answer_ids` here ends with 1: exact greedy ranks for that layout, not for the design card's. The
+loader now takes special tokens from the GGUF metadata (`predictor/lm.py`, conversion version 2), and
+the test suite checks the eos of every committed file, so this cannot happen silently again.
+
+- Chains: the first {variant_queue} chains of the queue in six shards (ragged at the end), plus 30
+  chains that are also in the main file, kept for comparison.
+- Against the design card's layout on the chains in both files (`python data/compare_ranked.py
+  data/ranked/gsm8k-smollm2-joint.jsonl data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl`):
+  {agreement}
+- GPU against CPU on the same layout: `predictor verify-ranked
+  data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl --limit 8 --device cpu --threads 1`
+  re-runs the search on the stored ids on this CPU: {verify}.
+- Use them as extra training data (`train.py --extra-train FILE`: training only, never val/test),
+  not as the oracle a predictor is scored against.
 """
+
+
+def _row(path: Path, recs: list[dict]) -> str:
+    ns = [len(r["order"]) for r in recs]
+    secs = [r["seconds"] for r in recs]
+    return (f"| `{path.name}` | {recs[0]['objective']} | {len(recs)} | {sum(ns)} | {min(ns)} / "
+            f"{int(statistics.median(ns))} / {max(ns)} | {sum(secs) / 3600:.2f} h | {statistics.median(secs):.0f} | "
+            f"{sum(ns) / sum(secs):.2f} |")
 
 
 def main() -> None:
@@ -70,20 +106,27 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
 
-    queue = sum(1 for line in (HERE / "chains" / "gsm8k-train-20-64.jsonl").open() if line.strip())
+    queue_ids = [json.loads(line)["id"] for line in (HERE / "chains" / "gsm8k-train-20-64.jsonl").open()
+                 if line.strip()]
     rows, lms, hist = [], set(), {}
     for path in sorted((HERE / "ranked").glob("*.jsonl")):
         recs = read_ranked(path)
-        if not recs:
-            continue
-        ns = [len(r["order"]) for r in recs]
-        secs = [r["seconds"] for r in recs]
-        lms |= {r["lm"] for r in recs}
-        obj = recs[0]["objective"]
-        hist[obj] = ns
-        rows.append(f"| `{path.name}` | {obj} | {len(recs)} | {sum(ns)} | {min(ns)} / {int(statistics.median(ns))} / "
-                    f"{max(ns)} | {sum(secs) / 3600:.2f} h | {statistics.median(secs):.0f} | {sum(ns) / sum(secs):.2f} |")
+        if recs:
+            rows.append(_row(path, recs))
+            lms |= {r["lm"] for r in recs}
+            hist[recs[0]["objective"]] = [len(r["order"]) for r in recs]
+    variant = HERE / "ranked" / "variant-eos-im_start"
+    variant_rows = [_row(p, read_ranked(p)) for p in sorted(variant.glob("*.jsonl"))]
+    position = {c: k for k, c in enumerate(queue_ids)}
+    variant_joint = read_ranked(variant / "gsm8k-smollm2-joint.jsonl")
+    main_joint = {r["id"]: r for r in read_ranked(HERE / "ranked" / "gsm8k-smollm2-joint.jsonl")}
+    shared = [(main_joint[r["id"]], r) for r in variant_joint if r["id"] in main_joint]
+    rhos = [float(spearmanr(a["ranks"], b["ranks"])[0]) for a, b in shared]
+    agreement = (f"{sum(a['order'] == b['order'] for a, b in shared)}/{len(shared)} identical orders; per-chain "
+                 f"Spearman of the ranks mean {statistics.mean(rhos):.3f}, median {statistics.median(rhos):.3f}, "
+                 f"min {min(rhos):.3f}.")
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(list(hist.values()), bins=range(20, 66, 4), label=list(hist.keys()))
     ax.set_xlabel("reasoning tokens per chain")
@@ -92,7 +135,9 @@ def main() -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(HERE / "ranked" / "lengths.png", dpi=110)
-    card = CARD.format(n_queue=f"{queue:,}", rows="\n".join(rows), lm=", ".join(sorted(lms)))
+    card = CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), lm=", ".join(sorted(lms)),
+                       variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
+                       variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}")
     atomic_write_text(HERE / "README.md", card)
     print(f"wrote {HERE / 'README.md'}")
 

@@ -33,6 +33,7 @@ BASELINE_COLUMNS = {"surprisal": "logit.surprisal", "entropy": "logit.entropy", 
 class TrainConfig:
     data: str = DEFAULT_DATA
     extra_train: str | None = None  # ranked JSONL used for training only (ids also in `data` are dropped)
+    extra_states: bool = False  # also give the extra chains the pruned `states` (default: full chains only)
     out: str = "runs/train"
     model: str | None = None
     device: str | None = None
@@ -174,7 +175,9 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
 
     # 4. features: full chains for all, pruned states for training chains
     spec = FeatureSpec(groups=tuple(cfg.groups or DEFAULT_GROUPS), per_head=cfg.per_head)
-    data = build_training_data(records + extra, lm, spec, cfg.states, state_ids=train_ids,
+    # extra chains add their full state only (one forward pass each) unless extra_states
+    data = build_training_data(records + extra, lm, spec, cfg.states,
+                               state_ids=train_ids if cfg.extra_states else split["train"],
                                cache=FeatureCache(cfg.cache), progress=cfg.progress)
     X_tr, y_tr = data.select(train_ids, fractions=None)  # all states
     X_va, y_va = data.select(split["val"])                    # full chains only

@@ -41,7 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=DEFAULT_DATA, help="ranked JSONL from `predictor label` (default: %(default)s)")
     p.add_argument("--extra-train", default=None, metavar="FILE",
                    help="another ranked JSONL whose chains are used for training only, never split into val/test "
-                        "(chains also in --data are dropped from it)")
+                        "(chains also in --data are dropped from it); full chains only unless --extra-states")
+    p.add_argument("--extra-states", action="store_true",
+                   help="also train on the pruned --states of the --extra-train chains (one pass per state)")
     p.add_argument("--out", default="runs/train", help="run directory for models, metrics.json (default: %(default)s)")
     p.add_argument("--model", default=None, metavar="M",
                    help="the LM the chains were labeled with: HF dir or hub id (default: the embedded SmolLM2)")
@@ -85,8 +87,8 @@ def config_from_args(args: argparse.Namespace):
     params = {}
     if args.max_epochs is not None:
         params = {k: {"max_epochs": args.max_epochs} for k in ("mlp", "sequence")}
-    return TrainConfig(data=args.data, extra_train=args.extra_train, out=args.out, model=args.model,
-                       device=args.device, objective=args.objective,
+    return TrainConfig(data=args.data, extra_train=args.extra_train, extra_states=args.extra_states, out=args.out,
+                       model=args.model, device=args.device, objective=args.objective,
                        regressors=tuple(args.regressors), states=tuple(args.states),
                        groups=tuple(args.groups) if args.groups else None, per_head=not args.no_per_head,
                        fractions=tuple(args.split), seed=args.seed, limit=args.limit, refresh=tuple(args.refresh),
