@@ -19,7 +19,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 demo: setup
-	$(BIN)/python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl --out runs/demo
+	$(BIN)/python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl \
+	    --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl --out runs/demo
 
 report: setup
 	$(BIN)/python -m predictor evaluate --data data/ranked/gsm8k-smollm2-joint.jsonl \
