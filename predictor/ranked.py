@@ -77,3 +77,16 @@ def read_ranked(path: str | Path, objective: str | None = None) -> list[dict[str
 
 def record_chain(rec: Mapping[str, Any]) -> Chain:
     return Chain(rec["question"], rec["reasoning"], rec["answer"], str(rec["id"]))
+
+
+def layout_mismatch(rec: Mapping[str, Any], tokenizer, max_length: int | None = None) -> str | None:
+    """None if re-encoding the record's chain with `tokenizer` gives its stored ids, else the first
+    field that differs, e.g. "answer_ids (stored ends ...[30, 1], now ...[30, 2])"."""
+    from .layout import encode_chain
+
+    lay = encode_chain(tokenizer, record_chain(rec), max_length)
+    for key in ("prompt_ids", "reasoning_ids", "answer_ids"):
+        stored, now = list(rec[key]), getattr(lay, key)
+        if stored != now:
+            return f"{key} (stored ends ...{stored[-2:]}, now ...{now[-2:]})"
+    return None

@@ -114,3 +114,29 @@ def test_verify_ranked_reruns_the_search_on_stored_ids(tmp_path, tiny_dir, capsy
     assert "0/1 identical orders" in text
     assert main(["verify-ranked", str(out), "--model", str(tiny_dir), "--ids", "nope"]) == 2
     assert "no record with id 'nope'" in capsys.readouterr().err
+
+
+def test_label_and_merge_refuse_to_mix_layouts(tmp_path, tiny_dir, capsys):
+    """Labels made with another eos token (transformers 5.17's GGUF conversion) must not be mixed in."""
+    chains = _chains_file(tmp_path / "c.jsonl", CHAINS)
+    first = _chains_file(tmp_path / "c1.jsonl", CHAINS[:1])
+    out = tmp_path / "o.jsonl"
+    assert main(["label", "--in", str(first), "--out", str(out), "--model", str(tiny_dir), "--threads", "1"]) == 0
+    other = tmp_path / "other.jsonl"
+    rec = json.loads(out.read_text())
+    rec["answer_ids"][-1] = 1
+    other.write_text(json.dumps(rec) + "\n")
+    capsys.readouterr()
+    assert main(["label", "--in", str(chains), "--out", str(other), "--model", str(tiny_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"{other}:1: field answer_ids (stored ends" in err and "mix two layouts" in err
+    assert len(other.read_text().splitlines()) == 1  # nothing appended
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir)]) == 0  # same layout
+    rec2 = json.loads(out.read_text().splitlines()[1])
+    assert rec2["id"] == "c2" and rec2["device"] == "cpu"
+    capsys.readouterr()
+    merged = tmp_path / "m.jsonl"
+    assert main(["merge-ranked", "--in", str(out), str(other), "--order", str(chains), "--out", str(merged)]) == 2
+    assert "end their answers with different tokens" in capsys.readouterr().err
+    assert not merged.exists()
+    assert main(["merge-ranked", "--in", str(out), "--order", str(chains), "--out", str(merged)]) == 0

@@ -30,6 +30,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
 
 
+def _check_existing_layout(path: str, lm) -> None:
+    """Refuse to append to a file whose first record was encoded differently (e.g. another eos token):
+    the labels of one file must share one layout."""
+    import json
+    from pathlib import Path
+
+    from ..ranked import layout_mismatch
+
+    if not Path(path).is_file():
+        return
+    with open(path, encoding="utf-8") as f:
+        line = f.readline()
+    if not line.endswith("\n"):
+        return  # empty, or a first line cut by a kill: the writer drops it
+    diff = layout_mismatch(json.loads(line), lm.tokenizer, lm.max_length)
+    if diff:
+        raise ValueError(f"{path}:1: field {diff} differs from this tokenizer's encoding of the chain; "
+                         "new labels would mix two layouts: write to another file")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -49,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     i, n = args.shard
     chains = [c for k, c in enumerate(chains) if k % n == i]
     lm = load_lm_from_args(args)
+    _check_existing_layout(args.out, lm)
     skipped: list[str] = []
     # one file may hold both objectives, never two LMs or strides
     with ResumableJsonlWriter(args.out, key=("id", "objective"),

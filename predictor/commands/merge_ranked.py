@@ -47,10 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
     if Path(args.out).resolve() in {Path(p).resolve() for p in args.inp}:
         raise ValueError("--out must not be one of the inputs")
-    recs = {}
+    recs, eos_from = {}, {}
     for path in args.inp:
         for r in _read_complete(path, args.tolerate_partial):
             recs.setdefault((r["id"], r["objective"]), r)
+            eos_from.setdefault(r["answer_ids"][-1], f"{path} (id {r['id']})")
+    if len(eos_from) > 1:  # every answer ends with the tokenizer's eos: two values = two layouts
+        raise ValueError("the records end their answers with different tokens: "
+                         + "; ".join(f"{t} first in {where}" for t, where in sorted(eos_from.items()))
+                         + " (a tokenizer changed between labeling runs); merge each layout separately")
     rank = {c.id: k for k, c in enumerate(read_chains(args.order))}
     missing = [k for k in recs if k[0] not in rank]
     if missing:
