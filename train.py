@@ -2,7 +2,8 @@
 """Train the greedy-rank predictor (the same pipeline as `predictor train`).
 
 What happens, in order (predictor/training.py, `run_training`):
-  1. read the greedy-ranked chains (--data, JSONL from `predictor label`);
+  1. read the greedy-ranked chains (--data, JSONL from `predictor label`), and optionally more chains
+     used for training only (--extra-train, e.g. labels of a layout variant);
   2. load the LM they were labeled with (--model; default: the embedded SmolLM2-135M-Instruct);
   3. split chains into train / val / test by a seeded hash of their ids (never by token);
   4. one forward pass per chain -> per-token features (attention per head, the Think-Clearly probe,
