@@ -82,7 +82,16 @@ loader now takes special tokens from the GGUF metadata (`predictor/lm.py`, conve
 the test suite checks the eos of every committed file, so this cannot happen silently again.
 
 - Chains: the first {variant_queue} chains of the queue in six shards (ragged at the end), plus 30
-  chains that are also in the main file, kept for comparison.
+  chains that are also in the main file, kept for comparison. Commands (each shard file seeded with
+  the main file's records, then merged with `merge-ranked` and filtered to the GPU's records):
+```
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \
+    --out joint.s$i.jsonl --shard $i/6 --limit 1200                      # i = 0..5
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \
+    --out answer.s$i.jsonl --objective answer --shard $i/2 --limit 300   # i = 0..1
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \
+    --out check.jsonl --limit 30
+```
 - Against the design card's layout on the chains in both files (`python data/compare_ranked.py
   data/ranked/gsm8k-smollm2-joint.jsonl data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl`):
   {agreement}
