@@ -65,3 +65,14 @@ def test_stale_default_conversion_is_not_current(tmp_path):
     assert not _cache_is_current(tmp_path)  # converted before special tokens were checked
     (tmp_path / "source.json").write_text(json.dumps({"gguf": "x.gguf", "size": 1, "version": CONVERSION_VERSION}))
     assert _cache_is_current(tmp_path)
+
+
+def test_load_warns_when_tokenizer_and_config_eos_differ(tiny_lm, tmp_path):
+    import copy
+
+    model = copy.deepcopy(tiny_lm.model)
+    model.config.eos_token_id = 0  # the tokenizer's eos is 2
+    model.save_pretrained(tmp_path)
+    tiny_lm.tokenizer.save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match=r"eos_token_id \(2\) differs from the model config's \(0\)"):
+        load_lm(str(tmp_path), device="cpu")
