@@ -81,20 +81,23 @@ are per process) with the GPU machine's transformers 5.17, whose GGUF conversion
 loader now takes special tokens from the GGUF metadata (`predictor/lm.py`, conversion version 2), and
 the test suite checks the eos of every committed file, so this cannot happen silently again.
 
-- Chains: the first {variant_queue} chains of the queue in six shards (ragged at the end), plus 30
-  chains that are also in the main file, kept for comparison. Commands (each shard file seeded with
+- Chains: JOINT, the first {variant_queue} chains of the queue in six shards (ragged at the end; the
+  main file's chains skipped) plus 30 of the main file's chains relabeled for comparison; ANSWER, the
+  first {variant_queue_answer} chains in two shards (ragged), the main file's skipped. The CPU labeling of the main files has
+  since reached some of the same chains. Commands (each shard file seeded with
   the main file's records, then merged with `merge-ranked` and filtered to the GPU's records):
 ```
-predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \\
     --out joint.s$i.jsonl --shard $i/6 --limit 1200                      # i = 0..5
-predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \\
     --out answer.s$i.jsonl --objective answer --shard $i/2 --limit 300   # i = 0..1
-predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \
+predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-tokens 8192 --threads 1 \\
     --out check.jsonl --limit 30
 ```
 - Against the design card's layout on the chains in both files (`python data/compare_ranked.py
-  data/ranked/gsm8k-smollm2-joint.jsonl data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl`):
-  {agreement}
+  data/ranked/gsm8k-smollm2-joint.jsonl data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl`,
+  and the same for `-answer`): {agreement} The eos term is a few tokens' worth of the JOINT
+  objective but a large part of ANSWER's (the answer is ~8 tokens), hence the gap.
 - GPU against CPU on the same layout: `predictor verify-ranked
   data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl --limit 8 --device cpu --threads 1`
   re-runs the search on the stored ids on this CPU: {verify}.
@@ -131,12 +134,16 @@ def main() -> None:
     variant_rows = [_row(p, read_ranked(p)) for p in sorted(variant.glob("*.jsonl"))]
     position = {c: k for k, c in enumerate(queue_ids)}
     variant_joint = read_ranked(variant / "gsm8k-smollm2-joint.jsonl")
-    main_joint = {r["id"]: r for r in read_ranked(HERE / "ranked" / "gsm8k-smollm2-joint.jsonl")}
-    shared = [(main_joint[r["id"]], r) for r in variant_joint if r["id"] in main_joint]
-    rhos = [float(spearmanr(a["ranks"], b["ranks"])[0]) for a, b in shared]
-    agreement = (f"{sum(a['order'] == b['order'] for a, b in shared)}/{len(shared)} identical orders; per-chain "
-                 f"Spearman of the ranks mean {statistics.mean(rhos):.3f}, median {statistics.median(rhos):.3f}, "
-                 f"min {min(rhos):.3f}.")
+    variant_answer = read_ranked(variant / "gsm8k-smollm2-answer.jsonl")
+    agreement = []
+    for obj in ("joint", "answer"):
+        main = {r["id"]: r for r in read_ranked(HERE / "ranked" / f"gsm8k-smollm2-{obj}.jsonl")}
+        shared = [(main[r["id"]], r) for r in read_ranked(variant / f"gsm8k-smollm2-{obj}.jsonl") if r["id"] in main]
+        rhos = [float(spearmanr(a["ranks"], b["ranks"])[0]) for a, b in shared]
+        agreement.append(f"{obj.upper()}: {sum(a['order'] == b['order'] for a, b in shared)}/{len(shared)} identical "
+                         f"orders, per-chain Spearman of the ranks mean {statistics.mean(rhos):.3f}, median "
+                         f"{statistics.median(rhos):.3f}, min {min(rhos):.3f}")
+    agreement = "; ".join(agreement) + "."
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(list(hist.values()), bins=range(20, 66, 4), label=list(hist.keys()))
     ax.set_xlabel("reasoning tokens per chain")
@@ -147,7 +154,8 @@ def main() -> None:
     fig.savefig(HERE / "ranked" / "lengths.png", dpi=110)
     card = CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
-                       variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}")
+                       variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}",
+                       variant_queue_answer=f"{max(position[r['id']] for r in variant_answer) + 1:,}")
     atomic_write_text(HERE / "README.md", card)
     print(f"wrote {HERE / 'README.md'}")
 
