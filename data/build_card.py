@@ -119,7 +119,8 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy.stats import spearmanr
+
+    from compare_ranked import compare, summary  # data/compare_ranked.py, beside this script
 
     queue_ids = [json.loads(line)["id"] for line in (HERE / "chains" / "gsm8k-train-20-64.jsonl").open()
                  if line.strip()]
@@ -135,15 +136,10 @@ def main() -> None:
     position = {c: k for k, c in enumerate(queue_ids)}
     variant_joint = read_ranked(variant / "gsm8k-smollm2-joint.jsonl")
     variant_answer = read_ranked(variant / "gsm8k-smollm2-answer.jsonl")
-    agreement = []
-    for obj in ("joint", "answer"):
-        main = {r["id"]: r for r in read_ranked(HERE / "ranked" / f"gsm8k-smollm2-{obj}.jsonl")}
-        shared = [(main[r["id"]], r) for r in read_ranked(variant / f"gsm8k-smollm2-{obj}.jsonl") if r["id"] in main]
-        rhos = [float(spearmanr(a["ranks"], b["ranks"])[0]) for a, b in shared]
-        agreement.append(f"{obj.upper()}: {sum(a['order'] == b['order'] for a, b in shared)}/{len(shared)} identical "
-                         f"orders, per-chain Spearman of the ranks mean {statistics.mean(rhos):.3f}, median "
-                         f"{statistics.median(rhos):.3f}, min {min(rhos):.3f}")
-    agreement = "; ".join(agreement) + "."
+    agreement = "; ".join(
+        f"{obj.upper()}: " + summary(compare(read_ranked(HERE / "ranked" / f"gsm8k-smollm2-{obj}.jsonl"),
+                                             read_ranked(variant / f"gsm8k-smollm2-{obj}.jsonl")))
+        for obj in ("joint", "answer")) + "."
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(list(hist.values()), bins=range(20, 66, 4), label=list(hist.keys()))
     ax.set_xlabel("reasoning tokens per chain")

@@ -15,9 +15,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scipy.stats import spearmanr  # noqa: E402
+from predictor.ranked import order_agreement, read_ranked  # noqa: E402
 
-from predictor.ranked import read_ranked  # noqa: E402
+
+def compare(a: list[dict], b: list[dict]) -> dict:
+    """Agreement of two record lists on their shared (id, objective): shared count, identical orders,
+    where differing orders part ("step/n"), per-chain Spearman, and the (a, b) last answer tokens."""
+    by_key = {(r["id"], r["objective"]): r for r in b}
+    pairs = [(x, by_key[(x["id"], x["objective"])]) for x in a if (x["id"], x["objective"]) in by_key]
+    parts, rhos = [], []
+    for x, y in pairs:
+        if x["reasoning_ids"] != y["reasoning_ids"]:
+            raise ValueError(f"{x['id']}: the two files tokenized the reasoning differently")
+        part, rho = order_agreement(x["order"], y["order"])
+        rhos.append(rho)
+        if part is not None:
+            parts.append(f"{part}/{len(x['order'])}")
+    return {"shared": len(pairs), "same": len(pairs) - len(parts), "parts": parts, "rhos": rhos,
+            "answer_ends": sorted({(x["answer_ids"][-1], y["answer_ids"][-1]) for x, y in pairs})}
+
+
+def summary(c: dict) -> str:
+    """One line: identical orders and the Spearman mean / median / min."""
+    rhos = c["rhos"]
+    return (f"{c['same']}/{c['shared']} identical orders, per-chain Spearman of the ranks mean "
+            f"{statistics.mean(rhos):.3f}, median {statistics.median(rhos):.3f}, min {min(rhos):.3f}")
 
 
 def main() -> int:
@@ -25,27 +47,15 @@ def main() -> int:
     p.add_argument("a", help="ranked JSONL")
     p.add_argument("b", help="ranked JSONL")
     args = p.parse_args()
-    a = {(r["id"], r["objective"]): r for r in read_ranked(args.a)}
-    b = {(r["id"], r["objective"]): r for r in read_ranked(args.b)}
-    shared = [k for k in a if k in b]
-    if not shared:
+    try:
+        c = compare(read_ranked(args.a), read_ranked(args.b))
+    except ValueError as e:
+        sys.exit(str(e))
+    if not c["shared"]:
         sys.exit(f"{args.a} and {args.b} share no (id, objective)")
-    same, parts, rhos = 0, [], []
-    for k in shared:
-        x, y = a[k], b[k]
-        if x["reasoning_ids"] != y["reasoning_ids"]:
-            sys.exit(f"{k[0]}: the two files tokenized the reasoning differently")
-        rhos.append(float(spearmanr(x["ranks"], y["ranks"])[0]))
-        if x["order"] == y["order"]:
-            same += 1
-        else:
-            step = next(i for i, (s, t) in enumerate(zip(x["order"], y["order"])) if s != t) + 1
-            parts.append(f"{step}/{len(x['order'])}")
-    answers = {(a[k]["answer_ids"][-1], b[k]["answer_ids"][-1]) for k in shared}
-    print(f"{len(shared)} shared chains; last answer token (a, b): {sorted(answers)}")
-    print(f"identical orders: {same}/{len(shared)}; differing orders part at step (step/n): {', '.join(parts) or '-'}")
-    print(f"Spearman of ranks per chain: mean {statistics.mean(rhos):.3f}, median {statistics.median(rhos):.3f}, "
-          f"min {min(rhos):.3f}")
+    print(f"{c['shared']} shared chains; last answer token (a, b): {c['answer_ends']}")
+    print(f"differing orders part at step (step/n): {', '.join(c['parts']) or '-'}")
+    print(summary(c))
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .chains import Chain, ChainFormatError, iter_jsonl
-from .greedy import GreedyResult
+from .greedy import GreedyResult, ranks_from_order
 
 RANKED_FIELDS = {
     "id": str, "question": str, "reasoning": str, "answer": str, "lm": str, "objective": str, "stride": int,
@@ -90,3 +90,14 @@ def layout_mismatch(rec: Mapping[str, Any], tokenizer, max_length: int | None = 
         if stored != now:
             return f"{key} (stored ends ...{stored[-2:]}, now ...{now[-2:]})"
     return None
+
+
+def order_agreement(order_a: list[int], order_b: list[int]) -> tuple[int | None, float]:
+    """Compare two deletion orders of the same n tokens: (1-based step at which they first part, or None
+    if identical; Spearman correlation of the two rank vectors, 1.0 for n < 2)."""
+    from scipy.stats import spearmanr
+
+    part = next((k + 1 for k, (a, b) in enumerate(zip(order_a, order_b)) if a != b), None)
+    if len(order_a) < 2:
+        return part, 1.0
+    return part, float(spearmanr(ranks_from_order(list(order_a)), ranks_from_order(list(order_b)))[0])

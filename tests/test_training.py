@@ -65,13 +65,12 @@ def test_column_spearman_and_baseline_signs():
     assert "surprisal" in base
 
 
-def _write_ranked(path, chains, lm, seed=0):
+def _write_ranked(path, chains, tiny_lm, seed=0):
     """Ranked records in the real schema; the orders are random permutations (the pipeline does not care)."""
     from predictor.chains import as_chain
     from predictor.layout import encode_chain
     from predictor.ranked import validate_ranked
 
-    tiny_lm = lm
     rng = np.random.default_rng(seed)
     with open(path, "w") as f:
         for c in chains:

@@ -31,11 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from scipy.stats import spearmanr
 
     from ..greedy import greedy_layout
-    from ..layout import Layout, encode_chain
-    from ..ranked import read_ranked, record_chain
+    from ..layout import Layout
+    from ..ranked import layout_mismatch, order_agreement, read_ranked
 
     recs = read_ranked(args.file)
     if args.ids:
@@ -55,17 +54,16 @@ def run(args: argparse.Namespace) -> int:
     for r in recs:
         lay = Layout(list(r["prompt_ids"]), list(r["reasoning_ids"]), list(r["answer_ids"]))
         res = greedy_layout(lm, lay, r["objective"], int(r["stride"]), args.batch_tokens)
-        rho = float(spearmanr(r["ranks"], res.ranks)[0]) if len(res.ranks) > 1 else 1.0
+        part, rho = order_agreement(r["order"], res.order)
         rhos.append(rho)
-        now = encode_chain(lm.tokenizer, record_chain(r), lm.max_length)
-        layout = "layout as today" if now == lay else "layout differs from today's tokenizer"
-        if res.order == list(r["order"]):
+        layout = ("layout as today" if layout_mismatch(r, lm.tokenizer, lm.max_length) is None
+                  else "layout differs from today's tokenizer")
+        if part is None:
             same += 1
             print(f"{r['id']} ({r['objective']}, n={lay.n}): same order; {layout}; {res.seconds:.1f} s")
         else:
-            k = next(i for i, (a, b) in enumerate(zip(r["order"], res.order)) if a != b)
-            print(f"{r['id']} ({r['objective']}, n={lay.n}): orders part at step {k + 1} "
-                  f"(objective after it: stored {r['trajectory'][k]:.6f}, now {res.trajectory[k]:.6f}); "
+            print(f"{r['id']} ({r['objective']}, n={lay.n}): orders part at step {part} "
+                  f"(objective after it: stored {r['trajectory'][part - 1]:.6f}, now {res.trajectory[part - 1]:.6f}); "
                   f"Spearman {rho:.4f}; {layout}; {res.seconds:.1f} s")
     print(f"{same}/{len(recs)} identical orders; mean Spearman {np.mean(rhos):.4f}")
     return 0 if same == len(recs) else 1
