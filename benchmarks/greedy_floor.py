@@ -8,6 +8,9 @@ same process, interleaved, and prints both throughputs (LM tokens per second) an
 A ratio near 1 means a faster exact labeler needs fewer tokens, i.e. a different algorithm.
 
     python benchmarks/greedy_floor.py --threads 1 --steps 3 --repeats 3
+
+--profile instead runs the first greedy step of the first chain under torch.profiler and prints the
+operators that took the time (is what is left matrix products, or overhead around them?).
 """
 from __future__ import annotations
 
@@ -28,6 +31,19 @@ def plain_forward_seconds(model, tokens: int, width: int, vocab: int) -> float:
     return time.perf_counter() - t
 
 
+def profile_step(lm, chain) -> None:
+    """Print the operators of one greedy step (all candidate deletions of the full chain), by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from predictor.greedy import greedy_prune
+
+    greedy_prune(lm, chain, max_steps=1)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        res = greedy_prune(lm, chain, max_steps=1)
+    print(f"{chain.id}: one step, {res.forward_tokens} LM tokens")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chains", default="data/chains/gsm8k-train-20-64.jsonl", help="chains JSONL")
@@ -37,6 +53,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="runs per path; medians are reported")
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="profile one greedy step instead (operator table)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -49,6 +66,9 @@ def main() -> None:
     vocab = lm.model.config.get_text_config().vocab_size
     picked = [c for c in read_chains(args.chains) if encode_chain(lm.tokenizer, c).n >= args.min_n][: args.count]
     print(f"LM {lm.name} ({lm.fingerprint}), {torch.get_num_threads()} thread(s), {lm.dtype}")
+    if args.profile:
+        profile_step(lm, picked[0])
+        return
     print("| chain | n | steps | LM tokens | greedy s | greedy tok/s | plain forward tok/s | greedy / plain |")
     print("|---|---|---|---|---|---|---|---|")
     for c in picked:
