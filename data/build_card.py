@@ -44,12 +44,14 @@ this file in order, so every labeled prefix is a uniform random sample of the 20
 |---|---|---|---|---|---|---|---|
 {rows}
 
+- Chains: {coverage}
 - LM: the embedded SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to float32), fingerprint `{lm}`.
 - Exact greedy search (stride 1), default scoring layout of the design card; each record holds ids,
   decoded tokens, the full deletion `order`, `ranks` (1 = deleted first), the objective `trajectory`
   after each deletion, `full_objective` and the search's wall time `seconds`.
-- Labeled with (two JOINT shards and one ANSWER process in parallel, one CPU thread each, on a 2-core
-  machine shared with other work, so the seconds are inflated by contention):
+- Labeled across sessions with (two JOINT shards and one ANSWER process in parallel, one CPU thread
+  each, on a 2-core machine often shared with other work, so the seconds are inflated by contention;
+  each session seeded its shard files with the merged records, so finished chains are skipped):
 ```
 predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/joint.s0.jsonl --shard 0/2 --threads 1
 predictor label --in data/chains/gsm8k-train-20-64.jsonl --out runs/label/joint.s1.jsonl --shard 1/2 --threads 1
@@ -114,6 +116,17 @@ def _row(path: Path, recs: list[dict]) -> str:
             f"{sum(ns) / sum(secs):.2f} |")
 
 
+def _coverage(recs: list[dict], position: dict[str, int]) -> str:
+    """Which queue positions a file covers: the complete prefix, then the ragged tail the shards left."""
+    done = sorted(position[r["id"]] for r in recs)
+    prefix = next((k for k, q in enumerate(done) if q != k), len(done))
+    tail = len(done) - prefix
+    text = f"all of the first {prefix:,} chains of the queue"
+    if tail:
+        text += f", plus {tail:,} of positions {prefix + 2:,}-{done[-1] + 1:,} (shards run unevenly)"
+    return text
+
+
 def main() -> None:
     import matplotlib
 
@@ -131,9 +144,15 @@ def main() -> None:
             rows.append(_row(path, recs))
             lms |= {r["lm"] for r in recs}
             hist[recs[0]["objective"]] = [len(r["order"]) for r in recs]
+    position = {c: k for k, c in enumerate(queue_ids)}
+    main_joint = read_ranked(HERE / "ranked" / "gsm8k-smollm2-joint.jsonl")
+    main_answer = read_ranked(HERE / "ranked" / "gsm8k-smollm2-answer.jsonl")
+    joint_ids = {r["id"] for r in main_joint}
+    coverage = (f"JOINT, {_coverage(main_joint, position)}; ANSWER, {_coverage(main_answer, position)} "
+                f"({sum(r['id'] in joint_ids for r in main_answer)} of its {len(main_answer)} chains "
+                f"are also in the JOINT file).")
     variant = HERE / "ranked" / "variant-eos-im_start"
     variant_rows = [_row(p, read_ranked(p)) for p in sorted(variant.glob("*.jsonl"))]
-    position = {c: k for k, c in enumerate(queue_ids)}
     variant_joint = read_ranked(variant / "gsm8k-smollm2-joint.jsonl")
     variant_answer = read_ranked(variant / "gsm8k-smollm2-answer.jsonl")
     agreement = "; ".join(
@@ -148,7 +167,8 @@ def main() -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(HERE / "ranked" / "lengths.png", dpi=110)
-    card = CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), lm=", ".join(sorted(lms)),
+    card = CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+                       lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
                        variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}",
                        variant_queue_answer=f"{max(position[r['id']] for r in variant_answer) + 1:,}")
