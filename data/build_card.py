@@ -11,6 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))  # compare_ranked.py
 
 from predictor.jsonl_io import atomic_write_text  # noqa: E402
 from predictor.ranked import read_ranked  # noqa: E402
@@ -127,23 +128,19 @@ def _coverage(recs: list[dict], position: dict[str, int]) -> str:
     return text
 
 
-def main() -> None:
-    import matplotlib
+def _main_files() -> list[tuple[Path, list[dict]]]:
+    return [(path, recs) for path in sorted((HERE / "ranked").glob("*.jsonl")) if (recs := read_ranked(path))]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def card_text() -> str:
+    """The data card, computed from the committed files (data/README.md must equal it)."""
     from compare_ranked import compare, summary  # data/compare_ranked.py, beside this script
 
     queue_ids = [json.loads(line)["id"] for line in (HERE / "chains" / "gsm8k-train-20-64.jsonl").open()
                  if line.strip()]
-    rows, lms, hist = [], set(), {}
-    for path in sorted((HERE / "ranked").glob("*.jsonl")):
-        recs = read_ranked(path)
-        if recs:
-            rows.append(_row(path, recs))
-            lms |= {r["lm"] for r in recs}
-            hist[recs[0]["objective"]] = [len(r["order"]) for r in recs]
+    files = _main_files()
+    rows = [_row(path, recs) for path, recs in files]
+    lms = {r["lm"] for _, recs in files for r in recs}
     position = {c: k for k, c in enumerate(queue_ids)}
     main_joint = read_ranked(HERE / "ranked" / "gsm8k-smollm2-joint.jsonl")
     main_answer = read_ranked(HERE / "ranked" / "gsm8k-smollm2-answer.jsonl")
@@ -159,6 +156,21 @@ def main() -> None:
         f"{obj.upper()}: " + summary(compare(read_ranked(HERE / "ranked" / f"gsm8k-smollm2-{obj}.jsonl"),
                                              read_ranked(variant / f"gsm8k-smollm2-{obj}.jsonl")))
         for obj in ("joint", "answer")) + "."
+    return CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+                       lm=", ".join(sorted(lms)),
+                       variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
+                       variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}",
+                       variant_queue_answer=f"{max(position[r['id']] for r in variant_answer) + 1:,}")
+
+
+def plot_lengths(out: Path) -> None:
+    """Histogram of reasoning lengths per objective of the main files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = {recs[0]["objective"]: [len(r["order"]) for r in recs] for _, recs in _main_files()}
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(list(hist.values()), bins=range(20, 66, 4), label=list(hist.keys()))
     ax.set_xlabel("reasoning tokens per chain")
@@ -166,14 +178,13 @@ def main() -> None:
     ax.set_title("Ranked GSM8K chains by length")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(HERE / "ranked" / "lengths.png", dpi=110)
-    card = CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
-                       lm=", ".join(sorted(lms)),
-                       variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
-                       variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}",
-                       variant_queue_answer=f"{max(position[r['id']] for r in variant_answer) + 1:,}")
-    atomic_write_text(HERE / "README.md", card)
-    print(f"wrote {HERE / 'README.md'}")
+    fig.savefig(out, dpi=110)
+
+
+def main() -> None:
+    atomic_write_text(HERE / "README.md", card_text())
+    plot_lengths(HERE / "ranked" / "lengths.png")
+    print(f"wrote {HERE / 'README.md'} and {HERE / 'ranked' / 'lengths.png'}")
 
 
 if __name__ == "__main__":

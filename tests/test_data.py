@@ -47,3 +47,29 @@ def test_main_data_uses_the_eos_of_the_default_layout_and_the_variant_does_not(t
         assert {r["answer_ids"][-1] for r in read_ranked(path)} == {tokenizer.eos_token_id}
     for path in VARIANT:
         assert {r["answer_ids"][-1] for r in read_ranked(path)} == {tokenizer.convert_tokens_to_ids("<|im_start|>")}
+
+
+
+@pytest.fixture(scope="module")
+def build_card():
+    """data/build_card.py, loaded as a module (it is a script beside the data, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_card", DATA.parent / "build_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_data_card_matches_the_committed_files(build_card):
+    """data/README.md is what data/build_card.py computes from today's files (counts, coverage, agreement)."""
+    assert (DATA.parent / "README.md").read_text() == build_card.card_text(), \
+        "data/README.md is stale: run `python data/build_card.py`"
+
+
+def test_card_coverage_names_the_complete_prefix_and_the_ragged_tail(build_card):
+    position = {f"c{k}": k for k in range(10)}
+    assert build_card._coverage([{"id": f"c{k}"} for k in (0, 1, 2)], position) == \
+        "all of the first 3 chains of the queue"
+    assert build_card._coverage([{"id": f"c{k}"} for k in (0, 1, 3, 5)], position) == \
+        "all of the first 2 chains of the queue, plus 2 of positions 4-6 (shards run unevenly)"
