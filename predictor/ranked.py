@@ -16,8 +16,9 @@ RANKED_FIELDS = {
 
 
 def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,
-                  tokenizer, device: str | None = None) -> dict[str, Any]:
-    """The ranked record of DESIGN.md; `device` (optional extra field) says where `seconds` was measured."""
+                  tokenizer, device: str | None = None, matmul: str | None = None) -> dict[str, Any]:
+    """The ranked record of DESIGN.md; the optional extra fields `device` ("cpu", "cuda") and `matmul`
+    ("onednn" when the CPU linears ran through oneDNN) say how `seconds` was measured."""
     lay = res.layout
     rec = {
         "id": chain.id, "question": chain.question, "reasoning": chain.reasoning, "answer": chain.answer,
@@ -30,6 +31,8 @@ def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objectiv
     }
     if device is not None:
         rec["device"] = device
+    if matmul is not None:
+        rec["matmul"] = matmul
     return rec
 
 

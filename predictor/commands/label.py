@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..chains import read_chains
+    from ..cpu_matmul import uses_onednn
     from ..greedy import greedy_prune
     from ..jsonl_io import ResumableJsonlWriter
     from ..layout import ChainError, encode_chain
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     chains = [c for k, c in enumerate(chains) if k % n == i]
     lm = load_lm_from_args(args)
     _check_existing_layout(args.out, lm)
+    matmul = "onednn" if uses_onednn(lm.model) else None
     skipped: list[str] = []
     # one file may hold both objectives, never two LMs or strides
     with ResumableJsonlWriter(args.out, key=("id", "objective"),
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         for c in todo:
             res = greedy_prune(lm, c, args.objective, args.stride, args.batch_tokens)
             out.write(ranked_record(c, res, lm.fingerprint, args.objective, args.stride, lm.tokenizer,
-                                   device=lm.device.type))
+                                   device=lm.device.type, matmul=matmul))
             bar.update(len(res.order))
             bar.set_postfix(chain=c.id, n=len(res.order), s=f"{res.seconds:.1f}")
         bar.close()

@@ -1,0 +1,98 @@
+"""torch's default CPU linear layers (MKL) vs oneDNN, side by side, for the exact greedy labeler.
+
+Part 1 times one linear layer of each of the LM's shapes (512 rows, the labeler's CPU batch) with
+both backends, interleaved; part 2 times the first --steps greedy steps of --count chains with the
+model as loaded and with `use_onednn_linears`, interleaved, and checks that both paths choose the
+same deletions (max |objective difference| over the steps is float32 round-off).
+
+    python benchmarks/cpu_matmul.py --threads 1
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def _seconds(fn, repeats: int = 3) -> float:
+    fn()  # warm-up (oneDNN builds its kernel on first use)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t) / repeats
+
+
+def linear_table(model, rows: int, repeats: int) -> None:
+    from predictor.cpu_matmul import _mkldnn_utils
+
+    mkldnn = _mkldnn_utils()
+    shapes = sorted({(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)})
+    print(f"| linear (in x out), {rows} rows | default GFLOP/s | oneDNN GFLOP/s | oneDNN / default |")
+    print("|---|---|---|---|")
+    x = torch.randn(rows, max(i for i, _ in shapes))
+    for i, o in shapes:
+        dense = torch.nn.Linear(i, o, bias=False)
+        fast = mkldnn.to_mkldnn(copy.deepcopy(dense))
+        xi = x[:, :i].contiguous()
+        d_t, f_t = [], []
+        with torch.no_grad():
+            for _ in range(repeats):
+                d_t.append(_seconds(lambda: dense(xi)))
+                f_t.append(_seconds(lambda: fast(xi)))
+        flops = 2 * rows * i * o
+        d, f = statistics.median(d_t), statistics.median(f_t)
+        print(f"| {i} x {o} | {flops / d / 1e9:.0f} | {flops / f / 1e9:.0f} | {d / f:.2f}x |", flush=True)
+
+
+def greedy_table(lm, chains, steps: int, repeats: int) -> None:
+    from predictor.cpu_matmul import use_onednn_linears
+    from predictor.greedy import greedy_prune
+    from predictor.lm import LM
+
+    fast = LM(model=copy.deepcopy(lm.model), tokenizer=lm.tokenizer, name=lm.name, fingerprint=lm.fingerprint)
+    use_onednn_linears(fast.model)
+    print(f"\n| chain | n | steps | LM tokens | default s | oneDNN s | speed-up | same deletions | max traj diff |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in chains:
+        d_t, f_t = [], []
+        for _ in range(repeats):
+            d = greedy_prune(lm, c, max_steps=steps)
+            f = greedy_prune(fast, c, max_steps=steps)
+            d_t.append(d.seconds)
+            f_t.append(f.seconds)
+        diff = float(np.max(np.abs(np.array(d.trajectory) - np.array(f.trajectory))))
+        ds, fs = statistics.median(d_t), statistics.median(f_t)
+        print(f"| {c.id} | {len(d.ranks)} | {steps} | {d.forward_tokens} | {ds:.1f} | {fs:.1f} | {ds / fs:.2f}x | "
+              f"{d.order == f.order} | {diff:.1e} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chains", default="data/chains/gsm8k-train-20-64.jsonl", help="chains JSONL")
+    ap.add_argument("--count", type=int, default=2, help="chains (the first of the file with >= --min-n tokens)")
+    ap.add_argument("--min-n", type=int, default=50, help="shortest reasoning length picked")
+    ap.add_argument("--steps", type=int, default=2, help="greedy steps timed per chain")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per path; medians are reported")
+    ap.add_argument("--rows", type=int, default=512, help="rows of the linear-layer timings")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from predictor.chains import read_chains
+    from predictor.layout import encode_chain
+    from predictor.lm import load_lm
+
+    lm = load_lm(args.model, device="cpu")
+    print(f"LM {lm.name} ({lm.fingerprint}), {torch.get_num_threads()} thread(s), {lm.dtype}\n")
+    linear_table(lm.model, args.rows, args.repeats)
+    picked = [c for c in read_chains(args.chains) if encode_chain(lm.tokenizer, c).n >= args.min_n][: args.count]
+    greedy_table(lm, picked, args.steps, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
