@@ -17,6 +17,10 @@ from predictor.jsonl_io import atomic_write_text  # noqa: E402
 from predictor.ranked import read_ranked  # noqa: E402
 
 # measured by the verify-ranked command quoted in the card (CPU, one thread; minutes per chain)
+# measured by `predictor verify-ranked data/ranked/gsm8k-smollm2-joint.jsonl --limit 3 --device cpu
+# --threads 1` with oneDNN linears, on records labeled with MKL ones
+VERIFY_MATMUL = ("re-running the search with oneDNN on the first 3 JOINT records (labeled with MKL) gives "
+                 "3/3 identical orders (chains of 48-61 tokens)")
 VERIFY = ("8/8 identical orders (chains of 37-62 tokens, 58-240 s each), so these are the GPU's "
           "labels exactly, for their layout")
 
@@ -64,6 +68,11 @@ predictor merge-ranked --in runs/label/answer.jsonl --order data/chains/gsm8k-tr
 ```
   Re-running `label` resumes where it stopped (finished ids are skipped; seed a shard file with the
   already merged records to continue a data set).
+- CPU linear layers: the first records used torch's default (MKL); later ones ran them through oneDNN
+  (`label --matmul onednn`, the default since it was found to label ~1.7x faster on this AMD CPU;
+  such records carry `"matmul": "onednn"`; tokens/s per process, under whatever else shared the cores):
+  {matmul}.
+  The two paths differ only by float32 round-off: {verify_matmul}.
 - Tokens/s counts reasoning tokens ranked per second of search, per process.
 - Validate every record (schema, ranks a permutation consistent with `order`, unique ids,
   trajectory length = n): `predictor check-data data/ranked/*.jsonl` (also run by the test suite).
@@ -117,6 +126,17 @@ def _row(path: Path, recs: list[dict]) -> str:
             f"{sum(ns) / sum(secs):.2f} |")
 
 
+def _by_matmul(objective: str, recs: list[dict]) -> str:
+    """How many records each CPU matmul path labeled, with its tokens/s per process."""
+    parts = []
+    for name, group in (("MKL", [r for r in recs if r.get("matmul") != "onednn"]),
+                        ("oneDNN", [r for r in recs if r.get("matmul") == "onednn"])):
+        if group:
+            tps = sum(len(r["order"]) for r in group) / sum(r["seconds"] for r in group)
+            parts.append(f"{len(group)} {name} ({tps:.2f} tokens/s)")
+    return f"{objective}, " + " + ".join(parts)
+
+
 def _coverage(recs: list[dict], position: dict[str, int]) -> str:
     """Which queue positions a file covers: the complete prefix, then the ragged tail the shards left."""
     done = sorted(position[r["id"]] for r in recs)
@@ -148,6 +168,7 @@ def card_text() -> str:
     coverage = (f"JOINT, {_coverage(main_joint, position)}; ANSWER, {_coverage(main_answer, position)} "
                 f"({sum(r['id'] in joint_ids for r in main_answer)} of its {len(main_answer)} chains "
                 f"are also in the JOINT file).")
+    matmul = "; ".join(_by_matmul(obj, recs) for obj, recs in (("JOINT", main_joint), ("ANSWER", main_answer)))
     variant = HERE / "ranked" / "variant-eos-im_start"
     variant_rows = [_row(p, read_ranked(p)) for p in sorted(variant.glob("*.jsonl"))]
     variant_joint = read_ranked(variant / "gsm8k-smollm2-joint.jsonl")
@@ -157,6 +178,7 @@ def card_text() -> str:
                                              read_ranked(variant / f"gsm8k-smollm2-{obj}.jsonl")))
         for obj in ("joint", "answer")) + "."
     return CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+                       matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
                        variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}",
