@@ -118,10 +118,10 @@ predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-t
 """
 
 
-def _row(path: Path, recs: list[dict]) -> str:
+def _row(name: str, recs: list[dict]) -> str:
     ns = [len(r["order"]) for r in recs]
     secs = [r["seconds"] for r in recs]
-    return (f"| `{path.name}` | {recs[0]['objective']} | {len(recs)} | {sum(ns)} | {min(ns)} / "
+    return (f"| `{name}` | {recs[0]['objective']} | {len(recs)} | {sum(ns)} | {min(ns)} / "
             f"{int(statistics.median(ns))} / {max(ns)} | {sum(secs) / 3600:.2f} h | {statistics.median(secs):.0f} | "
             f"{sum(ns) / sum(secs):.2f} |")
 
@@ -148,8 +148,9 @@ def _coverage(recs: list[dict], position: dict[str, int]) -> str:
     return text
 
 
-def _main_files() -> list[tuple[Path, list[dict]]]:
-    return [(path, recs) for path in sorted((HERE / "ranked").glob("*.jsonl")) if (recs := read_ranked(path))]
+def _read_dir(folder: Path) -> dict[str, list[dict]]:
+    """file name -> records, for every non-empty ranked file directly in `folder`."""
+    return {path.name: recs for path in sorted(folder.glob("*.jsonl")) if (recs := read_ranked(path))}
 
 
 def card_text() -> str:
@@ -158,31 +159,25 @@ def card_text() -> str:
 
     queue_ids = [json.loads(line)["id"] for line in (HERE / "chains" / "gsm8k-train-20-64.jsonl").open()
                  if line.strip()]
-    files = _main_files()
-    rows = [_row(path, recs) for path, recs in files]
-    lms = {r["lm"] for _, recs in files for r in recs}
     position = {c: k for k, c in enumerate(queue_ids)}
-    main_joint = read_ranked(HERE / "ranked" / "gsm8k-smollm2-joint.jsonl")
-    main_answer = read_ranked(HERE / "ranked" / "gsm8k-smollm2-answer.jsonl")
+    main, variant = _read_dir(HERE / "ranked"), _read_dir(HERE / "ranked" / "variant-eos-im_start")
+    rows = [_row(name, recs) for name, recs in main.items()]
+    lms = {r["lm"] for recs in main.values() for r in recs}
+    file_of = {obj: f"gsm8k-smollm2-{obj}.jsonl" for obj in ("joint", "answer")}
+    main_joint, main_answer = main[file_of["joint"]], main[file_of["answer"]]
     joint_ids = {r["id"] for r in main_joint}
     coverage = (f"JOINT, {_coverage(main_joint, position)}; ANSWER, {_coverage(main_answer, position)} "
                 f"({sum(r['id'] in joint_ids for r in main_answer)} of its {len(main_answer)} chains "
                 f"are also in the JOINT file).")
     matmul = "; ".join(_by_matmul(obj, recs) for obj, recs in (("JOINT", main_joint), ("ANSWER", main_answer)))
-    variant = HERE / "ranked" / "variant-eos-im_start"
-    variant_rows = [_row(p, read_ranked(p)) for p in sorted(variant.glob("*.jsonl"))]
-    variant_joint = read_ranked(variant / "gsm8k-smollm2-joint.jsonl")
-    variant_answer = read_ranked(variant / "gsm8k-smollm2-answer.jsonl")
-    agreement = "; ".join(
-        f"{obj.upper()}: " + summary(compare(read_ranked(HERE / "ranked" / f"gsm8k-smollm2-{obj}.jsonl"),
-                                             read_ranked(variant / f"gsm8k-smollm2-{obj}.jsonl")))
-        for obj in ("joint", "answer")) + "."
+    variant_rows = [_row(name, recs) for name, recs in variant.items()]
+    agreement = "; ".join(f"{obj.upper()}: " + summary(compare(main[f], variant[f])) for obj, f in file_of.items()) + "."
+    last = {obj: max(position[r["id"]] for r in variant[f]) + 1 for obj, f in file_of.items()}
     return CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
-                       variant_queue=f"{max(position[r['id']] for r in variant_joint) + 1:,}",
-                       variant_queue_answer=f"{max(position[r['id']] for r in variant_answer) + 1:,}")
+                       variant_queue=f"{last['joint']:,}", variant_queue_answer=f"{last['answer']:,}")
 
 
 def plot_lengths(out: Path) -> None:
@@ -192,7 +187,7 @@ def plot_lengths(out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hist = {recs[0]["objective"]: [len(r["order"]) for r in recs] for _, recs in _main_files()}
+    hist = {recs[0]["objective"]: [len(r["order"]) for r in recs] for recs in _read_dir(HERE / "ranked").values()}
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.hist(list(hist.values()), bins=range(20, 66, 4), label=list(hist.keys()))
     ax.set_xlabel("reasoning tokens per chain")
