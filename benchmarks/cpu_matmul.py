@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+from greedy_steps_args import add_greedy_steps_arguments, pick_chains  # beside this script
 
 
 def _seconds(fn, repeats: int = 3) -> float:
@@ -55,7 +56,7 @@ def greedy_table(lm, chains, steps: int, repeats: int) -> None:
 
     fast = LM(model=copy.deepcopy(lm.model), tokenizer=lm.tokenizer, name=lm.name, fingerprint=lm.fingerprint)
     use_onednn_linears(fast.model)
-    print(f"\n| chain | n | steps | LM tokens | default s | oneDNN s | speed-up | same deletions | max traj diff |")
+    print("\n| chain | n | steps | LM tokens | default s | oneDNN s | speed-up | same deletions | max traj diff |")
     print("|---|---|---|---|---|---|---|---|---|")
     for c in chains:
         d_t, f_t = [], []
@@ -72,26 +73,17 @@ def greedy_table(lm, chains, steps: int, repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--chains", default="data/chains/gsm8k-train-20-64.jsonl", help="chains JSONL")
-    ap.add_argument("--count", type=int, default=2, help="chains (the first of the file with >= --min-n tokens)")
-    ap.add_argument("--min-n", type=int, default=50, help="shortest reasoning length picked")
-    ap.add_argument("--steps", type=int, default=2, help="greedy steps timed per chain")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per path; medians are reported")
+    add_greedy_steps_arguments(ap, steps=2)
     ap.add_argument("--rows", type=int, default=512, help="rows of the linear-layer timings")
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from predictor.chains import read_chains
-    from predictor.layout import encode_chain
     from predictor.lm import load_lm
 
     lm = load_lm(args.model, device="cpu")
     print(f"LM {lm.name} ({lm.fingerprint}), {torch.get_num_threads()} thread(s), {lm.dtype}\n")
     linear_table(lm.model, args.rows, args.repeats)
-    picked = [c for c in read_chains(args.chains) if encode_chain(lm.tokenizer, c).n >= args.min_n][: args.count]
-    greedy_table(lm, picked, args.steps, args.repeats)
+    greedy_table(lm, pick_chains(lm, args), args.steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import statistics
 import time
 
 import torch
+from greedy_steps_args import add_greedy_steps_arguments, pick_chains  # beside this script
 
 
 def plain_forward_seconds(model, tokens: int, width: int, vocab: int) -> float:
@@ -46,25 +47,18 @@ def profile_step(lm, chain) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--chains", default="data/chains/gsm8k-train-20-64.jsonl", help="chains JSONL")
-    ap.add_argument("--count", type=int, default=2, help="chains (the first of the file with >= --min-n tokens)")
-    ap.add_argument("--min-n", type=int, default=50, help="shortest reasoning length picked")
-    ap.add_argument("--steps", type=int, default=3, help="greedy steps timed per chain")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per path; medians are reported")
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--threads", type=int, default=1)
+    add_greedy_steps_arguments(ap, steps=3)
     ap.add_argument("--profile", action="store_true", help="profile one greedy step instead (operator table)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from predictor.chains import read_chains
     from predictor.greedy import greedy_prune
     from predictor.layout import encode_chain
     from predictor.lm import load_lm
 
     lm = load_lm(args.model)
     vocab = lm.model.config.get_text_config().vocab_size
-    picked = [c for c in read_chains(args.chains) if encode_chain(lm.tokenizer, c).n >= args.min_n][: args.count]
+    picked = pick_chains(lm, args)
     print(f"LM {lm.name} ({lm.fingerprint}), {torch.get_num_threads()} thread(s), {lm.dtype}")
     if args.profile:
         profile_step(lm, picked[0])
