@@ -14,6 +14,8 @@ attention features with non-attention signals (logits, position, lexical functio
     lexical           lex.is_digit, ..., lex.cat.<category> (predictor.lexical.CATEGORIES)
     pooled_attention  architecture-agnostic: per depth bin (relative depth), quantiles over all heads
                       of each stat divided by its chain mean: pooled.<stat>.d1of4.q50
+    hidden            the residual stream at the token after the decoder layers at relative depths
+                      spec.hidden_depths (KVzap-style inputs, Jegou et al. 2025): hid.L15.d000..d575
 
 The probe is appended after the answer, so causality keeps it out of every other column; rows are
 only ever the chain's reasoning tokens. All values are finite float32.
@@ -34,7 +36,7 @@ from .lexical import CATEGORIES, FLAG_NAMES, categorize, token_flags, token_line
 from .observe import DEFAULT_PROBE, WINDOW, Observation, observe
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
-FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention")
+FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden")
 DEFAULT_GROUPS = ("attention", "probe", "logits", "position", "lexical")
 ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
 ATTN_HEAD_STATS = ("answer_mean", "later_mean", "later_max", "last")
@@ -52,6 +54,7 @@ class FeatureSpec:
     extra_stats: tuple[str, ...] = ("received_sum", "window_mean")  # aggregate-only attention stats
     pooled_bins: int = 4  # depth bins of the pooled_attention group
     pooled_quantiles: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    hidden_depths: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)  # relative depths of the hidden group's layers
     probe: str = DEFAULT_PROBE
     window: int = WINDOW
     version: int = FEATURE_VERSION
@@ -64,6 +67,9 @@ class FeatureSpec:
         object.__setattr__(self, "groups", tuple(g for g in FEATURE_GROUPS if g in groups))  # canonical order
         object.__setattr__(self, "extra_stats", tuple(self.extra_stats))
         object.__setattr__(self, "pooled_quantiles", tuple(float(q) for q in self.pooled_quantiles))
+        object.__setattr__(self, "hidden_depths", tuple(float(d) for d in self.hidden_depths))
+        if "hidden" in groups and not all(0.0 < d <= 1.0 for d in self.hidden_depths):
+            raise ValueError(f"hidden_depths must be in (0, 1], got {self.hidden_depths}")
         if self.pooled_bins < 1 or not all(0.0 <= q <= 1.0 for q in self.pooled_quantiles):
             raise ValueError("pooled_bins must be >= 1 and pooled_quantiles in [0, 1]")
 
@@ -74,6 +80,12 @@ class FeatureSpec:
     @property
     def needs_probe(self) -> bool:
         return "probe" in self.groups or "pooled_attention" in self.groups
+
+    def hidden_layers(self, num_layers: int) -> tuple[int, ...]:
+        """1-based decoder layers of the hidden group for an LM of this depth (none without the group)."""
+        if "hidden" not in self.groups:
+            return ()
+        return tuple(sorted({min(num_layers, max(1, round(d * num_layers))) for d in self.hidden_depths}))
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -258,10 +270,17 @@ def features_from_observation(obs: Observation, spec: FeatureSpec | None = None)
                 flat = a[ls].reshape(-1, n)
                 b.add("pooled_attention", [f"pooled.{stat}.d{d}of{spec.pooled_bins}.q{round(q * 100):03d}" for q in qs],
                       np.quantile(flat, qs, axis=0).T)
+    if "hidden" in spec.groups:
+        if not obs.hidden:
+            raise ValueError("the hidden group needs an observation with hidden states "
+                             "(observe(..., hidden_layers=spec.hidden_layers(num_layers)))")
+        for l, hs in sorted(obs.hidden.items()):
+            b.add("hidden", [f"hid.L{l:02d}.d{j:03d}" for j in range(hs.shape[1])], hs)
     return b.table(obs.chain.id)
 
 
-def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int) -> tuple[list[str], list[str]]:
+def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int,
+                  hidden_size: int = 0) -> tuple[list[str], list[str]]:
     """(names, groups) of the columns for an LM of this shape, without running it."""
     spec = spec or FeatureSpec()
     n = 2
@@ -271,6 +290,7 @@ def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int) -> 
         attn={k: np.zeros((num_layers, num_heads, n), np.float32)
               for k in set(ATTN_HEAD_STATS) | set(POOLED_STATS) | set(spec.extra_stats)},
         tokens=["a", " b"],
+        hidden={l: np.zeros((n, hidden_size), np.float32) for l in spec.hidden_layers(num_layers)},
     )
     t = features_from_observation(obs, spec)
     return t.names, t.groups
@@ -279,7 +299,7 @@ def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int) -> 
 def observe_for(lm, chain: ChainLike, spec: FeatureSpec, kept: list[int] | None = None) -> Observation:
     """The one forward pass that `spec` needs (attention and probe only when used)."""
     return observe(lm, chain, attention=spec.needs_attention, probe=spec.probe if spec.needs_probe else None,
-                   window=spec.window, kept=kept)
+                   window=spec.window, kept=kept, hidden_layers=spec.hidden_layers(lm.num_layers))
 
 
 def extract_features(lm, chain: ChainLike | list[ChainLike], spec: FeatureSpec | None = None,

@@ -41,6 +41,8 @@ class Observation:
     """What one forward pass tells about one chain's n reasoning tokens.
 
     attn[stat]: float32 [layers, heads, n] (ATTENTION_STATS), empty when observed without attention.
+    hidden[l]: float32 [n, d_model], the residual stream at each reasoning token after decoder layer l
+    (1-based; l = num_layers is the final, normed output), for the layers asked for (else empty).
     logprob/entropy/token_rank: float32 [n]: log p(token | prefix), predictive entropy (nats) at the
     token's position, and the token's rank under that prediction (1 = argmax).
     """
@@ -51,6 +53,7 @@ class Observation:
     entropy: np.ndarray
     token_rank: np.ndarray
     attn: dict[str, np.ndarray] = field(default_factory=dict)
+    hidden: dict[int, np.ndarray] = field(default_factory=dict)
     tokens: list[str] = field(default_factory=list)
     seconds: float = 0.0
     lm: LM | None = field(default=None, repr=False, compare=False)
@@ -111,11 +114,14 @@ def _reduce(w: torch.Tensor, p: int, n: int, t_scored: int, window: int) -> dict
 
 @torch.no_grad()
 def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None = DEFAULT_PROBE,
-            window: int = WINDOW, kept: list[int] | None = None) -> Observation:
+            window: int = WINDOW, kept: list[int] | None = None,
+            hidden_layers: tuple[int, ...] = ()) -> Observation:
     """Run one forward pass over a chain (default layout + probe) and collect what scorers need.
 
     kept: observe only these reasoning token indices (sorted), e.g. the survivors of a partial
     pruning; the observation's n is then len(kept) and its rows follow `kept`.
+    hidden_layers: 1-based decoder layers whose residual stream at the reasoning tokens to keep
+    (`Observation.hidden`); raises ValueError outside 1..num_layers.
     """
     t0 = time.perf_counter()
     chain = as_chain(chain)
@@ -140,17 +146,24 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
         stats.append({k: v.to("cpu", torch.float32, copy=True) for k, v in _reduce(w[0], p, n, t_scored, window).items()})
         return (out[0], None) + tuple(out[2:])  # drop the T x T map right away
 
+    bad = [l for l in hidden_layers if not 1 <= l <= lm.num_layers]
+    if bad:
+        raise ValueError(f"hidden_layers {bad} outside 1..{lm.num_layers}")
     x = torch.tensor([ids], device=lm.device)
+    want_hidden = bool(hidden_layers)
     if attention:
         handles = [m.register_forward_hook(hook) for m in attention_modules(lm.model)]
         try:
             with eager_attention(lm.model):
-                h = base(input_ids=x, use_cache=False).last_hidden_state[0]
+                out = base(input_ids=x, use_cache=False, output_hidden_states=want_hidden)
         finally:
             for hd in handles:
                 hd.remove()
     else:
-        h = base(input_ids=x, use_cache=False).last_hidden_state[0]
+        out = base(input_ids=x, use_cache=False, output_hidden_states=want_hidden)
+    h = out.last_hidden_state[0]
+    hidden = {l: out.hidden_states[l][0, p:p + n].to("cpu", torch.float32).numpy() for l in hidden_layers}
+    del out
     tgt = torch.tensor(lay.reasoning_ids, device=lm.device)
     parts, rows = [], max(1, LOGIT_CHUNK // head.out_features if hasattr(head, "out_features") else 64)
     for a in range(0, n, rows):  # chunks: a [n, vocab] tensor and its copies would dwarf the forward itself
@@ -166,7 +179,7 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
     attn = {k: torch.stack([s[k] for s in stats]).numpy() for k in ATTENTION_STATS} if attention else {}
     return Observation(
         chain=chain, layout=lay, logprob=tok_lp.float().cpu().numpy(), entropy=entropy.float().cpu().numpy(),
-        token_rank=rank.cpu().numpy().astype(np.float32), attn=attn,
+        token_rank=rank.cpu().numpy().astype(np.float32), attn=attn, hidden=hidden,
         tokens=[lm.tokenizer.decode([t]) for t in lay.reasoning_ids], seconds=time.perf_counter() - t0, lm=lm,
     )
 

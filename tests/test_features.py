@@ -77,7 +77,7 @@ def test_attention_columns_match_brute_force(lm, chains):
 
 def test_non_attention_columns(lm, chains):
     chain = chains[1]
-    obs = observe(lm, chain)
+    obs = observe(lm, chain, hidden_layers=ALL.hidden_layers(L))
     t = features_from_observation(obs, ALL)
     n = obs.n
     np.testing.assert_allclose(t.column("logit.surprisal"), -obs.logprob, rtol=1e-6)
@@ -97,7 +97,7 @@ def test_non_attention_columns(lm, chains):
 def test_names_stable_unique_and_predictable(lm, chains):
     tables = extract_features(lm, chains, ALL)
     assert isinstance(tables, list) and len(tables) == 2
-    names, groups = feature_names(ALL, L, H)
+    names, groups = feature_names(ALL, L, H, hidden_size=32)
     for t in tables:
         assert t.names == names and t.groups == groups
     assert len(set(names)) == len(names)
@@ -107,8 +107,9 @@ def test_names_stable_unique_and_predictable(lm, chains):
     assert groups.count("probe") == L * H + 2 * L + 4
     assert groups.count("pooled_attention") == 5 * 4 * 5
     # non-attention columns do not depend on the LM's shape
-    assert [x for x in names if not x.startswith(("attn.", "probe", "pooled."))] == \
-        [x for x in feature_names(ALL, 30, 9)[0] if not x.startswith(("attn.", "probe", "pooled."))]
+    shaped = ("attn.", "probe", "pooled.", "hid.")
+    assert [x for x in names if not x.startswith(shaped)] == \
+        [x for x in feature_names(ALL, 30, 9, hidden_size=576)[0] if not x.startswith(shaped)]
     assert [x for x, g in zip(names, groups) if g == "logits"][:3] == ["logit.surprisal", "logit.entropy", "logit.log_rank"]
     assert {"pos.frac", "pos.to_answer", "lex.is_digit", "lex.is_operator", "lex.is_punct", "lex.is_space",
             *(f"lex.cat.{c}" for c in CATEGORIES)} <= set(names)
@@ -179,3 +180,24 @@ def test_per_head_off_keeps_only_aggregates(lm, chains):
     t = extract_features(lm, chains[0], FeatureSpec(groups=("attention", "probe"), per_head=False))
     assert not any(".H0" in x for x in t.names)
     assert "attn.later_max.head_max.L02" in t.names and "probe.all_mean" in t.names
+
+
+def test_hidden_columns_are_the_residual_stream_at_the_reasoning_tokens(lm, chains):
+    spec = FeatureSpec(groups=("hidden", "position"), hidden_depths=(0.34, 1.0))
+    assert spec.hidden_layers(L) == (1, 3) and not spec.needs_attention
+    chain = chains[1]
+    t = extract_features(lm, chain, spec)
+    lay = encode_chain(lm.tokenizer, as_chain(chain))
+    with torch.no_grad():
+        hs = lm.model(input_ids=torch.tensor([lay.sequence()]), output_hidden_states=True).hidden_states
+    p, n = len(lay.prompt_ids), lay.n
+    for l in (1, 3):
+        cols = [i for i, name in enumerate(t.names) if name.startswith(f"hid.L{l:02d}.")]
+        assert len(cols) == 32
+        np.testing.assert_allclose(t.values[:, cols], hs[l][0, p:p + n].numpy(), rtol=1e-5, atol=1e-5)
+    # a pruned state's rows are the survivors' hidden states in the shorter sequence
+    kept = [0, 2, 5]
+    ts = extract_features(lm, chain, spec, kept=kept)
+    assert ts.n == 3
+    with pytest.raises(ValueError, match="hidden_depths"):
+        FeatureSpec(groups=("hidden",), hidden_depths=(0.0,))

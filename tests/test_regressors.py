@@ -16,9 +16,10 @@ FAST = {"lgbm-regression": {"n_estimators": 150, "min_child_samples": 5},
         "lgbm-lambdarank": {"n_estimators": 150, "min_child_samples": 5},
         "mlp": {"max_epochs": 12, "hidden": 32, "batch_size": 8, "lr": 3e-3},
         "sequence": {"max_epochs": 12, "hidden": 32, "batch_size": 8, "lr": 3e-3}}
+FAST["ridge"] = {}
 FAST["ensemble"] = {"kinds": ("lgbm-regression", "mlp"),
                     "member_params": {"lgbm-regression": FAST["lgbm-regression"], "mlp": FAST["mlp"]}}
-MODEL_FILES = {"lgbm-regression": ["model.txt"], "lgbm-lambdarank": ["model.txt"], "mlp": ["model.safetensors"],
+MODEL_FILES = {"ridge": ["model.safetensors"], "lgbm-regression": ["model.txt"], "lgbm-lambdarank": ["model.txt"], "mlp": ["model.safetensors"],
                "sequence": ["model.safetensors"], "ensemble": ["member0", "member1"]}
 
 

@@ -7,7 +7,7 @@
 
 Kinds: "lgbm-regression", "lgbm-lambdarank" (lgbm.py), "mlp" (per-token MLP) and "sequence"
 (transformer encoder or BiGRU over the chain) (neural.py), and "ensemble" (rank average of members,
-ensemble.py).
+ensemble.py), and "ridge" (linear probe on standardized features, ridge.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import RegressorLoadError, read_config
 
-REGRESSOR_KINDS = ("lgbm-regression", "lgbm-lambdarank", "mlp", "sequence", "ensemble")
+REGRESSOR_KINDS = ("lgbm-regression", "lgbm-lambdarank", "mlp", "sequence", "ensemble", "ridge")
 
 __all__ = ["REGRESSOR_KINDS", "RegressorLoadError", "make_regressor", "load_regressor"]
 
@@ -35,6 +35,10 @@ def make_regressor(kind: str, **params: Any):
         from .ensemble import EnsembleRegressor
 
         return EnsembleRegressor(**params)
+    if kind == "ridge":
+        from .ridge import RidgeRankRegressor
+
+        return RidgeRankRegressor(**params)
     raise ValueError(f"unknown regressor {kind!r}; choose from {', '.join(REGRESSOR_KINDS)}")
 
 
@@ -53,4 +57,8 @@ def load_regressor(directory: str | Path):
         from .ensemble import EnsembleRegressor
 
         return EnsembleRegressor.load(directory)
+    if kind == "ridge":
+        from .ridge import RidgeRankRegressor
+
+        return RidgeRankRegressor.load(directory)
     raise RegressorLoadError(f"{Path(directory) / 'regressor.json'}: unknown regressor kind {kind!r}")
