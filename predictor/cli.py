@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "import-gsm8k": "import_gsm8k",
     "label": "label",
+    "label-states": "label_states",
     "featurize": "featurize",
     "merge-ranked": "merge_ranked",
     "check-data": "check_data",

@@ -33,7 +33,7 @@ import numpy as np
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import Layout
 from .lexical import CATEGORIES, FLAG_NAMES, categorize, token_flags, token_lines, word_ids
-from .observe import DEFAULT_PROBE, WINDOW, Observation, observe
+from .observe import DEFAULT_PROBE, WINDOW, Observation, layers_at_depths, observe
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
 FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden")
@@ -83,9 +83,7 @@ class FeatureSpec:
 
     def hidden_layers(self, num_layers: int) -> tuple[int, ...]:
         """1-based decoder layers of the hidden group for an LM of this depth (none without the group)."""
-        if "hidden" not in self.groups:
-            return ()
-        return tuple(sorted({min(num_layers, max(1, round(d * num_layers))) for d in self.hidden_depths}))
+        return layers_at_depths(num_layers, self.hidden_depths) if "hidden" in self.groups else ()
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

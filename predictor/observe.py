@@ -81,6 +81,11 @@ def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     return mods
 
 
+def layers_at_depths(num_layers: int, depths: tuple[float, ...]) -> tuple[int, ...]:
+    """1-based decoder layers nearest to relative depths in (0, 1] (1.0 = the last layer), sorted, unique."""
+    return tuple(sorted({min(num_layers, max(1, round(float(d) * num_layers))) for d in depths}))
+
+
 @contextlib.contextmanager
 def eager_attention(model: torch.nn.Module):
     """Temporarily switch to eager attention (the only one that returns weights)."""
@@ -115,13 +120,14 @@ def _reduce(w: torch.Tensor, p: int, n: int, t_scored: int, window: int) -> dict
 @torch.no_grad()
 def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None = DEFAULT_PROBE,
             window: int = WINDOW, kept: list[int] | None = None,
-            hidden_layers: tuple[int, ...] = ()) -> Observation:
+            hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = ()) -> Observation:
     """Run one forward pass over a chain (default layout + probe) and collect what scorers need.
 
     kept: observe only these reasoning token indices (sorted), e.g. the survivors of a partial
     pruning; the observation's n is then len(kept) and its rows follow `kept`.
     hidden_layers: 1-based decoder layers whose residual stream at the reasoning tokens to keep
-    (`Observation.hidden`); raises ValueError outside 1..num_layers.
+    (`Observation.hidden`); raises ValueError outside 1..num_layers. hidden_depths: the same as
+    relative depths in (0, 1] (`layers_at_depths`), added to hidden_layers.
     """
     t0 = time.perf_counter()
     chain = as_chain(chain)
@@ -146,6 +152,7 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
         stats.append({k: v.to("cpu", torch.float32, copy=True) for k, v in _reduce(w[0], p, n, t_scored, window).items()})
         return (out[0], None) + tuple(out[2:])  # drop the T x T map right away
 
+    hidden_layers = tuple(sorted(set(hidden_layers) | set(layers_at_depths(lm.num_layers, hidden_depths))))
     bad = [l for l in hidden_layers if not 1 <= l <= lm.num_layers]
     if bad:
         raise ValueError(f"hidden_layers {bad} outside 1..{lm.num_layers}")

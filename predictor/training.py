@@ -34,6 +34,7 @@ class TrainConfig:
     data: str = DEFAULT_DATA
     extra_train: str | None = None  # ranked JSONL used for training only (ids also in `data` are dropped)
     extra_states: bool = False  # also give the extra chains the pruned `states` (default: full chains only)
+    policy_states: str | None = None  # state records of `predictor label-states` (training parents only)
     out: str = "runs/train"
     model: str | None = None
     device: str | None = None
@@ -47,6 +48,7 @@ class TrainConfig:
     limit: int | None = None
     refresh: tuple[int, ...] = ()
     ship: bool = False
+    ship_name: str = "smollm2-joint"  # predictor/pretrained/<ship_name> when ship
     cache: str | None = None
     threads: int | None = None
     n_boot: int = 2000
@@ -135,6 +137,21 @@ def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> lis
     return extra
 
 
+def _read_policy_states(cfg: TrainConfig, train_ids: set[str]) -> list[dict[str, Any]]:
+    """State records of --policy-states whose parent is a training chain (others are dropped: the
+    states of validation and test chains must never train)."""
+    from .ranked import read_ranked
+
+    if not cfg.policy_states:
+        return []
+    if not Path(cfg.policy_states).is_file():
+        raise FileNotFoundError(f"{cfg.policy_states}: no such state file (--policy-states)")
+    states = [s for s in read_ranked(cfg.policy_states, objective=cfg.objective)
+              if str(s.get("parent_id")) in train_ids]
+    _log(f"{len(states)} policy states of training chains from {cfg.policy_states}")
+    return states
+
+
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train, select on validation, evaluate on test, save; returns the metrics dict (also metrics.json)."""
     import torch
@@ -175,10 +192,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
 
     # 4. features: full chains for all, pruned states for training chains
     spec = FeatureSpec(groups=tuple(cfg.groups or DEFAULT_GROUPS), per_head=cfg.per_head)
+    policy = _read_policy_states(cfg, set(train_ids))
     # extra chains add their full state only (one forward pass each) unless extra_states
     data = build_training_data(records + extra, lm, spec, cfg.states,
                                state_ids=train_ids if cfg.extra_states else split["train"],
-                               cache=FeatureCache(cfg.cache), progress=cfg.progress)
+                               cache=FeatureCache(cfg.cache), progress=cfg.progress, policy_states=policy)
     X_tr, y_tr = data.select(train_ids, fractions=None)  # all states
     X_va, y_va = data.select(split["val"])                    # full chains only
     X_te, y_te = data.select(split["test"])
@@ -257,8 +275,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         save_predictor(out / "models" / kind, reg, {**base_meta, "metrics": {"val": r["val"], "test": r["test"]}})
     save_predictor(out / "predictor", best_reg, meta)
     if cfg.ship:
-        save_predictor(pretrained_dir(), best_reg, meta)
-        _log(f"shipped the predictor to {pretrained_dir()}")
+        save_predictor(pretrained_dir(cfg.ship_name), best_reg, meta)
+        _log(f"shipped the predictor to {pretrained_dir(cfg.ship_name)}")
     table = format_table(rows)
     result = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
               "selected": best["kind"], "n_features": len(data.feature_names), "split": split, "rows": rows,

@@ -29,6 +29,7 @@ class StateExample:
     kept: list[int]  # original indices of the survivors (sorted)
     X: np.ndarray
     y: np.ndarray
+    source: str = "greedy"  # "greedy": survivors of greedy's own deletions; "policy": of a predictor's
 
 
 @dataclass
@@ -41,10 +42,11 @@ class TrainingData:
 
     def select(self, ids: Iterable[str], fractions: Sequence[float] | None = (0.0,)
                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(X, y) lists of the examples of these chains at these state fractions (None: all states)."""
+        """(X, y) lists of the examples of these chains at these greedy-state fractions (None: every state,
+        policy states included)."""
         ids = set(ids)
         ex = [e for e in self.examples if e.chain_id in ids and
-              (fractions is None or any(abs(e.fraction - f) < 1e-9 for f in fractions))]
+              (fractions is None or (e.source == "greedy" and any(abs(e.fraction - f) < 1e-9 for f in fractions)))]
         return [e.X for e in ex], [e.y for e in ex]
 
 
@@ -85,11 +87,14 @@ def check_records_match_lm(records: Sequence[dict[str, Any]], lm, strict: bool =
 
 
 def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states: Sequence[float] = (0.0,),
-                        state_ids: Iterable[str] | None = None, cache=None, progress: bool = True) -> TrainingData:
+                        state_ids: Iterable[str] | None = None, cache=None, progress: bool = True,
+                        policy_states: Sequence[dict[str, Any]] = ()) -> TrainingData:
     """Features (cached; one forward pass per chain and state) and targets for every record.
 
     states: fractions of tokens already deleted; 0.0 (the full chain) is always included.
     state_ids: chains that get the extra states (default: all); the others only the full state.
+    policy_states: state records of `policy_states.label_state` (a predictor's own pruned states,
+    labeled exactly); each must have its parent among `records`; examples with source "policy".
     """
     from tqdm import tqdm
 
@@ -107,10 +112,21 @@ def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states
                 continue
             st = state_targets(rec["order"], f)
             if st is not None:
-                jobs.append((rec, f, *st))
+                jobs.append((rec, f, *st, "greedy"))
+    by_id = {str(r["id"]): r for r in records}
+    for k, st in enumerate(policy_states):
+        from .policy_states import validate_state
+
+        parent = by_id.get(str(st.get("parent_id")))
+        if parent is None:
+            raise ValueError(f"policy state {k + 1} ({st.get('id')!r}): parent chain {st.get('parent_id')!r} "
+                             "is not among the training records")
+        validate_state(st, parent, f"policy state {st.get('id')!r}")
+        jobs.append((parent, float(st["fraction"]), list(st["kept"]), normalized_ranks(np.asarray(st["ranks"])),
+                     "policy"))
     data: TrainingData | None = None
     bar = tqdm(jobs, desc="features", unit="pass", disable=not progress, dynamic_ncols=True)
-    for rec, f, kept, y in bar:
+    for rec, f, kept, y, source in bar:
         n = len(rec["order"])
         table = cache.features_for(lm, record_chain(rec), spec, kept=None if len(kept) == n else kept)
         if table.n != len(kept):
@@ -120,7 +136,7 @@ def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states
             data = TrainingData(list(table.names), list(table.groups))
         elif table.names != data.feature_names:
             raise RuntimeError("feature columns differ between chains (mixed feature caches?)")
-        data.examples.append(StateExample(str(rec["id"]), f, kept, np.asarray(table.values, np.float32), y))
+        data.examples.append(StateExample(str(rec["id"]), f, kept, np.asarray(table.values, np.float32), y, source))
         bar.set_postfix(cached=cache.hits, computed=cache.misses)
     if data is None:
         raise ValueError("no chains to featurize")

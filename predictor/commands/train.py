@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(chains also in --data are dropped from it); full chains only unless --extra-states")
     p.add_argument("--extra-states", action="store_true",
                    help="also train on the pruned --states of the --extra-train chains (one pass per state)")
+    p.add_argument("--policy-states", default=None, metavar="FILE",
+                   help="state records from `predictor label-states` (a predictor's own pruned states, labeled "
+                        "exactly) used as extra training examples; states of val/test chains are ignored")
     p.add_argument("--out", default="runs/train", help="run directory for models, metrics.json (default: %(default)s)")
     p.add_argument("--model", default=None, metavar="M",
                    help="the LM the chains were labeled with: HF dir or hub id (default: the embedded SmolLM2)")
@@ -68,7 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh", type=_ints, default=(), metavar="K,...",
                    help="also evaluate the selected predictor with K forward passes per chain (e.g. 4,10)")
     p.add_argument("--ship", action="store_true",
-                   help="also write the selected predictor to predictor/pretrained/smollm2-joint/")
+                   help="also write the selected predictor to predictor/pretrained/NAME/ (--ship-name)")
+    p.add_argument("--ship-name", default="smollm2-joint",
+                   help="folder name under predictor/pretrained/ for --ship (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache root (default: $PREDICTOR_CACHE/features)")
     p.add_argument("--threads", type=int, default=None, help="torch / LightGBM CPU threads")
     p.add_argument("--max-epochs", type=int, default=None, help="neural regressors: epoch cap (default 100)")
@@ -87,12 +92,13 @@ def config_from_args(args: argparse.Namespace):
     params = {}
     if args.max_epochs is not None:
         params = {k: {"max_epochs": args.max_epochs} for k in ("mlp", "sequence")}
-    return TrainConfig(data=args.data, extra_train=args.extra_train, extra_states=args.extra_states, out=args.out,
+    return TrainConfig(data=args.data, extra_train=args.extra_train, extra_states=args.extra_states,
+                       policy_states=args.policy_states, out=args.out,
                        model=args.model, device=args.device, objective=args.objective,
                        regressors=tuple(args.regressors), states=tuple(args.states),
                        groups=tuple(args.groups) if args.groups else None, per_head=not args.no_per_head,
                        fractions=tuple(args.split), seed=args.seed, limit=args.limit, refresh=tuple(args.refresh),
-                       ship=args.ship, cache=args.cache, threads=args.threads, params=params,
+                       ship=args.ship, ship_name=args.ship_name, cache=args.cache, threads=args.threads, params=params,
                        progress=not args.no_progress, ensemble=not args.no_ensemble)
 
 
