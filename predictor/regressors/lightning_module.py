@@ -27,7 +27,7 @@ class RankModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, y, mask = batch
         loss = self.loss_fn(self(x, mask), y, mask)
-        self.log("train_loss", loss, prog_bar=True, batch_size=x.shape[0])
+        self.log("train_loss", loss, prog_bar=True, batch_size=mask.shape[0])
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -35,7 +35,7 @@ class RankModule(L.LightningModule):
 
         x, y, mask = batch
         pred = self(x, mask)
-        self.log("val_loss", self.loss_fn(pred, y, mask), prog_bar=True, batch_size=x.shape[0])
+        self.log("val_loss", self.loss_fn(pred, y, mask), prog_bar=True, batch_size=mask.shape[0])
         p, t, m = (a.detach().float().cpu().numpy() for a in (pred, y, mask))
         m = m.astype(bool)
         self._val_rho += per_chain_spearman([pi[mi] for pi, mi in zip(p, m)], [ti[mi] for ti, mi in zip(t, m)]).tolist()
