@@ -105,19 +105,20 @@ class LMRanker:
     kind = "lm-ranker"
 
     def __init__(self, lora_r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.05,
-                 target_modules: Sequence[str] = DEFAULT_TARGETS, head_dim: int = 64, head_layers: int = 1,
+                 target_modules: Sequence[str] = DEFAULT_TARGETS, top_layers: float = 1.0, head_dim: int = 64, head_layers: int = 1,
                  head_heads: int = 4, dropout: float = 0.1, loss: str = "mse+pairwise", lr: float = 5e-4,
                  weight_decay: float = 1e-2, batch_size: int = 4, max_epochs: int = 3, patience: int = 1,
                  val_every: float = 0.5, seed: int = 0, accelerator: str = "auto", progress: bool = False):
         self.lora_r, self.lora_alpha, self.lora_dropout = lora_r, lora_alpha, lora_dropout
         self.target_modules = tuple(target_modules)
+        self.top_layers = top_layers  # fraction of the top decoder layers that get adapters (backprop stops below)
         self.head_dim, self.head_layers, self.head_heads, self.dropout = head_dim, head_layers, head_heads, dropout
         self.loss, self.lr, self.weight_decay = loss, lr, weight_decay
         self.batch_size, self.max_epochs, self.patience, self.val_every = batch_size, max_epochs, patience, val_every
         self.seed, self.accelerator, self.progress = seed, accelerator, progress
 
     def get_params(self) -> dict[str, Any]:
-        keys = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "head_dim", "head_layers", "head_heads",
+        keys = ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "top_layers", "head_dim", "head_layers", "head_heads",
                 "dropout", "loss", "lr", "weight_decay", "batch_size", "max_epochs", "patience", "val_every", "seed",
                 "accelerator", "progress")
         return {k: (list(getattr(self, k)) if isinstance(getattr(self, k), tuple) else getattr(self, k)) for k in keys}
@@ -139,8 +140,11 @@ class LMRanker:
         torch.manual_seed(self.seed)
         model = copy.deepcopy(lm.model).float() if lm.dtype in (torch.float16, torch.bfloat16) else copy.deepcopy(lm.model)
         model.config.use_cache = False
+        L = int(model.config.get_text_config().num_hidden_layers)
+        first = min(L - 1, max(0, L - round(self.top_layers * L)))
         cfg = LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                         target_modules=self._targets(model), bias="none")
+                         target_modules=self._targets(model), bias="none",
+                         layers_to_transform=list(range(first, L)))
         peft_model = get_peft_model(model, cfg)
         d = int(lm.model.config.get_text_config().hidden_size)
         head = SequenceRanker(d, self.head_dim, self.head_layers, self.head_heads, self.dropout)

@@ -137,7 +137,9 @@ def test_full_report_on_tiny_fixture(tiny_lm, fixture, tmp_path):
         want = np.mean([t["trajectory"][len(t["ranks"]) - keep_count(len(t["ranks"]), r) - 1] for t in test])
         assert fid["greedy"]["joint"]["mean"][j] == pytest.approx(want, abs=1e-4)
     assert set(res["ablation"]) == {"attention only", "logits only", "position + lexical", "all but attention",
-                                    "all"}
+                                    "all", "hidden states only", "hidden + attention", "all + hidden"}
+    # the hidden family: the 2-layer tiny LM's residual stream after layers 1 and 2 (depths 0.25..1.0), 32 wide
+    assert res["ablation"]["hidden states only"]["n_features"] == 2 * 32
     assert "Attention features alone" in res["ablation_findings"]
     assert all(a["n_train_chains"] == 3 for a in res["ablation"].values())  # the stored train ids only
     frontier = {p["method"]: p for p in res["cost"]["frontier"]}

@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--epochs", type=int, default=3, help="epoch cap (default: %(default)s)")
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank (default: %(default)s)")
+    p.add_argument("--top-layers", type=float, default=1.0,
+                   help="fraction of the top decoder layers that get adapters; below them no backward pass "
+                        "(default: %(default)s)")
     p.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, help="examples per step (default: %(default)s)")
     p.add_argument("--ship", action="store_true", help="also write the predictor to predictor/pretrained/NAME/")
@@ -45,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..finetuning import FinetuneConfig, run_finetune
 
-    params = {"max_epochs": args.epochs, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r, "lr": args.lr,
+    params = {"max_epochs": args.epochs, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r, "lr": args.lr, "top_layers": args.top_layers,
               "batch_size": args.batch_size}
     run_finetune(FinetuneConfig(data=args.data, extra_train=args.extra_train, out=args.out, model=args.model,
                                 device=args.device, objective=args.objective, states=tuple(args.states),

@@ -239,7 +239,9 @@ def _ablation(lm, rp, train, test, true, max_train_chains, make_regressor, featu
     if len(train) < 2:
         return {"ablation_note": f"Not run: only {len(train)} training chains outside the test split."}
     spec = getattr(rp.scorer, "spec", None) or FeatureSpec()
-    spec = dataclasses.replace(spec, groups=DEFAULT_GROUPS)
+    wanted = {g for groups in families.values() for g in groups}
+    spec = dataclasses.replace(spec, groups=tuple(DEFAULT_GROUPS) + tuple(g for g in ("hidden", "pooled_attention")
+                                                                           if g in wanted))
     tr = _features(lm, train, spec, feature_cache, prog)
     te = _features(lm, test, spec, feature_cache, prog)
     if make_regressor is None:

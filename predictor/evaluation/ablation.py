@@ -18,6 +18,9 @@ ABLATION_FAMILIES: dict[str, tuple[str, ...]] = {
     "position + lexical": ("position", "lexical"),
     "all but attention": ("logits", "position", "lexical"),
     "all": ("attention", "probe", "logits", "position", "lexical"),
+    "hidden states only": ("hidden",),
+    "hidden + attention": ("hidden", "attention", "probe"),
+    "all + hidden": ("attention", "probe", "logits", "position", "lexical", "hidden"),
 }
 
 
@@ -97,6 +100,11 @@ def findings(results: Mapping[str, dict], n_boot: int = 2000, seed: int = 0) -> 
 
     diff("all", "attention only", "Adding the non-attention signals (logits, position, lexical) to attention")
     diff("all", "all but attention", "Adding attention to the non-attention signals")
+    if "hidden states only" in ok:
+        parts.append(f"The residual stream alone (hidden states at 4 relative depths): {cell('hidden states only')}.")
+    diff("hidden states only", "attention only", "Hidden states instead of attention")
+    diff("hidden + attention", "hidden states only", "Adding attention to the hidden states")
+    diff("all + hidden", "all", "Adding hidden states to all other features")
     best = max(ok, key=lambda k: ok[k]["spearman_mean"])
     parts.append(f"The best family is '{best}' ({cell(best)}).")
     return " ".join(parts)
