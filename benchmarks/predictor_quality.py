@@ -28,13 +28,13 @@ from predictor.evaluation.metrics import bootstrap_ci, per_chain_spearman  # noq
 BASE = ("attention", "probe", "logits", "position", "lexical")
 # name -> (feature groups, regressor kind, params)
 CONFIGS: dict[str, tuple[tuple[str, ...], str, dict]] = {
-    "lgbm-regression | base": (BASE, "lgbm-regression", {}),
-    "sequence | base": (BASE, "sequence", {}),
-    "ridge | hidden": (("hidden",), "ridge", {}),
-    "lgbm-regression | hidden + position": (("hidden", "position"), "lgbm-regression", {}),
-    "sequence | hidden + position": (("hidden", "position"), "sequence", {}),
-    "sequence | base + hidden": (BASE + ("hidden",), "sequence", {}),
-    "lgbm-regression | base + hidden": (BASE + ("hidden",), "lgbm-regression", {}),
+    "lgbm-regression on base": (BASE, "lgbm-regression", {}),
+    "sequence on base": (BASE, "sequence", {}),
+    "ridge on hidden": (("hidden",), "ridge", {}),
+    "lgbm-regression on hidden + position": (("hidden", "position"), "lgbm-regression", {}),
+    "sequence on hidden + position": (("hidden", "position"), "sequence", {}),
+    "sequence on base + hidden": (BASE + ("hidden",), "sequence", {}),
+    "lgbm-regression on base + hidden": (BASE + ("hidden",), "lgbm-regression", {}),
 }
 
 
@@ -81,8 +81,22 @@ def run_config(data, groups, kind, params, train_ids, split, seed=0):
     t0 = time.perf_counter()
     reg.fit(X_tr, y_tr, X_va, y_va, feature_names=names)
     fit_s = time.perf_counter() - t0
-    return {"val": per_chain_spearman(reg.predict(X_va), y_va), "test": per_chain_spearman(reg.predict(X_te), y_te),
-            "fit_seconds": fit_s, "n_features": len(cols), "n_train": len(X_tr)}, reg
+    pv, pt = reg.predict(X_va), reg.predict(X_te)
+    return {"val": per_chain_spearman(pv, y_va), "test": per_chain_spearman(pt, y_te), "fit_seconds": fit_s,
+            "n_features": len(cols), "n_train": len(X_tr), "pred": (pv, pt), "true": (y_va, y_te)}, reg
+
+
+def rank_average(results: list[dict]) -> dict:
+    """The rank average of several rows' predictions (per chain), scored like a row."""
+    from scipy.stats import rankdata
+
+    out = {"fit_seconds": sum(r["fit_seconds"] for r in results), "n_features": max(r["n_features"] for r in results),
+           "n_train": results[0]["n_train"]}
+    for k, part in enumerate(("val", "test")):
+        preds = [np.mean([rankdata(r["pred"][k][i]) for r in results], axis=0)
+                 for i in range(len(results[0]["pred"][k]))]
+        out[part] = per_chain_spearman(preds, results[0]["true"][k])
+    return out
 
 
 def fmt(v):
@@ -105,6 +119,12 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _save(out: Path, results: dict) -> None:
+    keep = ("val", "test", "fit_seconds", "n_features", "n_train")
+    (out / "results.json").write_text(json.dumps({k: {f: (v[f].tolist() if hasattr(v[f], "tolist") else v[f])
+                                                      for f in keep} for k, v in results.items()}, indent=1))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl")
@@ -112,8 +132,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--cache", default=None)
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names of CONFIGS")
+    ap.add_argument("--ensemble", action="store_true", help="add the rank average of the non-ridge rows")
     ap.add_argument("--curve", action="store_true", help="learning curve (25/50/100%% of training chains)")
-    ap.add_argument("--curve-config", default="lgbm-regression | base")
+    ap.add_argument("--curve-config", default="sequence on base")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/quality")
     ap.add_argument("--progress", action="store_true")
@@ -129,9 +150,13 @@ def main(argv=None) -> int:
         r, _ = run_config(data, groups, kind, {"progress": False, **params}, train_ids, split)
         results[name] = r
         _log(f"{name}: val {fmt(r['val'])} test {fmt(r['test'])} ({r['fit_seconds']:.0f} s)")
-        (out / "results.json").write_text(json.dumps({k: {**v, "val": v["val"].tolist(), "test": v["test"].tolist()}
-                                                      for k, v in results.items()}, indent=1))
-    print(table(results))
+        _save(out, results)
+    if args.ensemble and len(results) > 1:
+        members = [k for k in results if not k.startswith("ridge")]
+        results[f"rank average of {len(members)} rows above"] = rank_average([results[k] for k in members])
+        _save(out, results)
+    if results:
+        print(table(results))
     if args.curve:
         groups, kind, params = CONFIGS[args.curve_config]
         rng = np.random.default_rng(0)
