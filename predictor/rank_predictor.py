@@ -31,6 +31,17 @@ if TYPE_CHECKING:
 __all__ = ["RankPredictor", "PredictorMismatchError"]
 
 
+def _regressor_kind(path: Path) -> str | None:
+    """The "regressor" field of a predictor directory's predictor.json (None if unreadable: the
+    loader that follows reports the problem)."""
+    import json
+
+    try:
+        return json.loads((path / "predictor.json").read_text()).get("regressor")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class RankPredictor:
     """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
 
@@ -64,16 +75,15 @@ class RankPredictor:
         if not path.exists() and name not in (None, "learned"):
             raise FileNotFoundError(f"{name!r} is neither a registered scorer ({', '.join(SCORERS)}) "
                                     "nor an existing predictor directory")
-        from .predictor_dir import read_metadata
-
-        meta = read_metadata(path) if (path / "predictor.json").is_file() else {}
-        if lm is None and meta:
-            lm_name = meta.get("lm_name")
-            lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
-        if meta.get("regressor") == "lm-ranker":
+        if _regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM
+            from .predictor_dir import read_metadata
             from .scorers.finetuned import FinetunedScorer
 
-            scorer: Scorer = FinetunedScorer(path, lm, check_lm=check_lm)
+            meta = read_metadata(path)
+            if lm is None:
+                lm_name = meta.get("lm_name")
+                lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
+            scorer: Scorer = FinetunedScorer(path, lm, check_lm=check_lm, metadata=meta)
         else:
             scorer = LearnedScorer(path=path, check_lm=check_lm, **scorer_kwargs)
         if lm is None:

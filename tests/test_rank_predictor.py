@@ -181,3 +181,25 @@ def test_predictor_dir_with_missing_regressor_file(real_dir, saved_lm, tmp_path)
             f.unlink()
     with pytest.raises(PredictorLoadError, match="broken"):
         RankPredictor.load(broken, lm=saved_lm)
+
+
+def test_hidden_state_predictor_gets_its_hidden_states_through_predict_ranks(tiny_lm, chains, tmp_path):
+    """A predictor trained on the hidden group: RankPredictor's pass carries the hidden states it needs,
+    and its ranks equal the regressor's on the same feature table."""
+    from predictor.features import FeatureSpec, extract_features
+    from predictor.predictor_dir import save_predictor
+    from predictor.regressors import make_regressor
+    from predictor.scorers.base import scores_to_ranks
+
+    spec = FeatureSpec(groups=("hidden", "position"), hidden_depths=(0.5, 1.0))
+    tables = extract_features(tiny_lm, chains, spec)
+    y = [np.linspace(0, 1, t.n) for t in tables]
+    reg = make_regressor("ridge").fit([t.values for t in tables], y)
+    meta = {"lm_fingerprint": tiny_lm.fingerprint, "lm_name": tiny_lm.name, "feature_spec": spec.to_dict(),
+            "feature_names": tables[0].names, "objective": "joint", "train_data_sha256": "-",
+            "n_train_chains": 2, "metrics": {}}
+    rp = RankPredictor.load(save_predictor(tmp_path / "p", reg, meta), lm=tiny_lm)
+    assert not rp.scorer.needs_attention and rp.scorer.observe_kwargs["hidden_depths"] == (0.5, 1.0)
+    for chain, t in zip(chains, tables):
+        want = scores_to_ranks(reg.predict([t.values])[0])
+        np.testing.assert_array_equal(rp.predict_ranks(chain), want)
