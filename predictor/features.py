@@ -39,6 +39,9 @@ FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidat
 FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden")
 DEFAULT_GROUPS = ("attention", "probe", "logits", "position", "lexical")
 ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
+# groups whose columns mean the same for every LM (no per-layer, per-head or hidden-size columns):
+# a predictor trained on only these can score with another LM (`RankPredictor.load("universal", lm=...)`)
+LM_AGNOSTIC_GROUPS = frozenset({"pooled_attention", "logits", "position", "lexical"})
 ATTN_HEAD_STATS = ("answer_mean", "later_mean", "later_max", "last")
 POOLED_STATS = ("answer_mean", "later_mean", "later_max", "last", "probe_mean")
 _CLIP = 1e6
@@ -84,6 +87,11 @@ class FeatureSpec:
     def hidden_layers(self, num_layers: int) -> tuple[int, ...]:
         """1-based decoder layers of the hidden group for an LM of this depth (none without the group)."""
         return layers_at_depths(num_layers, self.hidden_depths) if "hidden" in self.groups else ()
+
+    @property
+    def lm_agnostic(self) -> bool:
+        """True when every group is in LM_AGNOSTIC_GROUPS (the columns do not depend on the LM's shape)."""
+        return set(self.groups) <= LM_AGNOSTIC_GROUPS
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

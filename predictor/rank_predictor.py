@@ -59,6 +59,8 @@ class RankPredictor:
         """Load a predictor.
 
         path_or_name: None -> the shipped pretrained predictor (predictor/pretrained/smollm2-joint);
+            "universal" -> the shipped LM-agnostic predictor (pooled attention, logits, position and
+            lexical features only; trained on SmolLM2's ranks, accepts any LM: pass `lm`);
             a registered scorer name (see `predictor.scorers.SCORERS`) -> that baseline / the oracle;
             otherwise a trained predictor directory.
         lm: the LM to score with; None loads the predictor's own LM (the embedded default for
@@ -71,8 +73,9 @@ class RankPredictor:
         if name is not None and name in SCORERS and name != "learned":
             scorer = get_scorer(name, **scorer_kwargs)
             return cls(lm if lm is not None else load_lm(device=device), scorer, name)
-        path = pretrained_dir() if name in (None, "learned") else Path(name)
-        if not path.exists() and name not in (None, "learned"):
+        shipped = {None: pretrained_dir(), "learned": pretrained_dir(), "universal": pretrained_dir("universal")}
+        path = shipped[name] if name in shipped else Path(name)
+        if not path.exists() and name not in shipped:
             raise FileNotFoundError(f"{name!r} is neither a registered scorer ({', '.join(SCORERS)}) "
                                     "nor an existing predictor directory")
         if _regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM

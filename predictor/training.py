@@ -207,6 +207,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         "feature_names": data.feature_names, "objective": cfg.objective,
         "train_data": str(cfg.data), "train_data_sha256": file_sha256(cfg.data),
         "n_train_chains": len(train_ids), "split": split, "states": list(cfg.states), "seed": cfg.seed,
+        "lm_agnostic": spec.lm_agnostic,
     }
     if extra:
         base_meta.update(extra_train_data=str(cfg.extra_train), extra_train_data_sha256=file_sha256(cfg.extra_train),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from predictor.chains import as_chain
+
 pytestmark = pytest.mark.gemma
 
 CHAIN = {"id": "g1", "question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
@@ -24,7 +26,7 @@ def test_gemma_shape_special_tokens_and_layout(lm):
     assert (lm.num_layers, lm.num_heads) == (18, 4)
     assert (lm.tokenizer.bos_token_id, lm.tokenizer.eos_token_id) == (2, 1)
     assert prompt_format(lm.tokenizer) == "plain+bos"
-    lay = encode_chain(lm.tokenizer, CHAIN)
+    lay = encode_chain(lm.tokenizer, as_chain(CHAIN))
     assert lay.prompt_ids[0] == 2 and lay.answer_ids[-1] == 1
 
 
@@ -32,7 +34,7 @@ def test_bos_lowers_the_nll_of_a_chain(lm):
     from predictor.layout import encode_chain
     from predictor.objective import sequence_objective
 
-    lay = encode_chain(lm.tokenizer, CHAIN)
+    lay = encode_chain(lm.tokenizer, as_chain(CHAIN))
     ids, p, a = lay.sequence(), len(lay.prompt_ids), len(lay.answer_ids)
     with_bos = sequence_objective(lm.model, ids, p, a, "joint")
     without = sequence_objective(lm.model, ids[1:], p - 1, a, "joint")

@@ -203,3 +203,33 @@ def test_hidden_state_predictor_gets_its_hidden_states_through_predict_ranks(tin
     for chain, t in zip(chains, tables):
         want = scores_to_ranks(reg.predict([t.values])[0])
         np.testing.assert_array_equal(rp.predict_ranks(chain), want)
+
+
+def test_lm_agnostic_predictor_scores_with_an_lm_of_another_shape(tiny_lm, tokenizer, chains, tmp_path):
+    """Trained on pooled attention + logits + position + lexical only, a predictor's columns are the
+    same for any LM: it loads for an LM of another depth and width; with a per-head group it is refused."""
+    from conftest import make_tiny_lm
+
+    from predictor.features import FeatureSpec, extract_features
+    from predictor.predictor_dir import save_predictor
+    from predictor.regressors import make_regressor
+    from predictor.scorers.base import scores_to_ranks
+
+    def fitted(spec):
+        tables = extract_features(tiny_lm, chains, spec)
+        reg = make_regressor("ridge").fit([t.values for t in tables], [np.linspace(0, 1, t.n) for t in tables])
+        meta = {"lm_fingerprint": tiny_lm.fingerprint, "lm_name": tiny_lm.name, "feature_spec": spec.to_dict(),
+                "feature_names": tables[0].names, "objective": "joint", "train_data_sha256": "-",
+                "n_train_chains": 2, "metrics": {}, "lm_agnostic": spec.lm_agnostic}
+        return reg, save_predictor(tmp_path / "-".join(spec.groups), reg, meta)
+
+    agnostic = FeatureSpec(groups=("pooled_attention", "logits", "position", "lexical"))
+    assert agnostic.lm_agnostic and not FeatureSpec().lm_agnostic
+    reg, d = fitted(agnostic)
+    other = make_tiny_lm(tokenizer, layers=3, heads=2, kv_heads=1, hidden=16, seed=7)
+    rp = RankPredictor.load(d, lm=other)
+    want = scores_to_ranks(reg.predict([extract_features(other, chains[1], agnostic).values])[0])
+    np.testing.assert_array_equal(rp.predict_ranks(chains[1]), want)
+    _, d2 = fitted(FeatureSpec(groups=("attention", "logits")))
+    with pytest.raises(PredictorMismatchError):
+        RankPredictor.load(d2, lm=other)

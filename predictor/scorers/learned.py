@@ -27,7 +27,11 @@ class PredictorMismatchError(ValueError):
 
 
 def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") -> None:
-    """Raise PredictorMismatchError naming both fingerprints when `lm` is not the predictor's LM."""
+    """Raise PredictorMismatchError naming both fingerprints when `lm` is not the predictor's LM.
+
+    Predictors whose features are all LM-agnostic (metadata "lm_agnostic": true) accept any LM."""
+    if metadata.get("lm_agnostic"):
+        return
     want = metadata.get("lm_fingerprint")
     if want and lm is not None and lm.fingerprint != want:
         raise PredictorMismatchError(
