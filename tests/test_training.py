@@ -165,3 +165,35 @@ def test_extra_train_chains_only_ever_train(tiny_lm, ranked_file, tmp_path, monk
     missing = tmp_path / "missing.jsonl"
     assert main(["train", *common, "--extra-train", str(missing), "--out", str(tmp_path / "bad")]) == 2
     assert "--extra-train" in capsys.readouterr().err
+
+
+def test_policy_states_are_exact_greedy_from_the_predictors_state_and_only_train(tiny_lm, ranked_file):
+    """label_state runs greedy on the parent's tokens at `kept`; build_training_data adds it as a
+    "policy" example of its parent, never selected as a full-chain (validation/test) example."""
+    from predictor.features import FeatureSpec
+    from predictor.greedy import greedy_layout
+    from predictor.layout import Layout
+    from predictor.policy_states import label_state, validate_state
+    from predictor.ranked import read_ranked
+    from predictor.training_data import build_training_data
+
+    recs = read_ranked(ranked_file)
+    parent = recs[1]
+    kept = [0, 2, 3, 5, 7]
+    st = label_state(tiny_lm, parent, kept, 0.5, "test-policy")
+    assert st["id"] == f"{parent['id']}@test-policy:0.5" and st["kept"] == kept and st["parent_id"] == parent["id"]
+    assert st["reasoning_ids"] == [parent["reasoning_ids"][i] for i in kept]
+    # the same search as on a layout whose reasoning is just those tokens
+    lay = Layout(parent["prompt_ids"], st["reasoning_ids"], parent["answer_ids"])
+    assert greedy_layout(tiny_lm, lay).order == st["order"]
+    validate_state(st, parent, "here")
+    with pytest.raises(Exception, match="kept"):
+        validate_state({**st, "kept": [3, 2]}, parent, "here")
+    spec = FeatureSpec(groups=("logits", "position"))
+    data = build_training_data(recs, tiny_lm, spec, (0.0,), policy_states=[st], progress=False)
+    pol = [e for e in data.examples if e.source == "policy"]
+    assert len(pol) == 1 and pol[0].chain_id == parent["id"] and pol[0].X.shape[0] == len(kept)
+    assert len(data.select([parent["id"]], (0.0,))[0]) == 1  # full chain only
+    assert len(data.select([parent["id"]], None)[0]) == 2  # + the policy state
+    with pytest.raises(ValueError, match="parent chain"):
+        build_training_data(recs[:1], tiny_lm, spec, (0.0,), policy_states=[st], progress=False)
