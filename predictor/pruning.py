@@ -153,7 +153,7 @@ def resolve_predictor(predictor: PredictorLike = None, lm=None) -> RankPredictor
     """RankPredictor from a RankPredictor, a Scorer (+ lm), a scorer name / predictor dir, or None (pretrained).
 
     Without `lm`, scorers and scorer names use the embedded LM, loaded once per process."""
-    from .scorers import SCORERS
+    from .scorers import DIRECTORY_SCORERS, SCORERS
 
     if isinstance(predictor, RankPredictor):
         return predictor
@@ -161,7 +161,7 @@ def resolve_predictor(predictor: PredictorLike = None, lm=None) -> RankPredictor
         return RankPredictor(lm if lm is not None else _default_lm(), predictor)
     if predictor is None and lm is None:
         return _default_predictor()
-    if lm is None and isinstance(predictor, str) and predictor in SCORERS and predictor != "learned":
+    if lm is None and isinstance(predictor, str) and predictor in SCORERS and predictor not in DIRECTORY_SCORERS:
         lm = _default_lm()
     return RankPredictor.load(predictor, lm=lm)
 

@@ -21,7 +21,7 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe
-from .scorers import SCORERS, LearnedScorer, Scorer, get_scorer
+from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
 from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir
 
@@ -70,7 +70,10 @@ class RankPredictor:
         from .lm import DEFAULT_LM_NAME, load_lm
 
         name = None if path_or_name is None else str(path_or_name)
-        if name is not None and name in SCORERS and name != "learned":
+        if name == "finetuned":
+            raise ValueError("a fine-tuned LM scorer loads from its predictor directory: "
+                             "RankPredictor.load('runs/finetune/predictor')")
+        if name is not None and name in SCORERS and name not in DIRECTORY_SCORERS:
             scorer = get_scorer(name, **scorer_kwargs)
             return cls(lm if lm is not None else load_lm(device=device), scorer, name)
         shipped = {None: pretrained_dir(), "learned": pretrained_dir(), "universal": pretrained_dir("universal")}

@@ -43,8 +43,33 @@ def fake_learned(lm, groups=("logits", "position", "lexical", "attention", "prob
     return LearnedScorer(FakeRegressor(len(table.names)), meta)
 
 
+_FINETUNED: dict = {}
+
+
+def fake_finetuned(lm):
+    """A FinetunedScorer around an LMRanker fitted for one epoch on two chains (cached per LM)."""
+    from predictor.chains import as_chain
+    from predictor.layout import encode_chain
+    from predictor.lm_ranker import LMRanker, RankExample
+    from predictor.scorers.finetuned import FinetunedScorer
+
+    if lm.fingerprint not in _FINETUNED:
+        ex = []
+        for c in (STEP_CHAIN, {"question": "q", "reasoning": "Each pen costs 2 dollars, so 10.", "answer": "10"}):
+            lay = encode_chain(lm.tokenizer, as_chain(c))
+            ex.append(RankExample(lay, list(range(lay.n)), np.linspace(0, 1, lay.n)))
+        ranker = LMRanker(max_epochs=1, head_dim=16, batch_size=2).fit(lm, ex)
+        _FINETUNED[lm.fingerprint] = FinetunedScorer(None, lm, ranker=ranker,
+                                                     metadata={"regressor": "lm-ranker", "lm_fingerprint": lm.fingerprint})
+    return _FINETUNED[lm.fingerprint]
+
+
 def make(name, lm):
-    return fake_learned(lm) if name == "learned" else get_scorer(name)
+    if name == "learned":
+        return fake_learned(lm)
+    if name == "finetuned":
+        return fake_finetuned(lm)
+    return get_scorer(name)
 
 
 @pytest.mark.parametrize("name", list(SCORERS))

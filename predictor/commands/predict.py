@@ -30,10 +30,10 @@ HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (r
 
 def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     """--scorer / --predictor / --refresh and the LM options (shared with `predictor prune`)."""
-    from ..scorers import SCORERS
+    from ..scorers import DIRECTORY_SCORERS, SCORERS
 
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--scorer", choices=[s for s in SCORERS if s != "learned"],
+    g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
                    help="rank with a registered scorer instead of a learned predictor")
     g.add_argument("--predictor", metavar="DIR", help="trained predictor directory (default: the shipped one)")
     p.add_argument("--refresh", type=int, default=1, metavar="K",

@@ -9,6 +9,7 @@ from .attention import AttentionScorer
 from .base import Scorer, normalized_ranks, scores_to_ranks
 from .greedy_oracle import GreedyScorer
 from .leave_one_out import LeaveOneOutScorer
+from .finetuned import FinetunedScorer
 from .learned import LearnedScorer, PredictorMismatchError
 from .position import PositionScorer
 from .random_scorer import RandomScorer
@@ -26,7 +27,10 @@ SCORERS: dict[str, type[Scorer]] = {
     "greedy": GreedyScorer,
     "leave-one-out": LeaveOneOutScorer,
     "learned": LearnedScorer,
+    "finetuned": FinetunedScorer,
 }
+# scorers built from a trained predictor directory (RankPredictor.load(DIR)), not by name alone
+DIRECTORY_SCORERS = ("learned", "finetuned")
 
 BASELINES = ("random", "position", "surprisal", "attention", "snapkv", "think-clearly")
 
@@ -38,5 +42,5 @@ def get_scorer(name: str, **kwargs) -> Scorer:
     return SCORERS[name](**kwargs)
 
 
-__all__ = ["SCORERS", "BASELINES", "Scorer", "get_scorer", "scores_to_ranks", "normalized_ranks",
+__all__ = ["SCORERS", "DIRECTORY_SCORERS", "BASELINES", "Scorer", "get_scorer", "scores_to_ranks", "normalized_ranks",
            "PredictorMismatchError"] + [c.__name__ for c in SCORERS.values()]
