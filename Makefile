@@ -20,7 +20,9 @@ test: setup
 
 demo: setup
 	$(BIN)/python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl \
-	    --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl --out runs/demo
+	    --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl \
+	    --groups attention,probe,logits,position,lexical,hidden --regressors lgbm-regression,sequence \
+	    --threads 1 --out runs/demo
 
 report: setup
 	$(BIN)/python -m predictor evaluate --data data/ranked/gsm8k-smollm2-joint.jsonl \

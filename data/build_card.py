@@ -131,7 +131,7 @@ GEMMA_CARD = """
 - Layout: the base-LM branch of the design card, stored in each record as `prompt_format`
   ({formats}): `[BOS] + encode(question.strip() + "\\n")`, then the reasoning, then
   `"\\nThe answer is " + answer + "."` + eos (id 1). Mean per-token NLL of the scored tokens of the
-  first 20 queue chains: 1.485 nats with the BOS, 2.488 without (`python benchmarks/bos_nll.py`).
+  first 20 queue chains: 1.497 nats with the BOS, 2.591 without (`python benchmarks/bos_nll.py`).
 - Queue: `chains/gsm8k-train-20-64-gemma3.jsonl`, the same rule as SmolLM2's queue under Gemma's
   tokenizer ({n_queue} chains of 20-64 Gemma tokens, seed 0):
   `predictor import-gsm8k --in data/gsm8k/train.jsonl --out data/chains/gsm8k-train-20-64-gemma3.jsonl
