@@ -12,7 +12,7 @@ On chains whose predictor-pruned states were labeled exactly (`predictor label-s
   E  `predict_ranks(refresh=2)` and F `predict_ranks(refresh=1)`, against the same ranks.
 Mean per-chain Spearman [95% bootstrap CI]; A - B paired.
 
-    python benchmarks/refresh_diagnosis.py --states runs/label/policy-val.jsonl
+    python benchmarks/refresh_diagnosis.py --states data/ranked/policy-states/gsm8k-smollm2-joint-val.jsonl
 """
 from __future__ import annotations
 

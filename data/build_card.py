@@ -115,7 +115,18 @@ predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-t
   re-runs the search on the stored ids on this CPU: {verify}.
 - Use them as extra training data (`train.py --extra-train FILE`: training only, never val/test),
   not as the oracle a predictor is scored against.
-{gemma}"""
+{gemma}{policy}"""
+
+POLICY_CARD = """
+## `ranked/policy-states/` — exact greedy labels of states a predictor's pruning reaches
+
+`gsm8k-smollm2-joint-val.jsonl`: {n} states, one per validation chain of the main JOINT file: the
+predictor shipped before 2026-11-29 deleted the half of each chain's tokens it ranked lowest, and the
+exact greedy search ran from the survivors (`predictor label-states --split val --fractions 0.5`;
+{hours:.2f} h of search on one shared CPU thread). Each record is a ranked record of the survivors
+plus `parent_id`, `kept` (their indices in the parent chain), `fraction` and `policy`. Used by
+`benchmarks/refresh_diagnosis.py` (docs/quality.md); states of validation chains never train.
+"""
 
 GEMMA_CARD = """
 ## `ranked/gemma3-270m/` — greedy ranks under a second LM (Gemma 3 270M, base)
@@ -213,7 +224,12 @@ def card_text() -> str:
                                   lm=", ".join(sorted({r["lm"] for r in allg})),
                                   formats=", ".join(sorted({str(r.get("prompt_format")) for r in allg})),
                                   n_queue=f"{len(gq):,}", coverage=_coverage(allg, gpos))
-    return CARD.format(gemma=gemma, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+    policy = ""
+    pol = HERE / "ranked" / "policy-states" / "gsm8k-smollm2-joint-val.jsonl"
+    if pol.is_file():
+        recs = read_ranked(pol)
+        policy = POLICY_CARD.format(n=len(recs), hours=sum(r["seconds"] for r in recs) / 3600)
+    return CARD.format(gemma=gemma, policy=policy, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
