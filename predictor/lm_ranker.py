@@ -148,7 +148,7 @@ class LMRanker:
         peft_model = get_peft_model(model, cfg)
         d = int(lm.model.config.get_text_config().hidden_size)
         head = SequenceRanker(d, self.head_dim, self.head_layers, self.head_heads, self.dropout)
-        return LMRankerNet(peft_model, head)
+        return LMRankerNet(peft_model, head).to(lm.device)  # the head joins the LM copy's device
 
     # --- training -------------------------------------------------------------------------------
     def fit(self, lm, train: Sequence[RankExample], val: Sequence[RankExample] | None = None) -> "LMRanker":
@@ -185,7 +185,8 @@ class LMRanker:
 
             callbacks += [_KeepBest(), EarlyStopping("val_spearman", mode="max", patience=self.patience)]
         with _quiet_lightning():
-            trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1,
+            accelerator = self.accelerator if self.accelerator != "auto" else lm.device.type  # train where the LM is
+            trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=accelerator, devices=1,
                                 logger=False, enable_checkpointing=False, enable_progress_bar=self.progress,
                                 enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0,
                                 val_check_interval=self.val_every if val else None)
@@ -193,7 +194,7 @@ class LMRanker:
         if best["state"] is not None:
             net.load_state_dict(best["state"], strict=False)
         self.best_score_ = None if best["state"] is None else float(best["score"])
-        self._finish(net)
+        self._finish(net.to(lm.device))  # Lightning may hand the module back on another device
         return self
 
     def _finish(self, net: LMRankerNet) -> None:
@@ -248,10 +249,13 @@ class LMRanker:
         except (SafetensorError, OSError) as e:
             raise RegressorLoadError(f"{d}: missing or invalid {LORA_FILE}/{HEAD_FILE} ({e})") from None
         net = self._build(lm)
+        want = {k for k in _trainable_state(net) if k.startswith("lm.") and "lora_" in k}
+        have = {f"lm.{k}" for k in lora}
         result = set_peft_model_state_dict(net.lm, lora)
-        if getattr(result, "unexpected_keys", None):
-            raise RegressorLoadError(f"{d / LORA_FILE}: adapter weights do not fit this LM "
-                                     f"(unexpected {result.unexpected_keys[:3]})")
+        missing = sorted(k for k in want if not any(k.startswith(h.rsplit(".weight", 1)[0]) for h in have))
+        if getattr(result, "unexpected_keys", None) or missing:
+            raise RegressorLoadError(f"{d / LORA_FILE}: adapter weights do not fit this LM (unexpected "
+                                     f"{list(getattr(result, 'unexpected_keys', []))[:3]}, missing {missing[:3]})")
         try:
             net.head.load_state_dict(head, strict=True)
         except RuntimeError as e:

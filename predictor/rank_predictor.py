@@ -71,15 +71,16 @@ class RankPredictor:
 
         name = None if path_or_name is None else str(path_or_name)
         if name == "finetuned":
-            raise ValueError("a fine-tuned LM scorer loads from its predictor directory: "
-                             "RankPredictor.load('runs/finetune/predictor')")
+            raise ValueError("a fine-tuned LM scorer loads from the predictor directory that `predictor finetune` "
+                             "wrote (OUT/predictor, or predictor/pretrained/NAME with --ship): RankPredictor.load(DIR)")
         if name is not None and name in SCORERS and name not in DIRECTORY_SCORERS:
             scorer = get_scorer(name, **scorer_kwargs)
             return cls(lm if lm is not None else load_lm(device=device), scorer, name)
         shipped = {None: pretrained_dir(), "learned": pretrained_dir(), "universal": pretrained_dir("universal")}
         path = shipped[name] if name in shipped else Path(name)
         if not path.exists() and name not in shipped:
-            raise FileNotFoundError(f"{name!r} is neither a registered scorer ({', '.join(SCORERS)}) "
+            names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", "universal"]
+            raise FileNotFoundError(f"{name!r} is neither a scorer or shipped predictor name ({', '.join(names)}) "
                                     "nor an existing predictor directory")
         if _regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM
             from .predictor_dir import read_metadata

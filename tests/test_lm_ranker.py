@@ -86,3 +86,17 @@ def test_rank_predictor_uses_it_with_no_base_forward_and_refuses_another_lm(setu
     other = make_tiny_lm(tokenizer, dtype=torch.float32, seed=5)
     with pytest.raises(PredictorMismatchError):
         RankPredictor.load(d, lm=other)
+
+
+def test_adapter_file_missing_weights_is_refused(setup, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from predictor.regressors.base import RegressorLoadError
+
+    lm, _, ranker, _ = setup
+    ranker.save(tmp_path / "r")
+    lora = load_file(str(tmp_path / "r" / "lora.safetensors"))
+    dropped = sorted(lora)[0]
+    save_file({k: v for k, v in lora.items() if k != dropped}, str(tmp_path / "r" / "lora.safetensors"))
+    with pytest.raises(RegressorLoadError, match="missing"):
+        LMRanker.load(tmp_path / "r", lm)

@@ -15,18 +15,27 @@ def add_lm_arguments(p: argparse.ArgumentParser) -> None:
                         "(torch's MKL). Ignored on GPU and for other dtypes")
 
 
-def load_lm_from_args(args: argparse.Namespace):
+def load_lm_from_args(args: argparse.Namespace, matmul: bool = True):
+    """The LM of --model/--device/--threads; with matmul, its linears switched as --matmul says
+    (`apply_matmul` does that later for callers that must copy the plain model first)."""
     import torch
 
-    from ..cpu_matmul import onednn_applicable, use_onednn_linears
     from ..lm import load_lm
 
     if args.threads:
         torch.set_num_threads(args.threads)
     lm = load_lm(args.model, device=args.device)
+    if matmul:
+        apply_matmul(args, lm)
+    return lm
+
+
+def apply_matmul(args: argparse.Namespace, lm) -> None:
+    """Run the LM's linear layers through oneDNN when --matmul onednn applies (CPU float32)."""
+    from ..cpu_matmul import onednn_applicable, use_onednn_linears
+
     if args.matmul == "onednn" and onednn_applicable(lm.model):
         use_onednn_linears(lm.model)
-    return lm
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

@@ -54,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", default="joint", choices=("joint", "answer"),
                    help="which labels of the ranked file to train on (default: %(default)s)")
     p.add_argument("--regressors", type=_names, default=DEFAULT_REGRESSORS,
-                   help="comma-separated among lgbm-regression, lgbm-lambdarank, mlp, sequence, ensemble "
+                   help="comma-separated among lgbm-regression, lgbm-lambdarank, mlp, sequence, ridge, ensemble "
                         "(default: the first four; their rank-average ensemble is also tried unless --no-ensemble)")
     p.add_argument("--no-ensemble", action="store_true",
                    help="do not try the rank-average ensemble of the trained regressors")
@@ -62,7 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pruned-state fractions used as extra training examples (one forward pass each; "
                         "default: %(default)s; '0' = full chains only)")
     p.add_argument("--groups", type=_names, default=None,
-                   help="feature groups (default: attention,probe,logits,position,lexical)")
+                   help="feature groups among attention, probe, logits, position, lexical, pooled_attention, hidden "
+                        "(default: attention,probe,logits,position,lexical; pooled_attention, logits, position and "
+                        "lexical only make an LM-agnostic predictor)")
     p.add_argument("--no-per-head", action="store_true", help="only layer/chain aggregates of attention stats")
     p.add_argument("--split", type=_floats, default=(0.7, 0.15, 0.15), metavar="TR,VA,TE",
                    help="train,val,test fractions of chains (default: %(default)s)")

@@ -3,8 +3,8 @@ baseline (a linear read-out of the LM's internal state, as in probing studies; A
 
 fit() standardizes every column with the training mean/std (clipped to +-clip), picks the L2 penalty
 among `alphas` by validation per-chain Spearman (or uses the middle one without validation data) and
-fits scikit-learn's `Ridge`. save() writes model.safetensors (coef, intercept, mean, std) and
-regressor.json; nothing is pickled.
+fits scikit-learn's `Ridge`. save() writes model.safetensors (coef, mean, std) and regressor.json
+(hyper-parameters, alpha, intercept); nothing is pickled.
 """
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ class RidgeRankRegressor:
         self.std_ = np.maximum(flat.std(0), 1e-6)
         self.n_features_ = Xs[0].shape[1]
         Z, t = self._standardize(Xs), np.concatenate(ys)
-        candidates = self.alphas if X_val is not None and y_val is not None else (self.alphas[len(self.alphas) // 2],)
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val (to choose alpha) or neither")
+        candidates = self.alphas if X_val is not None else (self.alphas[len(self.alphas) // 2],)
         best = (-np.inf, None, None)
         for a in candidates:
             model = Ridge(alpha=a).fit(Z, t)
@@ -92,8 +94,10 @@ class RidgeRankRegressor:
             self.coef_, self.mean_, self.std_ = (t[k].numpy() for k in ("coef", "mean", "std"))
             st = cfg["state"]
             self.n_features_, self.alpha_, self.intercept_ = int(st["n_features"]), st["alpha"], float(st["intercept"])
-        except (SafetensorError, OSError, KeyError) as e:
+        except (SafetensorError, OSError) as e:
             raise RegressorLoadError(f"{d / WEIGHTS_FILE}: missing or invalid ({e})") from None
+        except KeyError as e:
+            raise RegressorLoadError(f"{d}: missing entry {e} in {WEIGHTS_FILE} or regressor.json") from None
         if not len(self.coef_) == len(self.mean_) == len(self.std_) == self.n_features_:
             raise RegressorLoadError(f"{d / WEIGHTS_FILE}: weights do not match regressor.json")
         return self
