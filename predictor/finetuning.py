@@ -68,21 +68,14 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from .lm import load_lm
     from .lm_ranker import LMRanker
     from .predictor_dir import save_predictor
-    from .ranked import read_ranked
     from .scorers.learned import pretrained_dir
     from .splits import split_ids
-    from .training import _read_extra_train, ci_dict, format_table
+    from .training import ci_dict, format_table, read_training_records
     from .training_data import check_records_match_lm, file_sha256
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if not Path(cfg.data).is_file():
-        raise FileNotFoundError(f"{cfg.data}: no such ranked file")
-    records = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
-    if len(records) < 3:
-        raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
-    by_id = {str(r["id"]): r for r in records}
-    extra = _read_extra_train(cfg, by_id)  # type: ignore[arg-type]
+    records, by_id, extra = read_training_records(cfg)
     lm = load_lm(cfg.model, device=cfg.device)
     check_records_match_lm(records + extra, lm)
     split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)

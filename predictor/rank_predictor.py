@@ -42,6 +42,14 @@ def _regressor_kind(path: Path) -> str | None:
         return None
 
 
+def _predictor_lm(meta: dict, device: str | None) -> LM:
+    """The LM a predictor's metadata names (the embedded default when it names the default or none)."""
+    from .lm import DEFAULT_LM_NAME, load_lm
+
+    name = meta.get("lm_name")
+    return load_lm(None if name in (None, DEFAULT_LM_NAME) else name, device=device)
+
+
 class RankPredictor:
     """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
 
@@ -67,7 +75,7 @@ class RankPredictor:
             baselines). A given LM whose fingerprint differs from the predictor's raises
             PredictorMismatchError unless check_lm=False.
         """
-        from .lm import DEFAULT_LM_NAME, load_lm
+        from .lm import load_lm
 
         name = None if path_or_name is None else str(path_or_name)
         if name == "finetuned":
@@ -87,15 +95,11 @@ class RankPredictor:
             from .scorers.finetuned import FinetunedScorer
 
             meta = read_metadata(path)
-            if lm is None:
-                lm_name = meta.get("lm_name")
-                lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
+            lm = lm if lm is not None else _predictor_lm(meta, device)  # the adapters are built on it
             scorer: Scorer = FinetunedScorer(path, lm, check_lm=check_lm, metadata=meta)
         else:
             scorer = LearnedScorer(path=path, check_lm=check_lm, **scorer_kwargs)
-        if lm is None:
-            lm_name = scorer.metadata.get("lm_name")
-            lm = load_lm(None if lm_name in (None, DEFAULT_LM_NAME) else lm_name, device=device)
+            lm = lm if lm is not None else _predictor_lm(scorer.metadata, device)
         if check_lm:
             check_fingerprint(scorer.metadata, lm, f"predictor {path}")
         return cls(lm, scorer, path.name)

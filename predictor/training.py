@@ -137,6 +137,22 @@ def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> lis
     return extra
 
 
+def read_training_records(cfg) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(records of cfg.data for cfg.objective, the same by id, --extra-train records not in cfg.data).
+
+    cfg: any config with data, objective, limit and extra_train (TrainConfig, FinetuneConfig).
+    Raises FileNotFoundError / ValueError naming the file."""
+    from .ranked import read_ranked
+
+    if not Path(cfg.data).is_file():
+        raise FileNotFoundError(f"{cfg.data}: no such ranked file (label chains with `predictor label` first)")
+    records = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
+    if len(records) < 3:
+        raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
+    by_id = {str(r["id"]): r for r in records}
+    return records, by_id, _read_extra_train(cfg, by_id)
+
+
 def _read_policy_states(cfg: TrainConfig, train_ids: set[str]) -> list[dict[str, Any]]:
     """State records of --policy-states whose parent is a training chain (others are dropped: the
     states of validation and test chains must never train)."""
@@ -160,7 +176,6 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     from .features import DEFAULT_GROUPS, FeatureSpec
     from .lm import load_lm
     from .predictor_dir import save_predictor
-    from .ranked import read_ranked
     from .regressors import make_regressor
     from .scorers.learned import pretrained_dir
     from .splits import split_ids
@@ -171,14 +186,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
 
     # 1. ranked chains
-    if not Path(cfg.data).is_file():
-        raise FileNotFoundError(f"{cfg.data}: no such ranked file (label chains with `predictor label` first)")
-    records = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
-    if len(records) < 3:
-        raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
-    by_id = {str(r["id"]): r for r in records}
-
-    extra = _read_extra_train(cfg, by_id)
+    records, by_id, extra = read_training_records(cfg)
 
     # 2. the LM the chains were labeled with
     lm = load_lm(cfg.model, device=cfg.device)

@@ -113,10 +113,10 @@ def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states
             st = state_targets(rec["order"], f)
             if st is not None:
                 jobs.append((rec, f, *st, "greedy"))
+    from .policy_states import validate_state
+
     by_id = {str(r["id"]): r for r in records}
     for k, st in enumerate(policy_states):
-        from .policy_states import validate_state
-
         parent = by_id.get(str(st.get("parent_id")))
         if parent is None:
             raise ValueError(f"policy state {k + 1} ({st.get('id')!r}): parent chain {st.get('parent_id')!r} "
