@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,18 @@ class ResumableJsonlWriter:
     one field, tuples of str for several.
     match: fields every existing record must have with these values (the run's settings: LM, objective,
     budget, ...); a record written with other settings raises ValueError instead of being resumed.
+    content: record -> the content hash of the chain it was written for (`chains.chain_hash`; None
+    when unknown); `check_content` then refuses to resume a record whose input chain changed.
     """
 
-    def __init__(self, path: str | Path, key: str | tuple[str, ...] = "id", match: dict[str, Any] | None = None):
+    def __init__(self, path: str | Path, key: str | tuple[str, ...] = "id", match: dict[str, Any] | None = None,
+                 content: Callable[[dict[str, Any]], str | None] | None = None):
         self.path = Path(path)
         self.key = key
         self.match = dict(match or {})
+        self.content = content
         self.done: set[Any] = set()
+        self.hashes: dict[Any, tuple[int, str | None]] = {}  # key -> (line, content hash)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._scan()
@@ -65,9 +70,22 @@ class ResumableJsonlWriter:
                         f"{self.path} to start over")
             good_end += len(raw)
             self.done.add(self._key_of(obj))
+            if self.content is not None:
+                self.hashes[self._key_of(obj)] = (lineno, self.content(obj))
         if good_end < len(data):
             with self.path.open("r+b") as f:
                 f.truncate(good_end)
+
+    def check_content(self, key: Any, content_hash: str) -> None:
+        """Raise ValueError (naming file:line) if the finished record `key` was written for a chain
+        with other content than `content_hash` (or with no content hash at all)."""
+        if key not in self.hashes:
+            return
+        lineno, old = self.hashes[key]
+        if old != content_hash:
+            what = "has no content hash" if old is None else f"was written for other content (hash {old}, now {content_hash})"
+            raise ValueError(f"{self.path}:{lineno}: the record of {key!r} {what}: the input chain changed since it "
+                             f"was written; delete {self.path} to redo every chain, or use another output path")
 
     def write(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")

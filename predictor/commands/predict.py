@@ -8,8 +8,12 @@ with other settings (scorer, LM, refresh) is refused instead of silently reusing
 
 Streaming and resumable: chains are read line by line and each record is appended (fsynced) to
 OUT.partial; a re-run skips finished ids, and OUT is replaced atomically once the input is done.
-The input is never overwritten. Malformed lines, empty reasonings and chains longer than the LM's
-context are skipped and counted with their reasons.
+The input is never overwritten. Malformed lines (not valid UTF-8, invalid JSON, bad fields), empty
+reasonings and chains longer than the LM's context (with the probe, for predictors that read it)
+are skipped and counted with their reasons; a file none of whose lines can be read is an error.
+Fields of the input other than id/question/reasoning/answer are copied to the output records.
+Every record stores `chain_hash` (the content hash of its input chain): a re-run refuses to resume
+a record whose input chain has changed since.
 """
 from __future__ import annotations
 
@@ -87,11 +91,10 @@ class Skips:
             self.examples[kind].append(message)
 
     def add_chain_error(self, err: Exception) -> None:
-        from ..layout import EmptyReasoningError, TooLongError
-        from ..pruning import BudgetError
+        from ..layout import EmptyReasoningError, ProbeTooLongError, TooLongError
 
-        kinds = {TooLongError: "too long for the LM", EmptyReasoningError: "empty reasoning",
-                 BudgetError: "budget impossible with protected tokens"}
+        kinds = {ProbeTooLongError: "too long for the LM with the probe", TooLongError: "too long for the LM",
+                 EmptyReasoningError: "empty reasoning"}
         self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"), str(err))
 
     @property
@@ -111,36 +114,44 @@ def count_lines(path: str | Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-def stream_chains(path: str | Path, skips: Skips, limit: int | None = None) -> Iterator[Any]:
-    """Yield valid chains of a JSONL file one by one; malformed lines and duplicate ids are skipped."""
-    from ..chains import Chain, ChainFormatError
+class StreamedChains:
+    """Iterate the valid chains of a JSONL file one by one; malformed lines (bad UTF-8, bad JSON,
+    bad fields) and duplicate ids are counted in `skips`; `read` counts the chains yielded."""
 
-    path = Path(path)
-    seen: set[str] = set()
-    k = 0
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if limit is not None and k >= limit:
+    def __init__(self, path: str | Path, skips: Skips, limit: int | None = None):
+        self.path, self.skips, self.limit = Path(path), skips, limit
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        from ..chains import Chain, ChainFormatError, iter_jsonl_lines
+
+        seen: set[str] = set()
+        k = 0
+        for lineno, obj in iter_jsonl_lines(self.path):
+            if self.limit is not None and k >= self.limit:
                 return
             k += 1
-            where = f"{path}:{lineno}"
+            where = f"{self.path}:{lineno}"
             try:
-                c = Chain.from_mapping(json.loads(line), where)
-            except json.JSONDecodeError as e:
-                skips.add("malformed JSONL line", f"{where}: invalid JSON ({e.msg} at column {e.colno})")
-                continue
+                if isinstance(obj, ChainFormatError):
+                    raise obj
+                c = Chain.from_mapping(obj, where)
             except ChainFormatError as e:
-                skips.add("malformed JSONL line", str(e))
+                self.skips.add("not valid UTF-8" if "not valid UTF-8" in str(e) else "malformed JSONL line", str(e))
                 continue
             if not c.id:
-                c = Chain(c.question, c.reasoning, c.answer, f"{path.stem}-{lineno}", c.extra)
+                c = Chain(c.question, c.reasoning, c.answer, f"{self.path.stem}-{lineno}", c.extra)
             if c.id in seen:
-                skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
+                self.skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
                 continue
             seen.add(c.id)
+            self.read += 1
             yield c
+
+
+def stream_chains(path: str | Path, skips: Skips, limit: int | None = None) -> Iterator[Any]:
+    """Yield valid chains of a JSONL file one by one (see `StreamedChains`)."""
+    return iter(StreamedChains(path, skips, limit))
 
 
 class AtomicResumableOutput:
@@ -157,11 +168,21 @@ class AtomicResumableOutput:
         if not self.partial.exists() and self.out.exists():
             shutil.copyfile(self.out, self.partial)
         try:
-            self.writer = ResumableJsonlWriter(self.partial, match=match)
+            self.writer = ResumableJsonlWriter(self.partial, match=match, content=lambda r: r.get("chain_hash"))
         except ValueError as e:  # written with other settings: name OUT, not the scratch file
-            raise ValueError(str(e).replace(str(self.partial), str(self.out))) from None
+            raise ValueError(self._name_out(e)) from None
         self.done = self.writer.done
         self.resumed = len(self.done)
+
+    def _name_out(self, e: Exception) -> str:
+        return str(e).replace(str(self.partial), str(self.out))
+
+    def check_content(self, chain) -> None:
+        """Refuse to resume the finished record of `chain` if the chain's content changed since."""
+        try:
+            self.writer.check_content(chain.id, chain.content_hash)
+        except ValueError as e:
+            raise ValueError(self._name_out(e)) from None
 
     def write(self, record: dict[str, Any]) -> None:
         self.writer.write(record)
@@ -173,6 +194,8 @@ class AtomicResumableOutput:
         self.writer.close()
         if exc_type is None:
             os.replace(self.partial, self.out)
+        elif self.partial.stat().st_size == 0:
+            self.partial.unlink()  # nothing was written: leave no empty scratch file
 
 
 def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) -> int:
@@ -193,21 +216,35 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
     if args.limit is not None:
         total = min(total, args.limit)
     fixed = {"scorer": rp.name, "lm": rp.lm.fingerprint, **(settings(rp) if settings else {})}
+    chains = StreamedChains(args.inp, skips, args.limit)
+    over_budget: list[str] = []
     with AtomicResumableOutput(args.out, match=fixed) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
-        for chain in stream_chains(args.inp, skips, args.limit):
+        for chain in chains:
             bar.update(1)
             if chain.id in out.done:
+                out.check_content(chain)
                 continue
             try:
-                out.write({**make_record(rp, chain), **fixed})
-                written += 1
+                rec = make_record(rp, chain)
             except ChainError as e:
                 skips.add_chain_error(e)
+                continue
+            if rec.pop("_over_budget", False):
+                over_budget.append(chain.id)
+            # extra input fields pass through; the fields this tool writes take precedence
+            out.write({**chain.extra, **rec, "chain_hash": chain.content_hash, **fixed})
+            written += 1
         bar.update(total - bar.n)
         bar.close()
         resumed = out.resumed
+        if chains.read == 0:
+            skips.report()
+            raise ValueError(f"{args.inp}: no chain could be read ({skips.total} line(s) skipped); nothing written")
     skips.report()
+    if over_budget:
+        print(f"{len(over_budget)} chain(s) kept more tokens than the budget: their protected tokens alone exceed "
+              f"it (field 'budget' < len(kept)), e.g. {', '.join(over_budget[:3])}", file=sys.stderr)
     print(f"{desc}: wrote {written} chain(s) to {args.out} with {rp!r}; {resumed} already done; "
           f"{skips.total} skipped", file=sys.stderr)
     return 0

@@ -1,11 +1,16 @@
 """Prune every chain of a JSONL file to a budget: the drop-in replacement for greedy pruning.
 
 Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
-ratio (kept / n), n, original_reasoning, scorer, lm (fingerprint) and settings (the budget options).
+ratio (achieved: kept / n), budget (tokens the budget asked for), n, original_reasoning, chain_hash,
+scorer, lm (fingerprint), settings (the budget options), and the input's other fields.
 Exactly one budget: --keep RATIO in (0, 1] (round half up, at least one token), --keep-tokens N, or
---threshold T on the min-max normalized score. --step-aware removes whole low-scoring reasoning steps
-(lines) first; --protect digits keeps every token holding a digit. Streaming, resumable and atomic
-like `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
+--threshold T on the min-max normalized score. Tokens go in whole units (a character split over
+several tokens, a <think> tag, a protected number), so the pruned text never holds broken
+characters; see `predictor.pruning`. --step-aware removes whole low-scoring reasoning steps (lines)
+first. --protect numbers keeps whole numbers (sign, currency, separators, decimal point, percent),
+math also operators and LaTeX math, digits every token holding a digit; protected tokens are kept
+even over the budget (the count of such chains is reported). Streaming, resumable and atomic like
+`predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
 
     predictor prune --in chains.jsonl --keep 0.5 --out pruned.jsonl [--scorer NAME | --predictor DIR]
 """
@@ -28,8 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--threshold", type=float, metavar="T",
                    help="keep tokens whose min-max normalized score is >= T, in [0, 1]")
     p.add_argument("--step-aware", action="store_true", help="remove whole low-scoring reasoning steps first")
-    p.add_argument("--protect", choices=["digits", "math"], default=None,
-                   help="never remove tokens with digits (or digits and operators)")
+    p.add_argument("--protect", choices=["numbers", "math", "digits"], default=None,
+                   help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
+                        "or tokens holding a digit (digits)")
     add_predictor_arguments(p)
 
 
@@ -40,7 +46,8 @@ def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
                 step_aware=args.step_aware, refresh=args.refresh, predictor=rp)
     return {
         "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
-        "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": chain.reasoning,
+        "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
+        "original_reasoning": chain.reasoning, "_over_budget": res.over_budget,
     }  # scorer, lm and settings: added by run_stream, which also checks them on resume
 
 
