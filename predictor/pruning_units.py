@@ -170,13 +170,14 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
 
 
 def _digit_junction(left: str, right: str) -> bool:
-    """True when writing `right` right after `left` would glue two numbers into one."""
-    return bool(re.search(r"\d[.,]?$", left) and re.match(r"[-+−$€£¥.,]?\d", right))
+    """True when writing `right` right after `left` would change a number: glue two into one ("3" + "4"),
+    or give one a sign, currency sign or decimal point it did not have ("-" + "4")."""
+    return bool(re.search(r"[\d$€£¥%+\-−.,]$", left) and re.match(r"[-+−$€£¥.,]?\d", right))
 
 
 def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:
     """Pruned text: the kept units' texts in order; where a removed gap would glue a number to the
-    next ("3" + "4" -> "34"), a space is written between them. first_text replaces the first kept
+    next ("3" + "4" -> "34") or to a sign ("-" + "4"), a space is written between them. first_text replaces the first kept
     unit's text (its standalone decode, as the LM's tokenizer writes a text's start)."""
     out: list[str] = []
     prev = None
