@@ -80,6 +80,12 @@ def as_chain_list(obj: ChainLike | list[ChainLike]) -> tuple[list[Chain], bool]:
     return [c if isinstance(c, Chain) else Chain.from_mapping(c, f"chains[{i}]") for i, c in enumerate(obj)], False
 
 
+def json_error_text(e: json.JSONDecodeError) -> str:
+    """ "Expecting ',' delimiter at column 12", "Unterminated string starting at column 3" (json's
+    messages that end in "at" get the column right after it)."""
+    return f"{e.msg} column {e.colno}" if e.msg.endswith(" at") else f"{e.msg} at column {e.colno}"
+
+
 def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed JSON or ChainFormatError) for each non-blank line.
 
@@ -103,7 +109,7 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                yield lineno, ChainFormatError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
+                yield lineno, ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
