@@ -46,7 +46,8 @@ class ResumableJsonlWriter:
     def _scan(self) -> None:
         with self.path.open("rb") as f:
             data = f.read()
-        lines = data.splitlines(keepends=True)
+        parts = data.split(b"\n")  # "\n" only, as every reader of this package splits lines
+        lines = [x + b"\n" for x in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
         good_end = 0
         for lineno, raw in enumerate(lines, 1):
             last = lineno == len(lines)
