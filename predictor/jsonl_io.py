@@ -84,7 +84,8 @@ class ResumableJsonlWriter:
             return
         lineno, old = self.hashes[key]
         if old != content_hash:
-            what = "has no content hash" if old is None else f"was written for other content (hash {old}, now {content_hash})"
+            what = ("has no content hash" if old is None
+                    else f"was written for other content (hash {old}, now {content_hash})")
             raise ValueError(f"{self.path}:{lineno}: the record of {key!r} {what}: the input chain changed since it "
                              f"was written; delete {self.path} to redo every chain, or use another output path")
 

@@ -94,7 +94,8 @@ def group_texts(tokenizer, ids: list[int], groups: list[list[int]]) -> list[str]
         cur = [ids[i] for i in g]
         head = tokenizer.decode(prev, clean_up_tokenization_spaces=False) if prev else ""
         both = tokenizer.decode(prev + cur, clean_up_tokenization_spaces=False)
-        texts.append(both[len(head):] if both.startswith(head) else tokenizer.decode(cur, clean_up_tokenization_spaces=False))
+        alone = both[len(head):] if both.startswith(head) else None
+        texts.append(alone if alone is not None else tokenizer.decode(cur, clean_up_tokenization_spaces=False))
         prev = cur
     return texts
 
@@ -177,8 +178,9 @@ def _digit_junction(left: str, right: str) -> bool:
 
 def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:
     """Pruned text: the kept units' texts in order; where a removed gap would glue a number to the
-    next ("3" + "4" -> "34") or to a sign ("-" + "4"), a space is written between them. first_text replaces the first kept
-    unit's text (its standalone decode, as the LM's tokenizer writes a text's start)."""
+    next ("3" + "4" -> "34") or to a sign ("-" + "4"), a space is written between them.
+    first_text replaces the first kept unit's text (its standalone decode, as the tokenizer writes the
+    start of a text)."""
     out: list[str] = []
     prev = None
     for u in kept_units:

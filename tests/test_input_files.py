@@ -57,7 +57,8 @@ def test_streaming_counts_bad_lines_with_true_line_numbers(tmp_path, model_dir, 
     bad_cr = enc(GOOD[1]).replace(b"2 + 2 = 4.", b"2 + 2\r= 4.")
     bad_utf8 = enc({"id": "u", "question": "q", "reasoning": "caf\u00e9", "answer": "1"}).replace(b"\xc3\xa9", b"\xe9")
     no_id = {k: v for k, v in GOOD[0].items() if k != "id"}
-    p = write_bytes(tmp_path / "in.jsonl", [enc(GOOD[0]), bad_cr, bad_utf8, b'{"id": "x", "question": "q",', enc(no_id)])
+    p = write_bytes(tmp_path / "in.jsonl",
+                    [enc(GOOD[0]), bad_cr, bad_utf8, b'{"id": "x", "question": "q",', enc(no_id)])
     out = tmp_path / "out.jsonl"
     assert main(prune_argv(p, out, model_dir)) == 0
     assert [r["id"] for r in read(out)] == ["a", "in-5"]  # line 5 keeps its number: CR split nothing
@@ -69,7 +70,8 @@ def test_streaming_counts_bad_lines_with_true_line_numbers(tmp_path, model_dir, 
 
 
 def test_invalid_utf8_is_an_error_in_label_and_check_data(tmp_path, model_dir, capsys):
-    p = write_bytes(tmp_path / "bad.jsonl", [enc(GOOD[0]), b'{"id": "u", "question": "q\xff", "reasoning": "r", "answer": "1"}'])
+    p = write_bytes(tmp_path / "bad.jsonl",
+                    [enc(GOOD[0]), b'{"id": "u", "question": "q\xff", "reasoning": "r", "answer": "1"}'])
     with pytest.raises(ChainFormatError, match=rf"^{p}:2: not valid UTF-8"):
         read_chains(p)
     assert main(["label", "--in", p, "--out", str(tmp_path / "r.jsonl"), "--model", model_dir]) == 2

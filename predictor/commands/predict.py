@@ -18,7 +18,6 @@ a record whose input chain has changed since.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
