@@ -32,13 +32,12 @@ import numpy as np
 from .chain_lists import ChainFailure, check_errors, map_chains
 from .chains import Chain, ChainLike
 from .layout import encode_chain
-from .pruning_units import PRESETS, Protect, Units, check_protect, join_units, pruning_units, token_protected
+from .pruning_units import Protect, Units, check_protect, join_units, pruning_units
 from .rank_predictor import RankPredictor
 from .scorers import Scorer
 from .scorers.base import scores_to_ranks
 from .scorers.think_clearly import token_steps
 
-PROTECT_PRESETS = PRESETS
 PredictorLike = Union[RankPredictor, Scorer, str, Path, None]
 
 
@@ -100,11 +99,6 @@ def check_budget(keep_ratio: Any = None, keep_tokens: Any = None, threshold: Any
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
             raise ValueError(f"threshold must be a number in [0, 1] (normalized score), got {threshold!r}")
-
-
-def protected_mask(protect: Protect, tokens: list[str]) -> np.ndarray:
-    """bool [n]: tokens a token-level protect (preset "digits", predicate, indices) never removes."""
-    return token_protected(protect, tokens)
 
 
 def removal_order(ranks: np.ndarray, tokens: list[str], step_aware: bool) -> np.ndarray:
