@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--keep", type=float, metavar="RATIO", help="fraction of reasoning tokens to keep, in (0, 1]")
     b.add_argument("--keep-tokens", type=int, metavar="N", help="reasoning tokens to keep per chain")
     b.add_argument("--threshold", type=float, metavar="T",
-                   help="keep tokens whose min-max normalized score is >= T, in [0, 1]")
+                   help="keep tokens whose min-max normalized score is >= T, in [0, 1] (with their whole "
+                        "units, and every protected token)")
     p.add_argument("--step-aware", action="store_true", help="remove whole low-scoring reasoning steps first")
     p.add_argument("--protect", choices=["numbers", "math", "digits"], default=None,
                    help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
