@@ -17,36 +17,17 @@ Sliding-window models on sequences longer than their window fall back to the ref
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .chains import ChainLike, as_chain
+from .greedy_reference import greedy_layout_reference
+from .greedy_result import GreedyResult, ranks_from_order
+from .kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
 from .layout import Layout, encode_chain
 from .lm import LM, base_and_head
 from .objective import check_objective, upcast
-
-
-@dataclass
-class GreedyResult:
-    """order: reasoning indices in deletion order; ranks[i]: step (1..n) at which token i goes;
-    trajectory[k]: objective after the deletion of order[k]; full_objective: before any deletion."""
-
-    order: list[int]
-    ranks: list[int]
-    trajectory: list[float]
-    full_objective: float
-    seconds: float
-    layout: Layout
-
-
-def ranks_from_order(order: list[int], n: int | None = None) -> list[int]:
-    """ranks[i] = 1-based step at which token i was deleted (0 if a partial search never deleted it)."""
-    ranks = [0] * (len(order) if n is None else n)
-    for step, i in enumerate(order, 1):
-        ranks[i] = step
-    return ranks
 
 
 def default_batch_tokens(device: torch.device) -> int:
@@ -95,7 +76,7 @@ class _Scorer:
         self.kv_budget = default_kv_tokens(lm.model, self.dev)
         p = len(lay.prompt_ids)
         out = self.base(input_ids=torch.tensor([lay.prompt_ids], device=self.dev), use_cache=True)
-        self.prompt_kv = [(k, v) for k, v, *_ in out.past_key_values]
+        self.prompt_kv = layer_kv(output_cache(out))
         self.prompt_last_lp = self._logprobs(out.last_hidden_state[0, -1:])[0]  # [V]
         self.p = p
         self.tokens = p  # tokens run through the LM, for throughput reporting
@@ -117,13 +98,6 @@ class _Scorer:
             out.append(logits.gather(1, targets[s:s + 512, None])[:, 0] - torch.logsumexp(logits, dim=-1))
         return torch.cat(out) if out else h.new_zeros(0)
 
-    def _cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]], length: int, batch: int):
-        from transformers import DynamicCache
-
-        return DynamicCache(ddp_cache_data=[
-            (k[:, :, :length].expand(batch, -1, -1, -1), v[:, :, :length].expand(batch, -1, -1, -1)) for k, v in kv
-        ])
-
     def step(self, kept: list[int]):
         """Forward the current sequence: returns (objective, token log-probs [m+a], prefix KV, prefix lp rows).
 
@@ -134,10 +108,10 @@ class _Scorer:
         x = torch.tensor([seq[:-1]], device=self.dev)
         pos = torch.arange(p, p + len(seq) - 1, device=self.dev)[None]
         if x.shape[1]:
-            out = self.base(input_ids=x, position_ids=pos, past_key_values=self._cache(self.prompt_kv, p, 1),
-                            use_cache=True)
+            out = self.base(input_ids=x, position_ids=pos, use_cache=True,
+                            **cache_kwargs(self.base, prefix_cache(self.prompt_kv, p, 1)))
             h = out.last_hidden_state[0]
-            kv = [(k, v) for k, v, *_ in out.past_key_values]
+            kv = layer_kv(output_cache(out))
             rows = torch.cat([self.prompt_last_lp[None], self._logprobs(h[:m])]) if m else self.prompt_last_lp[None]
             tgt = torch.tensor(seq[1:], device=self.dev)
             tok_lp = torch.cat([self.prompt_last_lp[seq[0]][None], self._target_lp(h, tgt)])
@@ -198,8 +172,8 @@ class _Scorer:
                 mask[b, : p + j] = 1
                 mask[b, cache_len: cache_len + ln] = 1
             pos = p + js[:, None] + torch.arange(L, device=dev)[None]
-            out = self.base(input_ids=ids, position_ids=pos, attention_mask=mask,
-                            past_key_values=self._cache(kv, cache_len, B), use_cache=True)
+            out = self.base(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
+                            **cache_kwargs(self.base, prefix_cache(kv, cache_len, B)))
             h = out.last_hidden_state
             lp = self._target_lp(h[use], tgt[use]).double()
             per_row = torch.zeros(B, dtype=torch.float64, device=dev).index_add_(
@@ -248,8 +222,6 @@ def greedy_layout(
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     if needs_reference(lm, lay):
-        from .greedy_reference import greedy_layout_reference
-
         return greedy_layout_reference(lm, lay, objective, stride, max_steps)
     t0 = time.perf_counter()
     sc = _Scorer(lm, lay, objective, batch_tokens)
