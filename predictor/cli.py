@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "predict": "predict",
     "prune": "prune",
+    "show": "show",
 }
 
 
