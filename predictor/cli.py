@@ -20,6 +20,7 @@ COMMANDS = {
     "predict": "predict",
     "prune": "prune",
     "show": "show",
+    "demo": "demo",
 }
 
 

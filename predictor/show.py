@@ -110,7 +110,7 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 .chain{font-family:"DejaVu Sans Mono",monospace;font-size:15px;line-height:2.1;white-space:pre-wrap}
 .tok{padding:2px 1px;border-radius:3px;border:2px solid transparent}
 .tok.kept{border-color:#222}
-.tok.removed{text-decoration:line-through;opacity:.55}
+.tok.removed{text-decoration:line-through 2px}
 .legend{display:flex;align-items:center;gap:8px;margin:12px 0;font-size:13px}
 .bar{width:260px;height:14px;border:1px solid #999;background:linear-gradient(to right,%s)}
 .meta{color:#555;font-size:14px}
