@@ -27,8 +27,8 @@ DEMO_DATA = "data/ranked/gsm8k-smollm2-joint.jsonl"
 class DemoConfig:
     data: str = DEMO_DATA
     out: str = "runs/demo"
-    train_chains: int = 60  # training chains of the small predictor (the first of the train split)
-    val_chains: int = 15  # its early-stopping chains (the first of the val split)
+    train_chains: int = 40  # training chains of the small predictor (the first of the train split)
+    val_chains: int = 10  # its early-stopping chains (the first of the val split)
     budgets: tuple[float, ...] = (0.75, 0.5, 0.25)
     threads: int | None = 1
     n_boot: int = 2000
