@@ -27,8 +27,8 @@ DEMO_DATA = "data/ranked/gsm8k-smollm2-joint.jsonl"
 class DemoConfig:
     data: str = DEMO_DATA
     out: str = "runs/demo"
-    train_chains: int = 40  # training chains of the small predictor (the first of the train split)
-    val_chains: int = 10  # its early-stopping chains (the first of the val split)
+    train_chains: int = 30  # training chains of the small predictor (the first of the train split)
+    val_chains: int = 8  # its early-stopping chains (the first of the val split)
     budgets: tuple[float, ...] = (0.75, 0.5, 0.25)
     threads: int | None = 1
     n_boot: int = 2000
@@ -147,8 +147,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     X_va = [cache.features_for(lm, record_chain(r), small_spec).values
             for r in _bar(val, "features (val)", cfg.progress)]
     feat_s = time.perf_counter() - t0
-    reg = make_regressor("lgbm-regression", seed=0, n_jobs=cfg.threads or 1, learning_rate=0.06,
-                         n_estimators=600, early_stopping_rounds=50)
+    reg = make_regressor("lgbm-regression", seed=0, n_jobs=cfg.threads or 1, learning_rate=0.08,
+                         n_estimators=400, early_stopping_rounds=40)
     t0 = time.perf_counter()
     reg.fit(X_tr, [normalized_ranks(np.asarray(r["ranks"])) for r in train],
             X_va, [normalized_ranks(np.asarray(r["ranks"])) for r in val],

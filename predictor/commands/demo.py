@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", default=DEMO_DATA, help="ranked JSONL (default: %(default)s)")
     p.add_argument("--out", default="runs/demo", help="folder for the heatmap (default: %(default)s)")
-    p.add_argument("--train-chains", type=int, default=40,
+    p.add_argument("--train-chains", type=int, default=30,
                    help="training chains of the small predictor (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="torch / LightGBM CPU threads (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
