@@ -37,6 +37,10 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=32, help="first chain with this many reasoning tokens")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--matmul", choices=("onednn", "default"), default="onednn")
+    ap.add_argument("--steps", type=int, default=None, help="profile only the first S steps (default: all)")
+    ap.add_argument("--rows", action="store_true",
+                    help="score candidates as one padded row each with a per-row prefix cache (the old layout) "
+                         "instead of packed into one sequence")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from torch.profiler import ProfilerActivity, profile
@@ -51,14 +55,26 @@ def main() -> None:
         use_onednn_linears(lm.model)
     rec = next(r for r in read_ranked(args.data, objective="joint") if len(r["ranks"]) == args.length)
     chain = record_chain(rec)
+    if args.rows:
+        import predictor.greedy as g
+
+        init = g._Scorer.__init__
+
+        def rows_init(self, *a, **k):
+            init(self, *a, **k)
+            self.packed = False
+
+        g._Scorer.__init__ = rows_init
     greedy_prune(lm, chain, max_steps=1)  # warm-up
     t = time.perf_counter()
+    cpu = time.process_time()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        res = greedy_prune(lm, chain)
-    wall = time.perf_counter() - t
-    assert res.order == rec["order"], "the profiled search's order differs from the stored labels"
-    print(f"{rec['id']}: n={args.length}, {res.forward_tokens} LM tokens, {wall:.1f} s under the profiler "
-          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}")
+        res = greedy_prune(lm, chain, max_steps=args.steps)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
+    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
+          f"{cpu:.1f} s CPU under the profiler "
+          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed'}")
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     by_group: dict[str, float] = {}
