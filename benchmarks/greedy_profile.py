@@ -55,21 +55,12 @@ def main() -> None:
         use_onednn_linears(lm.model)
     rec = next(r for r in read_ranked(args.data, objective="joint") if len(r["ranks"]) == args.length)
     chain = record_chain(rec)
-    if args.rows:
-        import predictor.greedy as g
-
-        init = g._Scorer.__init__
-
-        def rows_init(self, *a, **k):
-            init(self, *a, **k)
-            self.packed = False
-
-        g._Scorer.__init__ = rows_init
-    greedy_prune(lm, chain, max_steps=1)  # warm-up
+    pack = not args.rows
+    greedy_prune(lm, chain, max_steps=1, pack=pack)  # warm-up
     t = time.perf_counter()
     cpu = time.process_time()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        res = greedy_prune(lm, chain, max_steps=args.steps)
+        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
     print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
