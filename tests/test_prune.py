@@ -222,3 +222,23 @@ def test_cli_prune_keeps_protected_tokens_over_budget(chains_file, tmp_path, mod
     digits = sum(ch.isdigit() for ch in c2["original_reasoning"])  # one token per digit
     assert c2["budget"] == 1 and len(c2["kept"]) == digits and c2["ratio"] == digits / c2["n"]
     assert "kept more tokens than the budget" in err
+
+
+def test_cli_finished_or_mismatched_output_is_handled_before_the_lm_loads(tmp_path, chains, model_dir, capsys,
+                                                                          monkeypatch):
+    import predictor.commands.predict as predict_cmd
+
+    inp, out = tmp_path / "c.jsonl", tmp_path / "ranks.jsonl"
+    inp.write_text("".join(json.dumps(c) + "\n" for c in chains))
+    argv = ["predict", "--in", str(inp), "--out", str(out), "--scorer", "surprisal", "--model", model_dir]
+    assert main(argv) == 0
+    before = out.read_text()
+    capsys.readouterr()
+    monkeypatch.setattr(predict_cmd, "load_predictor_from_args", lambda args: pytest.fail("the LM was loaded"))
+    assert main(argv) == 0 and out.read_text() == before
+    assert "2 already done (nothing left: the LM was not loaded)" in capsys.readouterr().err
+    assert main(argv + ["--refresh", "2"]) == 2
+    assert f"{out}:1: field 'refresh' is 1 but this run uses 2" in capsys.readouterr().err
+    assert main(argv[:5] + ["--scorer", "position", "--model", model_dir]) == 2
+    assert "field 'scorer' is 'surprisal' but this run uses 'position'" in capsys.readouterr().err
+    assert out.read_text() == before

@@ -197,6 +197,23 @@ class AtomicResumableOutput:
             self.partial.unlink()  # nothing was written: leave no empty scratch file
 
 
+def _finished_before_loading(args: argparse.Namespace, desc: str, settings) -> bool:
+    """Refuse an output of other settings, and finish a run whose every input chain is done, before the LM
+    loads (settings(None): the settings dict, which does not depend on the loaded predictor)."""
+    from .resume_check import done_ids_matching, expected_scorer_name
+
+    match = {"scorer": expected_scorer_name(args), **(settings(None) if settings else {})}
+    done = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    # a chain not done yet, or whose content changed since (the full path refuses that with its message)
+    if not done or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
+        return False
+    if partial_path(args.out).exists():
+        os.replace(partial_path(args.out), args.out)
+    print(f"{desc}: wrote 0 chain(s) to {args.out}; {len(done)} already done (nothing left: the LM was not loaded)",
+          file=sys.stderr)
+    return True
+
+
 def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) -> int:
     """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
 
@@ -208,6 +225,8 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
     check_paths(args.inp, args.out)
     if args.refresh < 1:
         raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {args.refresh}")
+    if _finished_before_loading(args, desc, settings):
+        return 0
     rp = load_predictor_from_args(args)
     skips = Skips()
     written = 0
