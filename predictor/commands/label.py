@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_lm_arguments, load_lm_from_args, parse_shard
+from ..engines.cli_args import add_engine_arguments
+from .common import add_lm_arguments, parse_shard
 
 HELP = "run the exact greedy search on a chains file -> ranked JSONL (resumable)"
 
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="label only chains with index %% N == i (run N processes in parallel)")
     p.add_argument("--limit", type=int, default=None, help="label at most this many chains of the input")
     p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
+    add_engine_arguments(p)
 
 
 def _check_existing_layout(path: str, lm) -> None:
@@ -54,28 +56,31 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..chains import read_chains
-    from ..cpu_matmul import uses_onednn
-    from ..greedy import greedy_prune
+    from ..engines.jobs import LabelJob
     from ..jsonl_io import ResumableJsonlWriter
     from ..layout import ChainError, encode_chain
     from ..objective import check_objective
-    from ..ranked import ranked_record
 
     check_objective(args.objective)
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.engine == "ray":
+        from ..engines.ray_data import run_ray
+
+        return run_ray(LabelJob(args), args)
     chains = read_chains(args.inp)
     if args.limit is not None:
         chains = chains[: args.limit]
     i, n = args.shard
     chains = [c for k, c in enumerate(chains) if k % n == i]
-    lm = load_lm_from_args(args)
+    job = LabelJob(args)
+    job.load()
+    lm = job.lm
     _check_existing_layout(args.out, lm)
-    matmul = "onednn" if uses_onednn(lm.model) else None
     skipped: list[str] = []
     # one file may hold both objectives, never two LMs or strides
     with ResumableJsonlWriter(args.out, key=("id", "objective"),
-                              match={"lm": lm.fingerprint, "stride": args.stride}) as out:
+                              match=job.settings()) as out:
         todo = [c for c in chains if (c.id, args.objective) not in out.done]
         sizes = {}
         for c in todo:
@@ -88,11 +93,10 @@ def run(args: argparse.Namespace) -> int:
               f"{len(todo)} to label, {len(skipped)} skipped", file=sys.stderr)
         bar = tqdm(total=sum(sizes.values()), unit="tok", desc="labeling", dynamic_ncols=True)
         for c in todo:
-            res = greedy_prune(lm, c, args.objective, args.stride, args.batch_tokens)
-            out.write(ranked_record(c, res, lm.fingerprint, args.objective, args.stride, lm.tokenizer,
-                                   device=lm.device.type, matmul=matmul))
-            bar.update(len(res.order))
-            bar.set_postfix(chain=c.id, n=len(res.order), s=f"{res.seconds:.1f}")
+            rec = job.record(c)
+            out.write(rec)
+            bar.update(len(rec["order"]))
+            bar.set_postfix(chain=c.id, n=len(rec["order"]), s=f"{rec['seconds']:.1f}")
         bar.close()
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)

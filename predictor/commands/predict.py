@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..engines.cli_args import add_engine_arguments
 from .common import add_lm_arguments
 
 HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
@@ -42,6 +43,7 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
                    help="use a predictor with an LM other than the one it was trained for")
     p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
     add_lm_arguments(p)
+    add_engine_arguments(p)
 
 
 def load_predictor_from_args(args: argparse.Namespace):
@@ -175,10 +177,11 @@ class AtomicResumableOutput:
             os.replace(self.partial, self.out)
 
 
-def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) -> int:
+def run_stream(args: argparse.Namespace, job, desc: str) -> int:
     """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
 
-    settings(rp) -> dict: the run's settings, added to every record and required to match on resume."""
+    job: the command's `engines.jobs` job (loads the predictor; one chain -> one record with the run's
+    settings, which must match on resume). --engine ray hands the same job to `engines.ray_data`."""
     from tqdm import tqdm
 
     from ..layout import ChainError
@@ -186,13 +189,18 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
     check_paths(args.inp, args.out)
     if args.refresh < 1:
         raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {args.refresh}")
-    rp = load_predictor_from_args(args)
+    if args.engine == "ray":
+        from ..engines.ray_data import run_ray
+
+        return run_ray(job, args)
+    job.load()
+    rp = job.rp
     skips = Skips()
     written = 0
     total = count_lines(args.inp)
     if args.limit is not None:
         total = min(total, args.limit)
-    fixed = {"scorer": rp.name, "lm": rp.lm.fingerprint, **(settings(rp) if settings else {})}
+    fixed = job.settings()
     with AtomicResumableOutput(args.out, match=fixed) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
         for chain in stream_chains(args.inp, skips, args.limit):
@@ -200,7 +208,7 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
             if chain.id in out.done:
                 continue
             try:
-                out.write({**make_record(rp, chain), **fixed})
+                out.write(job.record(chain))
                 written += 1
             except ChainError as e:
                 skips.add_chain_error(e)
@@ -230,9 +238,10 @@ def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
         "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),
         "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
-    }  # scorer, lm and refresh: added by run_stream, which also checks them on resume
+    }  # scorer, lm and refresh: added by engines.jobs.PredictJob; run_stream checks them on resume
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_stream(args, lambda rp, c: predict_record(rp, c, args.refresh), "predict",
-                      settings=lambda rp: {"refresh": args.refresh})
+    from ..engines.jobs import PredictJob
+
+    return run_stream(args, PredictJob(args), "predict")

@@ -1,0 +1,242 @@
+"""`--engine ray`: the per-chain work of `label`, `predict` and `prune` on a Ray cluster (Ray Data).
+
+Pipeline: the driver reads the chains (the local engine's reader and checks), drops those whose
+record is already in OUT or in the parts folder (resume), and maps the rest with `map_batches` over
+an actor pool: each actor loads the LM once (`jobs.ChainJob.load`) and turns chains into records with
+the same `ChainJob.record` as the local loop. Finished records stream back to the driver, which
+writes them into atomic part files (`parts.PartWriter`) and shows chains done / total with an ETA on
+stderr; at the end, OUT and all parts are merged into OUT (atomic; `parts.merge_records`) and the
+parts are removed. A killed actor is restarted and its chain retried; a killed driver loses at most the
+records of the last flush interval, and a re-run completes the rest without duplicates.
+
+Resources: every actor reserves --cpus-per-worker CPUs and --gpus-per-worker GPUs. The chains enter
+as in-memory blocks (no read tasks), and a local cluster is started with at least one CPU more than
+the actors reserve, so tasks Ray Data schedules besides the actors always find a CPU (actors that
+reserve every CPU can starve them: ray-project/ray#44687).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..chains import Chain
+from .jobs import ChainJob, skip_kind
+from .parts import PartWriter, iter_output_records, merge_records, part_files
+
+# chains per Ray task: 1 for the slow exact labeler (a retry redoes one chain), more for one-pass prediction
+CHAINS_PER_TASK = {"label": 1, "predict": 8, "prune": 8}
+# a chain whose actor dies this many times fails the run instead of looping (e.g. out of memory)
+MAX_RETRIES = 3
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise RuntimeError("--engine ray needs Ray Data: pip install 'predictor[ray]'") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many actors and what each reserves (CPUs also set each actor's torch threads)."""
+
+    workers: int
+    cpus: float
+    gpus: float
+
+
+def plan_workers(args: argparse.Namespace, resources: dict[str, float]) -> Plan:
+    """Size the actor pool from the options and the cluster's resources; ValueError if it cannot run."""
+    cpus_total, gpus_total = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    cpus = args.cpus_per_worker
+    gpus = args.gpus_per_worker if args.gpus_per_worker is not None else (1.0 if gpus_total >= 1 else 0.0)
+    if cpus <= 0 or gpus < 0:
+        raise ValueError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    workers = args.workers or (int(gpus_total // gpus) if gpus else max(1, int((cpus_total - 1) // cpus)))
+    if workers < 1:
+        raise ValueError(f"the cluster has {gpus_total:g} GPUs: none for an actor with --gpus-per-worker {gpus:g}")
+    if workers * gpus > gpus_total:
+        raise ValueError(f"{workers} workers x {gpus:g} GPUs need {workers * gpus:g} GPUs; the cluster has "
+                         f"{gpus_total:g}: lower --workers or --gpus-per-worker")
+    if workers * cpus > cpus_total - 1:
+        raise ValueError(f"{workers} workers x {cpus:g} CPUs leave no CPU of the cluster's {cpus_total:g} for "
+                         "Ray Data's other tasks (the run would hang): lower --workers or --cpus-per-worker "
+                         "(fractions are allowed)")
+    return Plan(workers, cpus, gpus)
+
+
+@contextmanager
+def cluster(args: argparse.Namespace):
+    """Connect to --address, reuse this process's Ray, or start a local cluster (shut down after)."""
+    ray = import_ray()
+    started = False
+    if args.address:
+        ray.init(address=args.address, log_to_driver=False)
+        started = True
+    elif not ray.is_initialized():
+        want = (args.workers or 1) * args.cpus_per_worker + 1
+        ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(want)), include_dashboard=False,
+                 log_to_driver=False)
+        started = True
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class ChainActor:
+    """A Ray Data actor: loads the job's LM once; each call turns a batch of chains into records.
+
+    Batch in: {"chain": JSON strings}. Batch out: {"key", "record" (JSON or ""), "skip_kind", "skip"}."""
+
+    def __init__(self, job: ChainJob, existing: tuple[dict[str, Any], str] | None):
+        self.job = job
+        job.load()
+        self.existing = existing
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ..layout import ChainError
+
+        if self.existing is not None:  # refuse to resume output of another LM/layout (raises ValueError)
+            self.job.check_existing(*self.existing)
+            self.existing = None
+        out: dict[str, list[str]] = {"key": [], "record": [], "skip_kind": [], "skip": []}
+        for text in batch["chain"]:
+            chain = Chain.from_mapping(json.loads(text))
+            out["key"].append(json.dumps(self.job.chain_key(chain)))
+            try:
+                out["record"].append(json.dumps(self.job.record(chain), ensure_ascii=False))
+                out["skip_kind"].append("")
+                out["skip"].append("")
+            except ChainError as e:
+                out["record"].append("")
+                out["skip_kind"].append(skip_kind(e))
+                out["skip"].append(str(e))
+        return {k: np.array(v, dtype=object) for k, v in out.items()}
+
+
+def read_input(job: ChainJob, args: argparse.Namespace):
+    """(chains, skips): the chains to process, read as the local engine reads them."""
+    from ..commands.predict import Skips, stream_chains
+
+    skips = Skips()
+    if job.command == "label":
+        from ..chains import read_chains
+
+        chains = read_chains(args.inp)  # strict, like `label`: a bad line is an error
+        if args.limit is not None:
+            chains = chains[: args.limit]
+    else:
+        chains = list(stream_chains(args.inp, skips, args.limit))
+    return chains, skips
+
+
+def _chain_json(c: Chain) -> str:
+    return json.dumps({**c.extra, **c.to_dict()}, ensure_ascii=False)
+
+
+def _unwrap(err: BaseException) -> BaseException:
+    """The user-facing error inside a Ray task error (ValueError from a worker), else `err`."""
+    seen = err
+    while seen is not None:
+        cause = getattr(seen, "cause", None) or seen.__cause__
+        if isinstance(cause, ValueError) and not type(cause).__module__.startswith("ray"):
+            return ValueError(str(cause).splitlines()[-1] if "\n" in str(cause) else str(cause))
+        seen = cause
+    return err
+
+
+def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
+    """Run `job` over args.inp on Ray and merge into args.out; 0 on success (errors raise)."""
+    from tqdm import tqdm
+
+    out = Path(args.out)
+    parts_dir = Path(args.parts_dir) if args.parts_dir else out.with_name(out.name + ".parts")
+    if getattr(args, "shard", (0, 1)) != (0, 1):
+        raise ValueError("--shard is for --engine local; --engine ray schedules the chains itself")
+    partial = out.with_name(out.name + ".partial")
+    if job.command != "label" and partial.exists():
+        raise ValueError(f"{partial}: an unfinished --engine local run; finish it with --engine local or delete it")
+    import_ray()
+    chains, skips = read_input(job, args)
+    existing = list(iter_output_records(out, parts_dir))
+    first = existing[0] if existing else None
+    if first is not None:
+        for field, want in job.static_settings().items():
+            if first[0].get(field) != want:
+                raise ValueError(f"{first[1]}: field '{field}' is {first[0].get(field)!r} but this run uses "
+                                 f"{want!r}; outputs of different settings cannot be mixed: use another --out")
+    done = {job.key_of(r) for r, _ in existing}
+    todo = [c for c in chains if job.chain_key(c) not in done]
+    print(f"{len(chains)} chains, {len(chains) - len(todo)} already done, {len(todo)} to do, "
+          f"{skips.total} skipped while reading", file=sys.stderr)
+    if todo:
+        if job.args.threads is None:
+            job.args.threads = max(1, int(args.cpus_per_worker))
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm)
+    order = {c.id: k for k, c in enumerate(chains)}
+    merged = merge_records(iter_output_records(out, parts_dir), job.key, job.settings_fields, order,
+                           args.inp, ranked=job.command == "label")
+    from ..jsonl_io import atomic_write_jsonl
+
+    atomic_write_jsonl(out, merged)
+    for p in part_files(parts_dir):
+        p.unlink()
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    skips.report()
+    print(f"{job.command} (ray): {len(merged)} records in {args.out}; {skips.total} skipped", file=sys.stderr)
+    return 0
+
+
+def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, skips, tqdm) -> None:
+    with cluster(args) as ray:
+        plan = plan_workers(args, ray.cluster_resources())
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the driver shows its own: chains done / total, ETA
+        ctx.print_on_execution_start = False
+        per_task = CHAINS_PER_TASK[job.command]
+        ds = ray.data.from_items([{"chain": _chain_json(c)} for c in todo],
+                                 override_num_blocks=math.ceil(len(todo) / per_task))
+        ds = ds.map_batches(ChainActor, fn_constructor_args=(job, first), batch_size=per_task,
+                            batch_format="numpy", concurrency=plan.workers, num_cpus=plan.cpus,
+                            num_gpus=plan.gpus, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
+        writer = PartWriter(parts_dir)
+        seen: set[str] = set()
+        bar = tqdm(total=len(todo), unit="chain", desc=f"{job.command} (ray, {plan.workers} workers)",
+                   dynamic_ncols=True, file=sys.stderr)
+        t0 = time.monotonic()
+        try:
+            for row in ds.iter_rows():
+                if row["key"] in seen:  # a retried task re-sent a chain it had finished
+                    continue
+                seen.add(row["key"])
+                if row["record"]:
+                    writer.add(json.loads(row["record"]))
+                else:
+                    skips.add(row["skip_kind"], row["skip"])
+                bar.update(1)
+        except Exception as e:  # noqa: BLE001 - a Ray task error: keep the finished records, report the cause
+            raise _unwrap(e) from None
+        finally:
+            writer.flush()
+            bar.close()
+        dt = time.monotonic() - t0
+        print(f"{len(seen)} chains in {dt:.1f}s on {plan.workers} worker(s) "
+              f"({plan.cpus:g} CPU, {plan.gpus:g} GPU each)", file=sys.stderr)
