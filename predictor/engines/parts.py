@@ -47,7 +47,7 @@ class PartWriter:
     def __init__(self, parts_dir: Path, every_s: float = 10.0, max_records: int = 1000):
         self.dir, self.every_s, self.max_records = parts_dir, every_s, max_records
         self.buffer: list[dict[str, Any]] = []
-        self.last = time.monotonic()
+        self.last = -float("inf")  # the first record is written at once
         self.written = 0
 
     def add(self, record: dict[str, Any]) -> None:

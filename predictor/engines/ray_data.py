@@ -10,9 +10,10 @@ parts are removed. A killed actor is restarted and its chain retried; a killed d
 records of the last flush interval, and a re-run completes the rest without duplicates.
 
 Resources: every actor reserves --cpus-per-worker CPUs and --gpus-per-worker GPUs. The chains enter
-as in-memory blocks (no read tasks), and a local cluster is started with at least one CPU more than
-the actors reserve, so tasks Ray Data schedules besides the actors always find a CPU (actors that
-reserve every CPU can starve them: ray-project/ray#44687).
+as in-memory blocks (`from_items`), not through read tasks: actors that reserve every CPU of the
+cluster would starve read tasks and hang the run (ray-project/ray#44687), while here they may use
+every CPU (tested on a 2-CPU cluster with 2 one-CPU actors). A pool that asks for more CPUs or GPUs
+than the cluster has would wait forever: it is refused up front.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,29 +69,32 @@ def plan_workers(args: argparse.Namespace, resources: dict[str, float]) -> Plan:
         raise ValueError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    workers = args.workers or (int(gpus_total // gpus) if gpus else max(1, int((cpus_total - 1) // cpus)))
+    workers = args.workers or (int(gpus_total // gpus) if gpus else max(1, int(cpus_total // cpus)))
     if workers < 1:
         raise ValueError(f"the cluster has {gpus_total:g} GPUs: none for an actor with --gpus-per-worker {gpus:g}")
     if workers * gpus > gpus_total:
         raise ValueError(f"{workers} workers x {gpus:g} GPUs need {workers * gpus:g} GPUs; the cluster has "
                          f"{gpus_total:g}: lower --workers or --gpus-per-worker")
-    if workers * cpus > cpus_total - 1:
-        raise ValueError(f"{workers} workers x {cpus:g} CPUs leave no CPU of the cluster's {cpus_total:g} for "
-                         "Ray Data's other tasks (the run would hang): lower --workers or --cpus-per-worker "
+    if workers * cpus > cpus_total:
+        raise ValueError(f"{workers} workers x {cpus:g} CPUs need {workers * cpus:g} CPUs; the cluster has "
+                         f"{cpus_total:g} (the actors would wait forever): lower --workers or --cpus-per-worker "
                          "(fractions are allowed)")
     return Plan(workers, cpus, gpus)
 
 
 @contextmanager
 def cluster(args: argparse.Namespace):
-    """Connect to --address, reuse this process's Ray, or start a local cluster (shut down after)."""
+    """Reuse this process's Ray connection, else connect to --address, else start a local cluster
+    (disconnected / shut down after the run)."""
     ray = import_ray()
     started = False
-    if args.address:
+    if ray.is_initialized():  # a caller (a notebook, the tests) already connected this process
+        pass
+    elif args.address:
         ray.init(address=args.address, log_to_driver=False)
         started = True
-    elif not ray.is_initialized():
-        want = (args.workers or 1) * args.cpus_per_worker + 1
+    else:
+        want = (args.workers or 1) * args.cpus_per_worker
         ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(want)), include_dashboard=False,
                  log_to_driver=False)
         started = True
@@ -214,9 +219,15 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
         per_task = CHAINS_PER_TASK[job.command]
         ds = ray.data.from_items([{"chain": _chain_json(c)} for c in todo],
                                  override_num_blocks=math.ceil(len(todo) / per_task))
-        ds = ds.map_batches(ChainActor, fn_constructor_args=(job, first), batch_size=per_task,
-                            batch_format="numpy", concurrency=plan.workers, num_cpus=plan.cpus,
-                            num_gpus=plan.gpus, max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
+        with warnings.catch_warnings():
+            # Ray Data's default is to restart a dead actor and retry its task forever; a chain that
+            # kills its actor every time (out of memory) must fail the run instead. Ray 2.60 marks
+            # these remote args deprecated (removal planned for 2.64; pyproject pins below that).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.map_batches(ChainActor, fn_constructor_args=(job, first), batch_size=per_task,
+                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=plan.workers),
+                                num_cpus=plan.cpus, num_gpus=plan.gpus,
+                                max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
         writer = PartWriter(parts_dir)
         seen: set[str] = set()
         bar = tqdm(total=len(todo), unit="chain", desc=f"{job.command} (ray, {plan.workers} workers)",
