@@ -23,11 +23,13 @@ def part_files(parts_dir: Path) -> list[Path]:
 
 
 def iter_output_records(out: Path, parts_dir: Path) -> Iterator[tuple[dict[str, Any], str]]:
-    """(record, "file:line") of a previous complete OUT, then of every part. Bad lines raise ValueError."""
+    """(record, "file:line") of an existing OUT, then of every part. Bad lines raise ValueError, except
+    a cut last line of OUT (a killed `--engine local` labeler appends to OUT): it is left out, and the
+    merge's rewrite of OUT drops it."""
     for path in ([out] if out.is_file() else []) + part_files(parts_dir):
         with path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
-                if not line.strip():
+                if not line.strip() or (path == out and not line.endswith("\n")):
                     continue
                 try:
                     rec = json.loads(line)

@@ -18,10 +18,10 @@ than the cluster has would wait forever: it is refused up front.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import time
 import warnings
@@ -136,20 +136,21 @@ class ChainActor:
         return {k: np.array(v, dtype=object) for k, v in out.items()}
 
 
-def read_input(job: ChainJob, args: argparse.Namespace):
-    """(chains, skips): the chains to process, read as the local engine reads them."""
+def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], Any, dict[str, int]]:
+    """(chains to process, skips, input index of every chain id) as the local engine reads them;
+    the index covers the whole input (also past --limit): it orders the merged output."""
     from ..commands.predict import Skips, stream_chains
 
     skips = Skips()
     if job.command == "label":
         from ..chains import read_chains
 
-        chains = read_chains(args.inp)  # strict, like `label`: a bad line is an error
-        if args.limit is not None:
-            chains = chains[: args.limit]
+        every = read_chains(args.inp)  # strict, like `label`: a bad line is an error
+        chains = every if args.limit is None else every[: args.limit]
     else:
         chains = list(stream_chains(args.inp, skips, args.limit))
-    return chains, skips
+        every = chains if args.limit is None else list(stream_chains(args.inp, Skips()))
+    return chains, skips, {c.id: k for k, c in enumerate(every)}
 
 
 def _chain_json(c: Chain) -> str:
@@ -157,12 +158,14 @@ def _chain_json(c: Chain) -> str:
 
 
 def _unwrap(err: BaseException) -> BaseException:
-    """The user-facing error inside a Ray task error (ValueError from a worker), else `err`."""
-    seen = err
+    """The user-facing error (ValueError, RuntimeError, OSError raised by this project's code in a
+    worker) inside a Ray error, else `err` itself."""
+    seen: BaseException | None = err
     while seen is not None:
         cause = getattr(seen, "cause", None) or seen.__cause__
-        if isinstance(cause, ValueError) and not type(cause).__module__.startswith("ray"):
-            return ValueError(str(cause).splitlines()[-1] if "\n" in str(cause) else str(cause))
+        if (isinstance(cause, (ValueError, RuntimeError, OSError))
+                and not type(cause).__module__.startswith("ray")):
+            return cause
         seen = cause
     return err
 
@@ -179,9 +182,12 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     if job.command != "label" and partial.exists():
         raise ValueError(f"{partial}: an unfinished --engine local run; finish it with --engine local or delete it")
     import_ray()
-    chains, skips = read_input(job, args)
+    chains, skips, order = read_input(job, args)
     existing = list(iter_output_records(out, parts_dir))
     first = existing[0] if existing else None
+    foreign = next((where for rec, where in existing if str(rec["id"]) not in order), None)
+    if foreign:  # found now, not after the work: the merge orders records by the input
+        raise ValueError(f"{foreign}: id is not in {args.inp}; write the output of another input elsewhere")
     if first is not None:
         for field, want in job.static_settings().items():
             if first[0].get(field) != want:
@@ -196,7 +202,6 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
             job.args.threads = max(1, int(args.cpus_per_worker))
         parts_dir.mkdir(parents=True, exist_ok=True)
         _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm)
-    order = {c.id: k for k, c in enumerate(chains)}
     merged = merge_records(iter_output_records(out, parts_dir), job.key, job.settings_fields, order,
                            args.inp, ranked=job.command == "label")
     from ..jsonl_io import atomic_write_jsonl
@@ -204,7 +209,8 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     atomic_write_jsonl(out, merged)
     for p in part_files(parts_dir):
         p.unlink()
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # only if empty: --parts-dir may name a folder with other files
+        parts_dir.rmdir()
     skips.report()
     print(f"{job.command} (ray): {len(merged)} records in {args.out}; {skips.total} skipped", file=sys.stderr)
     return 0
