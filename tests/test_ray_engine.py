@@ -194,3 +194,20 @@ def test_merge_refuses_conflicts_and_mixed_settings_and_orders_by_input():
         merge_records(iter([(a, "p1:1"), ({**b, "lm": "y"}, "p2:1")]), ("id",), fields, order, "in", False)
     with pytest.raises(ValueError, match="id 'zz' is not in in.jsonl"):
         merge_records(iter([({**a, "id": "zz"}, "p:1")]), ("id",), fields, order, "in.jsonl", False)
+
+
+def test_ray_refuses_to_resume_output_of_another_lm(cluster, chains_file, tiny_dir, local_labels, tmp_path,
+                                                    tokenizer, capsys):
+    from conftest import make_tiny_lm
+
+    other = tmp_path / "other-lm"
+    lm = make_tiny_lm(tokenizer, seed=1)
+    lm.model.save_pretrained(other)
+    lm.tokenizer.save_pretrained(other)
+    out = tmp_path / "o.jsonl"
+    out.write_text(json.dumps(local_labels[0]) + "\n")  # labeled with tiny_dir
+    capsys.readouterr()
+    assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", str(other),
+                 "--engine", "ray", "--workers", "1"]) == 2
+    assert f"{out}:1: field 'lm' is '{local_labels[0]['lm']}' but this run uses" in capsys.readouterr().err
+    assert out.read_text() == json.dumps(local_labels[0]) + "\n"  # untouched
