@@ -211,3 +211,7 @@ def test_ray_refuses_to_resume_output_of_another_lm(cluster, chains_file, tiny_d
                  "--engine", "ray", "--workers", "1"]) == 2
     assert f"{out}:1: field 'lm' is '{local_labels[0]['lm']}' but this run uses" in capsys.readouterr().err
     assert out.read_text() == json.dumps(local_labels[0]) + "\n"  # untouched
+    # an LM that cannot load stops the run with the worker's error, not a hang or a Ray traceback
+    assert main(["label", "--in", str(chains_file), "--out", str(tmp_path / "n.jsonl"), "--model",
+                 str(tmp_path / "nope"), "--engine", "ray", "--workers", "1"]) == 2
+    assert "cannot load LM" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import math
 import os
 import sys
 import time
+import traceback
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,31 +109,44 @@ def cluster(args: argparse.Namespace):
 class ChainActor:
     """A Ray Data actor: loads the job's LM once; each call turns a batch of chains into records.
 
-    Batch in: {"chain": JSON strings}. Batch out: {"key", "record" (JSON or ""), "skip_kind", "skip"}."""
+    Batch in: {"chain": JSON strings}. Batch out: {"key", "record" (JSON or ""), "skip_kind", "skip",
+    "error"}. An error (output of another LM, a bug) travels as a row, not as an exception: Ray keeps
+    only the text of a worker's exception, and the driver re-raises it as a ValueError/RuntimeError."""
 
     def __init__(self, job: ChainJob, existing: tuple[dict[str, Any], str] | None):
-        self.job = job
-        job.load()
-        self.existing = existing
+        self.job, self.existing, self.loaded = job, existing, False
+
+    def _prepare(self) -> None:
+        """Load the LM (at the first call, so that a load error reaches the driver as a row) and refuse
+        to resume output of another LM or layout."""
+        if not self.loaded:
+            self.job.load()
+            self.loaded = True
+        if self.existing is not None:
+            self.job.check_existing(*self.existing)
+            self.existing = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from ..layout import ChainError
 
-        if self.existing is not None:  # refuse to resume output of another LM/layout (raises ValueError)
-            self.job.check_existing(*self.existing)
-            self.existing = None
-        out: dict[str, list[str]] = {"key": [], "record": [], "skip_kind": [], "skip": []}
+        out: dict[str, list[str]] = {"key": [], "record": [], "skip_kind": [], "skip": [], "error": []}
         for text in batch["chain"]:
             chain = Chain.from_mapping(json.loads(text))
-            out["key"].append(json.dumps(self.job.chain_key(chain)))
+            row = {"key": json.dumps(self.job.chain_key(chain)), "record": "", "skip_kind": "", "skip": "",
+                   "error": ""}
             try:
-                out["record"].append(json.dumps(self.job.record(chain), ensure_ascii=False))
-                out["skip_kind"].append("")
-                out["skip"].append("")
+                self._prepare()
+                row["record"] = json.dumps(self.job.record(chain), ensure_ascii=False)
             except ChainError as e:
-                out["record"].append("")
-                out["skip_kind"].append(skip_kind(e))
-                out["skip"].append(str(e))
+                row["skip_kind"], row["skip"] = skip_kind(e), str(e)
+            except ValueError as e:
+                row["error"] = f"ValueError: {e}"
+            except (RuntimeError, OSError) as e:  # e.g. predictor.lm.LMLoadError
+                row["error"] = f"RuntimeError: {e}"
+            except Exception:  # noqa: BLE001 - a bug: the driver stops with the worker's traceback
+                row["error"] = f"RuntimeError: chain {chain.id}: worker error:\n{traceback.format_exc()}"
+            for k, v in row.items():
+                out[k].append(v)
         return {k: np.array(v, dtype=object) for k, v in out.items()}
 
 
@@ -243,13 +257,16 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
             for row in ds.iter_rows():
                 if row["key"] in seen:  # a retried task re-sent a chain it had finished
                     continue
+                if row["error"]:
+                    kind, _, message = row["error"].partition(": ")
+                    raise (ValueError if kind == "ValueError" else RuntimeError)(message)
                 seen.add(row["key"])
                 if row["record"]:
                     writer.add(json.loads(row["record"]))
                 else:
                     skips.add(row["skip_kind"], row["skip"])
                 bar.update(1)
-        except Exception as e:  # noqa: BLE001 - a Ray task error: keep the finished records, report the cause
+        except ray.exceptions.RayError as e:  # e.g. an actor that cannot start: keep the finished records
             raise _unwrap(e) from None
         finally:
             writer.flush()
