@@ -266,8 +266,13 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
                 else:
                     skips.add(row["skip_kind"], row["skip"])
                 bar.update(1)
-        except ray.exceptions.RayError as e:  # e.g. an actor that cannot start: keep the finished records
-            raise _unwrap(e) from None
+        except ray.exceptions.RayError as e:  # e.g. an actor that died on every retry of its chain
+            cause = _unwrap(e)
+            if cause is e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                cause = RuntimeError(f"Ray stopped the run ({type(e).__name__}: {first}); the finished records "
+                                     f"are kept in {parts_dir}, and a re-run resumes")
+            raise cause from None
         finally:
             writer.flush()
             bar.close()
