@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .chains import Chain, ChainLike, as_chain
-from .layout import Layout, encode_chain
+from .layout import Layout, ProbeTooLongError, chain_name, encode_chain
 from .lm import LM, base_and_head
 from .objective import upcast
 
@@ -131,6 +131,8 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
     relative depths in (0, 1] (`layers_at_depths`), added to hidden_layers.
     forward=False: no LM pass at all, only the layout and tokens (logprob/entropy/token_rank are NaN),
     for scorers that run a model of their own (e.g. a fine-tuned LM scorer).
+    Raises ChainError for an unscorable chain, and ProbeTooLongError when the chain fits the context
+    but the probe (with attention) does not: pass probe=None when no probe statistic is read.
     """
     t0 = time.perf_counter()
     chain = as_chain(chain)
@@ -146,8 +148,9 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
                            seconds=time.perf_counter() - t0, lm=lm)
     probe_ids = list(lm.tokenizer(probe, add_special_tokens=False)["input_ids"]) if (probe and attention) else []
     ids = lay.sequence() + probe_ids
-    if len(ids) > lm.max_length:
-        ids = lay.sequence()  # the probe is optional; the scored sequence already fits
+    if len(ids) > lm.max_length:  # never score with silently empty probe statistics
+        raise ProbeTooLongError(f"{chain_name(chain)}: {lay.total} tokens + the {len(probe_ids)}-token probe exceed "
+                                f"the LM's context of {lm.max_length}; the probe features need the probe")
     p, n, t_scored = len(lay.prompt_ids), lay.n, lay.total
     base, head, cap = base_and_head(lm.model)
     stats: list[dict[str, torch.Tensor]] = []

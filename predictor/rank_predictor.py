@@ -120,14 +120,18 @@ class RankPredictor:
         return encode_chain(self.lm.tokenizer, chain, self.lm.max_length).n
 
     # --- ranks ----------------------------------------------------------------------------------
-    def predict_ranks(self, chains: ChainLike | list[ChainLike], refresh: int = 1) -> np.ndarray | list[np.ndarray]:
+    def predict_ranks(self, chains: ChainLike | list[ChainLike], refresh: int = 1,
+                      errors: str = "raise") -> np.ndarray | list[np.ndarray]:
         """Predicted pruning ranks: int [n] per chain (1 = pruned first), a list for a list input.
 
         refresh: forward passes per chain (capped at n). Pass k scores the survivors, then deletes
         the ceil(remaining / passes left) lowest-scored ones, which take the next ranks.
+        errors: "raise" (an unscorable chain raises ChainError naming its list index) or "skip"
+        (it is returned as a `ChainFailure` in its place; see `predictor.chain_lists`).
         """
-        chains_, single = as_chain_list(chains)
-        out = [self._ranks_one(c, refresh) for c in chains_]
+        from .chain_lists import map_chains
+
+        out, single = map_chains(lambda c: self._ranks_one(c, refresh), chains, errors)
         return out[0] if single else out
 
     def _ranks_one(self, chain: Chain, refresh: int) -> np.ndarray:

@@ -23,8 +23,10 @@ from predictor.engines.ray_data import plan_workers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # short chains: the exact search on the tiny model takes well under a second each
+# odd chains are longer (--max-tokens) and carry extra fields (passed through to predict/prune output)
 CHAINS = [{"id": f"k{i}", "question": f"What is {i} + {i + 1}?",
-           "reasoning": f"{i} + {i + 1} = {2 * i + 1}." + (" So it is." if i % 2 else ""), "answer": str(2 * i + 1)}
+           "reasoning": f"{i} + {i + 1} = {2 * i + 1}." + (" So it is." if i % 2 else ""), "answer": str(2 * i + 1),
+           **({"source": "test", "meta": {"i": i}} if i % 2 else {})}
           for i in range(8)]
 EMPTY = {"id": "empty", "question": "q", "reasoning": " ", "answer": "1"}
 
@@ -86,13 +88,78 @@ def test_label_ray_two_workers_equals_local(cluster, chains_file, tiny_dir, loca
     assert f"{out}:1: field 'stride' is 1 but this run uses 2" in capsys.readouterr().err
 
 
-def test_predict_and_prune_ray_equal_local(cluster, chains_file, tiny_dir, tmp_path):
-    for cmd, extra in (("predict", ["--refresh", "2"]), ("prune", ["--keep", "0.5"])):
+def test_predict_and_prune_ray_equal_local(cluster, chains_file, tiny_dir, tmp_path, capsys):
+    from predictor.chains import chain_hash
+
+    # --keep-tokens 2 with protected numbers: every chain keeps more than its budget (its 3+ number tokens)
+    for cmd, extra in (("predict", ["--refresh", "2"]), ("prune", ["--keep-tokens", "2", "--protect", "numbers"])):
         base = [cmd, "--in", str(chains_file), "--scorer", "surprisal", "--model", tiny_dir, *extra]
         assert main(base + ["--out", str(tmp_path / f"{cmd}-local.jsonl")]) == 0
+        err_local = capsys.readouterr().err
         assert main(base + ["--out", str(tmp_path / f"{cmd}-ray.jsonl"), "--engine", "ray", "--workers", "2"]) == 0
+        err_ray = capsys.readouterr().err
         local, remote = read_lines(tmp_path / f"{cmd}-local.jsonl"), read_lines(tmp_path / f"{cmd}-ray.jsonl")
-        assert len(local) == len(CHAINS) and remote == local
+        assert len(local) == len(CHAINS) and remote == local  # fields, their order, values: identical
+        assert [r["chain_hash"] for r in remote] == [chain_hash(c["question"], c["reasoning"], c["answer"])
+                                                     for c in CHAINS]
+        assert [(r.get("source"), r.get("meta")) for r in remote] == [(c.get("source"), c.get("meta")) for c in CHAINS]
+        if cmd == "prune":
+            assert all(r["budget"] == 2 < len(r["kept"]) for r in remote)
+            note = f"{len(CHAINS)} chain(s) kept more tokens than the budget"
+            assert note in err_local and note in err_ray
+
+
+def test_label_ray_max_tokens_skips_like_local(cluster, chains_file, tiny_dir, tokenizer, local_labels, tmp_path,
+                                               capsys):
+    from predictor.chains import Chain
+    from predictor.layout import encode_chain
+
+    n = {c["id"]: encode_chain(tokenizer, Chain.from_mapping(c)).n for c in CHAINS}
+    limit = min(n[c["id"]] for c in CHAINS if c.get("source")) - 1  # every longer (odd) chain is over it
+    short = [c["id"] for c in CHAINS if n[c["id"]] <= limit]
+    assert 0 < len(short) < len(CHAINS)
+    out = tmp_path / "m.jsonl"
+    assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", tiny_dir, "--engine", "ray",
+                 "--workers", "2", "--max-tokens", str(limit)]) == 0
+    err = capsys.readouterr().err
+    skipped = len(CHAINS) - len(short)
+    assert f"skipped {skipped} chain(s): more reasoning tokens than --max-tokens" in err
+    assert f"more than --max-tokens {limit}" in err
+    assert untimed(read_lines(out)) == untimed([r for r in local_labels if r["id"] in short])
+
+
+def test_ray_refuses_to_resume_records_of_changed_chains(cluster, chains_file, tiny_dir, local_labels, tmp_path,
+                                                         capsys):
+    """A record in OUT or in a part whose input chain changed since is refused before any work."""
+    changed = tmp_path / "changed.jsonl"
+    edited = [{**c, "reasoning": c["reasoning"] + " Done."} if c["id"] == "k1" else c for c in CHAINS]
+    changed.write_text("".join(json.dumps(c) + "\n" for c in edited))
+    # label: the record in OUT (line 2: k1), then the same record in a part file
+    out = tmp_path / "l.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in local_labels[:2]))
+    argv = ["label", "--in", str(changed), "--out", str(out), "--model", tiny_dir, "--engine", "ray"]
+    assert main(argv) == 2
+    assert f"{out}:2: the record of ('k1', 'joint') was written for other content" in capsys.readouterr().err
+    out2, parts = tmp_path / "l2.jsonl", tmp_path / "l2.jsonl.parts"
+    parts.mkdir()
+    part = parts / "part-1-x.jsonl"
+    part.write_text("".join(json.dumps(r) + "\n" for r in local_labels[:2]))
+    assert main(argv[:4] + [str(out2)] + argv[5:]) == 2
+    err = capsys.readouterr().err
+    assert f"{part}:2: the record of ('k1', 'joint') was written for other content" in err
+    assert f"delete {out2} and {parts}" in err and not out2.exists() and part.is_file()
+    # predict: records with a chain_hash; and a record without one (written before hashes) is refused too
+    base = ["predict", "--in", str(chains_file), "--scorer", "position", "--model", tiny_dir]
+    out3 = tmp_path / "p.jsonl"
+    assert main(base + ["--out", str(out3), "--limit", "2"]) == 0
+    before = out3.read_text()
+    assert main(["predict", "--in", str(changed), *base[3:], "--out", str(out3), "--engine", "ray"]) == 2
+    assert f"{out3}:2: the record of 'k1' was written for other content" in capsys.readouterr().err
+    assert out3.read_text() == before
+    recs = read_lines(out3)
+    out3.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "chain_hash"}) + "\n" for r in recs))
+    assert main(base + ["--out", str(out3), "--engine", "ray"]) == 2
+    assert f"{out3}:1: the record of 'k0' has no content hash" in capsys.readouterr().err
 
 
 def _descendants(pid: int) -> set[int]:

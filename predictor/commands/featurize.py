@@ -85,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     bar = tqdm(total=sum(k for _, k in todo), unit="tok", desc="featurizing", dynamic_ncols=True)
     for chain, k in todo:
-        cache.features_for(lm, chain, spec)
+        try:
+            cache.features_for(lm, chain, spec)
+        except ChainError as e:  # e.g. fits the context, but not with the probe its features need
+            skipped.append(str(e))
         bar.update(k)
         bar.set_postfix(chain=chain.id, cached=cache.hits)
     bar.close()

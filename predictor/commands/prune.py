@@ -1,11 +1,16 @@
 """Prune every chain of a JSONL file to a budget: the drop-in replacement for greedy pruning.
 
 Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
-ratio (kept / n), n, original_reasoning, scorer, lm (fingerprint) and settings (the budget options).
+ratio (achieved: kept / n), budget (tokens the budget asked for), n, original_reasoning, chain_hash,
+scorer, lm (fingerprint), settings (the budget options), and the input's other fields.
 Exactly one budget: --keep RATIO in (0, 1] (round half up, at least one token), --keep-tokens N, or
---threshold T on the min-max normalized score. --step-aware removes whole low-scoring reasoning steps
-(lines) first; --protect digits keeps every token holding a digit. Streaming, resumable and atomic
-like `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
+--threshold T on the min-max normalized score. Tokens go in whole units (a character split over
+several tokens, a <think> tag, a protected number), so the pruned text never holds broken
+characters; see `predictor.pruning`. --step-aware removes whole low-scoring reasoning steps (lines)
+first. --protect numbers keeps whole numbers (sign, currency, separators, decimal point, percent),
+math also operators and LaTeX math, digits every token holding a digit; protected tokens are kept
+even over the budget (the count of such chains is reported). Streaming, resumable and atomic like
+`predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
 
     predictor prune --in chains.jsonl --keep 0.5 --out pruned.jsonl [--scorer NAME | --predictor DIR]
 """
@@ -26,10 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--keep", type=float, metavar="RATIO", help="fraction of reasoning tokens to keep, in (0, 1]")
     b.add_argument("--keep-tokens", type=int, metavar="N", help="reasoning tokens to keep per chain")
     b.add_argument("--threshold", type=float, metavar="T",
-                   help="keep tokens whose min-max normalized score is >= T, in [0, 1]")
+                   help="keep tokens whose min-max normalized score is >= T, in [0, 1] (with their whole "
+                        "units, and every protected token)")
     p.add_argument("--step-aware", action="store_true", help="remove whole low-scoring reasoning steps first")
-    p.add_argument("--protect", choices=["digits", "math"], default=None,
-                   help="never remove tokens with digits (or digits and operators)")
+    p.add_argument("--protect", choices=["numbers", "math", "digits"], default=None,
+                   help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
+                        "or tokens holding a digit (digits)")
     add_predictor_arguments(p)
 
 
@@ -40,8 +47,9 @@ def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
                 step_aware=args.step_aware, refresh=args.refresh, predictor=rp)
     return {
         "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
-        "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": chain.reasoning,
-    }  # scorer, lm and settings: added by engines.jobs.PruneJob; run_stream checks them on resume
+        "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
+        "original_reasoning": chain.reasoning,
+    }  # extra input fields, chain_hash, scorer, lm and settings: added by engines.jobs.PruneJob
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
 """Per-chain work of `label`, `predict` and `prune`, shared by the local loop and the Ray engine.
 
 A job is built from the command's parsed arguments (picklable: it travels to Ray workers), loads its
-LM once (`load`), then turns one chain into one output record (`record`), raising `ChainError` for a
-chain it must skip. Both engines call the same `record`, so their outputs cannot drift apart.
+LM once (`load`), then turns one chain into one output record (`record`: the command's fields, the
+chain's content hash, the run's settings, and for predict/prune the input's extra fields), raising
+`ChainError` for a chain it must skip. Both engines call the same `record`, and check resumed records
+with the same `record_hash`, so their outputs cannot drift apart.
 """
 from __future__ import annotations
 
@@ -54,6 +56,15 @@ class ChainJob:
         """The output record of one chain; raises layout.ChainError if the chain cannot be processed."""
         raise NotImplementedError
 
+    def record_hash(self, record: dict[str, Any]) -> str | None:
+        """The content hash (`chains.chain_hash`) of the chain a finished record was written for; None if
+        the record has none. A resumed run refuses a record whose hash differs from its input chain's."""
+        return record.get("chain_hash")
+
+    def over_budget(self, record: dict[str, Any]) -> bool:
+        """True for a record that kept more tokens than its budget asked for (prune's protected tokens)."""
+        return False
+
     def key_of(self, record: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(record.get(k)) for k in self.key)
 
@@ -79,6 +90,12 @@ class LabelJob(ChainJob):
     def chain_key(self, chain: Chain) -> tuple[str, ...]:
         return (chain.id, self.args.objective)
 
+    def record_hash(self, record: dict[str, Any]) -> str | None:
+        from ..chains import chain_hash
+
+        # ranked records store their chain's texts (shared/DESIGN.md): hash those
+        return chain_hash(*(str(record.get(f, "")) for f in ("question", "reasoning", "answer")))
+
     def static_settings(self) -> dict[str, Any]:
         return {"stride": self.args.stride}
 
@@ -92,10 +109,23 @@ class LabelJob(ChainJob):
     def settings(self) -> dict[str, Any]:
         return {"lm": self.lm.fingerprint, "stride": self.args.stride}
 
+    def cost(self, chain: Chain) -> float:
+        """The search's cost for `chain` (`commands.label.search_cost`, token positions); raises
+        ChainError for a chain that cannot be labeled or has more reasoning tokens than --max-tokens."""
+        from ..commands.label import search_cost
+        from ..layout import MaxTokensError, chain_name, encode_chain
+
+        lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
+        limit = getattr(self.args, "max_tokens", None)
+        if limit is not None and lay.n > limit:
+            raise MaxTokensError(f"{chain_name(chain)}: {lay.n} reasoning tokens, more than --max-tokens {limit}")
+        return search_cost(lay.n, len(lay.answer_ids), self.args.stride)
+
     def record(self, chain: Chain) -> dict[str, Any]:
         from ..greedy import greedy_prune
         from ..ranked import ranked_record
 
+        self.cost(chain)  # the --max-tokens check (the local loop has made it already; encoding is cheap)
         res = greedy_prune(self.lm, chain, self.args.objective, self.args.stride, self.args.batch_tokens)
         return ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
                              self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
@@ -121,6 +151,10 @@ class _PredictorJob(ChainJob):
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rp.name, "lm": self.rp.lm.fingerprint, **self.static_settings()}
 
+    def _full_record(self, chain: Chain, fields: dict[str, Any]) -> dict[str, Any]:
+        # extra input fields pass through; the fields this tool writes take precedence
+        return {**chain.extra, **fields, "chain_hash": chain.content_hash, **self.settings()}
+
 
 class PredictJob(_PredictorJob):
     """`predictor predict`: ranks of every reasoning token from --refresh forward passes."""
@@ -134,7 +168,7 @@ class PredictJob(_PredictorJob):
     def record(self, chain: Chain) -> dict[str, Any]:
         from ..commands.predict import predict_record
 
-        return {**predict_record(self.rp, chain, self.args.refresh), **self.settings()}
+        return self._full_record(chain, predict_record(self.rp, chain, self.args.refresh))
 
 
 class PruneJob(_PredictorJob):
@@ -151,4 +185,8 @@ class PruneJob(_PredictorJob):
     def record(self, chain: Chain) -> dict[str, Any]:
         from ..commands.prune import prune_record
 
-        return {**prune_record(self.rp, chain, self.args), **self.settings()}
+        return self._full_record(chain, prune_record(self.rp, chain, self.args))
+
+    def over_budget(self, record: dict[str, Any]) -> bool:
+        budget = record.get("budget")  # as pruning.PruneResult.over_budget, from the record's fields
+        return budget is not None and len(record["kept"]) > budget

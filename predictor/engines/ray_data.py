@@ -1,7 +1,8 @@
 """`--engine ray`: the per-chain work of `label`, `predict` and `prune` on a Ray cluster (Ray Data).
 
 Pipeline: the driver reads the chains (the local engine's reader and checks), drops those whose
-record is already in OUT or in the parts folder (resume), and maps the rest with `map_batches` over
+record is already in OUT or in the parts folder (resume; a record whose input chain changed since,
+by `ChainJob.record_hash`, is refused as with --engine local), and maps the rest with `map_batches` over
 an actor pool: each actor loads the LM once (`jobs.ChainJob.load`) and turns chains into records with
 the same `ChainJob.record` as the local loop. Finished records stream back to the driver, which
 writes them into atomic part files (`parts.PartWriter`) and shows chains done / total with an ETA on
@@ -152,8 +153,9 @@ class ChainActor:
 
 def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], Any, dict[str, int]]:
     """(chains to process, skips, input index of every chain id) as the local engine reads them;
-    the index covers the whole input (also past --limit): it orders the merged output."""
-    from ..commands.predict import Skips, stream_chains
+    the index covers the whole input (also past --limit): it orders the merged output. A predict/prune
+    input none of whose lines can be read raises ValueError, as with --engine local."""
+    from ..commands.predict import Skips, StreamedChains, no_chain_read
 
     skips = Skips()
     if job.command == "label":
@@ -162,9 +164,28 @@ def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], An
         every = read_chains(args.inp)  # strict, like `label`: a bad line is an error
         chains = every if args.limit is None else every[: args.limit]
     else:
-        chains = list(stream_chains(args.inp, skips, args.limit))
-        every = chains if args.limit is None else list(stream_chains(args.inp, Skips()))
+        reader = StreamedChains(args.inp, skips, args.limit)
+        chains = list(reader)
+        if reader.read == 0:
+            skips.report()
+            raise no_chain_read(args.inp, skips)
+        every = chains if args.limit is None else list(StreamedChains(args.inp, Skips()))
     return chains, skips, {c.id: k for k, c in enumerate(every)}
+
+
+def check_resumed_content(job: ChainJob, chains: list[Chain], existing: list[tuple[dict[str, Any], str]],
+                          remedy: str) -> None:
+    """Refuse finished records (of OUT or a part) whose input chain changed since they were written:
+    the same content-hash check (`ChainJob.record_hash`) as the local engine's resume; ValueError
+    naming the record's file:line."""
+    from ..jsonl_io import check_content_hash
+
+    by_key = {job.chain_key(c): c for c in chains}
+    for rec, where in existing:
+        key = job.key_of(rec)
+        if key in by_key:
+            check_content_hash(where, key if len(key) > 1 else key[0], job.record_hash(rec),
+                               by_key[key].content_hash, remedy)
 
 
 def _chain_json(c: Chain) -> str:
@@ -188,6 +209,8 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     """Run `job` over args.inp on Ray and merge into args.out; 0 on success (errors raise)."""
     from tqdm import tqdm
 
+    from ..commands.predict import report_over_budget
+
     out = Path(args.out)
     parts_dir = Path(args.parts_dir) if args.parts_dir else out.with_name(out.name + ".parts")
     if getattr(args, "shard", (0, 1)) != (0, 1):
@@ -207,6 +230,8 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
             if first[0].get(field) != want:
                 raise ValueError(f"{first[1]}: field '{field}' is {first[0].get(field)!r} but this run uses "
                                  f"{want!r}; outputs of different settings cannot be mixed: use another --out")
+    check_resumed_content(job, chains, existing,
+                          f"delete {out}" + (f" and {parts_dir}" if part_files(parts_dir) else ""))
     done = {job.key_of(r) for r, _ in existing}
     todo = [c for c in chains if job.chain_key(c) not in done]
     print(f"{len(chains)} chains, {len(chains) - len(todo)} already done, {len(todo)} to do, "
@@ -215,7 +240,9 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
         if job.args.threads is None:
             job.args.threads = max(1, int(args.cpus_per_worker))
         parts_dir.mkdir(parents=True, exist_ok=True)
-        _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm)
+        over_budget = _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm)
+    else:
+        over_budget = []
     merged = merge_records(iter_output_records(out, parts_dir), job.key, job.settings_fields, order,
                            args.inp, ranked=job.command == "label")
     from ..jsonl_io import atomic_write_jsonl
@@ -226,11 +253,13 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     with contextlib.suppress(OSError):  # only if empty: --parts-dir may name a folder with other files
         parts_dir.rmdir()
     skips.report()
+    report_over_budget(over_budget)
     print(f"{job.command} (ray): {len(merged)} records in {args.out}; {skips.total} skipped", file=sys.stderr)
     return 0
 
 
-def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, skips, tqdm) -> None:
+def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, skips, tqdm) -> list[str]:
+    """Map `todo` over the actor pool into parts; the ids of records over their budget (prune)."""
     with cluster(args) as ray:
         plan = plan_workers(args, ray.cluster_resources())
         ctx = ray.data.DataContext.get_current()
@@ -250,6 +279,7 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
                                 max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
         writer = PartWriter(parts_dir)
         seen: set[str] = set()
+        over_budget: list[str] = []
         bar = tqdm(total=len(todo), unit="chain", desc=f"{job.command} (ray, {plan.workers} workers)",
                    dynamic_ncols=True, file=sys.stderr)
         t0 = time.monotonic()
@@ -262,7 +292,10 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
                     raise (ValueError if kind == "ValueError" else RuntimeError)(message)
                 seen.add(row["key"])
                 if row["record"]:
-                    writer.add(json.loads(row["record"]))
+                    rec = json.loads(row["record"])
+                    writer.add(rec)
+                    if job.over_budget(rec):
+                        over_budget.append(str(rec["id"]))
                 else:
                     skips.add(row["skip_kind"], row["skip"])
                 bar.update(1)
@@ -279,3 +312,4 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
         dt = time.monotonic() - t0
         print(f"{len(seen)} chains in {dt:.1f}s on {plan.workers} worker(s) "
               f"({plan.cpus:g} CPU, {plan.gpus:g} GPU each)", file=sys.stderr)
+        return over_budget

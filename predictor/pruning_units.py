@@ -1,0 +1,192 @@
+"""Pruning units and protected spans: what `prune` keeps or removes together so pruned text stays valid.
+
+A *unit* is a run of reasoning tokens kept or removed as one:
+- tokens that do not decode to whole characters (byte-level BPE pieces of one CJK character or
+  emoji) join their neighbours until the run decodes to whole characters, so pruned text never
+  holds U+FFFD;
+- a `<think>` or `</think>` tag is one unit, and is protected (kept) by default, so R1-style
+  chains keep balanced tags;
+- every span a protect preset matches ("numbers", "math") is one protected unit.
+
+Protect presets:
+- "digits": every token that holds a digit (token by token: separators, decimal points and signs
+  between digit tokens are not kept; use "numbers" to keep whole numbers);
+- "numbers": whole numbers with their sign, currency sign, thousands separators, decimal point
+  and percent sign (`NUMBER`: "-4", "$1,234.50", "3.5", "50%");
+- "math": "numbers" plus operators (`OPERATOR`) and whole LaTeX math: commands with their brace
+  groups ("\\frac{1}{2}") and paired delimiters ("$...$" holding math markup, "$$...$$", "\\(...\\)",
+  "\\[...\\]").
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+THINK_TAG = re.compile(r"</?think>")
+NUMBER = re.compile(r"(?:(?<![\w)\]])[-+−])?[$€£¥]?\d+(?:[.,]\d+)*%?")
+LATEX = re.compile(
+    r"\$\$.+?\$\$|\\\(.+?\\\)|\\\[.+?\\\]"  # display and paired delimiters
+    r"|\$[^$\n]*[\\^_{}][^$\n]*\$"  # inline $...$ holding math markup (not two prices)
+    r"|\\[A-Za-z]+(?:\{(?:[^{}]|\{[^{}]*\})*\})*",  # a command with its brace groups
+    re.S)
+OPERATOR = re.compile(r"[+\-*/=×÷^<>≤≥≠±√∑∏∫−]")
+
+SPAN_PRESETS: dict[str, tuple[re.Pattern, ...]] = {"numbers": (NUMBER,), "math": (LATEX, NUMBER, OPERATOR)}
+TOKEN_PRESETS: dict[str, Callable[[str], bool]] = {"digits": lambda tok: any(ch.isdigit() for ch in tok)}
+PRESETS = ("digits", "numbers", "math")
+
+Protect = Union[None, str, Callable[[str], bool], Iterable[int]]
+
+
+@dataclass(frozen=True)
+class Units:
+    """groups: token indices of each unit, in order, covering 0..n-1; texts: each unit's text in
+    context (their concatenation is the decoded reasoning); protected: bool [units]."""
+
+    groups: list[list[int]]
+    texts: list[str]
+    protected: np.ndarray
+
+    @property
+    def n_tokens(self) -> int:
+        return self.groups[-1][-1] + 1 if self.groups else 0
+
+    def unit_of(self) -> np.ndarray:
+        """int [n]: the unit index of every token."""
+        out = np.empty(self.n_tokens, dtype=np.int64)
+        for u, g in enumerate(self.groups):
+            out[g] = u
+        return out
+
+    def protected_tokens(self) -> np.ndarray:
+        """bool [n]: tokens in protected units."""
+        return self.protected[self.unit_of()]
+
+
+def check_protect(protect: Protect) -> None:
+    if isinstance(protect, str) and protect not in PRESETS:
+        raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PRESETS)}")
+
+
+def char_groups(tokenizer, ids: list[int]) -> list[list[int]]:
+    """Token index runs that each decode to whole characters: a run grows while its decoded text
+    ends in U+FFFD (an incomplete UTF-8 sequence)."""
+    groups, cur = [], []
+    for i in range(len(ids)):
+        cur.append(i)
+        if not tokenizer.decode([ids[j] for j in cur], clean_up_tokenization_spaces=False).endswith("\ufffd"):
+            groups.append(cur)
+            cur = []
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def group_texts(tokenizer, ids: list[int], groups: list[list[int]]) -> list[str]:
+    """Each group's text in context (decoded after the previous group, whose text is then cut off),
+    so tokenizers that drop a word's leading space at the start of a decode (SentencePiece) keep it."""
+    texts, prev = [], []
+    for g in groups:
+        cur = [ids[i] for i in g]
+        head = tokenizer.decode(prev, clean_up_tokenization_spaces=False) if prev else ""
+        both = tokenizer.decode(prev + cur, clean_up_tokenization_spaces=False)
+        alone = both[len(head):] if both.startswith(head) else None
+        texts.append(alone if alone is not None else tokenizer.decode(cur, clean_up_tokenization_spaces=False))
+        prev = cur
+    return texts
+
+
+def _joins(texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
+    """bool [len(texts) - 1]: the boundary after text u lies strictly inside a span."""
+    ends = np.cumsum([len(t) for t in texts])[:-1]
+    join = np.zeros(len(ends), dtype=bool)
+    for a, b in spans:
+        join |= (ends > a) & (ends < b)
+    return join
+
+
+def _spans(patterns: Iterable[re.Pattern], text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for p in patterns for m in p.finditer(text) if m.end() > m.start()]
+
+
+def _overlaps(texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
+    """bool [len(texts)]: text u overlaps one of the spans."""
+    ends = np.cumsum([len(t) for t in texts])
+    starts = ends - np.array([len(t) for t in texts])
+    hit = np.zeros(len(texts), dtype=bool)
+    for a, b in spans:
+        hit |= (starts < b) & (ends > a)
+    return hit
+
+
+def token_protected(protect: Protect, tokens: list[str]) -> np.ndarray:
+    """bool [n]: tokens protected by a token preset ("digits"), a predicate on the decoded token, or
+    token indices (ValueError for an index outside [0, n)); span presets protect no token here."""
+    n = len(tokens)
+    if protect is None or isinstance(protect, str) and protect in SPAN_PRESETS:
+        return np.zeros(n, dtype=bool)
+    check_protect(protect)
+    if isinstance(protect, str):
+        protect = TOKEN_PRESETS[protect]
+    if callable(protect):
+        return np.array([bool(protect(t)) for t in tokens], dtype=bool)
+    mask = np.zeros(n, dtype=bool)
+    for i in protect:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+            raise ValueError(f"protect index {i!r} is not a token index in [0, {n})")
+        mask[int(i)] = True
+    return mask
+
+
+def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think_tags: bool = True) -> Units:
+    """The units of reasoning ids `ids` (see the module docstring) with their protection.
+
+    A unit is protected when one of its tokens is (`token_protected`), it overlaps a span of a span
+    preset, or (keep_think_tags) it is a think tag."""
+    tokens = [tokenizer.decode([t], clean_up_tokenization_spaces=False) for t in ids]
+    tok_prot = token_protected(protect, tokens)
+    groups = char_groups(tokenizer, ids)
+    texts = group_texts(tokenizer, ids, groups)
+    text = "".join(texts)
+    tags = _spans([THINK_TAG], text)
+    preset_spans = _spans(SPAN_PRESETS[protect], text) if isinstance(protect, str) and protect in SPAN_PRESETS else []
+    if len(groups) > 1:
+        join = _joins(texts, tags + preset_spans)
+        merged_g, merged_t = [groups[0]], [texts[0]]
+        for u in range(1, len(groups)):
+            if join[u - 1]:
+                merged_g[-1] = merged_g[-1] + groups[u]
+                merged_t[-1] += texts[u]
+            else:
+                merged_g.append(groups[u])
+                merged_t.append(texts[u])
+        groups, texts = merged_g, merged_t
+    protected = np.array([bool(tok_prot[g].any()) for g in groups], dtype=bool)
+    protected |= _overlaps(texts, preset_spans + (tags if keep_think_tags else []))
+    return Units(groups, texts, protected)
+
+
+def _digit_junction(left: str, right: str) -> bool:
+    """True when writing `right` right after `left` would change a number: glue two into one ("3" + "4"),
+    or give one a sign, currency sign or decimal point it did not have ("-" + "4")."""
+    return bool(re.search(r"[\d$€£¥%+\-−.,]$", left) and re.match(r"[-+−$€£¥.,]?\d", right))
+
+
+def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:
+    """Pruned text: the kept units' texts in order; where a removed gap would glue a number to the
+    next ("3" + "4" -> "34") or to a sign ("-" + "4"), a space is written between them.
+    first_text replaces the first kept unit's text (its standalone decode, as the tokenizer writes the
+    start of a text)."""
+    out: list[str] = []
+    prev = None
+    for u in kept_units:
+        t = first_text if (prev is None and first_text is not None) else texts[u]
+        if prev is not None and u != prev + 1 and out and _digit_junction(out[-1], t):
+            out.append(" ")
+        out.append(t)
+        prev = u
+    return "".join(out)

@@ -1,0 +1,137 @@
+"""Pruned text stays valid: whole characters (CJK), whole numbers and LaTeX, whole think tags, no
+glued numbers; protected tokens over the budget; threshold + protect."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from predictor.chains import as_chain
+from predictor.layout import encode_chain
+from predictor.pruning import keep_count, prune
+from predictor.pruning_units import LATEX, NUMBER, char_groups, pruning_units
+from predictor.rank_predictor import RankPredictor
+
+RATIOS = [r / 20 for r in range(1, 21)]
+
+CJK = {"id": "zh", "question": "小明有几支铅笔？",
+       "reasoning": "小明有5支铅笔，送给小红3支。5 + 3 = 8。東京都の日本語テキスト😀も含む。", "answer": "8"}
+NUMBERS = {"id": "num", "question": "What is the total?",
+           "reasoning": "The bill is $1,234.50 and the tip is 3.5 dollars, then -4 and 50% off: "
+                        "1,234.50 + 3.5 - 4 = 1,234.00 and 2 3 4 5 remain.", "answer": "1234"}
+MATH = {"id": "tex", "question": "Compute.",
+        "reasoning": r"We need \frac{1}{2} + \sqrt{16} which is $x^2 + 3$ and then \(a_1 = 7\) so 7 * 13 = 91.",
+        "answer": "91"}
+THINK = {"id": "r1", "question": "What is 7 * 13?",
+         "reasoning": "<think>\n7 * 13 is 91, since 7 * 10 = 70 and 7 * 3 = 21.\n</think>\nThe result is 91.",
+         "answer": "91"}
+
+
+@pytest.fixture(scope="module")
+def rp(tiny_lm):
+    return RankPredictor.load("surprisal", lm=tiny_lm)
+
+
+def numbers(text: str) -> list[str]:
+    return NUMBER.findall(text)
+
+
+def is_sublist(sub: list, full: list) -> bool:
+    it = iter(full)
+    return all(any(x == y for y in it) for x in sub)
+
+
+def test_char_groups_decode_to_whole_characters(tokenizer):
+    ids = encode_chain(tokenizer, as_chain(CJK)).reasoning_ids
+    groups = char_groups(tokenizer, ids)
+    assert sum(len(g) for g in groups) == len(ids) and any(len(g) > 1 for g in groups)
+    texts = [tokenizer.decode([ids[i] for i in g]) for g in groups]
+    assert all("\ufffd" not in t for t in texts) and "".join(texts) == CJK["reasoning"]
+
+
+def test_cjk_pruned_text_has_no_broken_characters_at_any_ratio(rp):
+    """Kind 1: pruning units. For every keep ratio: no U+FFFD, whole units kept, budget kept exactly
+    or at most (largest unit - 1) tokens over, never under."""
+    n = len(encode_chain(rp.lm.tokenizer, as_chain(CJK)).reasoning_ids)
+    units = pruning_units(rp.lm.tokenizer, encode_chain(rp.lm.tokenizer, as_chain(CJK)).reasoning_ids)
+    biggest = max(len(g) for g in units.groups)
+    for step_aware in (False, True):
+        for ratio in RATIOS:
+            res = prune(CJK, ratio, predictor=rp, step_aware=step_aware)
+            assert "\ufffd" not in res.text, (ratio, res.text)
+            kept = set(res.kept)
+            assert all(set(g) <= kept or not set(g) & kept for g in units.groups)
+            k = keep_count(n, ratio)
+            assert res.budget == k and k <= len(res.kept) <= k + biggest - 1
+            assert set(res.text) <= set(CJK["reasoning"])  # only characters of the reasoning (spaces included)
+
+
+def test_numbers_preset_keeps_every_number_whole(rp):
+    """Kind 2: with protect="numbers", the numbers of the pruned text are exactly those of the reasoning."""
+    want = numbers(NUMBERS["reasoning"])
+    assert want[:4] == ["$1,234.50", "3.5", "-4", "50%"]
+    for ratio in RATIOS:
+        res = prune(NUMBERS, ratio, predictor=rp, protect="numbers")
+        assert numbers(res.text) == want, (ratio, res.text)
+
+
+@pytest.mark.parametrize("protect", [None, "digits", "numbers", "math"])
+def test_kept_numbers_never_merge(rp, protect):
+    """Kind 2: whatever is protected, each number of the pruned text is a piece of one number of the
+    reasoning (never two glued together), in order."""
+    originals = re.findall(r"\d+", NUMBERS["reasoning"])
+    for ratio in RATIOS:
+        text = prune(NUMBERS, ratio, predictor=rp, protect=protect).text
+        runs = re.findall(r"\d+", text)
+        assert all(any(r in o for o in originals) for r in runs), (protect, ratio, text)
+        if protect in ("numbers", "math"):
+            assert is_sublist(numbers(text), numbers(NUMBERS["reasoning"]))
+
+
+def test_math_preset_keeps_latex_and_operators_whole(rp):
+    """Kind 2: protect="math" keeps every LaTeX command with its braces, paired delimiters, numbers, operators."""
+    spans = [m.group() for m in LATEX.finditer(MATH["reasoning"])]
+    assert r"\frac{1}{2}" in spans and r"\sqrt{16}" in spans and "$x^2 + 3$" in spans and r"\(a_1 = 7\)" in spans
+    for ratio in RATIOS:
+        text = prune(MATH, ratio, predictor=rp, protect="math").text
+        assert all(s in text for s in spans), (ratio, text)
+        assert numbers(text) == numbers(MATH["reasoning"])
+        assert "*" in text and "=" in text
+
+
+def test_think_tags_stay_whole_and_balanced(rp):
+    """Kind 2: <think> and </think> are never cut: for every ratio both stay whole, in order."""
+    for protect in (None, "digits"):
+        for ratio in RATIOS:
+            text = prune(THINK, ratio, predictor=rp, protect=protect).text
+            assert text.count("<think>") == 1 and text.count("</think>") == 1
+            assert text.index("<think>") < text.index("</think>")
+            rest = re.sub(r"</?think>", "", text)
+            assert "think" not in rest and "<" not in rest and ">" not in rest, (ratio, text)
+
+
+def test_protected_tokens_over_budget_are_all_kept(rp):
+    """Kind 2: more protected tokens than the budget: every one is kept, the achieved ratio reported."""
+    n = len(encode_chain(rp.lm.tokenizer, as_chain(NUMBERS)).reasoning_ids)
+    units = pruning_units(rp.lm.tokenizer, encode_chain(rp.lm.tokenizer, as_chain(NUMBERS)).reasoning_ids, "numbers")
+    protected = np.flatnonzero(units.protected_tokens()).tolist()
+    res = prune(NUMBERS, 0.05, predictor=rp, protect="numbers")
+    assert res.kept == protected and res.over_budget and res.budget == keep_count(n, 0.05)
+    assert res.ratio == len(protected) / n
+
+
+def test_threshold_with_protect_keeps_protected_plus_above_threshold(rp, chains):
+    """Kind 4: the kept set under threshold + protect is the union of both."""
+    chain = chains[1]
+    tok = rp.lm.tokenizer
+    toks = [tok.decode([t]) for t in encode_chain(tok, as_chain(chain)).reasoning_ids]
+    digits = {i for i, t in enumerate(toks) if any(c.isdigit() for c in t)}
+    scores = rp.score(chain)
+    norm = (scores - scores.min()) / (scores.max() - scores.min())
+    for t in (0.0, 0.3, 0.6, 0.9, 1.0):
+        above = set(np.flatnonzero(norm >= t).tolist())
+        assert len(digits - above) > 0 or t == 0.0
+        res = prune(chain, threshold=t, protect="digits", predictor=rp)
+        assert res.kept == sorted(digits | above), t
+        assert prune(chain, threshold=t, predictor=rp).kept == sorted(above)
