@@ -33,8 +33,13 @@ EMPTY = {"id": "empty", "question": "q", "reasoning": " ", "answer": "1"}
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local 2-CPU Ray cluster shared by the module; its GCS address for driver subprocesses."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """A local 2-CPU Ray cluster shared by the module; its GCS address for driver subprocesses.
+
+    Ray's memory monitor is off: it kills workers when the *machine* is over 95% memory, which other
+    processes on a shared test machine cause (the tiny model's workers need little); the kernel's
+    OOM killer still guards the machine."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _system_config={"memory_monitor_refresh_ms": 0})
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
