@@ -83,11 +83,7 @@ class ResumableJsonlWriter:
         if key not in self.hashes:
             return
         lineno, old = self.hashes[key]
-        if old != content_hash:
-            what = ("has no content hash" if old is None
-                    else f"was written for other content (hash {old}, now {content_hash})")
-            raise ValueError(f"{self.path}:{lineno}: the record of {key!r} {what}: the input chain changed since it "
-                             f"was written; delete {self.path} to redo every chain, or use another output path")
+        check_content_hash(f"{self.path}:{lineno}", key, old, content_hash, f"delete {self.path}")
 
     def write(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
@@ -104,6 +100,17 @@ class ResumableJsonlWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_content_hash(where: str, key: Any, old: str | None, new: str, remedy: str) -> None:
+    """Raise ValueError if a finished record (at `where`, "file:line") was written for a chain with
+    content hash `old` (None: the record has none) and the input chain now hashes to `new`.
+    remedy: what to delete to redo every chain ("delete OUT")."""
+    if old == new:
+        return
+    what = "has no content hash" if old is None else f"was written for other content (hash {old}, now {new})"
+    raise ValueError(f"{where}: the record of {key!r} {what}: the input chain changed since it was written; "
+                     f"{remedy} to redo every chain, or use another output path")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -25,6 +25,10 @@ class ProbeTooLongError(TooLongError):
     """The chain fits the LM's context, but not with the appended probe its scorer reads."""
 
 
+class MaxTokensError(ChainError):
+    """The chain has more reasoning tokens than a command's --max-tokens allows."""
+
+
 @dataclass(frozen=True)
 class Layout:
     """Token ids of one chain: the scored sequence is prompt + kept reasoning + answer."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_lm_arguments, load_lm_from_args, parse_shard
+from ..engines.cli_args import add_engine_arguments
+from .common import add_lm_arguments, parse_shard
 
 HELP = "run the exact greedy search on a chains file -> ranked JSONL (resumable)"
 
@@ -33,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",
                    help="skip chains with more than N reasoning tokens (the search's cost grows ~n^3)")
+    add_engine_arguments(p)
 
 
 def search_cost(n: int, answer_len: int, stride: int = 1) -> float:
@@ -67,58 +69,50 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..chains import read_chains
-    from ..cpu_matmul import uses_onednn
-    from ..greedy import greedy_prune
-    from ..chains import chain_hash
+    from ..engines.jobs import LabelJob
     from ..jsonl_io import ResumableJsonlWriter
-    from ..layout import ChainError, encode_chain
+    from ..layout import ChainError
     from ..objective import check_objective
-    from ..ranked import ranked_record
 
     check_objective(args.objective)
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
     if args.max_tokens is not None and args.max_tokens < 1:
         raise ValueError(f"--max-tokens must be >= 1, got {args.max_tokens}")
+    if args.engine == "ray":
+        from ..engines.ray_data import run_ray
+
+        return run_ray(LabelJob(args), args)
     chains = read_chains(args.inp)
     if args.limit is not None:
         chains = chains[: args.limit]
     i, n = args.shard
     chains = [c for k, c in enumerate(chains) if k % n == i]
-    lm = load_lm_from_args(args)
-    _check_existing_layout(args.out, lm)
-    matmul = "onednn" if uses_onednn(lm.model) else None
+    job = LabelJob(args)
+    job.load()
+    _check_existing_layout(args.out, job.lm)
     skipped: list[str] = []
     # one file may hold both objectives, never two LMs or strides
-    def content(rec: dict) -> str:  # ranked records store their chain's texts
-        return chain_hash(*(str(rec.get(f, "")) for f in ("question", "reasoning", "answer")))
-
-    with ResumableJsonlWriter(args.out, key=("id", "objective"), match={"lm": lm.fingerprint, "stride": args.stride},
-                              content=content) as out:
+    with ResumableJsonlWriter(args.out, key=("id", "objective"), match=job.settings(),
+                              content=job.record_hash) as out:
         for c in chains:
-            out.check_content((c.id, args.objective), c.content_hash)
-        todo = [c for c in chains if (c.id, args.objective) not in out.done]
+            out.check_content(job.chain_key(c), c.content_hash)
+        todo = [c for c in chains if job.chain_key(c) not in out.done]
         cost = {}
         for c in todo:
             try:
-                lay = encode_chain(lm.tokenizer, c, lm.max_length)
+                cost[c.id] = job.cost(c)
             except ChainError as e:
                 skipped.append(str(e))
-                continue
-            if args.max_tokens is not None and lay.n > args.max_tokens:
-                skipped.append(f"chain {c.id!r}: {lay.n} reasoning tokens, more than --max-tokens {args.max_tokens}")
-                continue
-            cost[c.id] = search_cost(lay.n, len(lay.answer_ids), args.stride)
         todo = [c for c in todo if c.id in cost]
         print(f"{len(chains)} chains, {len(chains) - len(todo) - len(skipped)} already done, "
               f"{len(todo)} to label, {len(skipped)} skipped", file=sys.stderr)
         bar = tqdm(total=sum(cost.values()), dynamic_ncols=True, desc="labeling",
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
         for k, c in enumerate(todo, 1):
-            res = greedy_prune(lm, c, args.objective, args.stride, args.batch_tokens)
-            out.write(ranked_record(c, res, lm.fingerprint, args.objective, args.stride, lm.tokenizer,
-                                   device=lm.device.type, matmul=matmul))
-            bar.set_postfix_str(f"{k}/{len(todo)} chains, last {c.id} n={len(res.order)} {res.seconds:.1f}s",
+            rec = job.record(c)
+            out.write(rec)
+            bar.set_postfix_str(f"{k}/{len(todo)} chains, last {c.id} n={len(rec['order'])} {rec['seconds']:.1f}s",
                                 refresh=False)
             bar.update(cost[c.id])
         bar.close()

@@ -22,10 +22,11 @@ import os
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..engines.cli_args import add_engine_arguments
 from .common import add_lm_arguments
 
 HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
@@ -45,6 +46,7 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
                    help="use a predictor with an LM other than the one it was trained for")
     p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
     add_lm_arguments(p)
+    add_engine_arguments(p)
 
 
 def load_predictor_from_args(args: argparse.Namespace):
@@ -90,10 +92,10 @@ class Skips:
             self.examples[kind].append(message)
 
     def add_chain_error(self, err: Exception) -> None:
-        from ..layout import EmptyReasoningError, ProbeTooLongError, TooLongError
+        from ..layout import EmptyReasoningError, MaxTokensError, ProbeTooLongError, TooLongError
 
         kinds = {ProbeTooLongError: "too long for the LM with the probe", TooLongError: "too long for the LM",
-                 EmptyReasoningError: "empty reasoning"}
+                 EmptyReasoningError: "empty reasoning", MaxTokensError: "more reasoning tokens than --max-tokens"}
         self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"), str(err))
 
     @property
@@ -158,16 +160,18 @@ class AtomicResumableOutput:
 
     A previous complete OUT seeds the partial file, so its ids are skipped too; OUT itself is only
     ever replaced whole. `match`: the run's settings, stored in every record; resuming output written
-    with other settings (another scorer, budget, refresh) is refused rather than silently reused."""
+    with other settings (another scorer, budget, refresh) is refused rather than silently reused.
+    `content`: record -> the content hash of its chain (`ChainJob.record_hash`), for `check_content`."""
 
-    def __init__(self, out: str | Path, match: dict[str, Any] | None = None):
+    def __init__(self, out: str | Path, match: dict[str, Any] | None = None,
+                 content: Callable[[dict[str, Any]], str | None] | None = None):
         from ..jsonl_io import ResumableJsonlWriter
 
         self.out, self.partial = Path(out), partial_path(out)
         if not self.partial.exists() and self.out.exists():
             shutil.copyfile(self.out, self.partial)
         try:
-            self.writer = ResumableJsonlWriter(self.partial, match=match, content=lambda r: r.get("chain_hash"))
+            self.writer = ResumableJsonlWriter(self.partial, match=match, content=content)
         except ValueError as e:  # written with other settings: name OUT, not the scratch file
             raise ValueError(self._name_out(e)) from None
         self.done = self.writer.done
@@ -197,12 +201,12 @@ class AtomicResumableOutput:
             self.partial.unlink()  # nothing was written: leave no empty scratch file
 
 
-def _finished_before_loading(args: argparse.Namespace, desc: str, settings) -> bool:
+def _finished_before_loading(args: argparse.Namespace, desc: str, job) -> bool:
     """Refuse an output of other settings, and finish a run whose every input chain is done, before the LM
-    loads (settings(None): the settings dict, which does not depend on the loaded predictor)."""
+    loads (job.static_settings(): the settings that do not depend on the loaded predictor)."""
     from .resume_check import done_ids_matching, expected_scorer_name
 
-    match = {"scorer": expected_scorer_name(args), **(settings(None) if settings else {})}
+    match = {"scorer": expected_scorer_name(args), **job.static_settings()}
     done = done_ids_matching(Path(args.out), partial_path(args.out), match)
     # a chain not done yet, or whose content changed since (the full path refuses that with its message)
     if not done or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
@@ -214,10 +218,23 @@ def _finished_before_loading(args: argparse.Namespace, desc: str, settings) -> b
     return True
 
 
-def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) -> int:
+def no_chain_read(inp: str, skips: Skips) -> ValueError:
+    """The error of a predict/prune run none of whose input lines could be read."""
+    return ValueError(f"{inp}: no chain could be read ({skips.total} line(s) skipped); nothing written")
+
+
+def report_over_budget(ids: list[str]) -> None:
+    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens)."""
+    if ids:
+        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens alone exceed "
+              f"it (field 'budget' < len(kept)), e.g. {', '.join(ids[:3])}", file=sys.stderr)
+
+
+def run_stream(args: argparse.Namespace, job, desc: str) -> int:
     """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
 
-    settings(rp) -> dict: the run's settings, added to every record and required to match on resume."""
+    job: the command's `engines.jobs` job (loads the predictor; one chain -> one record with the run's
+    settings, which must match on resume). --engine ray hands the same job to `engines.ray_data`."""
     from tqdm import tqdm
 
     from ..layout import ChainError
@@ -225,18 +242,23 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
     check_paths(args.inp, args.out)
     if args.refresh < 1:
         raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {args.refresh}")
-    if _finished_before_loading(args, desc, settings):
+    if args.engine == "ray":
+        from ..engines.ray_data import run_ray
+
+        return run_ray(job, args)
+    if _finished_before_loading(args, desc, job):
         return 0
-    rp = load_predictor_from_args(args)
+    job.load()
+    rp = job.rp
     skips = Skips()
     written = 0
     total = count_lines(args.inp)
     if args.limit is not None:
         total = min(total, args.limit)
-    fixed = {"scorer": rp.name, "lm": rp.lm.fingerprint, **(settings(rp) if settings else {})}
+    fixed = job.settings()
     chains = StreamedChains(args.inp, skips, args.limit)
     over_budget: list[str] = []
-    with AtomicResumableOutput(args.out, match=fixed) as out:
+    with AtomicResumableOutput(args.out, match=fixed, content=job.record_hash) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
         for chain in chains:
             bar.update(1)
@@ -244,25 +266,22 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
                 out.check_content(chain)
                 continue
             try:
-                rec = make_record(rp, chain)
+                rec = job.record(chain)
             except ChainError as e:
                 skips.add_chain_error(e)
                 continue
-            if rec.pop("_over_budget", False):
+            if job.over_budget(rec):
                 over_budget.append(chain.id)
-            # extra input fields pass through; the fields this tool writes take precedence
-            out.write({**chain.extra, **rec, "chain_hash": chain.content_hash, **fixed})
+            out.write(rec)
             written += 1
         bar.update(total - bar.n)
         bar.close()
         resumed = out.resumed
         if chains.read == 0:
             skips.report()
-            raise ValueError(f"{args.inp}: no chain could be read ({skips.total} line(s) skipped); nothing written")
+            raise no_chain_read(args.inp, skips)
     skips.report()
-    if over_budget:
-        print(f"{len(over_budget)} chain(s) kept more tokens than the budget: their protected tokens alone exceed "
-              f"it (field 'budget' < len(kept)), e.g. {', '.join(over_budget[:3])}", file=sys.stderr)
+    report_over_budget(over_budget)
     print(f"{desc}: wrote {written} chain(s) to {args.out} with {rp!r}; {resumed} already done; "
           f"{skips.total} skipped", file=sys.stderr)
     return 0
@@ -285,9 +304,10 @@ def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
         "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),
         "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
-    }  # scorer, lm and refresh: added by run_stream, which also checks them on resume
+    }  # extra input fields, chain_hash, scorer, lm, refresh: added by engines.jobs.PredictJob
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_stream(args, lambda rp, c: predict_record(rp, c, args.refresh), "predict",
-                      settings=lambda rp: {"refresh": args.refresh})
+    from ..engines.jobs import PredictJob
+
+    return run_stream(args, PredictJob(args), "predict")

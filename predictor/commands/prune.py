@@ -48,14 +48,14 @@ def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
         "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
-        "original_reasoning": chain.reasoning, "_over_budget": res.over_budget,
-    }  # scorer, lm and settings: added by run_stream, which also checks them on resume
+        "original_reasoning": chain.reasoning,
+    }  # extra input fields, chain_hash, scorer, lm and settings: added by engines.jobs.PruneJob
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pruning import check_budget
 
     check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
-    settings = {"settings": {"keep": args.keep, "keep_tokens": args.keep_tokens, "threshold": args.threshold,
-                             "step_aware": args.step_aware, "protect": args.protect, "refresh": args.refresh}}
-    return run_stream(args, lambda rp, c: prune_record(rp, c, args), "prune", settings=lambda rp: settings)
+    from ..engines.jobs import PruneJob
+
+    return run_stream(args, PruneJob(args), "prune")
