@@ -28,10 +28,19 @@ import numpy as np
 
 THINK_TAG = re.compile(r"</?think>")
 NUMBER = re.compile(r"(?:(?<![\w)\]])[-+−])?[$€£¥]?\d+(?:[.,]\d+)*%?")
+
+
+def _braces(depth: int) -> str:
+    """Regex for a brace group `{...}` whose braces nest up to `depth` levels deep."""
+    inner = r"[^{}]" if depth <= 1 else r"[^{}]|" + _braces(depth - 1)
+    return r"\{(?:" + inner + r")*\}"
+
+
+LATEX_BRACE_DEPTH = 8  # brace groups nested deeper than this are not kept whole
 LATEX = re.compile(
-    r"\$\$.+?\$\$|\\\(.+?\\\)|\\\[.+?\\\]"  # display and paired delimiters
+    r"\$\$.+?\$\$|\\\(.+?\\\)|(?<!\\)\\\[.+?\\\]"  # display and paired delimiters (not the line break \\[2pt])
     r"|\$[^$\n]*[\\^_{}][^$\n]*\$"  # inline $...$ holding math markup (not two prices)
-    r"|\\[A-Za-z]+(?:\{(?:[^{}]|\{[^{}]*\})*\})*",  # a command with its brace groups
+    r"|\\[A-Za-z]+(?:\[[^\]\[{}\n]*\]|" + _braces(LATEX_BRACE_DEPTH) + r")*",  # a command with its [option] and {brace} groups
     re.S)
 OPERATOR = re.compile(r"[+\-*/=×÷^<>≤≥≠±√∑∏∫−]")
 
@@ -170,10 +179,21 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     return Units(groups, texts, protected)
 
 
+_NUMBER_END = re.compile(r"[\d$€£¥%+\-−.,]$")  # a character that a following number's digits could join
+_NUMBER_START = re.compile(r"(?:[-+−]?[$€£¥]?|[.,])\d")  # a number's start: sign, currency sign, decimal point
+_SIGNED_START = re.compile(r"[-+−][$€£¥]?\d")
+_SIGN_EATER = re.compile(r"[\w)\]]$")  # after these a "-" is read as subtraction, not as a sign (`NUMBER`)
+
+
 def _digit_junction(left: str, right: str) -> bool:
-    """True when writing `right` right after `left` would change a number: glue two into one ("3" + "4"),
-    or give one a sign, currency sign or decimal point it did not have ("-" + "4")."""
-    return bool(re.search(r"[\d$€£¥%+\-−.,]$", left) and re.match(r"[-+−$€£¥.,]?\d", right))
+    """True when writing `right` right after `left` would change a number: glue two into one ("3" + "4",
+    "3" + "-$5"), give one a sign, currency sign, decimal point or percent sign it did not have
+    ("-" + "4", "3" + "%"), or take its sign away ("x" + "-4" reads as a subtraction)."""
+    if _NUMBER_END.search(left) and _NUMBER_START.match(right):
+        return True
+    if left[-1:].isdigit() and right.startswith("%"):
+        return True
+    return bool(_SIGN_EATER.search(left) and _SIGNED_START.match(right))
 
 
 def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:

@@ -10,7 +10,7 @@ import pytest
 from predictor.chains import as_chain
 from predictor.layout import encode_chain
 from predictor.pruning import keep_count, prune
-from predictor.pruning_units import LATEX, NUMBER, char_groups, pruning_units
+from predictor.pruning_units import LATEX, NUMBER, char_groups, join_units, pruning_units
 from predictor.rank_predictor import RankPredictor
 
 RATIOS = [r / 20 for r in range(1, 21)]
@@ -135,3 +135,41 @@ def test_threshold_with_protect_keeps_protected_plus_above_threshold(rp, chains)
         res = prune(chain, threshold=t, protect="digits", predictor=rp)
         assert res.kept == sorted(digits | above), t
         assert prune(chain, threshold=t, predictor=rp).kept == sorted(above)
+
+
+NESTED_TEX = {"id": "nested-tex", "question": "Compute.",
+              "reasoning": r"Bare \frac{\sqrt{x^{2}}}{2} and \frac{a}{\frac{b}{\frac{c}{d}}} equals \sqrt[3]{27} = 3, "
+                           r"a line break \\[2pt] is no display math.", "answer": "3"}
+
+
+def test_latex_commands_keep_nested_brace_groups_and_options(rp):
+    """Kind 2 (QA): a command keeps all its brace groups however they nest, and its [option]; `\\\\[2pt]`
+    (a LaTeX line break) does not open display math. Pruned with "math" at any ratio, braces stay balanced."""
+    spans = [m.group() for m in LATEX.finditer(NESTED_TEX["reasoning"])]
+    assert spans[:3] == [r"\frac{\sqrt{x^{2}}}{2}", r"\frac{a}{\frac{b}{\frac{c}{d}}}", r"\sqrt[3]{27}"]
+    assert not any(s.startswith("\\[") for s in spans)
+    for ratio in RATIOS:
+        text = prune(NESTED_TEX, ratio, predictor=rp, protect="math").text
+        assert all(s in text for s in spans[:3]), (ratio, text)
+
+
+SIGNED = {"id": "signed", "question": "Sum it.",
+          "reasoning": "a=3;b=(-$5) and c=4;d=(-€7) then x=2;y=(+5), 3 uses of the % sign and 10% tax, "
+                       "so 3 + 4 - 5 = 2.", "answer": "2"}
+
+
+@pytest.mark.parametrize("protect", ["numbers", "math"])
+def test_gaps_never_glue_or_unsign_numbers(tokenizer, protect):
+    """Kind 2 (QA): for any kept set of units, the pruned text's numbers are a sub-list of the
+    reasoning's: a removed gap never glues "3" to "-$5" ("3-$5" reads 3 and $5), never drops a sign
+    after a letter ("b" + "-$5"), never gives a number a percent sign ("3" + "%")."""
+    ids = encode_chain(tokenizer, as_chain(SIGNED)).reasoning_ids
+    units = pruning_units(tokenizer, ids, protect)
+    want = numbers(SIGNED["reasoning"])
+    assert "-$5" in want and "-€7" in want and "+5" in want
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        keep = sorted(set(np.flatnonzero(units.protected).tolist())
+                      | set(np.flatnonzero(rng.random(len(units.texts)) < rng.random()).tolist()))
+        text = join_units(units.texts, keep)
+        assert is_sublist(numbers(text), want), text
