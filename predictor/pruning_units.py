@@ -3,7 +3,8 @@
 A *unit* is a run of reasoning tokens kept or removed as one:
 - tokens that do not decode to whole characters (byte-level BPE pieces of one CJK character or
   emoji) join their neighbours until the run decodes to whole characters, so pruned text never
-  holds U+FFFD;
+  holds U+FFFD; runs then join into whole grapheme clusters (a letter with its combining marks, an
+  emoji ZWJ sequence, flag, keycap or skin-tone sequence, "\r\n"), so no mark is left orphaned;
 - a `<think>` or `</think>` tag is one unit, and is protected (kept) by default, so R1-style
   chains keep balanced tags;
 - every span a protect preset matches ("numbers", "math") is one protected unit.
@@ -25,8 +26,10 @@ from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
+import regex
 
 THINK_TAG = re.compile(r"</?think>")
+GRAPHEME = regex.compile(r"\X")  # an extended grapheme cluster: a letter with its combining marks, an emoji sequence
 NUMBER = re.compile(r"(?:(?<![\w)\]])[-+−])?[$€£¥]?\d+(?:[.,]\d+)*%?")
 
 
@@ -110,12 +113,18 @@ def group_texts(tokenizer, ids: list[int], groups: list[list[int]]) -> list[str]
 
 
 def _joins(texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
-    """bool [len(texts) - 1]: the boundary after text u lies strictly inside a span."""
-    ends = np.cumsum([len(t) for t in texts])[:-1]
-    join = np.zeros(len(ends), dtype=bool)
+    """bool [len(texts) - 1]: the boundary after text u lies strictly inside a span.
+
+    O(characters + spans): a difference array counts, at each character offset c, the spans with
+    a < c < b."""
+    lens = np.array([len(t) for t in texts], dtype=np.int64)
+    ends = np.cumsum(lens)[:-1]
+    depth = np.zeros(int(lens.sum()) + 1, dtype=np.int64)
     for a, b in spans:
-        join |= (ends > a) & (ends < b)
-    return join
+        if b - a > 1:
+            depth[a + 1] += 1
+            depth[b] -= 1
+    return np.cumsum(depth)[ends] > 0
 
 
 def _spans(patterns: Iterable[re.Pattern], text: str) -> list[tuple[int, int]]:
@@ -162,9 +171,10 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     texts = group_texts(tokenizer, ids, groups)
     text = "".join(texts)
     tags = _spans([THINK_TAG], text)
+    clusters = [(m.start(), m.end()) for m in GRAPHEME.finditer(text) if m.end() - m.start() > 1]
     preset_spans = _spans(SPAN_PRESETS[protect], text) if isinstance(protect, str) and protect in SPAN_PRESETS else []
     if len(groups) > 1:
-        join = _joins(texts, tags + preset_spans)
+        join = _joins(texts, tags + preset_spans + clusters)
         merged_g, merged_t = [groups[0]], [texts[0]]
         for u in range(1, len(groups)):
             if join[u - 1]:

@@ -173,3 +173,24 @@ def test_gaps_never_glue_or_unsign_numbers(tokenizer, protect):
                       | set(np.flatnonzero(rng.random(len(units.texts)) < rng.random()).tolist()))
         text = join_units(units.texts, keep)
         assert is_sublist(numbers(text), want), text
+
+
+GRAPHEMES = {"id": "graphemes", "question": "Count.",
+             "reasoning": "Cafe\u0301 costs 5 and the nai\u0308ve one 3; नमस्ते दुनिया 4; "
+                          "👨\u200d👩\u200d👧\u200d👦 and 👍🏽 and 3️⃣ and 🇯🇵 total 14.", "answer": "14"}
+
+
+def test_units_are_whole_grapheme_clusters(rp):
+    """Kind 1 (QA): a combining accent, a Devanagari vowel sign, a ZWJ family, a skin tone, a keycap,
+    a flag stay with their base: at every ratio, each grapheme cluster of the pruned text is one of
+    the reasoning's (no orphaned mark, no half family emoji)."""
+    import regex
+
+    clusters = set(regex.findall(r"\X", GRAPHEMES["reasoning"]))
+    units = pruning_units(rp.lm.tokenizer, encode_chain(rp.lm.tokenizer, as_chain(GRAPHEMES)).reasoning_ids)
+    for whole in ("afe\u0301", "ai\u0308", "👍🏽", "3\ufe0f\u20e3", "🇯🇵", "👨\u200d👩\u200d👧\u200d👦"):
+        assert any(whole in t for t in units.texts), (whole, units.texts)
+    for protect in (None, "numbers"):
+        for ratio in RATIOS:
+            text = prune(GRAPHEMES, ratio, predictor=rp, protect=protect).text
+            assert set(regex.findall(r"\X", text)) <= clusters | {" "}, (ratio, text)
