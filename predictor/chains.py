@@ -47,6 +47,8 @@ class Chain:
         if isinstance(cid, bool) or not isinstance(cid, (str, int)):
             raise ChainFormatError(f"{where}: field 'id' must be a string or an integer, got {json.dumps(cid)}")
         extra = {k: v for k, v in obj.items() if k not in ("question", "reasoning", "answer", "id")}
+        for key, value in (*vals.items(), ("id", cid), *extra.items()):
+            _check_unicode(value, where, key)
         return cls(vals["question"], vals["reasoning"], vals["answer"], str(cid), extra)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +58,25 @@ class Chain:
     def content_hash(self) -> str:
         """`chain_hash` of this chain's question, reasoning and answer."""
         return chain_hash(self.question, self.reasoning, self.answer)
+
+
+def _check_unicode(value: Any, where: str, key: str) -> None:
+    """Raise ChainFormatError if a field holds a lone surrogate (JSON "\\ud83d" without its pair, as
+    left by tools that cut a string inside an emoji): it is no Unicode text, cannot be tokenized
+    or written as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ChainFormatError(f"{where}: field '{key}' is not valid Unicode: lone surrogate "
+                                   f"U+{ord(value[e.start]):04X} at character {e.start + 1}") from None
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_unicode(k, where, key)
+            _check_unicode(v, where, key)
+    elif isinstance(value, list):
+        for v in value:
+            _check_unicode(v, where, key)
 
 
 def chain_hash(question: str, reasoning: str, answer: str) -> str:
@@ -91,7 +112,8 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
 
     Lines are split on b"\n" only; a UTF-8 byte-order mark at the start of the file is dropped; a
     line that is not valid UTF-8 or not valid JSON yields a ChainFormatError naming file:line, so
-    that callers choose between skipping it (streaming commands) and failing (label, check-data)."""
+    that callers choose between skipping it (streaming commands) and failing (label, check-data).
+    A UTF-16 file (its byte-order mark) raises ChainFormatError at once: none of its lines is UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -99,6 +121,10 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
         for lineno, raw in enumerate(f, 1):  # binary files iterate on b"\n" only
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
+            elif lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise ChainFormatError(f"{path}: UTF-16 text (byte-order mark {raw[:2].hex(' ').upper()}), as Windows "
+                                       "editors save 'Unicode'; chains files are UTF-8: convert it (e.g. "
+                                       f"iconv -f UTF-16 -t UTF-8 {path} > {path.stem}.utf8{path.suffix})")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
