@@ -51,6 +51,11 @@ class Chain:
             _check_unicode(value, where, key)
         return cls(vals["question"], vals["reasoning"], vals["answer"], str(cid), extra)
 
+    def checked(self, where: str = "chain") -> "Chain":
+        """This chain, validated as `from_mapping` validates a mapping (string fields, valid Unicode):
+        a `Chain` built directly is checked before it reaches the tokenizer. Raises ChainFormatError."""
+        return Chain.from_mapping({**self.extra, **self.to_dict()}, where)
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "question": self.question, "reasoning": self.reasoning, "answer": self.answer}
 
@@ -89,8 +94,9 @@ def chain_hash(question: str, reasoning: str, answer: str) -> str:
 ChainLike = Union[Chain, Mapping[str, Any]]
 
 
-def as_chain(obj: ChainLike) -> Chain:
-    return obj if isinstance(obj, Chain) else Chain.from_mapping(obj)
+def as_chain(obj: ChainLike, where: str = "chain") -> Chain:
+    """A validated Chain from a mapping or a Chain (ChainFormatError prefixed with `where`)."""
+    return obj.checked(where) if isinstance(obj, Chain) else Chain.from_mapping(obj, where)
 
 
 def as_chain_list(obj: ChainLike | list[ChainLike]) -> tuple[list[Chain], bool]:
@@ -98,7 +104,7 @@ def as_chain_list(obj: ChainLike | list[ChainLike]) -> tuple[list[Chain], bool]:
     ChainFormatError naming its index ("chains[3]: missing field 'answer'")."""
     if isinstance(obj, (Chain, Mapping)):
         return [as_chain(obj)], True
-    return [c if isinstance(c, Chain) else Chain.from_mapping(c, f"chains[{i}]") for i, c in enumerate(obj)], False
+    return [as_chain(c, f"chains[{i}]") for i, c in enumerate(obj)], False
 
 
 def json_error_text(e: json.JSONDecodeError) -> str:

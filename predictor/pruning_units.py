@@ -80,8 +80,12 @@ class Units:
 
 
 def check_protect(protect: Protect) -> None:
+    """ValueError for an unknown preset name or a value that is no preset, predicate or index set."""
     if isinstance(protect, str) and protect not in PRESETS:
         raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PRESETS)}")
+    if protect is not None and not isinstance(protect, (str, Iterable)) and not callable(protect):
+        raise ValueError(f"protect must be a preset name ({', '.join(PRESETS)}), a predicate on the decoded "
+                         f"token or token indices, got {protect!r}")
 
 
 def char_groups(tokenizer, ids: list[int]) -> list[list[int]]:

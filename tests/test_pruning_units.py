@@ -194,3 +194,30 @@ def test_units_are_whole_grapheme_clusters(rp):
         for ratio in RATIOS:
             text = prune(GRAPHEMES, ratio, predictor=rp, protect=protect).text
             assert set(regex.findall(r"\X", text)) <= clusters | {" "}, (ratio, text)
+
+
+def test_chain_objects_are_validated_like_mappings(rp, chains):
+    """QA: a `Chain` built directly with a lone surrogate or a non-string field is a ChainFormatError
+    naming its list index (a ChainFailure with errors="skip"), not a TypeError from the tokenizer."""
+    from predictor.chain_lists import ChainFailure
+    from predictor.chains import Chain, ChainFormatError
+
+    cut = Chain("q", "It costs 5 \ud83d dollars.", "5", "cut")
+    with pytest.raises(ChainFormatError, match=r"^chain: field 'reasoning' is not valid Unicode: lone surrogate U\+D83D"):
+        prune(cut, 0.5, predictor=rp)
+    out = prune([chains[0], cut, Chain("q", None, "a", "none")], 0.5, predictor=rp, errors="skip")
+    assert out[0] and out[1] == ChainFailure(1, "cut", "chains[1]: field 'reasoning' is not valid Unicode: "
+                                                       "lone surrogate U+D83D at character 12")
+    assert out[2].error == "chains[2]: field 'reasoning' must be a string, got NoneType"
+    assert isinstance(rp.predict_ranks([cut], errors="skip")[0], ChainFailure)
+
+
+def test_bad_protect_values_and_numpy_budgets(rp, chains):
+    """QA: protect=3 is a ValueError saying what protect may be; keep_tokens=np.int64 gives a plain
+    int budget (JSON-serializable)."""
+    import json
+
+    with pytest.raises(ValueError, match=r"^protect must be a preset name \(digits, numbers, math\), a predicate"):
+        prune(chains[0], 0.5, protect=3, predictor=rp)
+    res = prune(chains[0], keep_tokens=np.int64(3), predictor=rp)
+    assert type(res.budget) is int and json.dumps(res.budget) == "3" and len(res.kept) == 3
