@@ -46,6 +46,10 @@ LATEX = re.compile(
     r"|\\[A-Za-z]+(?:\[[^\]\[{}\n]*\]|" + _braces(LATEX_BRACE_DEPTH) + r")*",  # a command with its [option] and {brace} groups
     re.S)
 OPERATOR = re.compile(r"[+\-*/=×÷^<>≤≥≠±√∑∏∫−]")
+# a "-" or "+" right after a letter, digit or closing bracket and before a number is subtraction or a
+# hyphen ("a-5", "3e-5", "2024-03-15"), no sign (`NUMBER`): with span presets it stays with the character
+# before it, so that removing that character never turns it into a sign ("= -5")
+UNSIGNED_MINUS = re.compile(r"(?<=[\w)\]])[-+−](?=[$€£¥]?\d)")
 
 SPAN_PRESETS: dict[str, tuple[re.Pattern, ...]] = {"numbers": (NUMBER,), "math": (LATEX, NUMBER, OPERATOR)}
 TOKEN_PRESETS: dict[str, Callable[[str], bool]] = {"digits": lambda tok: any(ch.isdigit() for ch in tok)}
@@ -176,9 +180,11 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     text = "".join(texts)
     tags = _spans([THINK_TAG], text)
     clusters = [(m.start(), m.end()) for m in GRAPHEME.finditer(text) if m.end() - m.start() > 1]
-    preset_spans = _spans(SPAN_PRESETS[protect], text) if isinstance(protect, str) and protect in SPAN_PRESETS else []
+    span_preset = isinstance(protect, str) and protect in SPAN_PRESETS
+    preset_spans = _spans(SPAN_PRESETS[protect], text) if span_preset else []
+    minus_joins = [(m.start() - 1, m.end()) for m in UNSIGNED_MINUS.finditer(text)] if span_preset else []
     if len(groups) > 1:
-        join = _joins(texts, tags + preset_spans + clusters)
+        join = _joins(texts, tags + preset_spans + clusters + minus_joins)
         merged_g, merged_t = [groups[0]], [texts[0]]
         for u in range(1, len(groups)):
             if join[u - 1]:

@@ -155,20 +155,21 @@ def test_latex_commands_keep_nested_brace_groups_and_options(rp):
 
 SIGNED = {"id": "signed", "question": "Sum it.",
           "reasoning": "a=3;b=(-$5) and c=4;d=(-€7) then x=2;y=(+5), 3 uses of the % sign and 10% tax, "
-                       "so 3 + 4 - 5 = 2.", "answer": "2"}
+                       "so 3 + 4 - 5 = 2, x = a-5 at 3e-5 on 2024-03-15 for f(x)-3.", "answer": "2"}
 
 
 @pytest.mark.parametrize("protect", ["numbers", "math"])
 def test_gaps_never_glue_or_unsign_numbers(tokenizer, protect):
     """Kind 2 (QA): for any kept set of units, the pruned text's numbers are a sub-list of the
     reasoning's: a removed gap never glues "3" to "-$5" ("3-$5" reads 3 and $5), never drops a sign
-    after a letter ("b" + "-$5"), never gives a number a percent sign ("3" + "%")."""
+    after a letter ("b" + "-$5"), never gives a number a percent sign ("3" + "%"), never turns a
+    subtraction or hyphen into a sign ("= a-5" -> "= -5", "2024-03" -> " -03")."""
     ids = encode_chain(tokenizer, as_chain(SIGNED)).reasoning_ids
     units = pruning_units(tokenizer, ids, protect)
     want = numbers(SIGNED["reasoning"])
     assert "-$5" in want and "-€7" in want and "+5" in want
     rng = np.random.default_rng(0)
-    for _ in range(400):
+    for _ in range(1000):
         keep = sorted(set(np.flatnonzero(units.protected).tolist())
                       | set(np.flatnonzero(rng.random(len(units.texts)) < rng.random()).tolist()))
         text = join_units(units.texts, keep)
