@@ -12,7 +12,7 @@ A *unit* is a run of reasoning tokens kept or removed as one:
 Protect presets:
 - "digits": every token that holds a digit (token by token: separators, decimal points and signs
   between digit tokens are not kept; use "numbers" to keep whole numbers);
-- "numbers": whole numbers with their sign, currency sign, thousands separators, decimal point
+- "numbers": whole numbers with their sign, currency sign (`CURRENCY`), thousands separators, decimal point
   and percent sign (`NUMBER`: "-4", "$1,234.50", "3.5", "50%");
 - "math": "numbers" plus operators (`OPERATOR`) and whole LaTeX math: commands with their brace
   groups ("\\frac{1}{2}") and paired delimiters ("$...$" holding math markup, "$$...$$", "\\(...\\)",
@@ -30,7 +30,9 @@ import regex
 
 THINK_TAG = re.compile(r"</?think>")
 GRAPHEME = regex.compile(r"\X")  # an extended grapheme cluster: a letter with its combining marks, an emoji sequence
-NUMBER = re.compile(r"(?:(?<![\w)\]])[-+−])?[$€£¥]?\d+(?:[.,]\d+)*%?")
+CURRENCY = "$€£¥￥₹₩₽"  # currency signs a number may start with (￥: the full-width yen of CJK text)
+PERCENT = "%％"  # percent signs a number may end with (％: full-width)
+NUMBER = re.compile(rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:[.,]\d+)*[{PERCENT}]?")
 
 
 def _braces(depth: int) -> str:
@@ -49,7 +51,7 @@ OPERATOR = re.compile(r"[+\-*/=×÷^<>≤≥≠±√∑∏∫−]")
 # a "-" or "+" right after a letter, digit or closing bracket and before a number is subtraction or a
 # hyphen ("a-5", "3e-5", "2024-03-15"), no sign (`NUMBER`): with span presets it stays with the character
 # before it, so that removing that character never turns it into a sign ("= -5")
-UNSIGNED_MINUS = re.compile(r"(?<=[\w)\]])[-+−](?=[$€£¥]?\d)")
+UNSIGNED_MINUS = re.compile(rf"(?<=[\w)\]])[-+−](?=[{CURRENCY}]?\d)")
 
 SPAN_PRESETS: dict[str, tuple[re.Pattern, ...]] = {"numbers": (NUMBER,), "math": (LATEX, NUMBER, OPERATOR)}
 TOKEN_PRESETS: dict[str, Callable[[str], bool]] = {"digits": lambda tok: any(ch.isdigit() for ch in tok)}
@@ -199,9 +201,9 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     return Units(groups, texts, protected)
 
 
-_NUMBER_END = re.compile(r"[\d$€£¥%+\-−.,]$")  # a character that a following number's digits could join
-_NUMBER_START = re.compile(r"(?:[-+−]?[$€£¥]?|[.,])\d")  # a number's start: sign, currency sign, decimal point
-_SIGNED_START = re.compile(r"[-+−][$€£¥]?\d")
+_NUMBER_END = re.compile(rf"[\d{CURRENCY}{PERCENT}+\-−.,]$")  # a character that a following number's digits could join
+_NUMBER_START = re.compile(rf"(?:[-+−]?[{CURRENCY}]?|[.,])\d")  # a number's start: sign, currency sign, decimal point
+_SIGNED_START = re.compile(rf"[-+−][{CURRENCY}]?\d")
 _SIGN_EATER = re.compile(r"[\w)\]]$")  # after these a "-" is read as subtraction, not as a sign (`NUMBER`)
 
 
@@ -211,7 +213,7 @@ def _digit_junction(left: str, right: str) -> bool:
     ("-" + "4", "3" + "%"), or take its sign away ("x" + "-4" reads as a subtraction)."""
     if _NUMBER_END.search(left) and _NUMBER_START.match(right):
         return True
-    if left[-1:].isdigit() and right.startswith("%"):
+    if left[-1:].isdigit() and bool(right) and right[0] in PERCENT:
         return True
     return bool(_SIGN_EATER.search(left) and _SIGNED_START.match(right))
 

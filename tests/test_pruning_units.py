@@ -222,3 +222,17 @@ def test_bad_protect_values_and_numpy_budgets(rp, chains):
         prune(chains[0], 0.5, protect=3, predictor=rp)
     res = prune(chains[0], keep_tokens=np.int64(3), predictor=rp)
     assert type(res.budget) is int and json.dumps(res.budget) == "3" and len(res.kept) == 3
+
+
+CJK_MONEY = {"id": "zh-money", "question": "价格是多少？",
+             "reasoning": "价格是￥1,234.50元，增长了12％，又便宜了₹300。所以 1,234.50 × 1.12 = 1,382.64。",
+             "answer": "1382.64"}
+
+
+def test_numbers_preset_knows_full_width_percent_and_yen(rp):
+    """Kind 2 (QA): CJK text writes ％ and ￥ full-width; "numbers" keeps them with their digits."""
+    want = numbers(CJK_MONEY["reasoning"])
+    assert want[:3] == ["￥1,234.50", "12％", "₹300"]
+    for ratio in RATIOS:
+        text = prune(CJK_MONEY, ratio, predictor=rp, protect="numbers").text
+        assert numbers(text) == want and "\ufffd" not in text, (ratio, text)
