@@ -49,8 +49,7 @@ def map_chains(fn: Callable[[Chain], T], chains: ChainLike | list[ChainLike],
     for i, item in enumerate(items):
         cid = item.id if isinstance(item, Chain) else str(item.get("id", "")) if isinstance(item, Mapping) else ""
         try:
-            chain = as_chain(item) if single else (
-                item if isinstance(item, Chain) else Chain.from_mapping(item, f"chains[{i}]"))
+            chain = as_chain(item) if single else as_chain(item, f"chains[{i}]")
             out.append(fn(chain))
         except (ChainError, ChainFormatError) as e:
             msg = str(e) if single or isinstance(e, ChainFormatError) else f"chains[{i}]: {e}"

@@ -79,7 +79,7 @@ def keep_count(n: int, keep_ratio: float | None = None, keep_tokens: int | None 
             raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
         return min(n, max(1, round_half_up(keep_ratio * n)))
     if keep_tokens is not None:
-        return min(n, keep_tokens)
+        return min(n, int(keep_tokens))  # a plain int, also for numpy integers (JSON-serializable budget)
     raise ValueError("give keep_ratio or keep_tokens")
 
 

@@ -3,7 +3,8 @@
 A *unit* is a run of reasoning tokens kept or removed as one:
 - tokens that do not decode to whole characters (byte-level BPE pieces of one CJK character or
   emoji) join their neighbours until the run decodes to whole characters, so pruned text never
-  holds U+FFFD;
+  holds U+FFFD; runs then join into whole grapheme clusters (a letter with its combining marks, an
+  emoji ZWJ sequence, flag, keycap or skin-tone sequence, "\r\n"), so no mark is left orphaned;
 - a `<think>` or `</think>` tag is one unit, and is protected (kept) by default, so R1-style
   chains keep balanced tags;
 - every span a protect preset matches ("numbers", "math") is one protected unit.
@@ -11,7 +12,7 @@ A *unit* is a run of reasoning tokens kept or removed as one:
 Protect presets:
 - "digits": every token that holds a digit (token by token: separators, decimal points and signs
   between digit tokens are not kept; use "numbers" to keep whole numbers);
-- "numbers": whole numbers with their sign, currency sign, thousands separators, decimal point
+- "numbers": whole numbers with their sign, currency sign (`CURRENCY`), thousands separators, decimal point
   and percent sign (`NUMBER`: "-4", "$1,234.50", "3.5", "50%");
 - "math": "numbers" plus operators (`OPERATOR`) and whole LaTeX math: commands with their brace
   groups ("\\frac{1}{2}") and paired delimiters ("$...$" holding math markup, "$$...$$", "\\(...\\)",
@@ -25,15 +26,32 @@ from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
+import regex
 
 THINK_TAG = re.compile(r"</?think>")
-NUMBER = re.compile(r"(?:(?<![\w)\]])[-+−])?[$€£¥]?\d+(?:[.,]\d+)*%?")
+GRAPHEME = regex.compile(r"\X")  # an extended grapheme cluster: a letter with its combining marks, an emoji sequence
+CURRENCY = "$€£¥￥₹₩₽"  # currency signs a number may start with (￥: the full-width yen of CJK text)
+PERCENT = "%％"  # percent signs a number may end with (％: full-width)
+NUMBER = re.compile(rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:[.,]\d+)*[{PERCENT}]?")
+
+
+def _braces(depth: int) -> str:
+    """Regex for a brace group `{...}` whose braces nest up to `depth` levels deep."""
+    inner = r"[^{}]" if depth <= 1 else r"[^{}]|" + _braces(depth - 1)
+    return r"\{(?:" + inner + r")*\}"
+
+
+LATEX_BRACE_DEPTH = 8  # brace groups nested deeper than this are not kept whole
 LATEX = re.compile(
-    r"\$\$.+?\$\$|\\\(.+?\\\)|\\\[.+?\\\]"  # display and paired delimiters
+    r"\$\$.+?\$\$|\\\(.+?\\\)|(?<!\\)\\\[.+?\\\]"  # display and paired delimiters (not the line break \\[2pt])
     r"|\$[^$\n]*[\\^_{}][^$\n]*\$"  # inline $...$ holding math markup (not two prices)
-    r"|\\[A-Za-z]+(?:\{(?:[^{}]|\{[^{}]*\})*\})*",  # a command with its brace groups
+    r"|\\[A-Za-z]+(?:\[[^\]\[{}\n]*\]|" + _braces(LATEX_BRACE_DEPTH) + r")*",  # a command with its [option] and {brace} groups
     re.S)
 OPERATOR = re.compile(r"[+\-*/=×÷^<>≤≥≠±√∑∏∫−]")
+# a "-" or "+" right after a letter, digit or closing bracket and before a number is subtraction or a
+# hyphen ("a-5", "3e-5", "2024-03-15"), no sign (`NUMBER`): with span presets it stays with the character
+# before it, so that removing that character never turns it into a sign ("= -5")
+UNSIGNED_MINUS = re.compile(rf"(?<=[\w)\]])[-+−](?=[{CURRENCY}]?\d)")
 
 SPAN_PRESETS: dict[str, tuple[re.Pattern, ...]] = {"numbers": (NUMBER,), "math": (LATEX, NUMBER, OPERATOR)}
 TOKEN_PRESETS: dict[str, Callable[[str], bool]] = {"digits": lambda tok: any(ch.isdigit() for ch in tok)}
@@ -68,8 +86,12 @@ class Units:
 
 
 def check_protect(protect: Protect) -> None:
+    """ValueError for an unknown preset name or a value that is no preset, predicate or index set."""
     if isinstance(protect, str) and protect not in PRESETS:
         raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PRESETS)}")
+    if protect is not None and not isinstance(protect, (str, Iterable)) and not callable(protect):
+        raise ValueError(f"protect must be a preset name ({', '.join(PRESETS)}), a predicate on the decoded "
+                         f"token or token indices, got {protect!r}")
 
 
 def char_groups(tokenizer, ids: list[int]) -> list[list[int]]:
@@ -101,12 +123,18 @@ def group_texts(tokenizer, ids: list[int], groups: list[list[int]]) -> list[str]
 
 
 def _joins(texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
-    """bool [len(texts) - 1]: the boundary after text u lies strictly inside a span."""
-    ends = np.cumsum([len(t) for t in texts])[:-1]
-    join = np.zeros(len(ends), dtype=bool)
+    """bool [len(texts) - 1]: the boundary after text u lies strictly inside a span.
+
+    O(characters + spans): a difference array counts, at each character offset c, the spans with
+    a < c < b."""
+    lens = np.array([len(t) for t in texts], dtype=np.int64)
+    ends = np.cumsum(lens)[:-1]
+    depth = np.zeros(int(lens.sum()) + 1, dtype=np.int64)
     for a, b in spans:
-        join |= (ends > a) & (ends < b)
-    return join
+        if b - a > 1:
+            depth[a + 1] += 1
+            depth[b] -= 1
+    return np.cumsum(depth)[ends] > 0
 
 
 def _spans(patterns: Iterable[re.Pattern], text: str) -> list[tuple[int, int]]:
@@ -153,9 +181,12 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     texts = group_texts(tokenizer, ids, groups)
     text = "".join(texts)
     tags = _spans([THINK_TAG], text)
-    preset_spans = _spans(SPAN_PRESETS[protect], text) if isinstance(protect, str) and protect in SPAN_PRESETS else []
+    clusters = [(m.start(), m.end()) for m in GRAPHEME.finditer(text) if m.end() - m.start() > 1]
+    span_preset = isinstance(protect, str) and protect in SPAN_PRESETS
+    preset_spans = _spans(SPAN_PRESETS[protect], text) if span_preset else []
+    minus_joins = [(m.start() - 1, m.end()) for m in UNSIGNED_MINUS.finditer(text)] if span_preset else []
     if len(groups) > 1:
-        join = _joins(texts, tags + preset_spans)
+        join = _joins(texts, tags + preset_spans + clusters + minus_joins)
         merged_g, merged_t = [groups[0]], [texts[0]]
         for u in range(1, len(groups)):
             if join[u - 1]:
@@ -170,10 +201,21 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     return Units(groups, texts, protected)
 
 
+_NUMBER_END = re.compile(rf"[\d{CURRENCY}{PERCENT}+\-−.,]$")  # a character that a following number's digits could join
+_NUMBER_START = re.compile(rf"(?:[-+−]?[{CURRENCY}]?|[.,])\d")  # a number's start: sign, currency sign, decimal point
+_SIGNED_START = re.compile(rf"[-+−][{CURRENCY}]?\d")
+_SIGN_EATER = re.compile(r"[\w)\]]$")  # after these a "-" is read as subtraction, not as a sign (`NUMBER`)
+
+
 def _digit_junction(left: str, right: str) -> bool:
-    """True when writing `right` right after `left` would change a number: glue two into one ("3" + "4"),
-    or give one a sign, currency sign or decimal point it did not have ("-" + "4")."""
-    return bool(re.search(r"[\d$€£¥%+\-−.,]$", left) and re.match(r"[-+−$€£¥.,]?\d", right))
+    """True when writing `right` right after `left` would change a number: glue two into one ("3" + "4",
+    "3" + "-$5"), give one a sign, currency sign, decimal point or percent sign it did not have
+    ("-" + "4", "3" + "%"), or take its sign away ("x" + "-4" reads as a subtraction)."""
+    if _NUMBER_END.search(left) and _NUMBER_START.match(right):
+        return True
+    if left[-1:].isdigit() and bool(right) and right[0] in PERCENT:
+        return True
+    return bool(_SIGN_EATER.search(left) and _SIGNED_START.match(right))
 
 
 def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:

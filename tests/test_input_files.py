@@ -128,3 +128,30 @@ def test_resume_refuses_records_whose_chain_changed(tmp_path, model_dir, capsys)
     err = capsys.readouterr().err
     assert f"{out}:1: the record of 'in-1' was written for other content" in err and "input chain changed" in err
     assert out.read_text() == before
+
+
+def test_lone_surrogates_are_bad_lines_not_crashes(tmp_path, model_dir, capsys):
+    """QA: JSON "\\ud83d" without its pair (a string cut inside an emoji) is a counted bad line naming
+    file:line and field, in any field (also extra ones, which would not encode as UTF-8 output);
+    it used to crash the whole run inside the tokenizer."""
+    cut = enc(GOOD[1]).replace(b"2 + 2 = 4.", b"2 + 2 = 4 \\ud83d.")
+    extra = enc({**GOOD[0], "id": "e", "meta": {"note": "\\udc00"}}).replace(b"\\\\udc00", b"\\udc00")
+    p = write_bytes(tmp_path / "sur.jsonl", [enc(GOOD[0]), cut, extra])
+    with pytest.raises(ChainFormatError, match=rf"^{p}:2: field 'reasoning' is not valid Unicode: lone surrogate "
+                                               r"U\+D83D at character 11$"):
+        read_chains(p)
+    out = tmp_path / "out.jsonl"
+    assert main(prune_argv(p, out, model_dir)) == 0
+    assert [r["id"] for r in read(out)] == ["a"]
+    err = capsys.readouterr().err
+    assert f"{p}:2: field 'reasoning' is not valid Unicode" in err and f"{p}:3: field 'meta' is not valid Unicode" in err
+
+
+def test_utf16_file_is_named_as_such(tmp_path, model_dir, capsys):
+    """QA: a UTF-16 file (Windows "Unicode") is one clear error, not a bad-JSON skip of every line."""
+    p = tmp_path / "u16.jsonl"
+    p.write_bytes(("\n".join(json.dumps(c) for c in GOOD) + "\n").encode("utf-16"))
+    with pytest.raises(ChainFormatError, match=rf"^{p}: UTF-16 text \(byte-order mark FF FE\)"):
+        read_chains(p)
+    assert main(prune_argv(p, tmp_path / "o.jsonl", model_dir)) == 2
+    assert f"{p}: UTF-16 text" in capsys.readouterr().err and not (tmp_path / "o.jsonl").exists()
