@@ -1,8 +1,12 @@
-"""Prune a reasoning chain to a budget with any ranking method (learned, baseline or the oracle).
+"""Prune reasoning chains to a budget from a ranker's ranks (learned, baseline or the oracle).
 
-    res = prune(chain, keep_ratio=0.5)                      # shipped pretrained predictor
-    res = prune(chain, keep_tokens=40, predictor="surprisal", protect="digits", step_aware=True)
+    res = prune_with(rp, chain, keep_ratio=0.5)             # rp: a RankPredictor (any `Ranker`)
     res.text, res.kept, res.ratio
+
+The user-facing entry that also takes predictor names is `predictor.prune` (in rank_predictor.py:
+`prune(chain, keep_tokens=40, predictor="surprisal", protect="digits", step_aware=True)`) and
+`RankPredictor.prune`; this module knows nothing of predictors beyond the `Ranker` protocol, so the
+dependency runs one way (rank_predictor -> pruning).
 
 Budgets are exact: keep_ratio r keeps round_half_up(r * n) tokens (at least 1), keep_tokens N keeps
 min(N, n); threshold t keeps the tokens whose min-max normalized score is >= t (at least 1).
@@ -13,20 +17,16 @@ removed. Kept tokens stay in their original order.
 """
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import numpy as np
 
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import ChainError, encode_chain
-from .rank_predictor import RankPredictor
-from .scorers import Scorer
 from .scorers.base import scores_to_ranks
 from .scorers.think_clearly import token_steps
 
@@ -35,7 +35,17 @@ PROTECT_PRESETS = {
     "math": lambda tok: any(ch.isdigit() or ch in "+-*/=×÷^%$" for ch in tok),
 }
 Protect = Union[None, str, Callable[[str], bool], Iterable[int]]
-PredictorLike = Union[RankPredictor, Scorer, str, Path, None]
+
+
+class Ranker(Protocol):
+    """What pruning needs of a predictor (`RankPredictor` is one): its LM (tokenizer, context), ranks
+    and scores of several chains at once."""
+
+    lm: Any
+
+    def predict_ranks(self, chains: list[Chain], refresh: int = 1) -> list[np.ndarray]: ...
+
+    def score_many(self, chains: list[Chain]) -> list[np.ndarray]: ...
 
 
 @dataclass
@@ -136,40 +146,11 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
     return [i for i in range(n) if i not in gone]
 
 
-@functools.lru_cache(maxsize=1)
-def _default_lm():
-    """The embedded LM, loaded once per process for every `prune` call that names no LM."""
-    from .lm import load_lm
-
-    return load_lm()
-
-
-@functools.lru_cache(maxsize=1)
-def _default_predictor() -> RankPredictor:
-    return RankPredictor.load(lm=_default_lm())
-
-
-def resolve_predictor(predictor: PredictorLike = None, lm=None) -> RankPredictor:
-    """RankPredictor from a RankPredictor, a Scorer (+ lm), a scorer name / predictor dir, or None (pretrained).
-
-    Without `lm`, scorers and scorer names use the embedded LM, loaded once per process."""
-    from .scorers import DIRECTORY_SCORERS, SCORERS
-
-    if isinstance(predictor, RankPredictor):
-        return predictor
-    if isinstance(predictor, Scorer):
-        return RankPredictor(lm if lm is not None else _default_lm(), predictor)
-    if predictor is None and lm is None:
-        return _default_predictor()
-    if lm is None and isinstance(predictor, str) and predictor in SCORERS and predictor not in DIRECTORY_SCORERS:
-        lm = _default_lm()
-    return RankPredictor.load(predictor, lm=lm)
-
-
-def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *, keep_tokens: int | None = None,
-          threshold: float | None = None, protect: Protect = None, step_aware: bool = False, refresh: int = 1,
-          predictor: PredictorLike = None, lm=None) -> PruneResult | list[PruneResult]:
-    """Prune one chain (or each of a list) to an exact budget.
+def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *,
+               keep_tokens: int | None = None, threshold: float | None = None, protect: Protect = None,
+               step_aware: bool = False, refresh: int = 1) -> PruneResult | list[PruneResult]:
+    """Prune one chain (or each of a list) to an exact budget with a ranker's ranks (all chains of a
+    list ranked together, several per forward pass).
 
     Args:
         chains: a chain mapping/`Chain` or a list of them.
@@ -177,7 +158,6 @@ def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, 
         protect: "digits" / "math" presets, a predicate on the decoded token, or token indices.
         step_aware: remove whole low-scoring reasoning steps (lines) first.
         refresh: forward passes per chain (re-score the survivors; importance is dynamic).
-        predictor: RankPredictor, Scorer (with lm), scorer name, predictor dir, or None (pretrained).
     Returns:
         PruneResult per chain (a list for a list input).
     """
@@ -187,27 +167,31 @@ def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, 
     if isinstance(protect, str) and protect not in PROTECT_PRESETS:
         raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PROTECT_PRESETS)}")
     chains_, single = as_chain_list(chains)
-    rp = resolve_predictor(predictor, lm)
-    out = [_prune_one(rp, c, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh)) for c in chains_]
+    tok = ranker.lm.tokenizer
+    # every chain's ids first: raises ChainError (empty, too long) before any forward pass
+    ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains_]
+    if threshold is not None:
+        scores = [np.asarray(s, dtype=np.float64) for s in ranker.score_many(chains_)]
+        ranks = [scores_to_ranks(s) for s in scores] if refresh == 1 else ranker.predict_ranks(chains_, refresh=refresh)
+    else:
+        scores = [None] * len(chains_)
+        ranks = ranker.predict_ranks(chains_, refresh=refresh)
+    out = [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware)
+           for c, i, r, s in zip(chains_, ids, ranks, scores)]
     return out[0] if single else out
 
 
-def _prune_one(rp: RankPredictor, chain: Chain, keep_ratio, keep_tokens, threshold, protect, step_aware,
-               refresh) -> PruneResult:
-    tok = rp.lm.tokenizer
-    ids = encode_chain(tok, chain, rp.lm.max_length).reasoning_ids  # raises ChainError (empty, too long)
+def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
+               keep_tokens, threshold, protect, step_aware) -> PruneResult:
     tokens = [tok.decode([t]) for t in ids]
     n = len(ids)
     protected = protected_mask(protect, tokens)
     if threshold is not None:
-        scores = rp.score(chain)
         span = scores.max() - scores.min()
         norm = (scores - scores.min()) / span if span > 0 else np.ones(n)
         k = max(1, int((norm >= threshold).sum()), int(protected.sum()))
-        ranks = scores_to_ranks(scores) if refresh == 1 else rp.predict_ranks(chain, refresh=refresh)
     else:
         k = keep_count(n, keep_ratio, keep_tokens)
-        ranks = rp.predict_ranks(chain, refresh=refresh)
     kept = select_kept(ranks, tokens, k, protected, step_aware)
     text = tok.decode([ids[i] for i in kept], clean_up_tokenization_spaces=False)
     return PruneResult(text=text, kept=kept, ratio=len(kept) / n, ranks=np.asarray(ranks), n=n, chain=chain)

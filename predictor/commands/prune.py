@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
-    from ..pruning import prune
+    from ..rank_predictor import prune
 
     res = prune(chain, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold, protect=args.protect,
                 step_aware=args.step_aware, refresh=args.refresh, predictor=rp)
