@@ -84,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
           f"{len(skipped)} skipped; groups {','.join(spec.groups)}; cache {cache.directory(lm.fingerprint, spec)}",
           file=sys.stderr)
     bar = tqdm(total=sum(k for _, k in todo), unit="tok", desc="featurizing", dynamic_ncols=True)
-    for chain, k in todo:
-        cache.features_for(lm, chain, spec)
-        bar.update(k)
-        bar.set_postfix(chain=chain.id, cached=cache.hits)
+    from ..training_data import FEATURE_GROUP
+
+    for a in range(0, len(todo), FEATURE_GROUP):  # resumable per group: finished tables are in the cache
+        group = todo[a:a + FEATURE_GROUP]
+        cache.features_for_many(lm, [c for c, _ in group], spec)
+        bar.update(sum(k for _, k in group))
+        bar.set_postfix(chain=group[-1][0].id, cached=cache.hits)
     bar.close()
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)

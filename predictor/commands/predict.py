@@ -26,6 +26,7 @@ from typing import Any
 from .common import add_lm_arguments
 
 HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
+BATCH = 32  # chains ranked together (written together once ranked)
 
 
 def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +42,9 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
     p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
+    p.add_argument("--batch", type=int, default=BATCH, metavar="N",
+                   help=f"chains read and ranked together, several per forward pass (default {BATCH}; "
+                        "the pass size follows a token budget)")
     add_lm_arguments(p)
 
 
@@ -175,17 +179,42 @@ class AtomicResumableOutput:
             os.replace(self.partial, self.out)
 
 
-def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) -> int:
+def _records(rp, chains: list, make_records, skips: Skips) -> list[dict[str, Any]]:
+    """Records of chains ranked together; unscorable chains are skipped (and counted) one by one."""
+    from ..layout import ChainError, encode_chain
+
+    ok = []
+    for c in chains:
+        try:
+            encode_chain(rp.lm.tokenizer, c, rp.lm.max_length)
+            ok.append(c)
+        except ChainError as e:
+            skips.add_chain_error(e)
+    try:
+        return make_records(rp, ok) if ok else []
+    except ChainError:  # one chain's problem (e.g. an impossible budget): the others still get their records
+        out = []
+        for c in ok:
+            try:
+                out += make_records(rp, [c])
+            except ChainError as e:
+                skips.add_chain_error(e)
+        return out
+
+
+def run_stream(args: argparse.Namespace, make_records, desc: str, settings=None) -> int:
     """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
 
+    make_records(rp, chains) -> one record per chain (chains ranked together, --batch at a time).
     settings(rp) -> dict: the run's settings, added to every record and required to match on resume."""
     from tqdm import tqdm
-
-    from ..layout import ChainError
 
     check_paths(args.inp, args.out)
     if args.refresh < 1:
         raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {args.refresh}")
+    batch = getattr(args, "batch", BATCH)
+    if batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {batch}")
     rp = load_predictor_from_args(args)
     skips = Skips()
     written = 0
@@ -195,15 +224,24 @@ def run_stream(args: argparse.Namespace, make_record, desc: str, settings=None) 
     fixed = {"scorer": rp.name, "lm": rp.lm.fingerprint, **(settings(rp) if settings else {})}
     with AtomicResumableOutput(args.out, match=fixed) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
-        for chain in stream_chains(args.inp, skips, args.limit):
-            bar.update(1)
-            if chain.id in out.done:
-                continue
-            try:
-                out.write({**make_record(rp, chain), **fixed})
+        pending: list = []
+
+        def flush() -> None:
+            nonlocal written
+            for rec in _records(rp, pending, make_records, skips):
+                out.write({**rec, **fixed})
                 written += 1
-            except ChainError as e:
-                skips.add_chain_error(e)
+            bar.update(len(pending))
+            pending.clear()
+
+        for chain in stream_chains(args.inp, skips, args.limit):
+            if chain.id in out.done:
+                bar.update(1)
+                continue
+            pending.append(chain)
+            if len(pending) >= batch:
+                flush()
+        flush()
         bar.update(total - bar.n)
         bar.close()
         resumed = out.resumed
@@ -219,20 +257,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_predictor_arguments(p)
 
 
-def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
+def predict_records(rp, chains: list, refresh: int) -> list[dict[str, Any]]:
+    """One record per chain, the chains ranked together."""
     import numpy as np
 
     from ..layout import encode_chain
 
-    lay_ids = encode_chain(rp.lm.tokenizer, chain, rp.lm.max_length).reasoning_ids  # ChainError first
-    ranks = rp.predict_ranks(chain, refresh=refresh)
-    return {
-        "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
+    ids = [encode_chain(rp.lm.tokenizer, c, rp.lm.max_length).reasoning_ids for c in chains]  # ChainError first
+    return [{
+        "id": c.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),
         "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
-    }  # scorer, lm and refresh: added by run_stream, which also checks them on resume
+    } for c, lay_ids, ranks in zip(chains, ids, rp.predict_ranks(chains, refresh=refresh))]
+    # scorer, lm and refresh: added by run_stream, which also checks them on resume
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_stream(args, lambda rp, c: predict_record(rp, c, args.refresh), "predict",
+    return run_stream(args, lambda rp, cs: predict_records(rp, cs, args.refresh), "predict",
                       settings=lambda rp: {"refresh": args.refresh})

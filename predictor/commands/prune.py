@@ -33,15 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_predictor_arguments(p)
 
 
-def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
-    from ..rank_predictor import prune
-
-    res = prune(chain, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold, protect=args.protect,
-                step_aware=args.step_aware, refresh=args.refresh, predictor=rp)
-    return {
-        "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
-        "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": chain.reasoning,
-    }  # scorer, lm and settings: added by run_stream, which also checks them on resume
+def prune_records(rp, chains: list, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One record per chain, the chains ranked together."""
+    results = rp.prune(chains, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold,
+                       protect=args.protect, step_aware=args.step_aware, refresh=args.refresh)
+    return [{
+        "id": c.id, "question": c.question, "reasoning": res.text, "answer": c.answer,
+        "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": c.reasoning,
+    } for c, res in zip(chains, results)]  # scorer, lm and settings: added by run_stream (checked on resume)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,4 +49,4 @@ def run(args: argparse.Namespace) -> int:
     check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
     settings = {"settings": {"keep": args.keep, "keep_tokens": args.keep_tokens, "threshold": args.threshold,
                              "step_aware": args.step_aware, "protect": args.protect, "refresh": args.refresh}}
-    return run_stream(args, lambda rp, c: prune_record(rp, c, args), "prune", settings=lambda rp: settings)
+    return run_stream(args, lambda rp, cs: prune_records(rp, cs, args), "prune", settings=lambda rp: settings)
