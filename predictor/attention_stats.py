@@ -74,70 +74,96 @@ def _rows(lo: int, hi: int, q0: int, q1: int) -> slice | None:
 def chunked_stats(q: torch.Tensor, k: torch.Tensor, span: Span, scaling: float | None = None,
                   mask: torch.Tensor | None = None, sliding_window: int | None = None,
                   softcap: float | None = None, chunk_elements: int | None = None) -> dict[str, torch.Tensor]:
-    """ATTENTION_STATS of one chain from its queries q [H, T, d] and keys k [Hkv, T, d], each [H, n].
+    """ATTENTION_STATS of one chain from its queries q [H, T, d] and keys k [Hkv, T, d], each [H, n]
+    (`chunked_attention` without the output)."""
+    return chunked_attention(q, k, None, span, scaling, mask, sliding_window, softcap, chunk_elements)[1]
 
-    mask: None (causal, plus `sliding_window` when given) or the layer's mask rows [1|H, T, T], bool
-    (True = attend) or additive float. Equals `reduce_weights` on the softmax of the same scores.
-    Computed in float32 (float64 for float64 inputs); the result is on the inputs' device.
+
+def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, span: Span,
+                      scaling: float | None = None, mask: torch.Tensor | None = None,
+                      sliding_window: int | None = None, softcap: float | None = None,
+                      chunk_elements: int | None = None) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """Attention of one chain a block of queries at a time: (output [H, length, d] or None without v,
+    ATTENTION_STATS each [H, n]).
+
+    q [H, T, d], k and v [Hkv, T, d] (grouped-query heads: H a multiple of Hkv), after RoPE/norms;
+    only the first `span.length` positions are used. mask: None (causal, plus `sliding_window` when
+    given) or the layer's mask rows [1|H, T, T], bool (True = attend) or additive float. The output
+    is softmax(q k^T * scaling + mask) v, as eager attention computes it (in q's dtype); the
+    statistics equal `reduce_weights` on those weights. Computed in float32 (float64 for float64
+    inputs). Memory: one block of scores, about `chunk_elements` (default CHUNK_ELEMENTS) values.
     """
     p, n, t_sc, T = span.p, span.n, span.scored, span.length
     H, Hkv, d = q.shape[0], k.shape[0], q.shape[-1]
     g = H // Hkv
     dt = torch.float64 if q.dtype == torch.float64 else torch.float32
     scale = scaling if scaling is not None else d ** -0.5
-    q = q[:, :T].to(dt).reshape(Hkv, g, T, d)
-    k = k[:, :T].to(dt)
+    first = 0 if v is not None else p  # without an output, only queries from the reasoning on matter
+    qs = q[:, first:T].to(dt).reshape(Hkv, g, T - first, d) * scale
+    kk = k[:, :T].to(dt)
+    vv = v[:, :T].to(dt) if v is not None else None
+    out = torch.empty(Hkv, g, T, v.shape[-1], dtype=q.dtype, device=q.device) if v is not None else None
     dev = q.device
     z = lambda: torch.zeros(H, n, dtype=dt, device=dev)  # noqa: E731
-    acc = {s: z() for s in ("answer", "later", "later_max", "last", "probe", "received", "window")}
+    acc = {s: z() for s in ("answer", "later", "later_max", "last", "probe", "window", "diag")}
     w_lo = max(p, t_sc - span.window)
-    rows = max(1, (chunk_elements or CHUNK_ELEMENTS) // max(1, H * T))
-    key_idx = torch.arange(T, device=dev)
-    for q0 in range(p, T, rows):
+    rows = min(T - first, max(1, (chunk_elements or CHUNK_ELEMENTS) // max(1, H * T)))
+    idx = torch.arange(T, device=dev)
+    causal_only = mask is None and not (sliding_window and sliding_window < T)
+    if causal_only:  # the only hidden keys of a block are above its diagonal square
+        above = torch.zeros(rows, rows, dtype=dt, device=dev).masked_fill_(idx[:rows, None] < idx[None, :rows],
+                                                                             float("-inf"))
+    for q0 in range(first, T, rows):
         q1 = min(T, q0 + rows)
-        s = torch.matmul(q[:, :, q0:q1], k[:, None, :q1].transpose(-1, -2)).reshape(H, q1 - q0, q1) * scale
+        c = q1 - q0
+        s = torch.bmm(qs[:, :, q0 - first:q1 - first].reshape(Hkv, g * c, d), kk[:, :q1].transpose(1, 2))
+        s = s.view(H, c, q1)
         if softcap:
             s = torch.tanh(s / softcap) * softcap
-        if mask is not None:
+        if causal_only:
+            s[:, :, q0:q1] += above[:c, :c]
+        elif mask is not None:
             m = mask[:, q0:q1, :q1]
             s = s.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else s + m.to(dt)
         else:
-            qi = key_idx[q0:q1, None]
-            hide = key_idx[None, :q1] > qi
-            if sliding_window:
-                hide |= key_idx[None, :q1] <= qi - sliding_window
-            s = s.masked_fill(hide, float("-inf"))
+            qi = idx[q0:q1, None]
+            s = s.masked_fill((idx[None, :q1] > qi) | (idx[None, :q1] <= qi - sliding_window), float("-inf"))
         w = torch.softmax(s, dim=-1)
         del s
-        wr = torch.zeros(H, q1 - q0, n, dtype=dt, device=dev)  # block rows x reasoning keys
-        kn = min(n, q1 - p)
-        wr[:, :, :kn] = w[:, :, p:p + kn]
-        del w
-        for name, (lo, hi) in (("answer", (p + n, t_sc)), ("probe", (t_sc, T)), ("window", (w_lo, t_sc)),
-                               ("received", (p, t_sc))):
+        if out is not None:
+            out[:, :, q0:q1] = torch.bmm(w.view(Hkv, g * c, q1), vv[:, :q1]).view(Hkv, g, c, -1)
+        kn = min(n, q1 - p)  # reasoning keys this block can see
+        if q1 <= p or kn <= 0:
+            continue
+        wr = w[:, :, p:p + kn]  # [H, c, kn] block rows x visible reasoning keys
+        for name, (lo, hi) in (("answer", (p + n, t_sc)), ("probe", (t_sc, T)), ("window", (w_lo, t_sc))):
             r = _rows(lo, hi, q0, q1)
             if r is not None:
-                acc[name] += wr[:, r].sum(1)
+                acc[name][:, :kn] += wr[:, r].sum(1)
         if q0 <= t_sc - 1 < q1:
-            acc["last"] = wr[:, t_sc - 1 - q0].clone()
+            acc["last"][:, :kn] = wr[:, t_sc - 1 - q0]
         r = _rows(p, p + n, q0, q1)
-        if r is not None:  # reasoning queries: only strictly later ones count, so drop the diagonal (last use of wr)
+        if r is not None:  # reasoning queries: only strictly later ones count, so drop the diagonal (last use of w)
             blk = wr[:, r]
             i = torch.arange(r.stop - r.start, device=dev)
-            blk[:, i, i + (q0 + r.start - p)] = 0
-            acc["later"] += blk.sum(1)
-            acc["later_max"] = torch.maximum(acc["later_max"], blk.amax(1))
+            j = i + (q0 + r.start - p)
+            acc["diag"][:, j] = blk[:, i, j]
+            blk[:, i, j] = 0
+            acc["later"][:, :kn] += blk.sum(1)
+            acc["later_max"][:, :kn] = torch.maximum(acc["later_max"][:, :kn], blk.amax(1))
+        del w, wr
     cnt = (n - 1 - torch.arange(n, device=dev)).clamp(min=1).to(dt)
     n_probe, n_ans, n_win = T - t_sc, t_sc - p - n, t_sc - w_lo
-    return {
+    stats = {
         "answer_mean": acc["answer"] / n_ans if n_ans else torch.full_like(acc["answer"], float("nan")),
         "later_mean": acc["later"] / cnt,
         "later_max": acc["later_max"],
         "last": acc["last"],
         "probe_mean": acc["probe"] / n_probe if n_probe else acc["probe"],
-        "received_sum": acc["received"],
+        "received_sum": acc["later"] + acc["diag"] + acc["answer"],  # every scored query from the key's own on
         "window_mean": acc["window"] / n_win,
     }
+    return (out.view(H, T, -1) if out is not None else None), stats
 
 
 @dataclass
@@ -154,25 +180,41 @@ _ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("predi
 
 
 def _stats_attention_forward(module, query, key, value, attention_mask, *args, **kwargs):
-    """sdpa for the layer's output; on a layer being observed, also `chunked_stats` per batch row."""
+    """On a layer being observed: `chunked_attention` per batch row (its output replaces sdpa's, so the
+    weights are computed once); on any other layer: sdpa."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    out = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
     cap = _ACTIVE.get()
     layer = cap.layer_of.get(id(module)) if cap is not None else None
-    if layer is not None:
-        rows = []
-        for b, span in enumerate(cap.spans):
-            if span is None:
-                rows.append(None)
-                continue
-            m = None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
-            st = chunked_stats(query[b], key[b], span, scaling=kwargs.get("scaling"), mask=m,
-                               sliding_window=kwargs.get("sliding_window"), softcap=kwargs.get("softcap"),
-                               chunk_elements=cap.chunk_elements)
-            rows.append({name: v.to("cpu", torch.float32) for name, v in st.items()})
-        cap.out[layer] = rows
+    if layer is None or kwargs.get("dropout", 0.0) or set(kwargs) - _KNOWN_KWARGS:
+        out = sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+        if layer is None:
+            return out
+        compute_output = False  # an attention variant chunked_attention does not reproduce: sdpa's output
+    else:
+        out = (torch.zeros(query.shape[0], query.shape[2], query.shape[1], value.shape[-1], dtype=query.dtype,
+                           device=query.device), None)  # [B, T, H, d]; rows past a chain's length stay 0
+        compute_output = True
+    rows = []
+    for b, span in enumerate(cap.spans):
+        if span is None:
+            rows.append(None)
+            continue
+        m = None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
+        o, st = chunked_attention(query[b], key[b], value[b] if compute_output else None, span,
+                                  scaling=kwargs.get("scaling"), mask=m, sliding_window=kwargs.get("sliding_window"),
+                                  softcap=kwargs.get("softcap"), chunk_elements=cap.chunk_elements)
+        if o is not None:
+            out[0][b, :span.length] = o.transpose(0, 1)
+        rows.append({name: v.to("cpu", torch.float32) for name, v in st.items()})
+    cap.out[layer] = rows
     return out
+
+
+# keyword arguments of the attention call that chunked_attention honours (others: sdpa computes the output)
+_KNOWN_KWARGS = frozenset({"dropout", "scaling", "sliding_window", "softcap", "is_causal", "position_ids",
+                           "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k", "output_attentions",
+                           "use_cache", "cache_position"})
 
 
 _registered = False
