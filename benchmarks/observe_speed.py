@@ -12,11 +12,9 @@ question and answer of the first one. Short chains: the first --chains test-spli
 "Before": the eager-attention reference path (`observe(method="eager")`), one chain at a time, as
 predict_ranks ran before batching and chunked statistics.
 
-Peak memory: the largest resident set size (RSS, sampled every 2 ms) during the call minus the RSS
-just before it (the model's weights are loaded before and not counted), one call each, measured
-after all timings with glibc's mmap threshold fixed at 64 KiB (mallopt), so that every freed block
-of that size or more goes back to the system at once (else freed buffers are reused silently and
-the RSS misses them; the fixed threshold slows allocation, hence not during the timings). Medians of --repeats; the
+Peak memory: one call each, after the timings, in a forked child process: the kernel's high-water
+mark of its resident set minus the resident set when the call starts (the model's weights, loaded
+before, are not counted); see `peak_bytes`. Medians of --repeats; the
 compared calls alternate within each repeat, so load on the machine hits both alike.
 """
 from __future__ import annotations
@@ -24,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -36,49 +33,46 @@ def _rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-class PeakRSS:
-    """Context manager: .peak = max RSS increase (bytes) over the RSS at entry, sampled every 2 ms."""
-
-    def __enter__(self) -> "PeakRSS":
-        self.base = _rss()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss() - self.base)
-            time.sleep(0.002)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, _rss() - self.base)
-
-
 def seconds(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
 
 
-def peak_bytes(fn) -> int:
-    """Peak RSS increase (bytes) of one call."""
-    with PeakRSS() as m:
-        fn()
-    return m.peak
-
-
-def fix_mmap_threshold(size: int = 65536) -> bool:
-    """glibc: serve (and return to the system) every allocation of `size` bytes or more with mmap."""
+def peak_bytes(fn, warm) -> int:
+    """Peak RSS increase (bytes) of one call, run in a forked child: the kernel's high-water mark of the
+    child's resident set (VmHWM, reset through /proc/self/clear_refs just before the call) minus the
+    RSS when the call starts, after `warm()` (a short forward that pages the weights in), with freed
+    heap memory returned first and glibc's mmap threshold fixed
+    at 64 KiB (so the call's big buffers are fresh pages, not reuse of memory the parent freed)."""
     import ctypes
+    import os
 
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, size))  # M_MMAP_THRESHOLD
-    except OSError:
-        return False
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            warm()  # a forked child maps the weights' file pages lazily: fault them in before measuring
+            libc = ctypes.CDLL("libc.so.6")
+            libc.malloc_trim(0)
+            libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the high-water mark (VmHWM) to the current RSS
+            base = _rss()
+            fn()
+            with open("/proc/self/status") as f:
+                hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+            os.write(w, str(hwm - base).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = os.read(r, 64)
+    os.close(r)
+    os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError("the memory-measuring child process failed")
+    return int(data)
 
 
 def chain_of_length(lm, records, n: int):
@@ -162,10 +156,8 @@ def main(argv=None) -> int:
         for k, fn in cases[-3:]:
             times[k].append(seconds(fn))
     t = {k: statistics.median(v) for k, v in times.items()}
-    fixed = fix_mmap_threshold()
-    mem = {k: peak_bytes(fn) for k, fn in cases}
-    print(f"device {lm.device}, {args.threads} thread(s), median of {args.repeats}; predictor {rp!r}; "
-          f"memory with a fixed mmap threshold: {fixed}\n")
+    mem = {k: peak_bytes(fn, lambda: plain(short[0])) for k, fn in cases}
+    print(f"device {lm.device}, {args.threads} thread(s), median of {args.repeats}; predictor {rp!r}\n")
     print("| reasoning tokens | sequence tokens | plain forward s | predict_ranks s | time ratio "
           "| plain peak MiB | predict_ranks peak MiB | memory ratio |")
     print("|---|---|---|---|---|---|---|---|")

@@ -31,7 +31,7 @@ ATTENTION_STATS = (
     "received_sum",  # total attention received from every later scored query (H2O's accumulated score)
     "window_mean",   # mean attention from the last `window` queries of the scored sequence (SnapKV)
 )
-CHUNK_ELEMENTS = 1 << 22  # scores per query block (heads x rows x keys): ~16 MiB in float32
+CHUNK_ELEMENTS = 1 << 20  # scores per query block (heads x rows x keys): 4 MiB in float32, near cache-sized
 IMPLEMENTATION = "predictor_sdpa_stats"  # the attention implementation name registered with transformers
 
 

@@ -26,7 +26,8 @@ from .lm import LM, base_and_head
 from .objective import upcast
 
 DEFAULT_PROBE = "\n\nTime is up. I should stop thinking and now summarize the final answer."
-LOGIT_CHUNK = 1 << 20  # logits per lm-head chunk (rows x vocab): bounds the [rows, vocab] buffers to ~4 MiB
+LOGIT_CHUNK = 1 << 22  # logits per lm-head chunk (rows x vocab): [rows, vocab] buffers of 16 MiB; smaller
+# chunks re-read the whole head weight (113 MiB for SmolLM2) from memory too often: 3x slower at 3,000 tokens
 WINDOW = 8  # SnapKV observation window: the last queries of the scored sequence
 
 ATTENTION_METHODS = ("auto", "chunked", "eager")

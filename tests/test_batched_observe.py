@@ -137,3 +137,25 @@ def test_plan_batches_respects_the_budget():
     assert [4] in plan  # longer than the budget: alone
     with pytest.raises(ValueError):
         plan_batches(lengths, 0)
+
+
+def test_passes_without_attention_run_plain_sdpa(tiny_lm, monkeypatch):
+    """Scorers and feature specs that need no attention statistics never enter the chunked path."""
+    calls = []
+    real = attention_stats.chunked_attention
+    monkeypatch.setattr(attention_stats, "chunked_attention", lambda *a, **k: calls.append(1) or real(*a, **k))
+    observe_batch(tiny_lm, MIXED, attention=False, hidden_layers=(1,))
+    extract_features(tiny_lm, MIXED[:2], FeatureSpec(groups=("logits", "position", "hidden")))
+    assert calls == []
+    observe(tiny_lm, MIXED[0])
+    assert len(calls) == tiny_lm.num_layers  # one call per layer (and chain) when attention is observed
+
+
+def test_observed_layers_output_equals_sdpa(tiny_lm):
+    """The chunked layers' outputs (they replace sdpa's) leave logits and hidden states as sdpa gives them."""
+    for c in MIXED:
+        a = observe(tiny_lm, c, hidden_layers=(1, 2))
+        b = observe(tiny_lm, c, attention=False, probe=None, hidden_layers=(1, 2))
+        np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-9)
+        for l in (1, 2):
+            np.testing.assert_allclose(a.hidden[l], b.hidden[l], atol=1e-6)
