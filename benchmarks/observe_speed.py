@@ -42,7 +42,8 @@ def seconds(fn) -> float:
 def peak_bytes(fn, warm) -> int:
     """Peak RSS increase (bytes) of one call, run in a forked child: the kernel's high-water mark of the
     child's resident set (VmHWM, reset through /proc/self/clear_refs just before the call) minus the
-    RSS when the call starts, after `warm()` (a short forward that pages the weights in), with freed
+    RSS when the call starts, after `warm()` (a short predict_ranks: pages in the LM's and the
+    regressor's weights, as in a warmed-up process), with freed
     heap memory returned first and glibc's mmap threshold fixed
     at 64 KiB (so the call's big buffers are fresh pages, not reuse of memory the parent freed)."""
     import ctypes
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
         for k, fn in cases[-3:]:
             times[k].append(seconds(fn))
     t = {k: statistics.median(v) for k, v in times.items()}
-    mem = {k: peak_bytes(fn, lambda: plain(short[0])) for k, fn in cases}
+    mem = {k: peak_bytes(fn, lambda: ranks(short[0])) for k, fn in cases}
     print(f"device {lm.device}, {args.threads} thread(s), median of {args.repeats}; predictor {rp!r}\n")
     print("| reasoning tokens | sequence tokens | plain forward s | predict_ranks s | time ratio "
           "| plain peak MiB | predict_ranks peak MiB | memory ratio |")

@@ -4,14 +4,16 @@ Two ways to the same numbers (`ATTENTION_STATS`, each [heads, n] per layer):
 
 - `reduce_weights`: the reference. It reduces one layer's full attention weights [heads, T, T],
   as eager attention returns them.
-- `chunked_stats`: the fast path. It recomputes the weights from the layer's queries and keys
-  (after RoPE / q-k norms, as the attention kernel sees them) a block of queries at a time: scores
-  of the block against every earlier key, softmax over the row (the same normalization sdpa uses),
-  then the reductions. Memory is one block, [heads, rows, T]; the forward itself runs sdpa.
+- `chunked_attention`: the fast path. It computes the layer's attention a block of queries at a
+  time from the queries, keys and values the kernel would get (after RoPE / q-k norms): scores of
+  the block against every earlier key, softmax over the row, the block's output (weights @ values),
+  then the reductions of those same weights. So the weights are computed once, for the output and
+  the statistics together; memory is one block of scores (`CHUNK_ELEMENTS`), time a little over
+  an sdpa kernel's. `chunked_stats` is the same without the output.
 
-`stats_attention(model, spans)` switches a model to sdpa plus a capture of each layer's queries
-and keys for the duration of one forward pass, feeding them to `chunked_stats` (one call per layer,
-every chain of a right-padded batch at once).
+`stats_attention(model, modules, spans)` runs a forward pass of an sdpa model with
+`chunked_attention` on the given layers (an attention implementation registered with transformers
+for the duration), every chain of a right-padded batch with its own `Span`.
 """
 from __future__ import annotations
 

@@ -1,14 +1,19 @@
 """How many chains go into one forward pass: a token budget per batch and a length-sorted plan.
 
 Chains are right-padded to the longest in their batch, so a batch costs (chains x longest length)
-token slots. On CPU the budget is fixed (`CPU_TOKEN_BUDGET`: past a few thousand token slots a
-bigger batch buys no speed, only memory); on a GPU it follows the free device memory.
+token slots. On CPU the budget is fixed and small (`CPU_TOKEN_BUDGET`: a CPU forward is compute-bound
+already for one chain, bigger batches only cost cache misses and memory); on a GPU, where one short
+chain leaves the device mostly idle, it follows the free device memory.
 """
 from __future__ import annotations
 
 import torch
 
-CPU_TOKEN_BUDGET = 4096  # padded token slots per forward pass on CPU
+# Padded token slots per forward pass on CPU. On the 2-core dev machine (1 thread, 20 GSM8K chains of
+# ~140-160 tokens, /tmp script timing predict_ranks(list) per budget): 1 -> 26-33 s, 512 -> 23 s,
+# 1024 -> 23-24 s, 2048 -> 24-25 s, 4096 -> 31 s. CPU matmuls are compute-bound already at one chain;
+# big batches only add cache misses, so a few chains per pass is the sweet spot.
+CPU_TOKEN_BUDGET = 1024
 GPU_MEMORY_FRACTION = 0.5  # share of the free device memory a batch may plan to use
 
 
