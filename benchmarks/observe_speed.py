@@ -49,11 +49,16 @@ def peak_bytes(fn, warm) -> int:
     import ctypes
     import os
 
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the child's collector would otherwise touch every object, copying the parent's heap pages
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(r)
         try:
+            gc.disable()
             warm()  # a forked child maps the weights' file pages lazily: fault them in before measuring
             libc = ctypes.CDLL("libc.so.6")
             libc.malloc_trim(0)
@@ -71,6 +76,7 @@ def peak_bytes(fn, warm) -> int:
     data = os.read(r, 64)
     os.close(r)
     os.waitpid(pid, 0)
+    gc.unfreeze()
     if not data:
         raise RuntimeError("the memory-measuring child process failed")
     return int(data)
