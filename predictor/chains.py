@@ -1,10 +1,14 @@
 """Reasoning chains: the `Chain` type, a validating JSONL reader, and the GSM8K importer.
 
 A chains file has one JSON object per line with `question`, `reasoning`, `answer` (strings) and
-an optional `id`; extra fields are kept in `Chain.extra`.
+an optional `id` (a string or an integer); extra fields are kept in `Chain.extra`.
+Files are UTF-8 (an initial byte-order mark is accepted) and split on "\n" only: a "\r\n" ending
+is JSON whitespace, and a raw carriage return inside a line makes that one line bad without
+shifting the numbers of the lines after it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -40,43 +44,113 @@ class Chain:
                 raise ChainFormatError(f"{where}: field '{key}' must be a string, got {type(obj[key]).__name__}")
             vals[key] = obj[key]
         cid = obj.get("id", "")
-        if not isinstance(cid, (str, int)):
-            raise ChainFormatError(f"{where}: field 'id' must be a string or integer")
+        if isinstance(cid, bool) or not isinstance(cid, (str, int)):
+            raise ChainFormatError(f"{where}: field 'id' must be a string or an integer, got {json.dumps(cid)}")
         extra = {k: v for k, v in obj.items() if k not in ("question", "reasoning", "answer", "id")}
+        for key, value in (*vals.items(), ("id", cid), *extra.items()):
+            _check_unicode(value, where, key)
         return cls(vals["question"], vals["reasoning"], vals["answer"], str(cid), extra)
+
+    def checked(self, where: str = "chain") -> "Chain":
+        """This chain, validated as `from_mapping` validates a mapping (string fields, valid Unicode):
+        a `Chain` built directly is checked before it reaches the tokenizer. Raises ChainFormatError."""
+        return Chain.from_mapping({**self.extra, **self.to_dict()}, where)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "question": self.question, "reasoning": self.reasoning, "answer": self.answer}
+
+    @property
+    def content_hash(self) -> str:
+        """`chain_hash` of this chain's question, reasoning and answer."""
+        return chain_hash(self.question, self.reasoning, self.answer)
+
+
+def _check_unicode(value: Any, where: str, key: str) -> None:
+    """Raise ChainFormatError if a field holds a lone surrogate (JSON "\\ud83d" without its pair, as
+    left by tools that cut a string inside an emoji): it is no Unicode text, cannot be tokenized
+    or written as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ChainFormatError(f"{where}: field '{key}' is not valid Unicode: lone surrogate "
+                                   f"U+{ord(value[e.start]):04X} at character {e.start + 1}") from None
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_unicode(k, where, key)
+            _check_unicode(v, where, key)
+    elif isinstance(value, list):
+        for v in value:
+            _check_unicode(v, where, key)
+
+
+def chain_hash(question: str, reasoning: str, answer: str) -> str:
+    """Content hash of a chain (16 hex digits of SHA-256 over its three texts; the id is not part):
+    output records store it so that a resumed run notices an input chain that changed."""
+    data = json.dumps([question, reasoning, answer], ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 ChainLike = Union[Chain, Mapping[str, Any]]
 
 
-def as_chain(obj: ChainLike) -> Chain:
-    return obj if isinstance(obj, Chain) else Chain.from_mapping(obj)
+def as_chain(obj: ChainLike, where: str = "chain") -> Chain:
+    """A validated Chain from a mapping or a Chain (ChainFormatError prefixed with `where`)."""
+    return obj.checked(where) if isinstance(obj, Chain) else Chain.from_mapping(obj, where)
 
 
 def as_chain_list(obj: ChainLike | list[ChainLike]) -> tuple[list[Chain], bool]:
-    """Normalize one chain or a list of chains; returns (chains, was_single)."""
+    """Normalize one chain or a list of chains; returns (chains, was_single). A bad list item raises
+    ChainFormatError naming its index ("chains[3]: missing field 'answer'")."""
     if isinstance(obj, (Chain, Mapping)):
         return [as_chain(obj)], True
-    return [as_chain(c) for c in obj], False
+    return [as_chain(c, f"chains[{i}]") for i, c in enumerate(obj)], False
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line; bad JSON raises naming file:line."""
+def json_error_text(e: json.JSONDecodeError) -> str:
+    """ "Expecting ',' delimiter at column 12", "Unterminated string starting at column 3" (json's
+    messages that end in "at" get the column right after it)."""
+    return f"{e.msg} column {e.colno}" if e.msg.endswith(" at") else f"{e.msg} at column {e.colno}"
+
+
+def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed JSON or ChainFormatError) for each non-blank line.
+
+    Lines are split on b"\n" only; a UTF-8 byte-order mark at the start of the file is dropped; a
+    line that is not valid UTF-8 or not valid JSON yields a ChainFormatError naming file:line, so
+    that callers choose between skipping it (streaming commands) and failing (label, check-data).
+    A UTF-16 file (its byte-order mark) raises ChainFormatError at once: none of its lines is UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):  # binary files iterate on b"\n" only
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            elif lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                raise ChainFormatError(f"{path}: UTF-16 text (byte-order mark {raw[:2].hex(' ').upper()}), as Windows "
+                                       "editors save 'Unicode'; chains files are UTF-8: convert it (e.g. "
+                                       f"iconv -f UTF-16 -t UTF-8 {path} > {path.stem}.utf8{path.suffix})")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, ChainFormatError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line)")
+                continue
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise ChainFormatError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-            yield lineno, obj
+                yield lineno, ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, object) for each non-blank line; a line that is not valid UTF-8 or not
+    valid JSON raises ChainFormatError naming file:line."""
+    for lineno, obj in iter_jsonl_lines(path):
+        if isinstance(obj, ChainFormatError):
+            raise obj
+        yield lineno, obj
 
 
 def read_chains(path: str | Path) -> list[Chain]:

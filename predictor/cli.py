@@ -19,6 +19,8 @@ COMMANDS = {
     "evaluate": "evaluate",
     "predict": "predict",
     "prune": "prune",
+    "show": "show",
+    "demo": "demo",
 }
 
 

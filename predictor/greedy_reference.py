@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from .chains import ChainLike, as_chain
-from .greedy import GreedyResult, ranks_from_order
+from .greedy_result import GreedyResult, ranks_from_order
 from .layout import Layout, encode_chain
 from .lm import LM
 from .objective import check_objective, sequence_objective

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,18 @@ class ResumableJsonlWriter:
     one field, tuples of str for several.
     match: fields every existing record must have with these values (the run's settings: LM, objective,
     budget, ...); a record written with other settings raises ValueError instead of being resumed.
+    content: record -> the content hash of the chain it was written for (`chains.chain_hash`; None
+    when unknown); `check_content` then refuses to resume a record whose input chain changed.
     """
 
-    def __init__(self, path: str | Path, key: str | tuple[str, ...] = "id", match: dict[str, Any] | None = None):
+    def __init__(self, path: str | Path, key: str | tuple[str, ...] = "id", match: dict[str, Any] | None = None,
+                 content: Callable[[dict[str, Any]], str | None] | None = None):
         self.path = Path(path)
         self.key = key
         self.match = dict(match or {})
+        self.content = content
         self.done: set[Any] = set()
+        self.hashes: dict[Any, tuple[int, str | None]] = {}  # key -> (line, content hash)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self._scan()
@@ -41,7 +46,8 @@ class ResumableJsonlWriter:
     def _scan(self) -> None:
         with self.path.open("rb") as f:
             data = f.read()
-        lines = data.splitlines(keepends=True)
+        parts = data.split(b"\n")  # "\n" only, as every reader of this package splits lines
+        lines = [x + b"\n" for x in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
         good_end = 0
         for lineno, raw in enumerate(lines, 1):
             last = lineno == len(lines)
@@ -65,9 +71,19 @@ class ResumableJsonlWriter:
                         f"{self.path} to start over")
             good_end += len(raw)
             self.done.add(self._key_of(obj))
+            if self.content is not None:
+                self.hashes[self._key_of(obj)] = (lineno, self.content(obj))
         if good_end < len(data):
             with self.path.open("r+b") as f:
                 f.truncate(good_end)
+
+    def check_content(self, key: Any, content_hash: str) -> None:
+        """Raise ValueError (naming file:line) if the finished record `key` was written for a chain
+        with other content than `content_hash` (or with no content hash at all)."""
+        if key not in self.hashes:
+            return
+        lineno, old = self.hashes[key]
+        check_content_hash(f"{self.path}:{lineno}", key, old, content_hash, f"delete {self.path}")
 
     def write(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
@@ -84,6 +100,17 @@ class ResumableJsonlWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_content_hash(where: str, key: Any, old: str | None, new: str, remedy: str) -> None:
+    """Raise ValueError if a finished record (at `where`, "file:line") was written for a chain with
+    content hash `old` (None: the record has none) and the input chain now hashes to `new`.
+    remedy: what to delete to redo every chain ("delete OUT")."""
+    if old == new:
+        return
+    what = "has no content hash" if old is None else f"was written for other content (hash {old}, now {new})"
+    raise ValueError(f"{where}: the record of {key!r} {what}: the input chain changed since it was written; "
+                     f"{remedy} to redo every chain, or use another output path")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -21,6 +21,14 @@ class TooLongError(ChainError):
     """The chain's scored sequence exceeds the LM's context."""
 
 
+class ProbeTooLongError(TooLongError):
+    """The chain fits the LM's context, but not with the appended probe its scorer reads."""
+
+
+class MaxTokensError(ChainError):
+    """The chain has more reasoning tokens than a command's --max-tokens allows."""
+
+
 @dataclass(frozen=True)
 class Layout:
     """Token ids of one chain: the scored sequence is prompt + kept reasoning + answer."""
@@ -95,20 +103,25 @@ def encode_prompt(tokenizer, question: str) -> list[int]:
     return bos + _encode(tokenizer, question.strip() + "\n")
 
 
+def chain_name(chain: Chain) -> str:
+    """How errors name a chain: "chain 'gsm8k-3'" (or "chain (no id)")."""
+    return f"chain {chain.id!r}" if chain.id else "chain (no id)"
+
+
 def encode_chain(tokenizer, chain: Chain, max_length: int | None = None) -> Layout:
     """Encode a chain in the default layout; raises ChainError for empty or over-long chains."""
     reasoning = chain.reasoning.strip()
     if not reasoning:
-        raise EmptyReasoningError(f"chain {chain.id or '?'}: reasoning is empty")
+        raise EmptyReasoningError(f"{chain_name(chain)}: reasoning is empty")
     prompt = encode_prompt(tokenizer, chain.question)
     answer = _encode(tokenizer, "\nThe answer is " + chain.answer + ".")
     if tokenizer.eos_token_id is not None:
         answer.append(int(tokenizer.eos_token_id))
     layout = Layout(prompt, _encode(tokenizer, reasoning), answer)
     if layout.n == 0:
-        raise EmptyReasoningError(f"chain {chain.id or '?'}: reasoning encodes to no tokens")
+        raise EmptyReasoningError(f"{chain_name(chain)}: reasoning encodes to no tokens")
     if max_length is not None and layout.total > max_length:
         raise TooLongError(
-            f"chain {chain.id or '?'}: {layout.total} tokens exceed the LM's context of {max_length}"
+            f"{chain_name(chain)}: {layout.total} tokens exceed the LM's context of {max_length}"
         )
     return layout

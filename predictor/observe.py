@@ -21,7 +21,7 @@ import torch
 from .attention_stats import ATTENTION_STATS, Span, chunked_stats, reduce_weights, stats_attention, supports_chunked
 from .batching import plan_batches, token_budget
 from .chains import Chain, ChainLike, as_chain
-from .layout import Layout, encode_chain
+from .layout import Layout, ProbeTooLongError, chain_name, encode_chain
 from .lm import LM, base_and_head
 from .objective import upcast
 
@@ -219,7 +219,8 @@ def observe_batch(lm: LM, chains: list[ChainLike], attention: bool = True, probe
     blockwise statistics from queries and keys), "eager" (the reference: eager attention weights),
     "auto" (chunked for sdpa models, else eager). budget: padded token slots per pass (default
     `batching.token_budget`: fixed on CPU, by free memory on GPU); 1 observes one chain per pass.
-    Raises ChainError (empty, too long) for the first unscorable chain, before any pass runs.
+    Raises ChainError (empty, too long) or ProbeTooLongError (the chain fits, the probe does not; see
+    `observe`) for the first unscorable chain, before any pass runs.
     """
     t0 = time.perf_counter()
     if method not in ATTENTION_METHODS:
@@ -245,9 +246,12 @@ def observe_batch(lm: LM, chains: list[ChainLike], attention: bool = True, probe
         method = "chunked" if supports_chunked(lm.model) else "eager"
     probe_ids = list(lm.tokenizer(probe, add_special_tokens=False)["input_ids"]) if (probe and attention) else []
     seqs = []
-    for lay in lays:
+    for c, lay in zip(chains_, lays):
         ids = lay.sequence() + probe_ids
-        seqs.append(ids if len(ids) <= lm.max_length else lay.sequence())  # the probe is optional
+        if len(ids) > lm.max_length:  # never score with silently empty probe statistics
+            raise ProbeTooLongError(f"{chain_name(c)}: {lay.total} tokens + the {len(probe_ids)}-token probe exceed "
+                                    f"the LM's context of {lm.max_length}; the probe features need the probe")
+        seqs.append(ids)
     if budget is None:
         budget = token_budget(lm.model, eager=attention and method == "eager", length=max(map(len, seqs), default=0))
     results: list[Observation | None] = [None] * len(lays)
@@ -276,6 +280,8 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
     forward=False: no LM pass at all, only the layout and tokens (logprob/entropy/token_rank are NaN),
     for scorers that run a model of their own (e.g. a fine-tuned LM scorer).
     method: how attention statistics are computed ("auto", "chunked", "eager"; see `observe_batch`).
+    Raises ChainError for an unscorable chain, and ProbeTooLongError when the chain fits the context
+    but the probe (with attention) does not: pass probe=None when no probe statistic is read.
     """
     return observe_batch(lm, [chain], attention=attention, probe=probe, window=window, kept=[kept],
                          hidden_layers=hidden_layers, hidden_depths=hidden_depths, forward=forward,

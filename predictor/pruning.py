@@ -1,40 +1,42 @@
-"""Prune reasoning chains to a budget from a ranker's ranks (learned, baseline or the oracle).
+"""Prune a reasoning chain to a budget with any ranking method (learned, baseline or the oracle).
 
-    res = prune_with(rp, chain, keep_ratio=0.5)             # rp: a RankPredictor (any `Ranker`)
-    res.text, res.kept, res.ratio
+    res = prune_with(rp, chain, keep_ratio=0.5, protect="numbers")   # rp: a RankPredictor (any `Ranker`)
+    res.text, res.kept, res.ratio, res.budget
 
 The user-facing entry that also takes predictor names is `predictor.prune` (in rank_predictor.py:
-`prune(chain, keep_tokens=40, predictor="surprisal", protect="digits", step_aware=True)`) and
+`prune(chain, keep_tokens=40, predictor="surprisal", protect="numbers", step_aware=True)`) and
 `RankPredictor.prune`; this module knows nothing of predictors beyond the `Ranker` protocol, so the
 dependency runs one way (rank_predictor -> pruning).
 
-Budgets are exact: keep_ratio r keeps round_half_up(r * n) tokens (at least 1), keep_tokens N keeps
-min(N, n); threshold t keeps the tokens whose min-max normalized score is >= t (at least 1).
-Tokens are removed lowest rank first (ranks from `RankPredictor.predict_ranks`, optionally refreshed);
-the step-aware mode removes whole reasoning steps (lines) with the lowest mean rank first, then
-tokens of the boundary step by rank, so the budget is still met exactly. Protected tokens are never
-removed. Kept tokens stay in their original order.
+Budgets count tokens: keep_ratio r asks for k = round_half_up(r * n) tokens (at least 1), keep_tokens
+N for k = min(N, n); threshold t keeps every unit holding a token whose min-max normalized score is
+>= t (at least one unit). Tokens are removed in *units* (`predictor.pruning_units`): runs of tokens
+that decode to whole characters, think tags and protected spans. Units go lowest rank first, a
+unit's rank being its last-removed token's (ranks from `RankPredictor.predict_ranks`, optionally
+refreshed); a unit larger than what is left to remove is passed over for the next one, so exactly k
+tokens are kept whenever single-token units can fill the budget, and otherwise at most (largest
+unit - 1) tokens more, never fewer. The step-aware mode removes whole reasoning steps (lines) with
+the lowest mean rank first, then units of the boundary step by rank.
+Protected units are never removed: when they hold more than k tokens, all of them are kept and the
+result says so (`res.budget` < `len(res.kept)`, `res.ratio` the achieved ratio).
+Kept tokens stay in their original order; where a removed gap would glue two numbers together
+("3" + "4"), the pruned text has a space between them.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 import numpy as np
 
-from .chains import Chain, ChainLike, as_chain_list
-from .layout import ChainError, encode_chain
+from .chain_lists import ChainFailure, check_errors, map_chains_batched
+from .chains import Chain, ChainLike
+from .layout import encode_chain
+from .pruning_units import Protect, Units, check_protect, join_units, pruning_units
 from .scorers.base import scores_to_ranks
 from .scorers.think_clearly import token_steps
-
-PROTECT_PRESETS = {
-    "digits": lambda tok: any(ch.isdigit() for ch in tok),
-    "math": lambda tok: any(ch.isdigit() or ch in "+-*/=×÷^%$" for ch in tok),
-}
-Protect = Union[None, str, Callable[[str], bool], Iterable[int]]
 
 
 class Ranker(Protocol):
@@ -50,8 +52,10 @@ class Ranker(Protocol):
 
 @dataclass
 class PruneResult:
-    """text: the pruned reasoning; kept: sorted kept token indices; ratio = len(kept) / n;
-    ranks: int [n] the ranks the removal followed (1 = pruned first); chain: the input chain."""
+    """text: the pruned reasoning; kept: sorted kept token indices; ratio = len(kept) / n (achieved);
+    ranks: int [n] the ranks the removal followed (1 = pruned first); chain: the input chain;
+    budget: the tokens the budget asked for (fewer than len(kept) when protected units or whole
+    units needed more; see the module docstring)."""
 
     text: str
     kept: list[int]
@@ -59,6 +63,12 @@ class PruneResult:
     ranks: np.ndarray
     n: int
     chain: Chain
+    budget: int | None = None
+
+    @property
+    def over_budget(self) -> bool:
+        """True when more tokens were kept than the budget asked for."""
+        return self.budget is not None and len(self.kept) > self.budget
 
     def pruned_chain(self) -> Chain:
         """The input chain with its reasoning replaced by the pruned text."""
@@ -78,7 +88,7 @@ def keep_count(n: int, keep_ratio: float | None = None, keep_tokens: int | None 
             raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
         return min(n, max(1, round_half_up(keep_ratio * n)))
     if keep_tokens is not None:
-        return min(n, keep_tokens)
+        return min(n, int(keep_tokens))  # a plain int, also for numpy integers (JSON-serializable budget)
     raise ValueError("give keep_ratio or keep_tokens")
 
 
@@ -100,25 +110,6 @@ def check_budget(keep_ratio: Any = None, keep_tokens: Any = None, threshold: Any
             raise ValueError(f"threshold must be a number in [0, 1] (normalized score), got {threshold!r}")
 
 
-def protected_mask(protect: Protect, tokens: list[str]) -> np.ndarray:
-    """bool [n]: tokens that must never be removed (preset name, predicate on the token, or indices)."""
-    n = len(tokens)
-    if protect is None:
-        return np.zeros(n, dtype=bool)
-    if isinstance(protect, str):
-        if protect not in PROTECT_PRESETS:
-            raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PROTECT_PRESETS)}")
-        protect = PROTECT_PRESETS[protect]
-    if callable(protect):
-        return np.array([bool(protect(t)) for t in tokens], dtype=bool)
-    mask = np.zeros(n, dtype=bool)
-    for i in protect:
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < n:
-            raise ValueError(f"protect index {i!r} is not a token index in [0, {n})")
-        mask[int(i)] = True
-    return mask
-
-
 def removal_order(ranks: np.ndarray, tokens: list[str], step_aware: bool) -> np.ndarray:
     """Token indices in removal order: by rank, or by (step mean rank, rank) when step_aware."""
     ranks = np.asarray(ranks)
@@ -129,69 +120,112 @@ def removal_order(ranks: np.ndarray, tokens: list[str], step_aware: bool) -> np.
     return np.lexsort((ranks, step_mean[steps]))  # primary: step mean; secondary: own rank
 
 
-class BudgetError(ChainError):
-    """This chain cannot meet the budget (more protected tokens than it keeps)."""
-
-
 def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndarray,
-                step_aware: bool = False) -> list[int]:
-    """Exactly k kept indices (sorted): remove n - k unprotected tokens in removal order."""
+                step_aware: bool = False, groups: list[list[int]] | None = None) -> list[int]:
+    """Sorted kept token indices: remove n - k tokens, whole units in removal order.
+
+    groups: token indices of each unit (default: every token its own unit); protected: bool per
+    token (a unit holding one is protected). A unit is ranked by its last token in the token removal
+    order; one larger than what is left to remove is passed over. Keeps exactly k tokens when the
+    units allow it, otherwise the fewest more the walk reaches; all protected tokens always stay."""
     n = len(ranks)
-    n_remove = n - k
-    removable = [int(i) for i in removal_order(ranks, tokens, step_aware) if not protected[i]]
-    if n_remove > len(removable):
-        raise BudgetError(f"cannot keep exactly {k} of {n} tokens: {int(protected.sum())} tokens are protected; "
-                         "raise the budget or protect fewer tokens")
-    gone = set(removable[:n_remove])
+    groups = [[i] for i in range(n)] if groups is None else groups
+    pos = np.empty(n, dtype=np.int64)
+    pos[removal_order(ranks, tokens, step_aware)] = np.arange(n)
+    unit_key = [int(pos[g].max()) for g in groups]
+    left = n - k
+    gone: set[int] = set()
+    for u in np.argsort(unit_key, kind="stable"):
+        if left <= 0:
+            break
+        g = groups[u]
+        if protected[g].any() or len(g) > left:
+            continue
+        gone.update(g)
+        left -= len(g)
     return [i for i in range(n) if i not in gone]
 
 
 def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *,
                keep_tokens: int | None = None, threshold: float | None = None, protect: Protect = None,
-               step_aware: bool = False, refresh: int = 1) -> PruneResult | list[PruneResult]:
-    """Prune one chain (or each of a list) to an exact budget with a ranker's ranks (all chains of a
-    list ranked together, several per forward pass).
+               step_aware: bool = False, refresh: int = 1, errors: str = "raise"
+               ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
+    """Prune one chain (or each of a list) to a budget with a ranker's ranks (all chains of a list
+    ranked together, several per forward pass).
 
     Args:
         chains: a chain mapping/`Chain` or a list of them.
         keep_ratio / keep_tokens / threshold: exactly one budget (see the module docstring).
-        protect: "digits" / "math" presets, a predicate on the decoded token, or token indices.
+        protect: "digits" / "numbers" / "math" presets (`predictor.pruning_units`), a predicate on
+            the decoded token, or token indices. Protected tokens are always kept, over the budget if
+            need be (`PruneResult.budget`, `.over_budget`).
         step_aware: remove whole low-scoring reasoning steps (lines) first.
         refresh: forward passes per chain (re-score the survivors; importance is dynamic).
+        errors: "raise": an unscorable chain raises ChainError (naming its list index); "skip": it
+            is returned as a `ChainFailure` (index, id, error) in its place (the other chains of its
+            batch are then pruned one at a time).
     Returns:
         PruneResult per chain (a list for a list input).
     """
     check_budget(keep_ratio, keep_tokens, threshold)
     if isinstance(refresh, bool) or not isinstance(refresh, numbers.Integral) or refresh < 1:
         raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
-    if isinstance(protect, str) and protect not in PROTECT_PRESETS:
-        raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PROTECT_PRESETS)}")
-    chains_, single = as_chain_list(chains)
-    tok = ranker.lm.tokenizer
-    # every chain's ids first: raises ChainError (empty, too long) before any forward pass
-    ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains_]
-    if threshold is not None:
-        scores = [np.asarray(s, dtype=np.float64) for s in ranker.score_many(chains_)]
-        ranks = [scores_to_ranks(s) for s in scores] if refresh == 1 else ranker.predict_ranks(chains_, refresh=refresh)
-    else:
-        scores = [None] * len(chains_)
-        ranks = ranker.predict_ranks(chains_, refresh=refresh)
-    out = [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware)
-           for c, i, r, s in zip(chains_, ids, ranks, scores)]
+    check_protect(protect)
+    check_errors(errors)
+    out, single = map_chains_batched(
+        lambda cs: _prune_many(ranker, cs, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh)),
+        chains, errors)
     return out[0] if single else out
 
 
-def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
-               keep_tokens, threshold, protect, step_aware) -> PruneResult:
-    tokens = [tok.decode([t]) for t in ids]
-    n = len(ids)
-    protected = protected_mask(protect, tokens)
+def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, threshold, protect, step_aware,
+                refresh: int) -> list[PruneResult]:
+    tok = ranker.lm.tokenizer
+    # every chain's ids first: raises ChainError (empty, too long) before any forward pass
+    ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains]
     if threshold is not None:
-        span = scores.max() - scores.min()
-        norm = (scores - scores.min()) / span if span > 0 else np.ones(n)
-        k = max(1, int((norm >= threshold).sum()), int(protected.sum()))
+        scores = [np.asarray(s, dtype=np.float64) for s in ranker.score_many(chains)]
+        ranks = [scores_to_ranks(s) for s in scores] if refresh == 1 else ranker.predict_ranks(chains, refresh=refresh)
+    else:
+        scores = [None] * len(chains)
+        ranks = ranker.predict_ranks(chains, refresh=refresh)
+    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh)
+            for c, i, r, s in zip(chains, ids, ranks, scores)]
+
+
+def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[int]:
+    """Sorted kept token indices under a threshold: every protected unit and every unit holding a
+    token whose min-max normalized score is >= threshold (the top-scored token's unit at least)."""
+    span = scores.max() - scores.min()
+    norm = (scores - scores.min()) / span if span > 0 else np.ones(len(scores))
+    keep = units.protected.copy()
+    for u, g in enumerate(units.groups):
+        keep[u] |= bool((norm[g] >= threshold).any())
+    keep[units.unit_of()[int(np.argmax(scores))]] = True
+    return sorted(i for u in np.flatnonzero(keep) for i in units.groups[u])
+
+
+def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
+               keep_tokens, threshold, protect, step_aware, refresh: int) -> PruneResult:
+    n = len(ids)
+    units = pruning_units(tok, ids, protect)
+    protected = units.protected_tokens()
+    if threshold is not None:
+        kept = threshold_kept(scores, units, threshold)
+        k = len(kept)
+        if refresh > 1:
+            kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
     else:
         k = keep_count(n, keep_ratio, keep_tokens)
-    kept = select_kept(ranks, tokens, k, protected, step_aware)
-    text = tok.decode([ids[i] for i in kept], clean_up_tokenization_spaces=False)
-    return PruneResult(text=text, kept=kept, ratio=len(kept) / n, ranks=np.asarray(ranks), n=n, chain=chain)
+        kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
+    unit_of = units.unit_of()
+    kept_units = sorted({int(unit_of[i]) for i in kept})
+    first = tok.decode([ids[i] for i in units.groups[kept_units[0]]], clean_up_tokenization_spaces=False)
+    text = join_units(units.texts, kept_units, first_text=first)
+    return PruneResult(text=text, kept=kept, ratio=len(kept) / n, ranks=np.asarray(ranks), n=n, chain=chain,
+                       budget=k)
+
+
+def _tokens(tok, ids: list[int], step_aware: bool) -> list[str]:
+    """Decoded tokens (only the step-aware order reads them)."""
+    return [tok.decode([t]) for t in ids] if step_aware else [""] * len(ids)

@@ -3,7 +3,7 @@
     rp = RankPredictor.load()                 # shipped pretrained predictor + the embedded LM
     ranks = rp.predict_ranks(chain)           # int [n], 1 = pruned first (DESIGN.md convention)
     res = rp.prune(chain, keep_ratio=0.5)     # pruned text, kept indices, achieved ratio
-    res = prune(chain, keep_tokens=40, predictor="surprisal", protect="digits", step_aware=True)
+    res = prune(chain, keep_tokens=40, predictor="surprisal", protect="numbers", step_aware=True)
 
 A list of chains is observed several chains per forward pass (`observe.observe_batch`), with the
 same ranks as one chain at a time. The budget logic lives in `predictor.pruning`, which this module
@@ -23,11 +23,13 @@ from typing import Any, Union
 
 import numpy as np
 
+from .chain_lists import ChainFailure, check_errors, map_chains_batched
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
-from .pruning import Protect, PruneResult, prune_with
+from .pruning import PruneResult, check_budget, prune_with
+from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
 from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir
@@ -133,17 +135,19 @@ class RankPredictor:
         return encode_chain(self.lm.tokenizer, chain, self.lm.max_length).n
 
     # --- ranks ----------------------------------------------------------------------------------
-    def predict_ranks(self, chains: ChainLike | list[ChainLike], refresh: int = 1) -> np.ndarray | list[np.ndarray]:
+    def predict_ranks(self, chains: ChainLike | list[ChainLike], refresh: int = 1,
+                      errors: str = "raise") -> np.ndarray | list[np.ndarray]:
         """Predicted pruning ranks: int [n] per chain (1 = pruned first), a list for a list input.
 
         refresh: forward passes per chain (capped at n). Pass k scores the survivors, then deletes
         the ceil(remaining / passes left) lowest-scored ones, which take the next ranks. The chains
         of a list share forward passes (each refresh round is one batched round).
+        errors: "raise" (an unscorable chain raises ChainError naming its list index) or "skip"
+        (it is returned as a `ChainFailure` in its place; see `predictor.chain_lists`).
         """
         if isinstance(refresh, bool) or not isinstance(refresh, (int, np.integer)) or refresh < 1:
             raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
-        chains_, single = as_chain_list(chains)
-        out = self._ranks_many(chains_, int(refresh))
+        out, single = map_chains_batched(lambda cs: self._ranks_many(cs, int(refresh)), chains, errors)
         return out[0] if single else out
 
     def _ranks_many(self, chains: list[Chain], refresh: int) -> list[np.ndarray]:
@@ -218,14 +222,19 @@ def resolve_predictor(predictor: PredictorLike = None, lm: LM | None = None) -> 
 
 def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *, keep_tokens: int | None = None,
           threshold: float | None = None, protect: Protect = None, step_aware: bool = False, refresh: int = 1,
-          predictor: PredictorLike = None, lm: LM | None = None) -> PruneResult | list[PruneResult]:
-    """Prune one chain (or each of a list) to an exact budget (`predictor.pruning` has the rules).
+          predictor: PredictorLike = None, lm: LM | None = None, errors: str = "raise"
+          ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
+    """Prune one chain (or each of a list) to a budget (`predictor.pruning` has the rules).
 
     predictor: RankPredictor, Scorer (with lm), scorer name, predictor dir, or None (pretrained);
-    the other arguments: see `predictor.pruning.prune_with`. Returns a PruneResult per chain.
+    the other arguments: see `predictor.pruning.prune_with`. Returns a PruneResult per chain (a
+    `ChainFailure` in place of an unscorable one with errors="skip").
     """
-    from .pruning import check_budget
-
-    check_budget(keep_ratio, keep_tokens, threshold)  # before loading anything
+    check_budget(keep_ratio, keep_tokens, threshold)  # every option before loading anything
+    if isinstance(refresh, bool) or not isinstance(refresh, (int, np.integer)) or refresh < 1:
+        raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
+    check_protect(protect)
+    check_errors(errors)
     return prune_with(resolve_predictor(predictor, lm), chains, keep_ratio, keep_tokens=keep_tokens,
-                      threshold=threshold, protect=protect, step_aware=step_aware, refresh=refresh)
+                      threshold=threshold, protect=protect, step_aware=step_aware, refresh=refresh,
+                      errors=errors)

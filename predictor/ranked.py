@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .chains import Chain, ChainFormatError, iter_jsonl
-from .greedy import GreedyResult, ranks_from_order
+from .greedy_result import GreedyResult, ranks_from_order
 
 RANKED_FIELDS = {
     "id": str, "question": str, "reasoning": str, "answer": str, "lm": str, "objective": str, "stride": int,

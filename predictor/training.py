@@ -94,12 +94,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     def cell(m):
         return "-" if not m else f"{m['mean']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}]"
 
-    head = (f"{'predictor':48s} {'val Spearman [95% CI]':26s} {'test Spearman [95% CI]':26s} "
+    width = max([len("predictor")] + [len(r["name"]) for r in rows])  # names are never cut
+    head = (f"{'predictor':{width}s} {'val Spearman [95% CI]':26s} {'test Spearman [95% CI]':26s} "
             f"{'passes':>6s} {'fit s':>7s}")
     lines = [head, "-" * len(head)]
     for r in rows:
         fit = f"{r['fit_seconds']:.1f}" if r.get("fit_seconds") is not None else ""
-        lines.append(f"{r['name'][:48]:48s} {cell(r.get('val')):26s} {cell(r.get('test')):26s} "
+        lines.append(f"{r['name']:{width}s} {cell(r.get('val')):26s} {cell(r.get('test')):26s} "
                      f"{str(r.get('passes', 1)):>6s} {fit:>7s}")
     return "\n".join(lines)
 

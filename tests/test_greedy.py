@@ -63,14 +63,21 @@ def test_bad_inputs(tiny_lm):
         greedy_prune(tiny_lm, {"question": "q", "reasoning": "a b", "answer": "1"}, stride=0)
 
 
-def test_kv_memory_budget_limits_blocks_without_changing_the_result(tiny_lm, chains, monkeypatch):
+@pytest.mark.parametrize("objective", ["joint", "answer"])
+def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, monkeypatch, objective):
+    """Packed blocks (the CPU default) and padded rows (CUDA), with one candidate per block or many."""
     import predictor.greedy as g
 
-    ref = greedy_prune_reference(tiny_lm, chains[1])
-    monkeypatch.setattr(g, "default_kv_tokens", lambda model, device: 1)  # forces one candidate per block
-    fast = greedy_prune(tiny_lm, chains[1])
+    ref = greedy_prune_reference(tiny_lm, chains[1], objective=objective)
+    for pack in (True, False):
+        for budget in (1, 64, 100_000):
+            fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=pack, batch_tokens=budget)
+            assert fast.order == ref.order, (pack, budget)
+            np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
+            assert fast.forward_tokens == greedy_prune(tiny_lm, chains[1], objective=objective).forward_tokens
+    monkeypatch.setattr(g, "default_kv_tokens", lambda model, device: 1)  # rows: one candidate per block
+    fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=False)
     assert fast.order == ref.order
-    np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-4)
 
 
 def test_sliding_window_model_matches_reference(tokenizer):

@@ -49,7 +49,7 @@ def test_label_skips_unscorable_chains_with_reason(tmp_path, tiny_dir, capsys):
     out = tmp_path / "o.jsonl"
     assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--shard", "0/1"]) == 0
     err = capsys.readouterr().err
-    assert "skipped: chain e: reasoning is empty" in err
+    assert "skipped: chain 'e': reasoning is empty" in err
     assert len(out.read_text().splitlines()) == 1
 
 
@@ -140,3 +140,40 @@ def test_label_and_merge_refuse_to_mix_layouts(tmp_path, tiny_dir, capsys):
     assert "end their answers with different tokens" in capsys.readouterr().err
     assert not merged.exists()
     assert main(["merge-ranked", "--in", str(out), "--order", str(chains), "--out", str(merged)]) == 0
+
+
+def test_search_cost_grows_like_n_cubed():
+    """Kind 8: the progress bar weighs chains by the search's cost, not by their tokens."""
+    from predictor.commands.label import search_cost
+
+    assert search_cost(3, 0) == 9 / 2 + 4 / 2 + 1 / 2  # m^2/2 for m = 3, 2, 1
+    assert search_cost(2, 5) == (4 / 2 + 2 * 5) + (1 / 2 + 5)
+    ratio = search_cost(800, 10) / search_cost(400, 10)
+    assert 7.5 < ratio < 8.1  # a chain twice as long costs ~8x, not 2x
+    assert search_cost(100, 10, stride=4) < search_cost(100, 10) / 3.5
+
+
+def test_label_progress_and_max_tokens(tmp_path, tiny_dir, capsys):
+    """Kind 8: --max-tokens skips long chains with a reason; progress counts chains and cost."""
+    long = {"id": "long", "question": "q?", "reasoning": "one two three four five six seven eight nine ten " * 3,
+            "answer": "1"}
+    chains = _chains_file(tmp_path / "c.jsonl", [CHAINS[0], long])
+    out = tmp_path / "o.jsonl"
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--max-tokens", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "more than --max-tokens 20" in err and "chain 'long'" in err
+    assert "1/1 chains" in err and "100%" in err
+    assert [r["id"] for r in read_ranked(out)] == ["c1"]
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--max-tokens", "0"]) == 2
+
+
+def test_label_resume_refuses_changed_chain(tmp_path, tiny_dir, capsys):
+    """Kind 5: a resumed label run refuses a record whose input chain changed since."""
+    chains = _chains_file(tmp_path / "c.jsonl", [CHAINS[0]])
+    out = tmp_path / "o.jsonl"
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir)]) == 0
+    before = out.read_text()
+    _chains_file(chains, [{**CHAINS[0], "reasoning": "Tom has 7 apples."}])
+    assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir)]) == 2
+    assert f"{out}:1: the record of ('c1', 'joint') was written for other content" in capsys.readouterr().err
+    assert out.read_text() == before

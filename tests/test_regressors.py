@@ -185,3 +185,10 @@ def test_ensemble_averages_member_ranks(fitted, data):
     with pytest.raises(ValueError, match="different feature counts"):
         other = make_regressor("lgbm-regression", **FAST["lgbm-regression"]).fit([x[:, :5] for x in Xs], ys)
         EnsembleRegressor.from_fitted([members[0], other])
+
+
+def test_lightning_epoch_bars_go_to_stderr_not_stdout(data, capsys):
+    (Xt, yt), (Xv, yv), _ = data
+    make_regressor("mlp", seed=0, **dict(FAST["mlp"], max_epochs=2, progress=True)).fit(Xt, yt, Xv, yv)
+    out, err = capsys.readouterr()
+    assert "Epoch" in err and "Epoch" not in out and out == ""

@@ -197,3 +197,15 @@ def test_policy_states_are_exact_greedy_from_the_predictors_state_and_only_train
     assert len(data.select([parent["id"]], None)[0]) == 2  # + the policy state
     with pytest.raises(ValueError, match="parent chain"):
         build_training_data(recs[:1], tiny_lm, spec, (0.0,), policy_states=[st], progress=False)
+
+
+def test_summary_table_never_cuts_names():
+    from predictor.training import format_table
+
+    long = "ensemble (lgbm-regression + lgbm-lambdarank + mlp + sequence)"
+    cell = {"mean": 0.5, "lo": 0.4, "hi": 0.6}
+    table = format_table([{"name": long, "val": cell, "test": cell, "fit_seconds": 1.0},
+                          {"name": "mlp", "val": cell, "fit_seconds": 2.0}])
+    lines = table.splitlines()
+    assert lines[2].startswith(long + " ") and lines[3].startswith("mlp ")
+    assert lines[2].index("+0.500") == lines[3].index("+0.500")  # columns stay aligned

@@ -27,12 +27,9 @@ def _read_complete(path: str, tolerate_partial: bool) -> list[dict]:
 
     if not tolerate_partial:
         return read_ranked(path)
-    text = Path(path).read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1]
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        f.write("".join(lines))
+    data = Path(path).read_bytes()
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
+        f.write(data[: data.rfind(b"\n") + 1])  # complete lines only ("\n"-separated, like every reader)
     try:
         return read_ranked(f.name)
     finally:

@@ -8,21 +8,25 @@ with other settings (scorer, LM, refresh) is refused instead of silently reusing
 
 Streaming and resumable: chains are read line by line and each record is appended (fsynced) to
 OUT.partial; a re-run skips finished ids, and OUT is replaced atomically once the input is done.
-The input is never overwritten. Malformed lines, empty reasonings and chains longer than the LM's
-context are skipped and counted with their reasons.
+The input is never overwritten. Malformed lines (not valid UTF-8, invalid JSON, bad fields), empty
+reasonings and chains longer than the LM's context (with the probe, for predictors that read it)
+are skipped and counted with their reasons; a file none of whose lines can be read is an error.
+Fields of the input other than id/question/reasoning/answer are copied to the output records.
+Every record stores `chain_hash` (the content hash of its input chain): a re-run refuses to resume
+a record whose input chain has changed since.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..engines.cli_args import add_engine_arguments
 from .common import add_lm_arguments
 
 HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
@@ -46,6 +50,7 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"chains read and ranked together, several per forward pass (default {BATCH}; "
                         "the pass size follows a token budget)")
     add_lm_arguments(p)
+    add_engine_arguments(p)
 
 
 def load_predictor_from_args(args: argparse.Namespace):
@@ -91,11 +96,10 @@ class Skips:
             self.examples[kind].append(message)
 
     def add_chain_error(self, err: Exception) -> None:
-        from ..layout import EmptyReasoningError, TooLongError
-        from ..pruning import BudgetError
+        from ..layout import EmptyReasoningError, MaxTokensError, ProbeTooLongError, TooLongError
 
-        kinds = {TooLongError: "too long for the LM", EmptyReasoningError: "empty reasoning",
-                 BudgetError: "budget impossible with protected tokens"}
+        kinds = {ProbeTooLongError: "too long for the LM with the probe", TooLongError: "too long for the LM",
+                 EmptyReasoningError: "empty reasoning", MaxTokensError: "more reasoning tokens than --max-tokens"}
         self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"), str(err))
 
     @property
@@ -115,36 +119,44 @@ def count_lines(path: str | Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-def stream_chains(path: str | Path, skips: Skips, limit: int | None = None) -> Iterator[Any]:
-    """Yield valid chains of a JSONL file one by one; malformed lines and duplicate ids are skipped."""
-    from ..chains import Chain, ChainFormatError
+class StreamedChains:
+    """Iterate the valid chains of a JSONL file one by one; malformed lines (bad UTF-8, bad JSON,
+    bad fields) and duplicate ids are counted in `skips`; `read` counts the chains yielded."""
 
-    path = Path(path)
-    seen: set[str] = set()
-    k = 0
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if limit is not None and k >= limit:
+    def __init__(self, path: str | Path, skips: Skips, limit: int | None = None):
+        self.path, self.skips, self.limit = Path(path), skips, limit
+        self.read = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        from ..chains import Chain, ChainFormatError, iter_jsonl_lines
+
+        seen: set[str] = set()
+        k = 0
+        for lineno, obj in iter_jsonl_lines(self.path):
+            if self.limit is not None and k >= self.limit:
                 return
             k += 1
-            where = f"{path}:{lineno}"
+            where = f"{self.path}:{lineno}"
             try:
-                c = Chain.from_mapping(json.loads(line), where)
-            except json.JSONDecodeError as e:
-                skips.add("malformed JSONL line", f"{where}: invalid JSON ({e.msg} at column {e.colno})")
-                continue
+                if isinstance(obj, ChainFormatError):
+                    raise obj
+                c = Chain.from_mapping(obj, where)
             except ChainFormatError as e:
-                skips.add("malformed JSONL line", str(e))
+                self.skips.add("not valid UTF-8" if "not valid UTF-8" in str(e) else "malformed JSONL line", str(e))
                 continue
             if not c.id:
-                c = Chain(c.question, c.reasoning, c.answer, f"{path.stem}-{lineno}", c.extra)
+                c = Chain(c.question, c.reasoning, c.answer, f"{self.path.stem}-{lineno}", c.extra)
             if c.id in seen:
-                skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
+                self.skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
                 continue
             seen.add(c.id)
+            self.read += 1
             yield c
+
+
+def stream_chains(path: str | Path, skips: Skips, limit: int | None = None) -> Iterator[Any]:
+    """Yield valid chains of a JSONL file one by one (see `StreamedChains`)."""
+    return iter(StreamedChains(path, skips, limit))
 
 
 class AtomicResumableOutput:
@@ -152,20 +164,32 @@ class AtomicResumableOutput:
 
     A previous complete OUT seeds the partial file, so its ids are skipped too; OUT itself is only
     ever replaced whole. `match`: the run's settings, stored in every record; resuming output written
-    with other settings (another scorer, budget, refresh) is refused rather than silently reused."""
+    with other settings (another scorer, budget, refresh) is refused rather than silently reused.
+    `content`: record -> the content hash of its chain (`ChainJob.record_hash`), for `check_content`."""
 
-    def __init__(self, out: str | Path, match: dict[str, Any] | None = None):
+    def __init__(self, out: str | Path, match: dict[str, Any] | None = None,
+                 content: Callable[[dict[str, Any]], str | None] | None = None):
         from ..jsonl_io import ResumableJsonlWriter
 
         self.out, self.partial = Path(out), partial_path(out)
         if not self.partial.exists() and self.out.exists():
             shutil.copyfile(self.out, self.partial)
         try:
-            self.writer = ResumableJsonlWriter(self.partial, match=match)
+            self.writer = ResumableJsonlWriter(self.partial, match=match, content=content)
         except ValueError as e:  # written with other settings: name OUT, not the scratch file
-            raise ValueError(str(e).replace(str(self.partial), str(self.out))) from None
+            raise ValueError(self._name_out(e)) from None
         self.done = self.writer.done
         self.resumed = len(self.done)
+
+    def _name_out(self, e: Exception) -> str:
+        return str(e).replace(str(self.partial), str(self.out))
+
+    def check_content(self, chain) -> None:
+        """Refuse to resume the finished record of `chain` if the chain's content changed since."""
+        try:
+            self.writer.check_content(chain.id, chain.content_hash)
+        except ValueError as e:
+            raise ValueError(self._name_out(e)) from None
 
     def write(self, record: dict[str, Any]) -> None:
         self.writer.write(record)
@@ -177,37 +201,48 @@ class AtomicResumableOutput:
         self.writer.close()
         if exc_type is None:
             os.replace(self.partial, self.out)
+        elif self.partial.stat().st_size == 0:
+            self.partial.unlink()  # nothing was written: leave no empty scratch file
 
 
-def _records(rp, chains: list, make_records, skips: Skips) -> list[dict[str, Any]]:
-    """Records of chains ranked together; unscorable chains are skipped (and counted) one by one."""
-    from ..layout import ChainError, encode_chain
+def _finished_before_loading(args: argparse.Namespace, desc: str, job) -> bool:
+    """Refuse an output of other settings, and finish a run whose every input chain is done, before the LM
+    loads (job.static_settings(): the settings that do not depend on the loaded predictor)."""
+    from .resume_check import done_ids_matching, expected_scorer_name
 
-    ok = []
-    for c in chains:
-        try:
-            encode_chain(rp.lm.tokenizer, c, rp.lm.max_length)
-            ok.append(c)
-        except ChainError as e:
-            skips.add_chain_error(e)
-    try:
-        return make_records(rp, ok) if ok else []
-    except ChainError:  # one chain's problem (e.g. an impossible budget): the others still get their records
-        out = []
-        for c in ok:
-            try:
-                out += make_records(rp, [c])
-            except ChainError as e:
-                skips.add_chain_error(e)
-        return out
+    match = {"scorer": expected_scorer_name(args), **job.static_settings()}
+    done = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    # a chain not done yet, or whose content changed since (the full path refuses that with its message)
+    if not done or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
+        return False
+    if partial_path(args.out).exists():
+        os.replace(partial_path(args.out), args.out)
+    print(f"{desc}: wrote 0 chain(s) to {args.out}; {len(done)} already done (nothing left: the LM was not loaded)",
+          file=sys.stderr)
+    return True
 
 
-def run_stream(args: argparse.Namespace, make_records, desc: str, settings=None) -> int:
+def no_chain_read(inp: str, skips: Skips) -> ValueError:
+    """The error of a predict/prune run none of whose input lines could be read."""
+    return ValueError(f"{inp}: no chain could be read ({skips.total} line(s) skipped); nothing written")
+
+
+def report_over_budget(ids: list[str]) -> None:
+    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens)."""
+    if ids:
+        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens alone exceed "
+              f"it (field 'budget' < len(kept)), e.g. {', '.join(ids[:3])}", file=sys.stderr)
+
+
+def run_stream(args: argparse.Namespace, job, desc: str) -> int:
     """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
 
-    make_records(rp, chains) -> one record per chain (chains ranked together, --batch at a time).
-    settings(rp) -> dict: the run's settings, added to every record and required to match on resume."""
+    job: the command's `engines.jobs` job (loads the predictor; chains -> records with the run's
+    settings, which must match on resume; --batch chains at a time through `job.records`, several per
+    forward pass). --engine ray hands the same job to `engines.ray_data` (one chain per `job.record`)."""
     from tqdm import tqdm
+
+    from ..layout import ChainError
 
     check_paths(args.inp, args.out)
     if args.refresh < 1:
@@ -215,28 +250,42 @@ def run_stream(args: argparse.Namespace, make_records, desc: str, settings=None)
     batch = getattr(args, "batch", BATCH)
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
-    rp = load_predictor_from_args(args)
+    if args.engine == "ray":
+        from ..engines.ray_data import run_ray
+
+        return run_ray(job, args)
+    if _finished_before_loading(args, desc, job):
+        return 0
+    job.load()
+    rp = job.rp
     skips = Skips()
     written = 0
     total = count_lines(args.inp)
     if args.limit is not None:
         total = min(total, args.limit)
-    fixed = {"scorer": rp.name, "lm": rp.lm.fingerprint, **(settings(rp) if settings else {})}
-    with AtomicResumableOutput(args.out, match=fixed) as out:
+    fixed = job.settings()
+    chains = StreamedChains(args.inp, skips, args.limit)
+    over_budget: list[str] = []
+    with AtomicResumableOutput(args.out, match=fixed, content=job.record_hash) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
         pending: list = []
 
         def flush() -> None:
             nonlocal written
-            for rec in _records(rp, pending, make_records, skips):
-                out.write({**rec, **fixed})
+            for chain, rec in zip(pending, job.records(pending)):
+                if isinstance(rec, ChainError):
+                    skips.add_chain_error(rec)
+                    continue
+                if job.over_budget(rec):
+                    over_budget.append(chain.id)
+                out.write(rec)
                 written += 1
-            bar.update(len(pending))
             pending.clear()
 
-        for chain in stream_chains(args.inp, skips, args.limit):
+        for chain in chains:
+            bar.update(1)
             if chain.id in out.done:
-                bar.update(1)
+                out.check_content(chain)
                 continue
             pending.append(chain)
             if len(pending) >= batch:
@@ -245,7 +294,11 @@ def run_stream(args: argparse.Namespace, make_records, desc: str, settings=None)
         bar.update(total - bar.n)
         bar.close()
         resumed = out.resumed
+        if chains.read == 0:
+            skips.report()
+            raise no_chain_read(args.inp, skips)
     skips.report()
+    report_over_budget(over_budget)
     print(f"{desc}: wrote {written} chain(s) to {args.out} with {rp!r}; {resumed} already done; "
           f"{skips.total} skipped", file=sys.stderr)
     return 0
@@ -258,20 +311,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def predict_records(rp, chains: list, refresh: int) -> list[dict[str, Any]]:
-    """One record per chain, the chains ranked together."""
-    import numpy as np
-
+    """One record per chain, the chains ranked together (raises ChainError naming the list index if
+    one is unscorable)."""
     from ..layout import encode_chain
 
     ids = [encode_chain(rp.lm.tokenizer, c, rp.lm.max_length).reasoning_ids for c in chains]  # ChainError first
-    return [{
-        "id": c.id, "n": len(ranks), "ranks": ranks.tolist(),
+    return [_fields(rp, c, i, r) for c, i, r in zip(chains, ids, rp.predict_ranks(chains, refresh=refresh))]
+
+
+def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
+    """The record of one chain (a ChainError names the chain, not a list index)."""
+    from ..layout import encode_chain
+
+    lay_ids = encode_chain(rp.lm.tokenizer, chain, rp.lm.max_length).reasoning_ids  # ChainError first
+    return _fields(rp, chain, lay_ids, rp.predict_ranks(chain, refresh=refresh))
+
+
+def _fields(rp, chain, lay_ids: list[int], ranks) -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),
         "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
-    } for c, lay_ids, ranks in zip(chains, ids, rp.predict_ranks(chains, refresh=refresh))]
-    # scorer, lm and refresh: added by run_stream, which also checks them on resume
+    }  # extra input fields, chain_hash, scorer, lm, refresh: added by engines.jobs.PredictJob
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_stream(args, lambda rp, cs: predict_records(rp, cs, args.refresh), "predict",
-                      settings=lambda rp: {"refresh": args.refresh})
+    from ..engines.jobs import PredictJob
+
+    return run_stream(args, PredictJob(args), "predict")

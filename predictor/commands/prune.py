@@ -1,11 +1,16 @@
 """Prune every chain of a JSONL file to a budget: the drop-in replacement for greedy pruning.
 
 Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
-ratio (kept / n), n, original_reasoning, scorer, lm (fingerprint) and settings (the budget options).
+ratio (achieved: kept / n), budget (tokens the budget asked for), n, original_reasoning, chain_hash,
+scorer, lm (fingerprint), settings (the budget options), and the input's other fields.
 Exactly one budget: --keep RATIO in (0, 1] (round half up, at least one token), --keep-tokens N, or
---threshold T on the min-max normalized score. --step-aware removes whole low-scoring reasoning steps
-(lines) first; --protect digits keeps every token holding a digit. Streaming, resumable and atomic
-like `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
+--threshold T on the min-max normalized score. Tokens go in whole units (a character split over
+several tokens, a <think> tag, a protected number), so the pruned text never holds broken
+characters; see `predictor.pruning`. --step-aware removes whole low-scoring reasoning steps (lines)
+first. --protect numbers keeps whole numbers (sign, currency, separators, decimal point, percent),
+math also operators and LaTeX math, digits every token holding a digit; protected tokens are kept
+even over the budget (the count of such chains is reported). Streaming, resumable and atomic like
+`predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
 
     predictor prune --in chains.jsonl --keep 0.5 --out pruned.jsonl [--scorer NAME | --predictor DIR]
 """
@@ -26,27 +31,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--keep", type=float, metavar="RATIO", help="fraction of reasoning tokens to keep, in (0, 1]")
     b.add_argument("--keep-tokens", type=int, metavar="N", help="reasoning tokens to keep per chain")
     b.add_argument("--threshold", type=float, metavar="T",
-                   help="keep tokens whose min-max normalized score is >= T, in [0, 1]")
+                   help="keep tokens whose min-max normalized score is >= T, in [0, 1] (with their whole "
+                        "units, and every protected token)")
     p.add_argument("--step-aware", action="store_true", help="remove whole low-scoring reasoning steps first")
-    p.add_argument("--protect", choices=["digits", "math"], default=None,
-                   help="never remove tokens with digits (or digits and operators)")
+    p.add_argument("--protect", choices=["numbers", "math", "digits"], default=None,
+                   help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
+                        "or tokens holding a digit (digits)")
     add_predictor_arguments(p)
 
 
 def prune_records(rp, chains: list, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One record per chain, the chains ranked together."""
+    """One record per chain, the chains ranked together (raises ChainError naming the list index if
+    one is unscorable)."""
     results = rp.prune(chains, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold,
                        protect=args.protect, step_aware=args.step_aware, refresh=args.refresh)
-    return [{
-        "id": c.id, "question": c.question, "reasoning": res.text, "answer": c.answer,
-        "kept": res.kept, "ratio": res.ratio, "n": res.n, "original_reasoning": c.reasoning,
-    } for c, res in zip(chains, results)]  # scorer, lm and settings: added by run_stream (checked on resume)
+    return [_fields(c, res) for c, res in zip(chains, results)]
+
+
+def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
+    """The record of one chain (a ChainError names the chain, not a list index)."""
+    return _fields(chain, rp.prune(chain, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold,
+                                   protect=args.protect, step_aware=args.step_aware, refresh=args.refresh))
+
+
+def _fields(chain, res) -> dict[str, Any]:
+    return {
+        "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
+        "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
+        "original_reasoning": chain.reasoning,
+    }  # extra input fields, chain_hash, scorer, lm and settings: added by engines.jobs.PruneJob
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pruning import check_budget
 
     check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
-    settings = {"settings": {"keep": args.keep, "keep_tokens": args.keep_tokens, "threshold": args.threshold,
-                             "step_aware": args.step_aware, "protect": args.protect, "refresh": args.refresh}}
-    return run_stream(args, lambda rp, cs: prune_records(rp, cs, args), "prune", settings=lambda rp: settings)
+    from ..engines.jobs import PruneJob
+
+    return run_stream(args, PruneJob(args), "prune")

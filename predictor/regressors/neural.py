@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +42,8 @@ def pad_batch(X: Sequence[np.ndarray], y: Sequence[np.ndarray] | None = None):
 
 @contextlib.contextmanager
 def _quiet_lightning():
-    """Silence Lightning's info banners and the few-workers hints (chains are tiny; workers cost more)."""
+    """Silence Lightning's info banners and the few-workers hints (chains are tiny; workers cost more), and
+    send its epoch bars (tqdm on stdout) to stderr: stdout is for tables and results."""
     logs = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
     levels = [lg.level for lg in logs]
     with warnings.catch_warnings():
@@ -50,7 +52,8 @@ def _quiet_lightning():
         for lg in logs:
             lg.setLevel(logging.WARNING)
         try:
-            yield
+            with contextlib.redirect_stdout(sys.stderr):
+                yield
         finally:
             for lg, lv in zip(logs, levels):
                 lg.setLevel(lv)

@@ -17,6 +17,7 @@ class AttentionScorer(Scorer):
 
     name = "attention"
     needs_attention = True
+    observe_kwargs = {"probe": None}  # reads no probe statistics: no probe to fit in the context
 
     def __init__(self, normalize: bool = False):
         self.normalize = bool(normalize)

@@ -30,6 +30,7 @@ class SnapKVScorer(Scorer):
 
     name = "snapkv"
     needs_attention = True
+    observe_kwargs = {"probe": None}  # reads no probe statistics: no probe to fit in the context
 
     def __init__(self, kernel: int = 5, pooling: str = "avg"):
         pool1d(np.zeros(1), kernel, pooling)  # validate early

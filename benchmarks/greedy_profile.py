@@ -1,0 +1,81 @@
+"""Where a whole greedy search of a short chain spends its time (all steps, not only the first).
+
+Runs the fast labeler on one 30-40-token chain under torch.profiler and prints the operators by
+self CPU time, grouped: matrix products (linear / matmul / bmm / addmm / mm), attention kernels,
+copies (cat / copy_ / contiguous / expand materialization), masks, and the rest.
+
+    python benchmarks/greedy_profile.py --threads 1 [--length 32]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+GROUPS = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",
+                        "onednn", "mkldnn", "aten::_mkldnn"),
+    "attention kernel": ("scaled_dot_product", "flash_attention", "_efficient_attention", "aten::_softmax"),
+    "copies": ("aten::cat", "aten::copy_", "aten::clone", "aten::contiguous", "aten::index", "aten::_to_copy",
+               "aten::repeat", "aten::expand"),
+    "masks": ("aten::where", "aten::logical", "aten::bitwise", "aten::ge", "aten::le", "aten::lt", "aten::gt",
+              "aten::eq", "aten::__and__", "aten::__or__"),
+}
+
+
+def group_of(name: str) -> str:
+    for g, keys in GROUPS.items():
+        if any(k in name for k in keys):
+            return g
+    return "other ops"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl")
+    ap.add_argument("--length", type=int, default=32, help="first chain with this many reasoning tokens")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--matmul", choices=("onednn", "default"), default="onednn")
+    ap.add_argument("--steps", type=int, default=None, help="profile only the first S steps (default: all)")
+    ap.add_argument("--rows", action="store_true",
+                    help="score candidates as one padded row each with a per-row prefix cache (the old layout) "
+                         "instead of packed into one sequence")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from torch.profiler import ProfilerActivity, profile
+
+    from predictor.cpu_matmul import onednn_applicable, use_onednn_linears
+    from predictor.greedy import greedy_prune
+    from predictor.lm import load_lm
+    from predictor.ranked import read_ranked, record_chain
+
+    lm = load_lm()
+    if args.matmul == "onednn" and onednn_applicable(lm.model):
+        use_onednn_linears(lm.model)
+    rec = next(r for r in read_ranked(args.data, objective="joint") if len(r["ranks"]) == args.length)
+    chain = record_chain(rec)
+    pack = not args.rows
+    greedy_prune(lm, chain, max_steps=1, pack=pack)  # warm-up
+    t = time.perf_counter()
+    cpu = time.process_time()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
+    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
+          f"{cpu:.1f} s CPU under the profiler "
+          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed'}")
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    by_group: dict[str, float] = {}
+    for e in events:
+        by_group[group_of(e.key)] = by_group.get(group_of(e.key), 0.0) + e.self_cpu_time_total
+    print("| group | self CPU s | share |\n|---|---|---|")
+    for g, v in sorted(by_group.items(), key=lambda kv: -kv[1]):
+        print(f"| {g} | {v / 1e6:.1f} | {v / total:.1%} |")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+if __name__ == "__main__":
+    main()

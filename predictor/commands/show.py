@@ -1,0 +1,67 @@
+"""Show one chain as a token heatmap: an HTML page (and optionally a PNG) coloring each reasoning token by
+its predicted pruning rank (red: pruned first, green: kept longest), side by side with the exact greedy
+ranks when the input line is a ranked record (`predictor label` output), and marking what `prune` keeps
+at the budget (--keep): kept tokens boxed, removed ones struck through.
+
+    predictor show --in data/ranked/gsm8k-smollm2-joint.jsonl --id gsm8k-train-1234 --out chain.html --png chain.png
+    predictor show --in chains.jsonl --out chain.html --keep 0.3 --scorer surprisal
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_lm_arguments
+
+HELP = "write a token heatmap (HTML, PNG) of one chain's predicted and greedy ranks"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--in", dest="inp", required=True, help="chains or ranked JSONL")
+    p.add_argument("--id", default=None, help="chain id to show (default: the first line)")
+    p.add_argument("--out", required=True, help="HTML page to write (self-contained)")
+    p.add_argument("--png", default=None, help="also write the heatmap as a PNG image")
+    p.add_argument("--keep", type=float, default=0.5, metavar="RATIO",
+                   help="budget whose kept tokens are marked, in (0, 1] (default: %(default)s)")
+    g = p.add_mutually_exclusive_group()
+    from ..scorers import DIRECTORY_SCORERS, SCORERS
+
+    g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
+                   help="rank with a registered scorer instead of a learned predictor")
+    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory (default: the shipped one)")
+    p.add_argument("--no-check-lm", action="store_true",
+                   help="use a predictor with an LM other than the one it was trained for")
+    add_lm_arguments(p)
+
+
+def find_record(path: str, chain_id: str | None) -> dict:
+    """The first JSONL object of `path` (or the one whose id is chain_id); errors name the file."""
+    from ..chains import iter_jsonl
+
+    for lineno, obj in iter_jsonl(path):
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{lineno}: not a JSON object")
+        if chain_id is None or str(obj.get("id")) == chain_id:
+            return obj
+    raise ValueError(f"{path}: " + ("no chains" if chain_id is None else f"no chain with id {chain_id!r}"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..chains import Chain
+    from ..pruning import check_budget
+    from ..show import token_view, write_html, write_png
+    from .predict import load_predictor_from_args
+
+    check_budget(args.keep)  # fail before loading anything
+    rec = find_record(args.inp, args.id)
+    Chain.from_mapping(rec, f"{args.inp} (id {rec.get('id')!r})")  # a malformed chain fails before the LM loads
+    rp = load_predictor_from_args(args)
+    view = token_view(rec, predictor=rp, keep_ratio=args.keep)
+    write_html(view, args.out)
+    if args.png:
+        write_png(view, args.png)
+    rho = view.spearman()
+    print(f"{view.title}: {view.n} tokens, keep {len(view.kept)}; "
+          + (f"Spearman with greedy {rho:+.3f}; " if rho is not None else "no greedy ranks in the input; ")
+          + f"wrote {args.out}" + (f" and {args.png}" if args.png else ""), file=sys.stderr)
+    return 0
