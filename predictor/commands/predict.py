@@ -48,7 +48,8 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
     p.add_argument("--batch", type=int, default=BATCH, metavar="N",
                    help=f"chains read and ranked together, several per forward pass (default {BATCH}; "
-                        "the pass size follows a token budget)")
+                        "the pass size follows a token budget; --engine local only: Ray workers rank "
+                        "one chain at a time)")
     add_lm_arguments(p)
     add_engine_arguments(p)
 

@@ -4,8 +4,9 @@ A job is built from the command's parsed arguments (picklable: it travels to Ray
 LM once (`load`), then turns one chain into one output record (`record`: the command's fields, the
 chain's content hash, the run's settings, and for predict/prune the input's extra fields), raising
 `ChainError` for a chain it must skip; `records` does a list (predict/prune: several chains per
-forward pass, the local loop's --batch), with the same records as `record` one at a time. Both engines call the same `record`, and check resumed records
-with the same `record_hash`, so their outputs cannot drift apart.
+forward pass, the local loop's --batch), with the same records as `record` one at a time. Both
+engines make records this way, and check resumed records with the same `record_hash`, so their
+outputs cannot drift apart.
 """
 from __future__ import annotations
 
