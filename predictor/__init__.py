@@ -21,7 +21,7 @@ _EXPORTS = {
     "FeatureTable": "predictor.features",
     "FeatureCache": "predictor.feature_cache",
     "RankPredictor": "predictor.rank_predictor",
-    "prune": "predictor.pruning",
+    "prune": "predictor.rank_predictor",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -59,3 +59,35 @@ def map_chains(fn: Callable[[Chain], T], chains: ChainLike | list[ChainLike],
                 raise type(e)(msg) from e
             out.append(ChainFailure(i, cid, msg))
     return out, single
+
+
+def map_chains_batched(fn_many: Callable[[list[Chain]], list[T]], chains: ChainLike | list[ChainLike],
+                       errors: str = "raise") -> tuple[list[Union[T, ChainFailure]], bool]:
+    """`map_chains` for a function of a whole list (several chains per forward pass): fn_many(chains)
+    returns one result per chain. When a chain is unscorable (fn_many raised ChainError /
+    ChainFormatError, or a chain is malformed), the list falls back to one chain at a time through
+    `map_chains`, so errors name the list index and "skip" keeps the good results exactly as there."""
+    check_errors(errors)
+    one = lambda c: fn_many([c])[0]  # noqa: E731
+    if isinstance(chains, (Chain, Mapping)):
+        return map_chains(one, chains, errors)
+    items = list(chains)
+    good: list[tuple[int, Chain]] = []
+    malformed = False
+    for i, item in enumerate(items):
+        try:
+            good.append((i, as_chain(item, f"chains[{i}]")))
+        except ChainFormatError:
+            malformed = True
+    if malformed and errors == "raise":
+        return map_chains(one, items, errors)  # raises at the first bad chain in list order
+    try:
+        res = fn_many([c for _, c in good])
+    except (ChainError, ChainFormatError):
+        return map_chains(one, items, errors)
+    if not malformed:
+        return list(res), False
+    out, _ = map_chains(lambda c: None, items, "skip")  # ChainFailure at the malformed ones
+    for (i, _), r in zip(good, res):
+        out[i] = r
+    return out, False

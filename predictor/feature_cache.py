@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .chains import ChainLike, as_chain, as_chain_list
-from .features import FeatureSpec, FeatureTable, extract_features
+from .features import FeatureSpec, FeatureTable, extract_features_many
 from .jsonl_io import atomic_write_bytes, atomic_write_text
 
 
@@ -100,15 +100,22 @@ class FeatureCache:
     def features_for(self, lm, chain: ChainLike, spec: FeatureSpec | None = None,
                      kept: list[int] | None = None) -> FeatureTable:
         """Load the chain's table, or compute (one forward pass) and store it."""
-        spec = spec or FeatureSpec()
-        table = self.get(lm.fingerprint, spec, chain, kept)
-        if table is not None:
-            self.hits += 1
-            return table
-        self.misses += 1
-        table = extract_features(lm, chain, spec, kept=kept)
-        self.put(lm.fingerprint, spec, chain, table, kept)
-        return table
+        return self.features_for_many(lm, [chain], spec, [kept])[0]
 
-    def features_for_many(self, lm, chains, spec: FeatureSpec | None = None) -> list[FeatureTable]:
-        return [self.features_for(lm, c, spec) for c in as_chain_list(chains)[0]]
+    def features_for_many(self, lm, chains, spec: FeatureSpec | None = None,
+                          kept: list[list[int] | None] | None = None) -> list[FeatureTable]:
+        """Tables of several chains (kept: per chain, or None): cached ones loaded, the others computed
+        together (several chains per forward pass) and stored."""
+        spec = spec or FeatureSpec()
+        chains = as_chain_list(chains)[0]
+        kept = list(kept) if kept is not None else [None] * len(chains)
+        out: list[FeatureTable | None] = [self.get(lm.fingerprint, spec, c, k) for c, k in zip(chains, kept)]
+        todo = [i for i, t in enumerate(out) if t is None]
+        self.hits += len(chains) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            tables = extract_features_many(lm, [chains[i] for i in todo], spec, [kept[i] for i in todo])
+            for i, table in zip(todo, tables):
+                self.put(lm.fingerprint, spec, chains[i], table, kept[i])
+                out[i] = table
+        return out  # type: ignore[return-value]

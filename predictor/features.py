@@ -33,7 +33,7 @@ import numpy as np
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import Layout
 from .lexical import CATEGORIES, FLAG_NAMES, categorize, token_flags, token_lines, word_ids
-from .observe import DEFAULT_PROBE, WINDOW, Observation, layers_at_depths, observe
+from .observe import DEFAULT_PROBE, WINDOW, Observation, layers_at_depths, observe_batch
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
 FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden")
@@ -304,19 +304,34 @@ def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int,
 
 def observe_for(lm, chain: ChainLike, spec: FeatureSpec, kept: list[int] | None = None) -> Observation:
     """The one forward pass that `spec` needs (attention and probe only when used)."""
-    return observe(lm, chain, attention=spec.needs_attention, probe=spec.probe if spec.needs_probe else None,
-                   window=spec.window, kept=kept, hidden_layers=spec.hidden_layers(lm.num_layers))
+    return observe_for_many(lm, [chain], spec, [kept])[0]
+
+
+def observe_for_many(lm, chains: list[ChainLike], spec: FeatureSpec,
+                     kept: list[list[int] | None] | None = None) -> list[Observation]:
+    """`observe_for` of several chains, several per forward pass (kept: per chain, or None)."""
+    return observe_batch(lm, chains, attention=spec.needs_attention,
+                         probe=spec.probe if spec.needs_probe else None, window=spec.window, kept=kept,
+                         hidden_layers=spec.hidden_layers(lm.num_layers))
 
 
 def extract_features(lm, chain: ChainLike | list[ChainLike], spec: FeatureSpec | None = None,
                      kept: list[int] | None = None) -> FeatureTable | list[FeatureTable]:
-    """Feature table of one chain (or a list of tables for a list of chains), one forward pass each.
+    """Feature table of one chain (or a list of tables for a list of chains, several chains per
+    forward pass; the same tables as one at a time).
 
     kept: for a single chain, featurize only these reasoning token indices (a partially pruned state).
     """
     spec = spec or FeatureSpec()
     chains, single = as_chain_list(chain)
     if kept is not None and not single:
-        raise ValueError("kept applies to a single chain")
-    tables = [features_from_observation(observe_for(lm, c, spec, kept), spec) for c in chains]
+        raise ValueError("kept applies to a single chain (extract_features_many takes one per chain)")
+    tables = extract_features_many(lm, chains, spec, None if kept is None else [kept])
     return tables[0] if single else tables
+
+
+def extract_features_many(lm, chains: list[ChainLike], spec: FeatureSpec | None = None,
+                          kept: list[list[int] | None] | None = None) -> list[FeatureTable]:
+    """Feature tables of several chains (kept: per chain, the reasoning indices to featurize, or None)."""
+    spec = spec or FeatureSpec()
+    return [features_from_observation(o, spec) for o in observe_for_many(lm, chains, spec, kept)]

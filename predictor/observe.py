@@ -2,9 +2,12 @@
 
 The pass runs over prompt + full reasoning + answer + an appended end-of-reasoning probe
 ("Think Clearly"-style, Choi et al. 2025). Attention is causal, so the probe changes nothing at the
-earlier positions. Attention maps are reduced inside per-layer forward hooks to [heads, n]
-statistics over the n reasoning keys, so at most one layer's T x T map exists at a time. Eager
-attention (the only implementation that returns weights) is switched on just for this pass.
+earlier positions. Several chains share a pass (`observe_batch`): right-padded, so every real
+token keeps its position ids and sees exactly the keys it sees alone, and no mask is needed beyond
+the causal one (pad rows are computed and ignored). Attention statistics ([heads, n] per layer
+over the n reasoning keys, `predictor.attention_stats`) come from the layer's queries and keys in
+blocks while sdpa computes the pass ("chunked"), or, as the reference, from eager attention's
+weights reduced in per-layer hooks ("eager"). Passes without attention run plain sdpa.
 """
 from __future__ import annotations
 
@@ -15,25 +18,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .attention_stats import ATTENTION_STATS, Span, chunked_stats, reduce_weights, stats_attention, supports_chunked
+from .batching import plan_batches, token_budget
 from .chains import Chain, ChainLike, as_chain
 from .layout import Layout, ProbeTooLongError, chain_name, encode_chain
 from .lm import LM, base_and_head
 from .objective import upcast
 
 DEFAULT_PROBE = "\n\nTime is up. I should stop thinking and now summarize the final answer."
-LOGIT_CHUNK = 1 << 20  # logits per lm-head chunk (rows x vocab): bounds the [rows, vocab] buffers to ~4 MiB
+LOGIT_CHUNK = 1 << 22  # logits per lm-head chunk (rows x vocab): [rows, vocab] buffers of 16 MiB; smaller
+# chunks re-read the whole head weight (113 MiB for SmolLM2) from memory too often: 3x slower at 3,000 tokens
 WINDOW = 8  # SnapKV observation window: the last queries of the scored sequence
 
-# Attention statistics, each [layers, heads, n] over the n reasoning keys (see `_reduce`).
-ATTENTION_STATS = (
-    "answer_mean",   # mean attention from the answer tokens
-    "later_mean",    # mean attention from later reasoning tokens (0 for the last one)
-    "later_max",     # max attention from later reasoning tokens (0 for the last one)
-    "last",          # attention from the final position of the scored sequence
-    "probe_mean",    # mean attention from the appended end-of-reasoning probe
-    "received_sum",  # total attention received from every later scored query (H2O's accumulated score)
-    "window_mean",   # mean attention from the last WINDOW queries of the scored sequence (SnapKV)
-)
+ATTENTION_METHODS = ("auto", "chunked", "eager")
+__all__ = ["ATTENTION_STATS", "Observation", "observe", "observe_batch", "observe_many", "chunked_stats"]
 
 
 @dataclass
@@ -99,29 +97,179 @@ def eager_attention(model: torch.nn.Module):
             model.set_attn_implementation(old)
 
 
-def _reduce(w: torch.Tensor, p: int, n: int, t_scored: int, window: int) -> dict[str, torch.Tensor]:
-    """Reduce one layer's attention weights w [heads, T, T] to ATTENTION_STATS, each [heads, n]."""
-    keys = slice(p, p + n)
-    rr = w[:, p:p + n, keys]  # reasoning queries x reasoning keys
-    later = torch.tril(torch.ones(n, n, dtype=torch.bool, device=w.device), -1)  # query q > key k
-    cnt = later.sum(0).clamp(min=1)
-    scored = w[:, p:t_scored, keys]  # every scored query (reasoning + answer) -> reasoning keys
-    return {
-        "answer_mean": w[:, p + n:t_scored, keys].mean(1),
-        "later_mean": (rr * later).sum(1) / cnt,
-        "later_max": rr.masked_fill(~later, 0).amax(1),
-        "last": w[:, t_scored - 1, keys],
-        "probe_mean": w[:, t_scored:, keys].mean(1) if w.shape[1] > t_scored else torch.zeros_like(w[:, 0, keys]),
-        "received_sum": scored.sum(1),  # causal: queries before a key give it 0
-        "window_mean": w[:, max(p, t_scored - window):t_scored, keys].mean(1),
-    }
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The decoder layers of the stack, in depth order."""
+    base, _, _ = base_and_head(model)
+    layers = getattr(base, "layers", None) or getattr(base, "h", None)
+    if layers is None:
+        raise RuntimeError(f"cannot find the decoder layers of {type(model).__name__}")
+    return list(layers)
+
+
+def _layout(lm: LM, chain: Chain, kept: list[int] | None) -> Layout:
+    lay = encode_chain(lm.tokenizer, chain, lm.max_length)
+    if kept is not None:
+        if not kept or sorted(set(kept)) != list(kept) or kept[0] < 0 or kept[-1] >= lay.n:
+            raise ValueError(f"kept must be sorted unique indices in [0, {lay.n}), got {kept!r:.80}")
+        lay = Layout(lay.prompt_ids, [lay.reasoning_ids[i] for i in kept], lay.answer_ids)
+    return lay
+
+
+def _logit_stats(head: torch.nn.Module, cap: float | None, h: torch.Tensor,
+                 tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """log p(target), entropy and rank of each row of h [m, d] predicting tgt [m], in lm-head chunks
+    (a [m, vocab] tensor and its copies would dwarf the forward itself)."""
+    parts, rows = [], max(1, LOGIT_CHUNK // head.out_features if hasattr(head, "out_features") else 64)
+    for a in range(0, len(h), rows):
+        logits = upcast(head(h[a:a + rows]))
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        lp = torch.log_softmax(logits, dim=-1)
+        del logits
+        t_lp = lp.gather(1, tgt[a:a + len(lp), None])[:, 0]
+        ent = -lp.exp().mul_(lp).sum(-1)
+        parts.append((t_lp, ent, (lp > t_lp[:, None]).sum(-1) + 1))
+    return tuple(torch.cat(x) for x in zip(*parts))  # type: ignore[return-value]
+
+
+def _pad_id(tokenizer) -> int:
+    for name in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        i = getattr(tokenizer, name, None)
+        if isinstance(i, int):
+            return i
+    return 0
+
+
+def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention: bool, window: int,
+                   hidden_layers: tuple[int, ...], method: str) -> list[tuple]:
+    """One right-padded forward pass over seqs; per row: (logprob, entropy, rank, attn, hidden)."""
+    base, head, cap = base_and_head(lm.model)
+    B, T = len(seqs), max(len(s) for s in seqs)
+    x = torch.full((B, T), _pad_id(lm.tokenizer), dtype=torch.long)
+    for b, s in enumerate(seqs):
+        x[b, :len(s)] = torch.tensor(s)
+    x = x.to(lm.device)
+    spans = [Span(len(l.prompt_ids), l.n, l.total, len(s), window) for l, s in zip(lays, seqs)]
+    hidden: dict[int, list[np.ndarray]] = {}
+    handles = []
+    L = lm.num_layers
+
+    def keep_hidden(l: int):
+        def hook(_mod, _inp, out):
+            hs = out[0] if isinstance(out, tuple) else out
+            hidden[l] = [hs[b, sp.p:sp.p + sp.n].to("cpu", torch.float32).numpy() for b, sp in enumerate(spans)]
+        return hook
+
+    layers = decoder_layers(lm.model) if hidden_layers else []
+    handles += [layers[l - 1].register_forward_hook(keep_hidden(l)) for l in hidden_layers if l < L]
+    stats: dict[int, list] = {}
+    ctx: contextlib.AbstractContextManager = contextlib.nullcontext()
+    mods = attention_modules(lm.model) if attention else []
+    if attention and method == "chunked":
+        ctx = stats_attention(lm.model, mods, spans)
+    elif attention:  # the eager reference: full weights, reduced right away in a hook per layer
+        def eager_hook(i: int):
+            def hook(_mod, _inp, out):
+                w = out[1]
+                if w is None:
+                    raise RuntimeError("attention weights not returned; the model ignores eager attention")
+                # copy=True: a stat that is a view (e.g. "last") would otherwise keep the T x T map alive
+                stats[i] = [{k: v.to("cpu", torch.float32, copy=True)
+                             for k, v in reduce_weights(w[b, :, :sp.length, :sp.length], sp.p, sp.n, sp.scored,
+                                                           window).items()}
+                            for b, sp in enumerate(spans)]
+                return (out[0], None) + tuple(out[2:])  # drop the T x T map right away
+            return hook
+        handles += [m.register_forward_hook(eager_hook(i)) for i, m in enumerate(mods)]
+        ctx = eager_attention(lm.model)
+    try:
+        with ctx as collected:
+            out = base(input_ids=x, use_cache=False)
+        if attention and method == "chunked":
+            stats = collected
+    finally:
+        for hd in handles:
+            hd.remove()
+    h = out.last_hidden_state
+    del out
+    if L in hidden_layers:
+        hidden[L] = [h[b, sp.p:sp.p + sp.n].to("cpu", torch.float32).numpy() for b, sp in enumerate(spans)]
+    sel = torch.cat([h[b, sp.p - 1:sp.p - 1 + sp.n] for b, sp in enumerate(spans)])  # rows predicting reasoning
+    tgt = torch.tensor([t for l in lays for t in l.reasoning_ids], device=lm.device)
+    tok_lp, entropy, rank = (v.cpu() for v in _logit_stats(head, cap, sel, tgt))
+    res, a = [], 0
+    for b, sp in enumerate(spans):
+        attn = {k: torch.stack([stats[i][b][k] for i in range(len(mods))]).numpy() for k in ATTENTION_STATS} \
+            if attention else {}
+        res.append((tok_lp[a:a + sp.n].float().numpy(), entropy[a:a + sp.n].float().numpy(),
+                    rank[a:a + sp.n].numpy().astype(np.float32), attn, {l: hidden[l][b] for l in hidden_layers}))
+        a += sp.n
+    return res
 
 
 @torch.no_grad()
+def observe_batch(lm: LM, chains: list[ChainLike], attention: bool = True, probe: str | None = DEFAULT_PROBE,
+                  window: int = WINDOW, kept: list[list[int] | None] | None = None,
+                  hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = (),
+                  forward: bool = True, method: str = "auto", budget: int | None = None) -> list[Observation]:
+    """`observe` for several chains, several per forward pass; the same results as one at a time.
+
+    kept: per chain, the reasoning indices to observe (or None for all). method: "chunked" (sdpa +
+    blockwise statistics from queries and keys), "eager" (the reference: eager attention weights),
+    "auto" (chunked for sdpa models, else eager). budget: padded token slots per pass (default
+    `batching.token_budget`: fixed on CPU, by free memory on GPU); 1 observes one chain per pass.
+    Raises ChainError (empty, too long) or ProbeTooLongError (the chain fits, the probe does not; see
+    `observe`) for the first unscorable chain, before any pass runs.
+    """
+    t0 = time.perf_counter()
+    if method not in ATTENTION_METHODS:
+        raise ValueError(f"method must be one of {ATTENTION_METHODS}, got {method!r}")
+    chains_ = [as_chain(c) for c in chains]
+    kept_ = list(kept) if kept is not None else [None] * len(chains_)
+    if len(kept_) != len(chains_):
+        raise ValueError(f"kept has {len(kept_)} entries for {len(chains_)} chains")
+    lays = [_layout(lm, c, k) for c, k in zip(chains_, kept_)]
+    decode = lambda lay: [lm.tokenizer.decode([t]) for t in lay.reasoning_ids]  # noqa: E731
+    if not forward:
+        out = []
+        for c, lay in zip(chains_, lays):
+            nan = np.full(lay.n, np.nan, dtype=np.float32)
+            out.append(Observation(chain=c, layout=lay, logprob=nan, entropy=nan.copy(), token_rank=nan.copy(),
+                                   tokens=decode(lay), seconds=(time.perf_counter() - t0) / max(1, len(lays)), lm=lm))
+        return out
+    hidden_layers = tuple(sorted(set(hidden_layers) | set(layers_at_depths(lm.num_layers, hidden_depths))))
+    bad = [l for l in hidden_layers if not 1 <= l <= lm.num_layers]
+    if bad:
+        raise ValueError(f"hidden_layers {bad} outside 1..{lm.num_layers}")
+    if method == "auto":
+        method = "chunked" if supports_chunked(lm.model) else "eager"
+    probe_ids = list(lm.tokenizer(probe, add_special_tokens=False)["input_ids"]) if (probe and attention) else []
+    seqs = []
+    for c, lay in zip(chains_, lays):
+        ids = lay.sequence() + probe_ids
+        if len(ids) > lm.max_length:  # never score with silently empty probe statistics
+            raise ProbeTooLongError(f"{chain_name(c)}: {lay.total} tokens + the {len(probe_ids)}-token probe exceed "
+                                    f"the LM's context of {lm.max_length}; the probe features need the probe")
+        seqs.append(ids)
+    if budget is None:
+        budget = token_budget(lm.model, eager=attention and method == "eager", length=max(map(len, seqs), default=0))
+    results: list[Observation | None] = [None] * len(lays)
+    for batch in plan_batches([len(s) for s in seqs], budget):
+        tb = time.perf_counter()
+        rows = _forward_batch(lm, [lays[i] for i in batch], [seqs[i] for i in batch], attention, window,
+                              hidden_layers, method)
+        sec = (time.perf_counter() - tb) / len(batch)
+        for i, (lp, ent, rank, attn, hid) in zip(batch, rows):
+            results[i] = Observation(chain=chains_[i], layout=lays[i], logprob=lp, entropy=ent, token_rank=rank,
+                                     attn=attn, hidden=hid, tokens=decode(lays[i]), seconds=sec, lm=lm)
+    return results  # type: ignore[return-value]
+
+
 def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None = DEFAULT_PROBE,
             window: int = WINDOW, kept: list[int] | None = None,
             hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = (),
-            forward: bool = True) -> Observation:
+            forward: bool = True, method: str = "auto") -> Observation:
     """Run one forward pass over a chain (default layout + probe) and collect what scorers need.
 
     kept: observe only these reasoning token indices (sorted), e.g. the survivors of a partial
@@ -131,79 +279,17 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
     relative depths in (0, 1] (`layers_at_depths`), added to hidden_layers.
     forward=False: no LM pass at all, only the layout and tokens (logprob/entropy/token_rank are NaN),
     for scorers that run a model of their own (e.g. a fine-tuned LM scorer).
+    method: how attention statistics are computed ("auto", "chunked", "eager"; see `observe_batch`).
     Raises ChainError for an unscorable chain, and ProbeTooLongError when the chain fits the context
     but the probe (with attention) does not: pass probe=None when no probe statistic is read.
     """
-    t0 = time.perf_counter()
-    chain = as_chain(chain)
-    lay = encode_chain(lm.tokenizer, chain, lm.max_length)
-    if kept is not None:
-        if not kept or sorted(set(kept)) != list(kept) or kept[0] < 0 or kept[-1] >= lay.n:
-            raise ValueError(f"kept must be sorted unique indices in [0, {lay.n}), got {kept!r:.80}")
-        lay = Layout(lay.prompt_ids, [lay.reasoning_ids[i] for i in kept], lay.answer_ids)
-    if not forward:
-        nan = np.full(lay.n, np.nan, dtype=np.float32)
-        return Observation(chain=chain, layout=lay, logprob=nan, entropy=nan.copy(), token_rank=nan.copy(),
-                           tokens=[lm.tokenizer.decode([t]) for t in lay.reasoning_ids],
-                           seconds=time.perf_counter() - t0, lm=lm)
-    probe_ids = list(lm.tokenizer(probe, add_special_tokens=False)["input_ids"]) if (probe and attention) else []
-    ids = lay.sequence() + probe_ids
-    if len(ids) > lm.max_length:  # never score with silently empty probe statistics
-        raise ProbeTooLongError(f"{chain_name(chain)}: {lay.total} tokens + the {len(probe_ids)}-token probe exceed "
-                                f"the LM's context of {lm.max_length}; the probe features need the probe")
-    p, n, t_scored = len(lay.prompt_ids), lay.n, lay.total
-    base, head, cap = base_and_head(lm.model)
-    stats: list[dict[str, torch.Tensor]] = []
-
-    def hook(_mod, _inp, out):
-        w = out[1]
-        if w is None:
-            raise RuntimeError("attention weights not returned; the model ignores eager attention")
-        # copy=True: a stat that is a view (e.g. "last") would otherwise keep this layer's whole T x T map alive
-        stats.append({k: v.to("cpu", torch.float32, copy=True) for k, v in _reduce(w[0], p, n, t_scored, window).items()})
-        return (out[0], None) + tuple(out[2:])  # drop the T x T map right away
-
-    hidden_layers = tuple(sorted(set(hidden_layers) | set(layers_at_depths(lm.num_layers, hidden_depths))))
-    bad = [l for l in hidden_layers if not 1 <= l <= lm.num_layers]
-    if bad:
-        raise ValueError(f"hidden_layers {bad} outside 1..{lm.num_layers}")
-    x = torch.tensor([ids], device=lm.device)
-    want_hidden = bool(hidden_layers)
-    if attention:
-        handles = [m.register_forward_hook(hook) for m in attention_modules(lm.model)]
-        try:
-            with eager_attention(lm.model):
-                out = base(input_ids=x, use_cache=False, output_hidden_states=want_hidden)
-        finally:
-            for hd in handles:
-                hd.remove()
-    else:
-        out = base(input_ids=x, use_cache=False, output_hidden_states=want_hidden)
-    h = out.last_hidden_state[0]
-    hidden = {l: out.hidden_states[l][0, p:p + n].to("cpu", torch.float32).numpy() for l in hidden_layers}
-    del out
-    tgt = torch.tensor(lay.reasoning_ids, device=lm.device)
-    parts, rows = [], max(1, LOGIT_CHUNK // head.out_features if hasattr(head, "out_features") else 64)
-    for a in range(0, n, rows):  # chunks: a [n, vocab] tensor and its copies would dwarf the forward itself
-        logits = upcast(head(h[p - 1 + a:p - 1 + min(n, a + rows)]))  # rows predicting reasoning tokens
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        lp = torch.log_softmax(logits, dim=-1)
-        del logits
-        t_lp = lp.gather(1, tgt[a:a + len(lp), None])[:, 0]
-        ent = -lp.exp().mul_(lp).sum(-1)
-        parts.append((t_lp, ent, (lp > t_lp[:, None]).sum(-1) + 1))
-    tok_lp, entropy, rank = (torch.cat(x) for x in zip(*parts))
-    attn = {k: torch.stack([s[k] for s in stats]).numpy() for k in ATTENTION_STATS} if attention else {}
-    return Observation(
-        chain=chain, layout=lay, logprob=tok_lp.float().cpu().numpy(), entropy=entropy.float().cpu().numpy(),
-        token_rank=rank.cpu().numpy().astype(np.float32), attn=attn, hidden=hidden,
-        tokens=[lm.tokenizer.decode([t]) for t in lay.reasoning_ids], seconds=time.perf_counter() - t0, lm=lm,
-    )
+    return observe_batch(lm, [chain], attention=attention, probe=probe, window=window, kept=[kept],
+                         hidden_layers=hidden_layers, hidden_depths=hidden_depths, forward=forward,
+                         method=method)[0]
 
 
 def observe_many(lm: LM, chains: ChainLike | list[ChainLike], **kw) -> list[Observation]:
-    """`observe` for each chain (one chain or a list)."""
+    """`observe_batch` for one chain or a list."""
     from .chains import as_chain_list
 
-    return [observe(lm, c, **kw) for c in as_chain_list(chains)[0]]
+    return observe_batch(lm, as_chain_list(chains)[0], **kw)

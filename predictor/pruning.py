@@ -1,8 +1,12 @@
 """Prune a reasoning chain to a budget with any ranking method (learned, baseline or the oracle).
 
-    res = prune(chain, keep_ratio=0.5)                      # shipped pretrained predictor
-    res = prune(chain, keep_tokens=40, predictor="surprisal", protect="numbers", step_aware=True)
+    res = prune_with(rp, chain, keep_ratio=0.5, protect="numbers")   # rp: a RankPredictor (any `Ranker`)
     res.text, res.kept, res.ratio, res.budget
+
+The user-facing entry that also takes predictor names is `predictor.prune` (in rank_predictor.py:
+`prune(chain, keep_tokens=40, predictor="surprisal", protect="numbers", step_aware=True)`) and
+`RankPredictor.prune`; this module knows nothing of predictors beyond the `Ranker` protocol, so the
+dependency runs one way (rank_predictor -> pruning).
 
 Budgets count tokens: keep_ratio r asks for k = round_half_up(r * n) tokens (at least 1), keep_tokens
 N for k = min(N, n); threshold t keeps every unit holding a token whose min-max normalized score is
@@ -20,25 +24,30 @@ Kept tokens stay in their original order; where a removed gap would glue two num
 """
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol
 
 import numpy as np
 
-from .chain_lists import ChainFailure, check_errors, map_chains
+from .chain_lists import ChainFailure, check_errors, map_chains_batched
 from .chains import Chain, ChainLike
 from .layout import encode_chain
 from .pruning_units import Protect, Units, check_protect, join_units, pruning_units
-from .rank_predictor import RankPredictor
-from .scorers import Scorer
 from .scorers.base import scores_to_ranks
 from .scorers.think_clearly import token_steps
 
-PredictorLike = Union[RankPredictor, Scorer, str, Path, None]
+
+class Ranker(Protocol):
+    """What pruning needs of a predictor (`RankPredictor` is one): its LM (tokenizer, context), ranks
+    and scores of several chains at once."""
+
+    lm: Any
+
+    def predict_ranks(self, chains: list[Chain], refresh: int = 1) -> list[np.ndarray]: ...
+
+    def score_many(self, chains: list[Chain]) -> list[np.ndarray]: ...
 
 
 @dataclass
@@ -137,41 +146,12 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
     return [i for i in range(n) if i not in gone]
 
 
-@functools.lru_cache(maxsize=1)
-def _default_lm():
-    """The embedded LM, loaded once per process for every `prune` call that names no LM."""
-    from .lm import load_lm
-
-    return load_lm()
-
-
-@functools.lru_cache(maxsize=1)
-def _default_predictor() -> RankPredictor:
-    return RankPredictor.load(lm=_default_lm())
-
-
-def resolve_predictor(predictor: PredictorLike = None, lm=None) -> RankPredictor:
-    """RankPredictor from a RankPredictor, a Scorer (+ lm), a scorer name / predictor dir, or None (pretrained).
-
-    Without `lm`, scorers and scorer names use the embedded LM, loaded once per process."""
-    from .scorers import DIRECTORY_SCORERS, SCORERS
-
-    if isinstance(predictor, RankPredictor):
-        return predictor
-    if isinstance(predictor, Scorer):
-        return RankPredictor(lm if lm is not None else _default_lm(), predictor)
-    if predictor is None and lm is None:
-        return _default_predictor()
-    if lm is None and isinstance(predictor, str) and predictor in SCORERS and predictor not in DIRECTORY_SCORERS:
-        lm = _default_lm()
-    return RankPredictor.load(predictor, lm=lm)
-
-
-def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *, keep_tokens: int | None = None,
-          threshold: float | None = None, protect: Protect = None, step_aware: bool = False, refresh: int = 1,
-          predictor: PredictorLike = None, lm=None, errors: str = "raise"
-          ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
-    """Prune one chain (or each of a list) to a budget.
+def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *,
+               keep_tokens: int | None = None, threshold: float | None = None, protect: Protect = None,
+               step_aware: bool = False, refresh: int = 1, errors: str = "raise"
+               ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
+    """Prune one chain (or each of a list) to a budget with a ranker's ranks (all chains of a list
+    ranked together, several per forward pass).
 
     Args:
         chains: a chain mapping/`Chain` or a list of them.
@@ -181,9 +161,9 @@ def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, 
             need be (`PruneResult.budget`, `.over_budget`).
         step_aware: remove whole low-scoring reasoning steps (lines) first.
         refresh: forward passes per chain (re-score the survivors; importance is dynamic).
-        predictor: RankPredictor, Scorer (with lm), scorer name, predictor dir, or None (pretrained).
         errors: "raise": an unscorable chain raises ChainError (naming its list index); "skip": it
-            is returned as a `ChainFailure` (index, id, error) in its place.
+            is returned as a `ChainFailure` (index, id, error) in its place (the other chains of its
+            batch are then pruned one at a time).
     Returns:
         PruneResult per chain (a list for a list input).
     """
@@ -192,11 +172,25 @@ def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, 
         raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
     check_protect(protect)
     check_errors(errors)
-    rp = resolve_predictor(predictor, lm)
-    out, single = map_chains(
-        lambda c: _prune_one(rp, c, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh)),
+    out, single = map_chains_batched(
+        lambda cs: _prune_many(ranker, cs, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh)),
         chains, errors)
     return out[0] if single else out
+
+
+def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, threshold, protect, step_aware,
+                refresh: int) -> list[PruneResult]:
+    tok = ranker.lm.tokenizer
+    # every chain's ids first: raises ChainError (empty, too long) before any forward pass
+    ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains]
+    if threshold is not None:
+        scores = [np.asarray(s, dtype=np.float64) for s in ranker.score_many(chains)]
+        ranks = [scores_to_ranks(s) for s in scores] if refresh == 1 else ranker.predict_ranks(chains, refresh=refresh)
+    else:
+        scores = [None] * len(chains)
+        ranks = ranker.predict_ranks(chains, refresh=refresh)
+    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh)
+            for c, i, r, s in zip(chains, ids, ranks, scores)]
 
 
 def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[int]:
@@ -211,23 +205,18 @@ def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[i
     return sorted(i for u in np.flatnonzero(keep) for i in units.groups[u])
 
 
-def _prune_one(rp: RankPredictor, chain: Chain, keep_ratio, keep_tokens, threshold, protect, step_aware,
-               refresh) -> PruneResult:
-    tok = rp.lm.tokenizer
-    ids = encode_chain(tok, chain, rp.lm.max_length).reasoning_ids  # raises ChainError (empty, too long)
+def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
+               keep_tokens, threshold, protect, step_aware, refresh: int) -> PruneResult:
     n = len(ids)
     units = pruning_units(tok, ids, protect)
     protected = units.protected_tokens()
     if threshold is not None:
-        scores = rp.score(chain)
         kept = threshold_kept(scores, units, threshold)
         k = len(kept)
-        ranks = scores_to_ranks(scores) if refresh == 1 else rp.predict_ranks(chain, refresh=refresh)
         if refresh > 1:
             kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
     else:
         k = keep_count(n, keep_ratio, keep_tokens)
-        ranks = rp.predict_ranks(chain, refresh=refresh)
         kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
     unit_of = units.unit_of()
     kept_units = sorted({int(unit_of[i]) for i in kept})

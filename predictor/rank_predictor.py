@@ -1,8 +1,13 @@
-"""`RankPredictor`: the drop-in replacement for the greedy search.
+"""`RankPredictor`: the drop-in replacement for the greedy search, and `prune` by predictor name.
 
     rp = RankPredictor.load()                 # shipped pretrained predictor + the embedded LM
     ranks = rp.predict_ranks(chain)           # int [n], 1 = pruned first (DESIGN.md convention)
     res = rp.prune(chain, keep_ratio=0.5)     # pruned text, kept indices, achieved ratio
+    res = prune(chain, keep_tokens=40, predictor="surprisal", protect="numbers", step_aware=True)
+
+A list of chains is observed several chains per forward pass (`observe.observe_batch`), with the
+same ranks as one chain at a time. The budget logic lives in `predictor.pruning`, which this module
+uses and which does not import it back.
 
 Any registered scorer name ("surprisal", "greedy", ...) or a trained predictor directory loads the
 same way, so the learned predictor, the baselines and the oracle are used identically.
@@ -11,24 +16,25 @@ the survivors k times, deleting an equal share of the tokens after each pass.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Union
 
 import numpy as np
 
+from .chain_lists import ChainFailure, check_errors, map_chains_batched
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
-from .observe import Observation, observe
+from .observe import Observation, observe_batch
+from .pruning import PruneResult, check_budget, prune_with
+from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
 from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir
 
-if TYPE_CHECKING:
-    from .pruning import PruneResult
-
-__all__ = ["RankPredictor", "PredictorMismatchError"]
+__all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
 
 def _regressor_kind(path: Path) -> str | None:
@@ -104,15 +110,24 @@ class RankPredictor:
             check_fingerprint(scorer.metadata, lm, f"predictor {path}")
         return cls(lm, scorer, path.name)
 
-    # --- one pass -------------------------------------------------------------------------------
-    def observe(self, chain: ChainLike, kept: list[int] | None = None) -> Observation:
-        """The forward pass this predictor's scorer needs (attention only when it uses it)."""
+    # --- one pass ---------------------------------------------------------------------------------
+    def observe_many(self, chains: list[ChainLike], kept: list[list[int] | None] | None = None) -> list[Observation]:
+        """The forward passes this predictor's scorer needs (attention only when it uses it), several
+        chains per pass; kept: per chain, the reasoning indices to observe (None: all)."""
         kw = dict(getattr(self.scorer, "observe_kwargs", {}))
-        return observe(self.lm, chain, attention=self.scorer.needs_attention, kept=kept, **kw)
+        return observe_batch(self.lm, list(chains), attention=self.scorer.needs_attention, kept=kept, **kw)
+
+    def observe(self, chain: ChainLike, kept: list[int] | None = None) -> Observation:
+        """`observe_many` for one chain."""
+        return self.observe_many([chain], [kept])[0]
 
     def score(self, chain: ChainLike) -> np.ndarray:
         """Scores of one chain from one pass, float [n]; higher = pruned later."""
-        return np.asarray(self.scorer.score(self.observe(chain)), dtype=np.float64)
+        return self.score_many([chain])[0]
+
+    def score_many(self, chains: list[ChainLike]) -> list[np.ndarray]:
+        """Scores of each chain (float [n] each) from batched passes."""
+        return [np.asarray(s, dtype=np.float64) for s in self.scorer.score_many(self.observe_many(chains))]
 
     def num_tokens(self, chain: ChainLike) -> int:
         """Reasoning tokens of a chain in the default layout (raises ChainError if unscorable)."""
@@ -125,44 +140,101 @@ class RankPredictor:
         """Predicted pruning ranks: int [n] per chain (1 = pruned first), a list for a list input.
 
         refresh: forward passes per chain (capped at n). Pass k scores the survivors, then deletes
-        the ceil(remaining / passes left) lowest-scored ones, which take the next ranks.
+        the ceil(remaining / passes left) lowest-scored ones, which take the next ranks. The chains
+        of a list share forward passes (each refresh round is one batched round).
         errors: "raise" (an unscorable chain raises ChainError naming its list index) or "skip"
         (it is returned as a `ChainFailure` in its place; see `predictor.chain_lists`).
         """
-        from .chain_lists import map_chains
-
-        out, single = map_chains(lambda c: self._ranks_one(c, refresh), chains, errors)
+        if isinstance(refresh, bool) or not isinstance(refresh, (int, np.integer)) or refresh < 1:
+            raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
+        out, single = map_chains_batched(lambda cs: self._ranks_many(cs, int(refresh)), chains, errors)
         return out[0] if single else out
 
-    def _ranks_one(self, chain: Chain, refresh: int) -> np.ndarray:
-        if not isinstance(refresh, (int, np.integer)) or refresh < 1:
-            raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
-        obs = self.observe(chain)
-        n = obs.n
-        ranks = np.zeros(n, dtype=np.int64)
-        alive = np.arange(n)
-        done = 0
-        passes_left = min(int(refresh), n)
-        while True:
-            scores = np.asarray(self.scorer.score(obs), dtype=np.float64)
-            if len(scores) != len(alive):
-                raise ValueError(f"scorer {self.scorer.name} returned {len(scores)} scores for {len(alive)} tokens")
-            local = scores_to_ranks(scores)  # 1..m among the survivors
-            if passes_left <= 1:
-                ranks[alive] = done + local
-                return ranks
-            k = math.ceil(len(alive) / passes_left)
-            gone = local <= k
-            ranks[alive[gone]] = done + local[gone]
-            done += k
-            alive = alive[~gone]
-            passes_left -= 1
-            obs = self.observe(chain, kept=alive.tolist())
+    def _ranks_many(self, chains: list[Chain], refresh: int) -> list[np.ndarray]:
+        obs = self.observe_many(chains)
+        ranks = [np.zeros(o.n, dtype=np.int64) for o in obs]
+        alive = [np.arange(o.n) for o in obs]
+        done = [0] * len(chains)
+        left = [min(refresh, o.n) for o in obs]
+        todo = list(range(len(chains)))
+        while todo:
+            scores = self.scorer.score_many([obs[i] for i in todo])
+            nxt = []
+            for i, sc in zip(todo, scores):
+                sc = np.asarray(sc, dtype=np.float64)
+                if len(sc) != len(alive[i]):
+                    raise ValueError(f"scorer {self.scorer.name} returned {len(sc)} scores for {len(alive[i])} tokens")
+                local = scores_to_ranks(sc)  # 1..m among the survivors
+                if left[i] <= 1:
+                    ranks[i][alive[i]] = done[i] + local
+                    continue
+                k = math.ceil(len(alive[i]) / left[i])
+                gone = local <= k
+                ranks[i][alive[i][gone]] = done[i] + local[gone]
+                done[i] += k
+                alive[i] = alive[i][~gone]
+                left[i] -= 1
+                nxt.append(i)
+            if nxt:
+                new = self.observe_many([chains[i] for i in nxt], [alive[i].tolist() for i in nxt])
+                for i, o in zip(nxt, new):
+                    obs[i] = o
+            todo = nxt
+        return ranks
 
     # --- pruning --------------------------------------------------------------------------------
     def prune(self, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None,
-              **kwargs: Any) -> "PruneResult | list[PruneResult]":
-        """`predictor.pruning.prune` with this predictor (see there for the budget options)."""
-        from .pruning import prune
+              **kwargs: Any) -> PruneResult | list[PruneResult]:
+        """`predictor.pruning.prune_with` with this predictor (see there for the budget options)."""
+        return prune_with(self, chains, keep_ratio, **kwargs)
 
-        return prune(chains, keep_ratio, predictor=self, **kwargs)
+
+PredictorLike = Union[RankPredictor, Scorer, str, Path, None]
+
+
+@functools.lru_cache(maxsize=1)
+def _default_lm() -> LM:
+    """The embedded LM, loaded once per process for every `prune` call that names no LM."""
+    from .lm import load_lm
+
+    return load_lm()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_predictor() -> RankPredictor:
+    return RankPredictor.load(lm=_default_lm())
+
+
+def resolve_predictor(predictor: PredictorLike = None, lm: LM | None = None) -> RankPredictor:
+    """RankPredictor from a RankPredictor, a Scorer (+ lm), a scorer name / predictor dir, or None (pretrained).
+
+    Without `lm`, scorers and scorer names use the embedded LM, loaded once per process."""
+    if isinstance(predictor, RankPredictor):
+        return predictor
+    if isinstance(predictor, Scorer):
+        return RankPredictor(lm if lm is not None else _default_lm(), predictor)
+    if predictor is None and lm is None:
+        return _default_predictor()
+    if lm is None and isinstance(predictor, str) and predictor in SCORERS and predictor not in DIRECTORY_SCORERS:
+        lm = _default_lm()
+    return RankPredictor.load(predictor, lm=lm)
+
+
+def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *, keep_tokens: int | None = None,
+          threshold: float | None = None, protect: Protect = None, step_aware: bool = False, refresh: int = 1,
+          predictor: PredictorLike = None, lm: LM | None = None, errors: str = "raise"
+          ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
+    """Prune one chain (or each of a list) to a budget (`predictor.pruning` has the rules).
+
+    predictor: RankPredictor, Scorer (with lm), scorer name, predictor dir, or None (pretrained);
+    the other arguments: see `predictor.pruning.prune_with`. Returns a PruneResult per chain (a
+    `ChainFailure` in place of an unscorable one with errors="skip").
+    """
+    check_budget(keep_ratio, keep_tokens, threshold)  # every option before loading anything
+    if isinstance(refresh, bool) or not isinstance(refresh, (int, np.integer)) or refresh < 1:
+        raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
+    check_protect(protect)
+    check_errors(errors)
+    return prune_with(resolve_predictor(predictor, lm), chains, keep_ratio, keep_tokens=keep_tokens,
+                      threshold=threshold, protect=protect, step_aware=step_aware, refresh=refresh,
+                      errors=errors)

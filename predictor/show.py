@@ -84,7 +84,7 @@ def token_view(chain: Any, predictor: Any = None, lm: Any = None, keep_ratio: fl
     Raises ValueError when the greedy ranks do not match the chain's token count."""
     from .chains import as_chain
     from .layout import encode_chain
-    from .pruning import resolve_predictor
+    from .rank_predictor import resolve_predictor
 
     if greedy_ranks is None and isinstance(chain, Mapping) and chain.get("ranks") is not None:
         greedy_ranks = chain["ranks"]

@@ -19,6 +19,8 @@ import numpy as np
 from .ranked import record_chain
 from .scorers.base import normalized_ranks
 
+FEATURE_GROUP = 32  # chains handed to the feature cache at once (their misses share forward passes)
+
 
 @dataclass
 class StateExample:
@@ -125,10 +127,16 @@ def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states
         jobs.append((parent, float(st["fraction"]), list(st["kept"]), normalized_ranks(np.asarray(st["ranks"])),
                      "policy"))
     data: TrainingData | None = None
-    bar = tqdm(jobs, desc="features", unit="pass", disable=not progress, dynamic_ncols=True)
-    for rec, f, kept, y, source in bar:
-        n = len(rec["order"])
-        table = cache.features_for(lm, record_chain(rec), spec, kept=None if len(kept) == n else kept)
+    bar = tqdm(total=len(jobs), desc="features", unit="pass", disable=not progress, dynamic_ncols=True)
+    tables = []
+    for a in range(0, len(jobs), FEATURE_GROUP):  # a group's misses share forward passes
+        group = jobs[a:a + FEATURE_GROUP]
+        tables += cache.features_for_many(lm, [record_chain(j[0]) for j in group], spec,
+                                          [None if len(j[2]) == len(j[0]["order"]) else j[2] for j in group])
+        bar.update(len(group))
+        bar.set_postfix(cached=cache.hits, computed=cache.misses)
+    bar.close()
+    for (rec, f, kept, y, source), table in zip(jobs, tables):
         if table.n != len(kept):
             raise ValueError(f"chain {rec['id']!r}: features have {table.n} rows for {len(kept)} tokens "
                              "(labels from another tokenizer or layout?)")
@@ -137,7 +145,6 @@ def build_training_data(records: Sequence[dict[str, Any]], lm, spec=None, states
         elif table.names != data.feature_names:
             raise RuntimeError("feature columns differ between chains (mixed feature caches?)")
         data.examples.append(StateExample(str(rec["id"]), f, kept, np.asarray(table.values, np.float32), y, source))
-        bar.set_postfix(cached=cache.hits, computed=cache.misses)
     if data is None:
         raise ValueError("no chains to featurize")
     return data

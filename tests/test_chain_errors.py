@@ -13,7 +13,7 @@ from predictor.cli import main
 from predictor.greedy import greedy_prune
 from predictor.layout import ChainError, ProbeTooLongError, encode_chain
 from predictor.observe import DEFAULT_PROBE, observe
-from predictor.pruning import prune
+from predictor.rank_predictor import prune
 from predictor.rank_predictor import RankPredictor
 from predictor.ranked import ranked_record
 
@@ -108,3 +108,35 @@ def test_chain_that_cannot_take_the_probe_is_named_not_zeroed(tiny_lm, tokenizer
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["ok"]
     err = capsys.readouterr().err
     assert "skipped 1 chain(s): too long for the LM with the probe" in err and "chain 'edge'" in err
+
+
+def test_batched_lists_fall_back_per_chain_around_a_probe_failure(tiny_lm, tokenizer, chains):
+    """A list observed together: a chain that cannot take the probe raises (naming its index) or is
+    skipped exactly as one at a time, and the other chains get the ranks / records they get alone."""
+    import argparse
+
+    from predictor.engines.jobs import PredictJob, PruneJob
+    from predictor.observe import observe_batch
+
+    edge = as_chain(near_limit_chain(tokenizer, tiny_lm.max_length))
+    good = [as_chain(chains[0]), as_chain(chains[1])]
+    items = [good[0], edge, good[1]]
+    with pytest.raises(ProbeTooLongError, match=r"^chain 'edge': \d+ tokens"):
+        observe_batch(tiny_lm, items)
+    tc = RankPredictor.load("think-clearly", lm=tiny_lm)
+    with pytest.raises(ProbeTooLongError, match=r"^chains\[1\]: chain 'edge'"):
+        tc.predict_ranks(items)
+    out = tc.predict_ranks(items, errors="skip")
+    assert isinstance(out[1], ChainFailure) and out[1].index == 1 and "probe exceed" in out[1].error
+    assert all(np.array_equal(out[i], tc.predict_ranks(c)) for i, c in ((0, good[0]), (2, good[1])))
+    pr = prune(items, 0.5, predictor=tc, errors="skip")
+    assert [r.index for r in pr if not r] == [1]
+    assert [r.kept for r in pr if r] == [prune(c, 0.5, predictor=tc).kept for c in good]
+    args = argparse.Namespace(refresh=1, keep=0.5, keep_tokens=None, threshold=None, step_aware=False,
+                              protect="numbers")
+    for job in (PredictJob(args), PruneJob(args)):
+        job.rp = tc
+        recs = job.records(items)
+        assert isinstance(recs[1], ProbeTooLongError) and "chain 'edge'" in str(recs[1])
+        assert [recs[0], recs[2]] == [job.record(c) for c in good]
+        assert job.records(good) == [job.record(c) for c in good]  # together == one at a time

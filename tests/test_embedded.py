@@ -43,3 +43,25 @@ def test_shipped_predictor_predicts_a_permutation(lm):
     res = rp.prune(CHAIN, keep_ratio=0.5)
     assert len(res.kept) == math.floor(len(ranks) * 0.5 + 0.5)  # round half up, exactly
     assert res.kept == sorted(res.kept)
+
+
+def test_shipped_predictors_same_ranks_chunked_and_batched_as_the_eager_reference(lm):
+    """The fast path (chunked attention statistics, chains batched) gives the shipped predictors the
+    features of the eager reference (one chain at a time) on real GSM8K chains: scores to round-off,
+    identical ranks."""
+    from predictor import RankPredictor
+    from predictor.observe import observe
+
+    chains = [CHAIN, {"id": "e2", "question": "A pen costs $2. How much do 5 pens cost?",
+                      "reasoning": "Each pen costs $2.\nSo 5 pens cost 5 * 2 = $10 in total.", "answer": "10"}]
+    for name in (None, "universal"):
+        rp = RankPredictor.load(name, lm=lm)
+        kw = dict(rp.scorer.observe_kwargs)
+        ref = [rp.scorer.score(observe(lm, c, attention=True, method="eager", **kw)) for c in chains]
+        fast = [np.asarray(s) for s in rp.score_many(chains)]
+        for a, b in zip(fast, ref):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        for r, s in zip(rp.predict_ranks(chains), ref):
+            from predictor.scorers.base import scores_to_ranks
+
+            np.testing.assert_array_equal(r, scores_to_ranks(s))

@@ -8,7 +8,7 @@ import pytest
 
 import predictor.feature_cache as fc
 from predictor.feature_cache import FeatureCache
-from predictor.features import FeatureSpec, extract_features
+from predictor.features import FeatureSpec, extract_features_many
 
 SPEC = FeatureSpec(groups=("attention", "logits", "position", "lexical"))
 
@@ -17,11 +17,12 @@ SPEC = FeatureSpec(groups=("attention", "logits", "position", "lexical"))
 def counting(monkeypatch):
     calls = []
 
-    def fake(lm, chain, spec=None, kept=None):
-        calls.append((chain["id"] if isinstance(chain, dict) else chain.id, kept))
-        return extract_features(lm, chain, spec, kept=kept)
+    def fake(lm, chains, spec=None, kept=None):
+        for c, k in zip(chains, kept or [None] * len(chains)):
+            calls.append((c["id"] if isinstance(c, dict) else c.id, k))
+        return extract_features_many(lm, chains, spec, kept)
 
-    monkeypatch.setattr(fc, "extract_features", fake)
+    monkeypatch.setattr(fc, "extract_features_many", fake)
     return calls
 
 
@@ -115,3 +116,12 @@ def test_featurize_cli_fills_cache_and_checks_ranked_ids(tmp_path, tiny_lm, chai
     assert f"{bad}:2: field 'reasoning_ids' differs" in err
     assert main(["featurize", "--in", str(ranked), "--model", str(model_dir), "--groups", "attn"]) == 2
     assert "unknown feature groups" in capsys.readouterr().err
+
+
+def test_many_computes_only_misses_in_one_call(tmp_path, tiny_lm, chains, counting):
+    cache = FeatureCache(tmp_path)
+    first = cache.features_for(tiny_lm, chains[0], SPEC)
+    tables = cache.features_for_many(tiny_lm, chains, SPEC, kept=[None, [0, 2, 4]])
+    assert [c for c, _ in counting] == ["c1", "c2"] and counting[1][1] == [0, 2, 4]
+    np.testing.assert_array_equal(tables[0].values, first.values)
+    assert tables[1].n == 3 and (cache.hits, cache.misses) == (1, 2)

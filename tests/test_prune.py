@@ -9,7 +9,8 @@ import pytest
 from predictor.cli import main
 from predictor.layout import encode_chain
 from predictor.chains import as_chain
-from predictor.pruning import keep_count, prune
+from predictor.pruning import keep_count
+from predictor.rank_predictor import prune
 from predictor.rank_predictor import RankPredictor
 from test_scorers import STEP_CHAIN
 

@@ -9,7 +9,8 @@ import pytest
 
 from predictor.chains import as_chain
 from predictor.layout import encode_chain
-from predictor.pruning import keep_count, prune
+from predictor.pruning import keep_count
+from predictor.rank_predictor import prune
 from predictor.pruning_units import LATEX, NUMBER, char_groups, join_units, pruning_units
 from predictor.rank_predictor import RankPredictor
 

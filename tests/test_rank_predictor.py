@@ -34,8 +34,14 @@ def test_refresh_runs_k_passes_and_deletes_lowest_first(surprisal, chains, monke
     chain = chains[1]
     n = surprisal.num_tokens(chain)
     calls = []
-    real = surprisal.observe
-    monkeypatch.setattr(surprisal, "observe", lambda c, kept=None: calls.append(kept) or real(c, kept))
+    real = surprisal.observe_many
+
+    def spy(cs, kept=None):
+        assert len(cs) == 1
+        calls.append(None if kept is None else kept[0])
+        return real(cs, kept)
+
+    monkeypatch.setattr(surprisal, "observe_many", spy)
     first = surprisal.predict_ranks(chain)
     for k in (2, 5, n + 3):
         calls.clear()

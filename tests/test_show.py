@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from predictor.greedy import greedy_prune
-from predictor.pruning import prune
+from predictor.rank_predictor import prune
 from predictor.rank_predictor import RankPredictor
 from predictor.show import kept_at_budget, rank_color, render_html, render_png, token_view
 from test_scorers import STEP_CHAIN

@@ -84,13 +84,17 @@ def run(args: argparse.Namespace) -> int:
           f"{len(skipped)} skipped; groups {','.join(spec.groups)}; cache {cache.directory(lm.fingerprint, spec)}",
           file=sys.stderr)
     bar = tqdm(total=sum(k for _, k in todo), unit="tok", desc="featurizing", dynamic_ncols=True)
-    for chain, k in todo:
-        try:
-            cache.features_for(lm, chain, spec)
-        except ChainError as e:  # e.g. fits the context, but not with the probe its features need
-            skipped.append(str(e))
-        bar.update(k)
-        bar.set_postfix(chain=chain.id, cached=cache.hits)
+    from ..chain_lists import ChainFailure, map_chains_batched
+    from ..training_data import FEATURE_GROUP
+
+    for a in range(0, len(todo), FEATURE_GROUP):  # resumable per group: finished tables are in the cache
+        group = todo[a:a + FEATURE_GROUP]
+        # a chain that fits the context but not with the probe its features need is skipped, the
+        # rest of its group still featurized (one at a time after such a failure)
+        out, _ = map_chains_batched(lambda cs: cache.features_for_many(lm, cs, spec), [c for c, _ in group], "skip")
+        skipped.extend(f.error.removeprefix(f"chains[{f.index}]: ") for f in out if isinstance(f, ChainFailure))
+        bar.update(sum(k for _, k in group))
+        bar.set_postfix(chain=group[-1][0].id, cached=cache.hits)
     bar.close()
     for reason in skipped:
         print(f"skipped: {reason}", file=sys.stderr)

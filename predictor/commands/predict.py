@@ -30,6 +30,7 @@ from ..engines.cli_args import add_engine_arguments
 from .common import add_lm_arguments
 
 HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
+BATCH = 32  # chains ranked together (written together once ranked)
 
 
 def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +46,10 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
     p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
+    p.add_argument("--batch", type=int, default=BATCH, metavar="N",
+                   help=f"chains read and ranked together, several per forward pass (default {BATCH}; "
+                        "the pass size follows a token budget; --engine local only: Ray workers rank "
+                        "one chain at a time)")
     add_lm_arguments(p)
     add_engine_arguments(p)
 
@@ -233,8 +238,9 @@ def report_over_budget(ids: list[str]) -> None:
 def run_stream(args: argparse.Namespace, job, desc: str) -> int:
     """Shared driver: validate paths, load the predictor, stream chains -> records, report skips.
 
-    job: the command's `engines.jobs` job (loads the predictor; one chain -> one record with the run's
-    settings, which must match on resume). --engine ray hands the same job to `engines.ray_data`."""
+    job: the command's `engines.jobs` job (loads the predictor; chains -> records with the run's
+    settings, which must match on resume; --batch chains at a time through `job.records`, several per
+    forward pass). --engine ray hands the same job to `engines.ray_data` (one chain per `job.record`)."""
     from tqdm import tqdm
 
     from ..layout import ChainError
@@ -242,6 +248,9 @@ def run_stream(args: argparse.Namespace, job, desc: str) -> int:
     check_paths(args.inp, args.out)
     if args.refresh < 1:
         raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {args.refresh}")
+    batch = getattr(args, "batch", BATCH)
+    if batch < 1:
+        raise ValueError(f"--batch must be >= 1, got {batch}")
     if args.engine == "ray":
         from ..engines.ray_data import run_ray
 
@@ -260,20 +269,29 @@ def run_stream(args: argparse.Namespace, job, desc: str) -> int:
     over_budget: list[str] = []
     with AtomicResumableOutput(args.out, match=fixed, content=job.record_hash) as out:
         bar = tqdm(total=total, unit="chain", desc=desc, dynamic_ncols=True, file=sys.stderr)
+        pending: list = []
+
+        def flush() -> None:
+            nonlocal written
+            for chain, rec in zip(pending, job.records(pending)):
+                if isinstance(rec, ChainError):
+                    skips.add_chain_error(rec)
+                    continue
+                if job.over_budget(rec):
+                    over_budget.append(chain.id)
+                out.write(rec)
+                written += 1
+            pending.clear()
+
         for chain in chains:
             bar.update(1)
             if chain.id in out.done:
                 out.check_content(chain)
                 continue
-            try:
-                rec = job.record(chain)
-            except ChainError as e:
-                skips.add_chain_error(e)
-                continue
-            if job.over_budget(rec):
-                over_budget.append(chain.id)
-            out.write(rec)
-            written += 1
+            pending.append(chain)
+            if len(pending) >= batch:
+                flush()
+        flush()
         bar.update(total - bar.n)
         bar.close()
         resumed = out.resumed
@@ -293,13 +311,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_predictor_arguments(p)
 
 
-def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
-    import numpy as np
+def predict_records(rp, chains: list, refresh: int) -> list[dict[str, Any]]:
+    """One record per chain, the chains ranked together (raises ChainError naming the list index if
+    one is unscorable)."""
+    from ..layout import encode_chain
 
+    ids = [encode_chain(rp.lm.tokenizer, c, rp.lm.max_length).reasoning_ids for c in chains]  # ChainError first
+    return [_fields(rp, c, i, r) for c, i, r in zip(chains, ids, rp.predict_ranks(chains, refresh=refresh))]
+
+
+def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
+    """The record of one chain (a ChainError names the chain, not a list index)."""
     from ..layout import encode_chain
 
     lay_ids = encode_chain(rp.lm.tokenizer, chain, rp.lm.max_length).reasoning_ids  # ChainError first
-    ranks = rp.predict_ranks(chain, refresh=refresh)
+    return _fields(rp, chain, lay_ids, rp.predict_ranks(chain, refresh=refresh))
+
+
+def _fields(rp, chain, lay_ids: list[int], ranks) -> dict[str, Any]:
+    import numpy as np
+
     return {
         "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),

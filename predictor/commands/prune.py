@@ -40,11 +40,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_predictor_arguments(p)
 
 
-def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
-    from ..pruning import prune
+def prune_records(rp, chains: list, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One record per chain, the chains ranked together (raises ChainError naming the list index if
+    one is unscorable)."""
+    results = rp.prune(chains, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold,
+                       protect=args.protect, step_aware=args.step_aware, refresh=args.refresh)
+    return [_fields(c, res) for c, res in zip(chains, results)]
 
-    res = prune(chain, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold, protect=args.protect,
-                step_aware=args.step_aware, refresh=args.refresh, predictor=rp)
+
+def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
+    """The record of one chain (a ChainError names the chain, not a list index)."""
+    return _fields(chain, rp.prune(chain, args.keep, keep_tokens=args.keep_tokens, threshold=args.threshold,
+                                   protect=args.protect, step_aware=args.step_aware, refresh=args.refresh))
+
+
+def _fields(chain, res) -> dict[str, Any]:
     return {
         "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
         "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,

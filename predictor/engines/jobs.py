@@ -3,8 +3,10 @@
 A job is built from the command's parsed arguments (picklable: it travels to Ray workers), loads its
 LM once (`load`), then turns one chain into one output record (`record`: the command's fields, the
 chain's content hash, the run's settings, and for predict/prune the input's extra fields), raising
-`ChainError` for a chain it must skip. Both engines call the same `record`, and check resumed records
-with the same `record_hash`, so their outputs cannot drift apart.
+`ChainError` for a chain it must skip; `records` does a list (predict/prune: several chains per
+forward pass, the local loop's --batch), with the same records as `record` one at a time. Both
+engines make records this way, and check resumed records with the same `record_hash`, so their
+outputs cannot drift apart.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import argparse
 from typing import Any
 
 from ..chains import Chain
+from ..layout import ChainError
 
 
 def _options(args: argparse.Namespace) -> argparse.Namespace:
@@ -55,6 +58,26 @@ class ChainJob:
     def record(self, chain: Chain) -> dict[str, Any]:
         """The output record of one chain; raises layout.ChainError if the chain cannot be processed."""
         raise NotImplementedError
+
+    def records(self, chains: list[Chain]) -> list[dict[str, Any] | ChainError]:
+        """The records of several chains, in order; a chain that cannot be processed gets its ChainError
+        in its place. Tries `_records_together` (several chains per forward pass) and, when one chain
+        of the list fails, falls back to `record` one chain at a time (the error then names the chain)."""
+        try:
+            return list(self._records_together(chains))
+        except ChainError:
+            pass
+        out: list[dict[str, Any] | ChainError] = []
+        for c in chains:
+            try:
+                out.append(self.record(c))
+            except ChainError as e:
+                out.append(e)
+        return out
+
+    def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
+        """The records of all chains (raises ChainError if one fails); default: one `record` each."""
+        return [self.record(c) for c in chains]
 
     def record_hash(self, record: dict[str, Any]) -> str | None:
         """The content hash (`chains.chain_hash`) of the chain a finished record was written for; None if
@@ -170,6 +193,11 @@ class PredictJob(_PredictorJob):
 
         return self._full_record(chain, predict_record(self.rp, chain, self.args.refresh))
 
+    def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
+        from ..commands.predict import predict_records
+
+        return [self._full_record(c, f) for c, f in zip(chains, predict_records(self.rp, chains, self.args.refresh))]
+
 
 class PruneJob(_PredictorJob):
     """`predictor prune`: the chain pruned to the budget of --keep / --keep-tokens / --threshold."""
@@ -186,6 +214,11 @@ class PruneJob(_PredictorJob):
         from ..commands.prune import prune_record
 
         return self._full_record(chain, prune_record(self.rp, chain, self.args))
+
+    def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
+        from ..commands.prune import prune_records
+
+        return [self._full_record(c, f) for c, f in zip(chains, prune_records(self.rp, chains, self.args))]
 
     def over_budget(self, record: dict[str, Any]) -> bool:
         budget = record.get("budget")  # as pruning.PruneResult.over_budget, from the record's fields

@@ -94,17 +94,18 @@ def _progress(enabled: bool) -> Callable | None:
 
 
 def _features(lm, records: Sequence[dict], spec, cache, progress) -> list:
-    from ..features import extract_features
+    from ..features import extract_features_many
     from ..ranked import record_chain
+    from ..training_data import FEATURE_GROUP
 
-    it = progress(records, desc="features") if progress else records
+    starts = range(0, len(records), FEATURE_GROUP)
     out = []
-    for r in it:
-        c = record_chain(r)
-        t = cache.features_for(lm, c, spec) if cache is not None else extract_features(lm, c, spec)
+    for a in (progress(starts, desc="features") if progress else starts):  # a group shares forward passes
+        cs = [record_chain(r) for r in records[a:a + FEATURE_GROUP]]
+        out += cache.features_for_many(lm, cs, spec) if cache is not None else extract_features_many(lm, cs, spec)
+    for r, t in zip(records, out):
         if t.n != len(r["ranks"]):
             raise RuntimeError(f"chain {r['id']}: features have {t.n} rows, the record {len(r['ranks'])} tokens")
-        out.append(t)
     return out
 
 

@@ -24,6 +24,10 @@ class Scorer(ABC):
     def score(self, obs: Observation) -> np.ndarray:
         """Importance of each reasoning token, float [n]; higher = pruned later."""
 
+    def score_many(self, observations: list[Observation]) -> list[np.ndarray]:
+        """`score` of each observation (a scorer with a batched model overrides this)."""
+        return [self.score(o) for o in observations]
+
     def ranks(self, obs: Observation) -> np.ndarray:
         """Predicted pruning ranks, int [n], a permutation of 1..n."""
         return scores_to_ranks(self.score(obs))

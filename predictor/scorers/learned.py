@@ -79,6 +79,23 @@ class LearnedScorer(Scorer):
             self.observe_kwargs["hidden_depths"] = self.spec.hidden_depths
 
     def score(self, obs: Observation) -> np.ndarray:
+        return self.score_many([obs])[0]
+
+    def score_many(self, observations: list[Observation]) -> list[np.ndarray]:
+        """Scores of several observations with one regressor call (a sequence model batches them)."""
+        if not observations:
+            return []
+        tables = [self._features(o) for o in observations]
+        preds = self.regressor.predict([np.asarray(t.values, dtype=np.float32) for t in tables])
+        out = []
+        for o, pred in zip(observations, preds):
+            pred = np.asarray(pred, dtype=np.float64)
+            if pred.shape != (o.n,):
+                raise ValueError(f"regressor returned shape {pred.shape} for {o.n} tokens")
+            out.append(np.nan_to_num(pred, nan=0.0, posinf=1.0, neginf=0.0))
+        return out
+
+    def _features(self, obs: Observation):
         from ..features import features_from_observation
 
         if self.check_lm:
@@ -92,7 +109,4 @@ class LearnedScorer(Scorer):
                 f"({len(self.feature_names)}): missing {missing}, unexpected {extra}; was it trained with "
                 "another LM or package version?"
             )
-        pred = np.asarray(self.regressor.predict([np.asarray(table.values, dtype=np.float32)])[0], dtype=np.float64)
-        if pred.shape != (obs.n,):
-            raise ValueError(f"regressor returned shape {pred.shape} for {obs.n} tokens")
-        return np.nan_to_num(pred, nan=0.0, posinf=1.0, neginf=0.0)
+        return table
