@@ -46,6 +46,15 @@ def tiny_lm(tokenizer):
     return make_tiny_lm(tokenizer)
 
 
+@pytest.fixture(scope="session")
+def model_dir(tiny_lm, tmp_path_factory) -> str:
+    """`tiny_lm` saved as a Hugging Face model directory, for commands that take --model DIR."""
+    d = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    tiny_lm.model.save_pretrained(d)
+    tiny_lm.tokenizer.save_pretrained(d)
+    return str(d)
+
+
 CHAINS = [
     {"id": "c1", "question": "Tom has 3 apples and buys 4 more. How many?",
      "reasoning": "Tom has 3 + 4 = 7 apples.", "answer": "7"},

@@ -13,14 +13,6 @@ GOOD = [{"id": "a", "question": "Tom has 3 apples. How many?", "reasoning": "He 
         {"id": "b", "question": "What is 2 + 2?", "reasoning": "2 + 2 = 4.", "answer": "4"}]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tiny_lm, tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    tiny_lm.model.save_pretrained(d)
-    tiny_lm.tokenizer.save_pretrained(d)
-    return str(d)
-
-
 def write_bytes(path, lines: list[bytes], end: bytes = b"\n") -> str:
     path.write_bytes(end.join(lines) + end)
     return str(path)

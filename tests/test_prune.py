@@ -125,14 +125,6 @@ def test_refresh_prune_is_exact(rp, chains):
 
 # --- CLI -----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def model_dir(tiny_lm, tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    tiny_lm.model.save_pretrained(d)
-    tiny_lm.tokenizer.save_pretrained(d)
-    return str(d)
-
-
 @pytest.fixture
 def chains_file(tmp_path, chains):
     lines = [json.dumps(c) for c in chains]

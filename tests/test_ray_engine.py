@@ -45,14 +45,6 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_lm):
-    d = tmp_path_factory.mktemp("tiny")
-    tiny_lm.model.save_pretrained(d)
-    tiny_lm.tokenizer.save_pretrained(d)
-    return str(d)
-
-
-@pytest.fixture(scope="module")
 def chains_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("chains") / "chains.jsonl"
     p.write_text("".join(json.dumps(c) + "\n" for c in CHAINS[:4] + [EMPTY] + CHAINS[4:]))
@@ -60,9 +52,9 @@ def chains_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_labels(tmp_path_factory, chains_file, tiny_dir):
+def local_labels(tmp_path_factory, chains_file, model_dir):
     out = tmp_path_factory.mktemp("local") / "local.jsonl"
-    assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", tiny_dir, "--threads", "1"]) == 0
+    assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", model_dir, "--threads", "1"]) == 0
     return read_lines(out)
 
 
@@ -76,9 +68,9 @@ def untimed(records):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-def test_label_ray_two_workers_equals_local(cluster, chains_file, tiny_dir, local_labels, tmp_path, capsys):
+def test_label_ray_two_workers_equals_local(cluster, chains_file, model_dir, local_labels, tmp_path, capsys):
     out = tmp_path / "ray.jsonl"
-    argv = ["label", "--in", str(chains_file), "--out", str(out), "--model", tiny_dir,
+    argv = ["label", "--in", str(chains_file), "--out", str(out), "--model", model_dir,
             "--engine", "ray", "--workers", "2"]
     assert main(argv) == 0
     recs = read_lines(out)
@@ -93,12 +85,12 @@ def test_label_ray_two_workers_equals_local(cluster, chains_file, tiny_dir, loca
     assert f"{out}:1: field 'stride' is 1 but this run uses 2" in capsys.readouterr().err
 
 
-def test_predict_and_prune_ray_equal_local(cluster, chains_file, tiny_dir, tmp_path, capsys):
+def test_predict_and_prune_ray_equal_local(cluster, chains_file, model_dir, tmp_path, capsys):
     from predictor.chains import chain_hash
 
     # --keep-tokens 2 with protected numbers: every chain keeps more than its budget (its 3+ number tokens)
     for cmd, extra in (("predict", ["--refresh", "2"]), ("prune", ["--keep-tokens", "2", "--protect", "numbers"])):
-        base = [cmd, "--in", str(chains_file), "--scorer", "surprisal", "--model", tiny_dir, *extra]
+        base = [cmd, "--in", str(chains_file), "--scorer", "surprisal", "--model", model_dir, *extra]
         assert main(base + ["--out", str(tmp_path / f"{cmd}-local.jsonl")]) == 0
         err_local = capsys.readouterr().err
         assert main(base + ["--out", str(tmp_path / f"{cmd}-ray.jsonl"), "--engine", "ray", "--workers", "2"]) == 0
@@ -114,7 +106,7 @@ def test_predict_and_prune_ray_equal_local(cluster, chains_file, tiny_dir, tmp_p
             assert note in err_local and note in err_ray
 
 
-def test_label_ray_max_tokens_skips_like_local(cluster, chains_file, tiny_dir, tokenizer, local_labels, tmp_path,
+def test_label_ray_max_tokens_skips_like_local(cluster, chains_file, model_dir, tokenizer, local_labels, tmp_path,
                                                capsys):
     from predictor.chains import Chain
     from predictor.layout import encode_chain
@@ -124,7 +116,7 @@ def test_label_ray_max_tokens_skips_like_local(cluster, chains_file, tiny_dir, t
     short = [c["id"] for c in CHAINS if n[c["id"]] <= limit]
     assert 0 < len(short) < len(CHAINS)
     out = tmp_path / "m.jsonl"
-    assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", tiny_dir, "--engine", "ray",
+    assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", model_dir, "--engine", "ray",
                  "--workers", "2", "--max-tokens", str(limit)]) == 0
     err = capsys.readouterr().err
     skipped = len(CHAINS) - len(short)
@@ -133,7 +125,7 @@ def test_label_ray_max_tokens_skips_like_local(cluster, chains_file, tiny_dir, t
     assert untimed(read_lines(out)) == untimed([r for r in local_labels if r["id"] in short])
 
 
-def test_ray_refuses_to_resume_records_of_changed_chains(cluster, chains_file, tiny_dir, local_labels, tmp_path,
+def test_ray_refuses_to_resume_records_of_changed_chains(cluster, chains_file, model_dir, local_labels, tmp_path,
                                                          capsys):
     """A record in OUT or in a part whose input chain changed since is refused before any work."""
     changed = tmp_path / "changed.jsonl"
@@ -142,7 +134,7 @@ def test_ray_refuses_to_resume_records_of_changed_chains(cluster, chains_file, t
     # label: the record in OUT (line 2: k1), then the same record in a part file
     out = tmp_path / "l.jsonl"
     out.write_text("".join(json.dumps(r) + "\n" for r in local_labels[:2]))
-    argv = ["label", "--in", str(changed), "--out", str(out), "--model", tiny_dir, "--engine", "ray"]
+    argv = ["label", "--in", str(changed), "--out", str(out), "--model", model_dir, "--engine", "ray"]
     assert main(argv) == 2
     assert f"{out}:2: the record of ('k1', 'joint') was written for other content" in capsys.readouterr().err
     out2, parts = tmp_path / "l2.jsonl", tmp_path / "l2.jsonl.parts"
@@ -154,7 +146,7 @@ def test_ray_refuses_to_resume_records_of_changed_chains(cluster, chains_file, t
     assert f"{part}:2: the record of ('k1', 'joint') was written for other content" in err
     assert f"delete {out2} and {parts}" in err and not out2.exists() and part.is_file()
     # predict: records with a chain_hash; and a record without one (written before hashes) is refused too
-    base = ["predict", "--in", str(chains_file), "--scorer", "position", "--model", tiny_dir]
+    base = ["predict", "--in", str(chains_file), "--scorer", "position", "--model", model_dir]
     out3 = tmp_path / "p.jsonl"
     assert main(base + ["--out", str(out3), "--limit", "2"]) == 0
     before = out3.read_text()
@@ -211,9 +203,9 @@ def _wait_for_part(parts: Path, proc: subprocess.Popen, timeout: float = 900) ->
     return False
 
 
-def test_killed_worker_and_killed_driver_then_rerun_complete(cluster, chains_file, tiny_dir, local_labels, tmp_path):
+def test_killed_worker_and_killed_driver_then_rerun_complete(cluster, chains_file, model_dir, local_labels, tmp_path):
     out, parts = tmp_path / "k.jsonl", tmp_path / "k.jsonl.parts"
-    argv = ["label", "--in", str(chains_file), "--out", str(out), "--model", tiny_dir, "--engine", "ray",
+    argv = ["label", "--in", str(chains_file), "--out", str(out), "--model", model_dir, "--engine", "ray",
             "--workers", "2", "--address", cluster]
     # 1. kill one actor process mid-run (after the first finished chain): Ray restarts it and retries
     proc = _driver(argv)
@@ -269,7 +261,7 @@ def test_merge_refuses_conflicts_and_mixed_settings_and_orders_by_input():
         merge_records(iter([({**a, "id": "zz"}, "p:1")]), ("id",), fields, order, "in.jsonl", False)
 
 
-def test_ray_refuses_to_resume_output_of_another_lm(cluster, chains_file, tiny_dir, local_labels, tmp_path,
+def test_ray_refuses_to_resume_output_of_another_lm(cluster, chains_file, model_dir, local_labels, tmp_path,
                                                     tokenizer, capsys):
     from conftest import make_tiny_lm
 
@@ -278,7 +270,7 @@ def test_ray_refuses_to_resume_output_of_another_lm(cluster, chains_file, tiny_d
     lm.model.save_pretrained(other)
     lm.tokenizer.save_pretrained(other)
     out = tmp_path / "o.jsonl"
-    out.write_text(json.dumps(local_labels[0]) + "\n")  # labeled with tiny_dir
+    out.write_text(json.dumps(local_labels[0]) + "\n")  # labeled with model_dir
     capsys.readouterr()
     assert main(["label", "--in", str(chains_file), "--out", str(out), "--model", str(other),
                  "--engine", "ray", "--workers", "1"]) == 2
