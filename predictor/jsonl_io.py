@@ -63,12 +63,7 @@ class ResumableJsonlWriter:
                     break  # a line cut by a kill: dropped below
                 raise ValueError(f"{self.path}:{lineno}: not a complete record of this tool's output; "
                                  "fix or remove the line (or use another output path)")
-            for field, want in self.match.items():
-                if obj.get(field) != want:
-                    raise ValueError(
-                        f"{self.path}:{lineno}: field '{field}' is {obj.get(field)!r} but this run uses {want!r}; "
-                        f"outputs of different settings cannot be mixed: use another output path, or delete "
-                        f"{self.path} to start over")
+            check_settings(f"{self.path}:{lineno}", obj, self.match, f"delete {self.path}")
             good_end += len(raw)
             self.done.add(self._key_of(obj))
             if self.content is not None:
@@ -100,6 +95,16 @@ class ResumableJsonlWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_settings(where: str, record: dict[str, Any], match: dict[str, Any], remedy: str | None = None) -> None:
+    """Raise ValueError if a finished record (at `where`, "file:line") was written with settings other
+    than `match` (field -> value). remedy: what to delete to start over ("delete OUT"), if anything."""
+    for field, want in match.items():
+        if record.get(field) != want:
+            raise ValueError(f"{where}: field '{field}' is {record.get(field)!r} but this run uses {want!r}; "
+                             "outputs of different settings cannot be mixed: use another output path"
+                             + (f", or {remedy} to start over" if remedy else ""))
 
 
 def check_content_hash(where: str, key: Any, old: str | None, new: str, remedy: str) -> None:

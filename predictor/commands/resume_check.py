@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..jsonl_io import check_settings
+
 
 def expected_scorer_name(args: argparse.Namespace) -> str:
     """The name `RankPredictor.load` will give the predictor these arguments name (stored as "scorer")."""
@@ -41,10 +43,6 @@ def done_ids_matching(out: Path, partial: Path, match: dict[str, Any]) -> dict[s
     if not src.exists():
         return done
     for lineno, obj in _complete_records(src):
-        for field, want in match.items():
-            if obj.get(field) != want:
-                raise ValueError(f"{out}:{lineno}: field '{field}' is {obj.get(field)!r} but this run uses {want!r}; "
-                                 f"outputs of different settings cannot be mixed: use another output path, or "
-                                 f"delete {out} (and {partial.name}) to start over")
+        check_settings(f"{out}:{lineno}", obj, match, f"delete {out} (and {partial.name})")
         done[str(obj["id"])] = obj.get("chain_hash")
     return done

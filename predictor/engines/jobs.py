@@ -14,6 +14,7 @@ import argparse
 from typing import Any
 
 from ..chains import Chain
+from ..jsonl_io import check_settings
 from ..layout import ChainError
 
 
@@ -97,10 +98,7 @@ class ChainJob:
 
     def check_existing(self, record: dict[str, Any], where: str) -> None:
         """Refuse to resume output whose record `record` was written with other settings (ValueError)."""
-        for field, want in self.settings().items():
-            if record.get(field) != want:
-                raise ValueError(f"{where}: field '{field}' is {record.get(field)!r} but this run uses {want!r}; "
-                                 "outputs of different settings cannot be mixed: use another output path")
+        check_settings(where, record, self.settings())
 
 
 class LabelJob(ChainJob):

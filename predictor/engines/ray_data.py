@@ -210,6 +210,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..commands.predict import report_over_budget
+    from ..jsonl_io import check_settings
 
     out = Path(args.out)
     parts_dir = Path(args.parts_dir) if args.parts_dir else out.with_name(out.name + ".parts")
@@ -226,10 +227,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     if foreign:  # found now, not after the work: the merge orders records by the input
         raise ValueError(f"{foreign}: id is not in {args.inp}; write the output of another input elsewhere")
     if first is not None:
-        for field, want in job.static_settings().items():
-            if first[0].get(field) != want:
-                raise ValueError(f"{first[1]}: field '{field}' is {first[0].get(field)!r} but this run uses "
-                                 f"{want!r}; outputs of different settings cannot be mixed: use another --out")
+        check_settings(first[1], first[0], job.static_settings())
     check_resumed_content(job, chains, existing,
                           f"delete {out}" + (f" and {parts_dir}" if part_files(parts_dir) else ""))
     done = {job.key_of(r) for r, _ in existing}
