@@ -1,0 +1,200 @@
+"""Select the prune gap cost (and position blend) on validation fidelity; report it on test.
+
+For each chain of the predictor's validation (and, with --test, test) split and each keep ratio,
+the kept set of every configuration (gap_cost, position_weight) of
+`predictor.contiguous_selection.select_kept_contiguous` over the predictor's one-pass ranks is
+scored with the JOINT and ANSWER objectives (one batched forward per chain and ratio: every kept
+set there has the same length), next to greedy's survivors and --random-draws random kept sets
+(their mean is the random baseline). Fidelity = share of the random-to-greedy JOINT gap recovered,
+per chain, then the mean (docs/quality.md §8). The configuration with the best mean over the keep
+ratios on *validation* is selected; test is only reported, with paired 95% bootstrap intervals
+against plain selection (gap_cost 0, position_weight 0).
+
+    python benchmarks/contiguity_selection.py --out runs/contiguity            # validation only
+    python benchmarks/contiguity_selection.py --out runs/contiguity --test     # + the test report
+
+Per-chain objectives are appended to OUT/objectives.jsonl as they are computed (a rerun resumes);
+OUT/summary.json and OUT/summary.md hold the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RATIOS = (0.9, 0.7, 0.5, 0.3)
+GAP_COSTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1000.0)
+POSITION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def config_name(gap_cost: float, w: float) -> str:
+    return f"gap{gap_cost:g}_pos{w:g}"
+
+
+def batched_objectives(model, prompt, kept_ids: list[list[int]], answer) -> list[tuple[float, float]]:
+    """(JOINT, ANSWER) for each reasoning variant of equal length, one forward pass for all."""
+    import torch
+
+    from predictor.objective import upcast
+
+    seqs = [list(prompt) + list(r) + list(answer) for r in kept_ids]
+    x = torch.tensor(seqs, device=next(model.parameters()).device)
+    with torch.no_grad():
+        logits = upcast(model(input_ids=x, use_cache=False).logits)
+    lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, x[:, 1:, None])[..., 0].double()
+    a0 = x.shape[1] - len(answer) - 1
+    return [(float(row[len(prompt) - 1:].sum()), float(row[a0:].sum())) for row in lp]
+
+
+def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int, seed: int) -> dict:
+    from predictor.contiguous_selection import rank_values, select_kept_contiguous
+    from predictor.evaluation.fidelity import greedy_keep_indices
+    from predictor.pruning import keep_count
+
+    rid = list(rec["reasoning_ids"])
+    n = len(rid)
+    out: dict[str, dict[str, list[float]]] = {}
+    rng = np.random.default_rng([seed, int.from_bytes(str(rec["id"]).encode()[:8], "little")])
+    for r in ratios:
+        k = keep_count(n, r)
+        sets: dict[str, tuple[int, ...]] = {"greedy": tuple(greedy_keep_indices(rec["order"], r))}
+        for d in range(draws):
+            sets[f"random{d}"] = tuple(sorted(rng.permutation(n)[:k].tolist()))
+        for g, w in configs:
+            sets[config_name(g, w)] = tuple(select_kept_contiguous(rank_values(ranks, w), k, g))
+        uniq = sorted(set(sets.values()))
+        vals = dict(zip(uniq, batched_objectives(model, rec["prompt_ids"], [[rid[i] for i in s] for s in uniq],
+                                                 rec["answer_ids"])))
+        for name, s in sets.items():
+            e = out.setdefault(name, {"joint": [], "answer": []})
+            e["joint"].append(vals[s][0])
+            e["answer"].append(vals[s][1])
+    for obj in ("joint", "answer"):
+        rnd = np.mean([out[f"random{d}"][obj] for d in range(draws)], axis=0)
+        out.setdefault("random", {"joint": [], "answer": []})[obj] = rnd.tolist()
+    return out
+
+
+def summarize(rows: list[dict], names: list[str], ratios, objective: str = "joint") -> dict:
+    from predictor.evaluation.fidelity import gap_recovered
+    from predictor.evaluation.metrics import bootstrap_ci
+
+    grd = np.array([r["obj"]["greedy"][objective] for r in rows])
+    rnd = np.array([r["obj"]["random"][objective] for r in rows])
+    res = {}
+    for name in names:
+        vals = np.array([r["obj"][name][objective] for r in rows])
+        g = gap_recovered(vals, rnd, grd)  # [chains, ratios]
+        per_ratio = [bootstrap_ci(g[:, j]) for j in range(len(ratios))]
+        pooled = gap_recovered(vals.mean(0), rnd.mean(0), grd.mean(0))
+        res[name] = {"gap": [p[0] for p in per_ratio], "lo": [p[1] for p in per_ratio],
+                     "hi": [p[2] for p in per_ratio], "mean": float(np.nanmean([p[0] for p in per_ratio])),
+                     "pooled": pooled.tolist(), "per_chain": g.tolist()}
+    return res
+
+
+def paired(res: dict, a: str, b: str, ratios) -> list[tuple[float, float, float]]:
+    """Per ratio: mean per-chain gap-recovered difference a - b [95% CI] (chains where both are finite)."""
+    from predictor.evaluation.metrics import bootstrap_ci
+
+    ga, gb = np.array(res[a]["per_chain"]), np.array(res[b]["per_chain"])
+    return [bootstrap_ci(ga[:, j] - gb[:, j]) for j in range(len(ratios))]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl", help="ranked JOINT chains")
+    ap.add_argument("--predictor", default=None, help="predictor directory (default: the shipped one); its "
+                                                      "predictor.json split chooses the chains")
+    ap.add_argument("--out", default="runs/contiguity")
+    ap.add_argument("--test", action="store_true", help="also score the test split (report only)")
+    ap.add_argument("--gap-costs", default=",".join(f"{g:g}" for g in GAP_COSTS))
+    ap.add_argument("--position-weights", default=",".join(f"{w:g}" for w in POSITION_WEIGHTS))
+    ap.add_argument("--random-draws", type=int, default=3, help="random kept sets per chain and ratio")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from predictor.rank_predictor import RankPredictor
+    from predictor.ranked import read_ranked, record_chain
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = [(float(g), float(w)) for g in args.gap_costs.split(",") for w in args.position_weights.split(",")]
+    names = [config_name(g, w) for g, w in configs]
+    rp = RankPredictor.load(args.predictor)
+    split = rp.scorer.metadata["split"]
+    recs = {str(r["id"]): r for r in read_ranked(args.data, objective="joint")}
+    splits = ["val"] + (["test"] if args.test else [])
+    path = out / "objectives.jsonl"
+    done = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if set(names) <= set(row["obj"]):
+                    done[(row["split"], row["id"])] = row
+    todo = [(s, cid) for s in splits for cid in split[s] if cid in recs and (s, cid) not in done]
+    print(f"{len(done)} chain rows done, {len(todo)} to score", file=sys.stderr)
+    t0 = time.time()
+    with path.open("a", encoding="utf-8") as fh:
+        for i in range(0, len(todo), 8):
+            batch = todo[i:i + 8]
+            ranks = rp.predict_ranks([record_chain(recs[c]) for _, c in batch])
+            for (s, cid), rk in zip(batch, ranks):
+                obj = chain_objectives(rp.lm.model, recs[cid], np.asarray(rk), configs, RATIOS,
+                                       args.random_draws, args.seed)
+                row = {"split": s, "id": cid, "n": len(rk), "obj": obj}
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                done[(s, cid)] = row
+            el = time.time() - t0
+            k = i + len(batch)
+            print(f"{k}/{len(todo)} chains, {el:.0f} s, ETA {el / k * (len(todo) - k):.0f} s", file=sys.stderr)
+
+    summary = {"ratios": list(RATIOS), "configs": names, "splits": {}}
+    for s in splits:
+        rows = [done[(s, c)] for c in split[s] if (s, c) in done]
+        summary["splits"][s] = {"n_chains": len(rows), "joint": summarize(rows, names + ["greedy"], RATIOS),
+                                "answer": summarize(rows, names + ["greedy"], RATIOS, "answer")}
+    val = summary["splits"]["val"]["joint"]
+    best = max(names, key=lambda m: val[m]["mean"])
+    summary["selected"] = best
+    base, pos = config_name(0.0, 0.0), config_name(0.0, 1.0)
+    lines = [f"Selected on validation (mean share of the random-to-greedy JOINT gap over keep "
+             f"{', '.join(map(str, RATIOS))}): **{best}**", ""]
+    for s in splits:
+        res = summary["splits"][s]["joint"]
+        ans = summary["splits"][s]["answer"]
+        lines += [f"### {s} ({summary['splits'][s]['n_chains']} chains): JOINT gap recovered per keep ratio "
+                  "[95% CI]; mean over ratios; ANSWER gap mean", "",
+                  "| selection | " + " | ".join(f"r = {r}" for r in RATIOS) + " | mean | ANSWER mean |",
+                  "|---|" + "---|" * (len(RATIOS) + 2)]
+        show = [base, pos, best] if s == "test" else sorted(names, key=lambda m: -val[m]["mean"])
+        for m in dict.fromkeys(show):
+            cells = [f"{res[m]['gap'][j]:.3f} [{res[m]['lo'][j]:.3f}, {res[m]['hi'][j]:.3f}]" for j in range(len(RATIOS))]
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {res[m]['mean']:.3f} | {ans[m]['mean']:.3f} |")
+        for other in (base, pos):
+            if other != best:
+                d = paired(res, best, other, RATIOS)
+                lines.append("")
+                lines.append(f"{s}: {best} - {other}, paired: " + ", ".join(
+                    f"r = {r}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for r, (m, lo, hi) in zip(RATIOS, d)))
+        lines.append("")
+    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
