@@ -19,6 +19,11 @@ unit - 1) tokens more, never fewer. The step-aware mode removes whole reasoning 
 the lowest mean rank first, then units of the boundary step by rank.
 Protected units are never removed: when they hold more than k tokens, all of them are kept and the
 result says so (`res.budget` < `len(res.kept)`, `res.ratio` the achieved ratio).
+With gap_cost > 0 (or position_weight > 0), a keep_ratio / keep_tokens budget is filled by
+contiguity-aware selection instead (`predictor.contiguous_selection`): the whole-unit set of k tokens
+with the best sum of normalized ranks minus gap_cost per removed run, so fewer, longer gaps. A
+predictor may carry defaults for both, selected on validation fidelity (`prune` in its
+predictor.json; `RankPredictor.prune_defaults`); baselines and the oracle default to plain selection.
 Kept tokens stay in their original order; where a removed gap would glue two numbers together
 ("3" + "4"), the pruned text has a space between them.
 """
@@ -33,6 +38,7 @@ import numpy as np
 
 from .chain_lists import ChainFailure, check_errors, map_chains_batched
 from .chains import Chain, ChainLike
+from .contiguous_selection import rank_values, select_kept_contiguous
 from .layout import encode_chain
 from .pruning_units import Protect, Units, check_protect, join_units, pruning_units
 from .scorers.base import scores_to_ranks
@@ -41,7 +47,8 @@ from .scorers.think_clearly import token_steps
 
 class Ranker(Protocol):
     """What pruning needs of a predictor (`RankPredictor` is one): its LM (tokenizer, context), ranks
-    and scores of several chains at once."""
+    and scores of several chains at once. An optional `prune_defaults` mapping ({"gap_cost": float,
+    "position_weight": float}) gives its default contiguity settings."""
 
     lm: Any
 
@@ -55,7 +62,8 @@ class PruneResult:
     """text: the pruned reasoning; kept: sorted kept token indices; ratio = len(kept) / n (achieved);
     ranks: int [n] the ranks the removal followed (1 = pruned first); chain: the input chain;
     budget: the tokens the budget asked for (fewer than len(kept) when protected units or whole
-    units needed more; see the module docstring)."""
+    units needed more; see the module docstring); gap_cost, position_weight: the contiguity
+    settings the selection used (0, 0: plain selection by rank)."""
 
     text: str
     kept: list[int]
@@ -64,6 +72,8 @@ class PruneResult:
     n: int
     chain: Chain
     budget: int | None = None
+    gap_cost: float = 0.0
+    position_weight: float = 0.0
 
     @property
     def over_budget(self) -> bool:
@@ -110,6 +120,33 @@ def check_budget(keep_ratio: Any = None, keep_tokens: Any = None, threshold: Any
             raise ValueError(f"threshold must be a number in [0, 1] (normalized score), got {threshold!r}")
 
 
+def check_contiguity(gap_cost: Any = None, position_weight: Any = None, step_aware: bool = False,
+                     threshold: Any = None) -> None:
+    """Validate gap_cost (a number >= 0) and position_weight (in [0, 1]); either > 0 with step_aware or
+    a threshold budget (which choose the kept set by their own rules) raises ValueError."""
+    for name, v, hi in (("gap_cost", gap_cost, math.inf), ("position_weight", position_weight, 1.0)):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or not 0 <= v <= hi:
+            rng = "a finite number >= 0" if hi == math.inf else "a number in [0, 1]"
+            raise ValueError(f"{name} must be {rng}, got {v!r}")
+        if v > 0 and (step_aware or threshold is not None):
+            raise ValueError(f"{name} > 0 applies to keep_ratio / keep_tokens budgets with plain (not step-aware) "
+                             "selection; drop it or the threshold / step_aware option")
+
+
+def resolve_contiguity(ranker: Any, gap_cost: float | None, position_weight: float | None, step_aware: bool,
+                       threshold: float | None) -> tuple[float, float]:
+    """(gap_cost, position_weight) to prune with: the given values, else the ranker's
+    `prune_defaults`, else 0; always (0, 0) for step-aware or threshold pruning."""
+    if step_aware or threshold is not None:
+        return 0.0, 0.0
+    d = dict(getattr(ranker, "prune_defaults", None) or {})
+    g = float(d.get("gap_cost", 0.0)) if gap_cost is None else float(gap_cost)
+    w = float(d.get("position_weight", 0.0)) if position_weight is None else float(position_weight)
+    return g, w
+
+
 def removal_order(ranks: np.ndarray, tokens: list[str], step_aware: bool) -> np.ndarray:
     """Token indices in removal order: by rank, or by (step mean rank, rank) when step_aware."""
     ranks = np.asarray(ranks)
@@ -148,7 +185,8 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
 
 def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *,
                keep_tokens: int | None = None, threshold: float | None = None, protect: Protect = None,
-               step_aware: bool = False, refresh: int = 1, errors: str = "raise"
+               step_aware: bool = False, refresh: int = 1, gap_cost: float | None = None,
+               position_weight: float | None = None, errors: str = "raise"
                ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
     """Prune one chain (or each of a list) to a budget with a ranker's ranks (all chains of a list
     ranked together, several per forward pass).
@@ -161,6 +199,12 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
             need be (`PruneResult.budget`, `.over_budget`).
         step_aware: remove whole low-scoring reasoning steps (lines) first.
         refresh: forward passes per chain (re-score the survivors; importance is dynamic).
+        gap_cost: contiguity-aware selection (`predictor.contiguous_selection`): the cost of each
+            removed run, in units of one token's normalized rank (0: plain selection by rank). None:
+            the ranker's default (`prune_defaults`; the shipped predictor's was selected on
+            validation fidelity), else 0.
+        position_weight: in [0, 1], blend the token's relative position into its value (1 keeps
+            a contiguous suffix). None: the ranker's default, else 0.
         errors: "raise": an unscorable chain raises ChainError (naming its list index); "skip": it
             is returned as a `ChainFailure` (index, id, error) in its place (the other chains of its
             batch are then pruned one at a time).
@@ -171,15 +215,18 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
     if isinstance(refresh, bool) or not isinstance(refresh, numbers.Integral) or refresh < 1:
         raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
     check_protect(protect)
+    check_contiguity(gap_cost, position_weight, step_aware, threshold)
     check_errors(errors)
+    contiguity = resolve_contiguity(ranker, gap_cost, position_weight, step_aware, threshold)
     out, single = map_chains_batched(
-        lambda cs: _prune_many(ranker, cs, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh)),
+        lambda cs: _prune_many(ranker, cs, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh),
+                               contiguity),
         chains, errors)
     return out[0] if single else out
 
 
 def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, threshold, protect, step_aware,
-                refresh: int) -> list[PruneResult]:
+                refresh: int, contiguity: tuple[float, float] = (0.0, 0.0)) -> list[PruneResult]:
     tok = ranker.lm.tokenizer
     # every chain's ids first: raises ChainError (empty, too long) before any forward pass
     ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains]
@@ -189,7 +236,7 @@ def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, th
     else:
         scores = [None] * len(chains)
         ranks = ranker.predict_ranks(chains, refresh=refresh)
-    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh)
+    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh, contiguity)
             for c, i, r, s in zip(chains, ids, ranks, scores)]
 
 
@@ -206,7 +253,8 @@ def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[i
 
 
 def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
-               keep_tokens, threshold, protect, step_aware, refresh: int) -> PruneResult:
+               keep_tokens, threshold, protect, step_aware, refresh: int,
+               contiguity: tuple[float, float] = (0.0, 0.0)) -> PruneResult:
     n = len(ids)
     units = pruning_units(tok, ids, protect)
     protected = units.protected_tokens()
@@ -215,6 +263,9 @@ def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.
         k = len(kept)
         if refresh > 1:
             kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
+    elif contiguity != (0.0, 0.0):
+        k = keep_count(n, keep_ratio, keep_tokens)
+        kept = select_kept_contiguous(rank_values(ranks, contiguity[1]), k, contiguity[0], protected, units.groups)
     else:
         k = keep_count(n, keep_ratio, keep_tokens)
         kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
@@ -223,7 +274,7 @@ def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.
     first = tok.decode([ids[i] for i in units.groups[kept_units[0]]], clean_up_tokenization_spaces=False)
     text = join_units(units.texts, kept_units, first_text=first)
     return PruneResult(text=text, kept=kept, ratio=len(kept) / n, ranks=np.asarray(ranks), n=n, chain=chain,
-                       budget=k)
+                       budget=k, gap_cost=contiguity[0], position_weight=contiguity[1])
 
 
 def _tokens(tok, ids: list[int], step_aware: bool) -> list[str]:

@@ -28,7 +28,7 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
-from .pruning import PruneResult, check_budget, prune_with
+from .pruning import PruneResult, check_budget, check_contiguity, prune_with
 from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
@@ -183,6 +183,14 @@ class RankPredictor:
         return ranks
 
     # --- pruning --------------------------------------------------------------------------------
+    @property
+    def prune_defaults(self) -> dict[str, float]:
+        """Default contiguity settings of `prune` ({"gap_cost", "position_weight"}): the "prune" entry
+        of a trained predictor's predictor.json (selected on validation fidelity), else {} (plain
+        selection by rank)."""
+        meta = getattr(self.scorer, "metadata", None) or {}
+        return {k: float(v) for k, v in dict(meta.get("prune") or {}).items() if k in ("gap_cost", "position_weight")}
+
     def prune(self, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None,
               **kwargs: Any) -> PruneResult | list[PruneResult]:
         """`predictor.pruning.prune_with` with this predictor (see there for the budget options)."""
@@ -222,6 +230,7 @@ def resolve_predictor(predictor: PredictorLike = None, lm: LM | None = None) -> 
 
 def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *, keep_tokens: int | None = None,
           threshold: float | None = None, protect: Protect = None, step_aware: bool = False, refresh: int = 1,
+          gap_cost: float | None = None, position_weight: float | None = None,
           predictor: PredictorLike = None, lm: LM | None = None, errors: str = "raise"
           ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
     """Prune one chain (or each of a list) to a budget (`predictor.pruning` has the rules).
@@ -234,7 +243,8 @@ def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, 
     if isinstance(refresh, bool) or not isinstance(refresh, (int, np.integer)) or refresh < 1:
         raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
     check_protect(protect)
+    check_contiguity(gap_cost, position_weight, step_aware, threshold)
     check_errors(errors)
     return prune_with(resolve_predictor(predictor, lm), chains, keep_ratio, keep_tokens=keep_tokens,
                       threshold=threshold, protect=protect, step_aware=step_aware, refresh=refresh,
-                      errors=errors)
+                      gap_cost=gap_cost, position_weight=position_weight, errors=errors)

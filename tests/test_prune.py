@@ -235,3 +235,69 @@ def test_cli_finished_or_mismatched_output_is_handled_before_the_lm_loads(tmp_pa
     assert main(argv[:5] + ["--scorer", "position", "--model", model_dir]) == 2
     assert "field 'scorer' is 'surprisal' but this run uses 'position'" in capsys.readouterr().err
     assert out.read_text() == before
+
+
+def test_gap_cost_prunes_in_fewer_runs_with_exact_budget(rp, chains):
+    from predictor.contiguous_selection import removed_runs
+
+    for chain in chains + [STEP_CHAIN]:
+        n = len(ids_of(rp, chain))
+        for ratio in (0.3, 0.5, 0.8):
+            plain = prune(chain, ratio, predictor=rp, gap_cost=0.0)
+            one_run = prune(chain, ratio, predictor=rp, gap_cost=1000.0)
+            assert len(one_run.kept) == len(plain.kept) == keep_count(n, ratio)
+            assert removed_runs(one_run.kept, n) == min(1, n - len(one_run.kept))
+            assert removed_runs(one_run.kept, n) <= removed_runs(plain.kept, n)
+            assert (one_run.gap_cost, one_run.position_weight) == (1000.0, 0.0)
+        suffix = prune(chain, 0.5, predictor=rp, gap_cost=0.0, position_weight=1.0)
+        assert suffix.kept == list(range(n - keep_count(n, 0.5), n))
+
+
+def test_gap_cost_keeps_protected_and_whole_units(rp):
+    chain = {"id": "p", "question": "q?", "reasoning": "We add 12 and 30 to get 42, then 7 more.", "answer": "49"}
+    tok = rp.lm.tokenizer
+    ids = ids_of(rp, chain)
+    for ratio in (0.1, 0.4, 0.7):
+        res = prune(chain, ratio, predictor=rp, gap_cost=2.0, protect="numbers")
+        for number in ("12", "30", "42", "7"):
+            assert number in res.text
+        assert len(res.kept) >= keep_count(len(ids), ratio)
+        assert "\ufffd" not in tok.decode([ids[i] for i in res.kept])
+
+
+def test_predictor_defaults_for_contiguity(rp, chains, monkeypatch):
+    from predictor.rank_predictor import RankPredictor
+
+    monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {"gap_cost": 1000.0}))
+    chain = chains[0]
+    assert prune(chain, 0.5, predictor=rp).gap_cost == 1000.0            # the predictor's default
+    assert prune(chain, 0.5, predictor=rp, gap_cost=0).gap_cost == 0.0    # an explicit value wins
+    assert prune(chain, 0.5, predictor=rp, step_aware=True).gap_cost == 0.0  # other selection rules
+    assert prune(chain, predictor=rp, threshold=0.5).gap_cost == 0.0
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"gap_cost": -1.0}, "gap_cost must be"), ({"gap_cost": float("nan")}, "gap_cost must be"),
+    ({"position_weight": 2.0}, "position_weight must be"), ({"gap_cost": True}, "gap_cost must be"),
+    ({"gap_cost": 1.0, "step_aware": True}, "step-aware"),
+])
+def test_bad_contiguity_options(rp, chains, kw, match):
+    with pytest.raises(ValueError, match=match):
+        prune(chains[0], 0.5, predictor=rp, **kw)
+    with pytest.raises(ValueError, match="threshold"):
+        prune(chains[0], predictor=rp, threshold=0.5, gap_cost=1.0)
+
+
+def test_cli_prune_gap_cost(chains_file, tmp_path, model_dir, capsys):
+    from predictor.contiguous_selection import removed_runs
+
+    out = tmp_path / "gap.jsonl"
+    argv = ["prune", "--in", str(chains_file), "--out", str(out), "--keep", "0.5", "--scorer", "surprisal",
+            "--model", model_dir, "--gap-cost", "1000"]
+    assert main(argv) == 0
+    for r in read(out):
+        assert r["gap_cost"] == 1000.0 and r["settings"]["gap_cost"] == 1000.0
+        assert removed_runs(r["kept"], r["n"]) <= 1
+    assert main(argv[:-1] + ["5"]) == 2  # another gap cost on the same output is refused
+    assert main(argv[:-2] + ["--step-aware", "--gap-cost", "1"]) == 2
+    assert "step-aware" in capsys.readouterr().err

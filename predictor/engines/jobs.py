@@ -206,7 +206,9 @@ class PruneJob(_PredictorJob):
     def static_settings(self) -> dict[str, Any]:
         a = self.args
         return {"settings": {"keep": a.keep, "keep_tokens": a.keep_tokens, "threshold": a.threshold,
-                             "step_aware": a.step_aware, "protect": a.protect, "refresh": a.refresh}}
+                             "step_aware": a.step_aware, "protect": a.protect, "refresh": a.refresh,
+                             "gap_cost": getattr(a, "gap_cost", None),
+                             "position_weight": getattr(a, "position_weight", None)}}
 
     def record(self, chain: Chain) -> dict[str, Any]:
         from ..commands.prune import prune_record

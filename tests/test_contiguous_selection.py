@@ -1,0 +1,71 @@
+"""Contiguity-aware selection: the DP equals exhaustive search; its limits are the known selections."""
+import itertools
+
+import numpy as np
+import pytest
+
+from predictor.contiguous_selection import rank_values, removed_runs, select_kept_contiguous
+from predictor.pruning import select_kept
+
+
+def _brute(v, k, gap_cost, prot, groups):
+    """Smallest feasible kept count >= k, then the best objective: exhaustive over unit subsets."""
+    n, best = len(v), None
+    for mask in itertools.product([0, 1], repeat=len(groups)):
+        kept = sorted(i for m, g in zip(mask, groups) if m for i in g)
+        if len(kept) < k or any(prot[i] for m, g in zip(mask, groups) if not m for i in g):
+            continue
+        key = (len(kept), -(v[kept].sum() - gap_cost * removed_runs(kept, n)))
+        if best is None or key < best:
+            best = key
+    return best
+
+
+def test_dp_equals_exhaustive_search_with_units_and_protection():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 9))
+        v = rng.random(n)
+        cuts = sorted(set(rng.integers(1, n, size=rng.integers(0, n)).tolist())) if n > 1 else []
+        bounds = [0] + cuts + [n]
+        groups = [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
+        prot = rng.random(n) < 0.15
+        k = int(rng.integers(1, n + 1))
+        gap_cost = float(rng.choice([0.0, 0.1, 0.5, 2.0, 10.0]))
+        got = select_kept_contiguous(v, k, gap_cost, prot, groups)
+        want = _brute(v, k, gap_cost, prot, groups)
+        assert len(got) == want[0]
+        assert v[got].sum() - gap_cost * removed_runs(got, n) == pytest.approx(-want[1], abs=1e-9)
+        assert prot[[i for i in range(n) if i not in got]].sum() == 0
+
+
+def test_zero_gap_cost_is_plain_top_k_selection():
+    rng = np.random.default_rng(1)
+    for n in (5, 17, 40):
+        ranks = rng.permutation(n) + 1
+        for k in (1, n // 3, n - 1, n):
+            plain = select_kept(ranks, [""] * n, k, np.zeros(n, dtype=bool))
+            assert select_kept_contiguous(rank_values(ranks), k, 0.0) == plain
+
+
+def test_large_gap_cost_removes_one_lowest_valued_run():
+    ranks = np.array([3, 9, 1, 2, 4, 8, 10, 7, 6, 5])  # lowest-valued run of 3: indices 2..4 (1+2+4)
+    kept = select_kept_contiguous(rank_values(ranks), 7, 1000.0)
+    assert removed_runs(kept, 10) == 1
+    assert [i for i in range(10) if i not in kept] == [2, 3, 4]
+
+
+def test_full_position_weight_keeps_the_suffix():
+    ranks = np.random.default_rng(2).permutation(12) + 1
+    assert select_kept_contiguous(rank_values(ranks, 1.0), 5, 0.0) == list(range(7, 12))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="k must be"):
+        select_kept_contiguous(np.ones(3), 0, 1.0)
+    with pytest.raises(ValueError, match="gap_cost"):
+        select_kept_contiguous(np.ones(3), 1, -1.0)
+    with pytest.raises(ValueError, match="groups"):
+        select_kept_contiguous(np.ones(3), 1, 1.0, groups=[[0, 2], [1]])
+    with pytest.raises(ValueError, match="position_weight"):
+        rank_values(np.arange(1, 4), 1.5)
