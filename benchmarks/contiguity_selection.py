@@ -7,8 +7,9 @@ scored with the JOINT and ANSWER objectives (one batched forward per chain and r
 set there has the same length), next to greedy's survivors and --random-draws random kept sets
 (their mean is the random baseline). Fidelity = share of the random-to-greedy JOINT gap recovered,
 per chain, then the mean (docs/quality.md §8). The configuration with the best mean over the keep
-ratios on *validation* is selected; test is only reported, with paired 95% bootstrap intervals
-against plain selection (gap_cost 0, position_weight 0).
+ratios on *validation* is selected; only then are the test chains scored, with the selected
+configuration, plain selection (gap_cost 0, position_weight 0) and the suffix (position_weight 1),
+and reported with paired 95% bootstrap intervals.
 
     python benchmarks/contiguity_selection.py --out runs/contiguity            # validation only
     python benchmarks/contiguity_selection.py --out runs/contiguity --test     # + the test report
@@ -29,27 +30,48 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RATIOS = (0.9, 0.7, 0.5, 0.3)
-GAP_COSTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 1000.0)
-POSITION_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+GAP_COSTS = (0.0, 1.0, 2.0, 4.0)
+POSITION_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 
 
 def config_name(gap_cost: float, w: float) -> str:
     return f"gap{gap_cost:g}_pos{w:g}"
 
 
-def batched_objectives(model, prompt, kept_ids: list[list[int]], answer) -> list[tuple[float, float]]:
-    """(JOINT, ANSWER) for each reasoning variant of equal length, one forward pass for all."""
+def batched_objectives(model, prompt, kept_ids: list[list[int]], answer, prompt_kv=None) -> list[tuple[float, float]]:
+    """(JOINT, ANSWER) for each reasoning variant of equal length, one forward pass for all.
+
+    prompt_kv: `layer_kv` of a forward over prompt[:-1] (shared by every variant; computed if None).
+    JOINT sums the log-probabilities of reasoning + answer given the prompt; ANSWER the answer's."""
     import torch
 
+    from predictor.kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
     from predictor.objective import upcast
 
-    seqs = [list(prompt) + list(r) + list(answer) for r in kept_ids]
-    x = torch.tensor(seqs, device=next(model.parameters()).device)
+    dev = next(model.parameters()).device
+    p = len(prompt)
     with torch.no_grad():
-        logits = upcast(model(input_ids=x, use_cache=False).logits)
+        if prompt_kv is None:
+            out = model(input_ids=torch.tensor([list(prompt[:-1])], device=dev), use_cache=True)
+            prompt_kv = layer_kv(output_cache(out))
+        x = torch.tensor([[prompt[-1]] + list(r) + list(answer) for r in kept_ids], device=dev)
+        cache = prefix_cache(prompt_kv, p - 1, len(kept_ids))
+        pos = torch.arange(p - 1, p - 1 + x.shape[1], device=dev)[None].expand(len(kept_ids), -1)
+        logits = upcast(model(input_ids=x, position_ids=pos, **cache_kwargs(model, cache), use_cache=True).logits)
     lp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, x[:, 1:, None])[..., 0].double()
-    a0 = x.shape[1] - len(answer) - 1
-    return [(float(row[len(prompt) - 1:].sum()), float(row[a0:].sum())) for row in lp]
+    return [(float(row.sum()), float(row[len(row) - len(answer):].sum())) for row in lp]
+
+
+def prompt_cache(model, prompt):
+    """`layer_kv` of one forward over prompt[:-1], for `batched_objectives`."""
+    import torch
+
+    from predictor.kv_cache import layer_kv, output_cache
+
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([list(prompt[:-1])], device=next(model.parameters()).device),
+                    use_cache=True)
+    return layer_kv(output_cache(out))
 
 
 def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int, seed: int) -> dict:
@@ -61,6 +83,7 @@ def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int,
     n = len(rid)
     out: dict[str, dict[str, list[float]]] = {}
     rng = np.random.default_rng([seed, int.from_bytes(str(rec["id"]).encode()[:8], "little")])
+    kv = prompt_cache(model, rec["prompt_ids"])
     for r in ratios:
         k = keep_count(n, r)
         sets: dict[str, tuple[int, ...]] = {"greedy": tuple(greedy_keep_indices(rec["order"], r))}
@@ -70,7 +93,7 @@ def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int,
             sets[config_name(g, w)] = tuple(select_kept_contiguous(rank_values(ranks, w), k, g))
         uniq = sorted(set(sets.values()))
         vals = dict(zip(uniq, batched_objectives(model, rec["prompt_ids"], [[rid[i] for i in s] for s in uniq],
-                                                 rec["answer_ids"])))
+                                                 rec["answer_ids"], kv)))
         for name, s in sets.items():
             e = out.setdefault(name, {"joint": [], "answer": []})
             e["joint"].append(vals[s][0])
@@ -107,6 +130,38 @@ def paired(res: dict, a: str, b: str, ratios) -> list[tuple[float, float, float]
     return [bootstrap_ci(ga[:, j] - gb[:, j]) for j in range(len(ratios))]
 
 
+def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: Path, args) -> list[dict]:
+    """Objective rows of one split's chains (resumed from `path`, new rows appended), in `ids` order."""
+    from predictor.ranked import record_chain
+
+    names = {config_name(g, w) for g, w in configs}
+    done: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row["split"] == split_name and names <= set(row["obj"]):
+                    done[row["id"]] = row
+    todo = [cid for cid in ids if cid in recs and cid not in done]
+    print(f"{split_name}: {len(done)} chains done, {len(todo)} to score", file=sys.stderr)
+    t0 = time.time()
+    with path.open("a", encoding="utf-8") as fh:
+        for i in range(0, len(todo), 8):
+            batch = todo[i:i + 8]
+            ranks = rp.predict_ranks([record_chain(recs[c]) for c in batch])
+            for cid, rk in zip(batch, ranks):
+                obj = chain_objectives(rp.lm.model, recs[cid], np.asarray(rk), configs, RATIOS,
+                                       args.random_draws, args.seed)
+                row = {"split": split_name, "id": cid, "n": len(rk), "obj": obj}
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                done[cid] = row
+            el, k = time.time() - t0, i + len(batch)
+            print(f"{split_name}: {k}/{len(todo)} chains, {el:.0f} s, ETA {el / k * (len(todo) - k):.0f} s",
+                  file=sys.stderr)
+    return [done[c] for c in ids if c in done]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl", help="ranked JOINT chains")
@@ -124,7 +179,7 @@ def main(argv=None) -> int:
     import torch
 
     from predictor.rank_predictor import RankPredictor
-    from predictor.ranked import read_ranked, record_chain
+    from predictor.ranked import read_ranked
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -136,40 +191,20 @@ def main(argv=None) -> int:
     recs = {str(r["id"]): r for r in read_ranked(args.data, objective="joint")}
     splits = ["val"] + (["test"] if args.test else [])
     path = out / "objectives.jsonl"
-    done = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if set(names) <= set(row["obj"]):
-                    done[(row["split"], row["id"])] = row
-    todo = [(s, cid) for s in splits for cid in split[s] if cid in recs and (s, cid) not in done]
-    print(f"{len(done)} chain rows done, {len(todo)} to score", file=sys.stderr)
-    t0 = time.time()
-    with path.open("a", encoding="utf-8") as fh:
-        for i in range(0, len(todo), 8):
-            batch = todo[i:i + 8]
-            ranks = rp.predict_ranks([record_chain(recs[c]) for _, c in batch])
-            for (s, cid), rk in zip(batch, ranks):
-                obj = chain_objectives(rp.lm.model, recs[cid], np.asarray(rk), configs, RATIOS,
-                                       args.random_draws, args.seed)
-                row = {"split": s, "id": cid, "n": len(rk), "obj": obj}
-                fh.write(json.dumps(row) + "\n")
-                fh.flush()
-                done[(s, cid)] = row
-            el = time.time() - t0
-            k = i + len(batch)
-            print(f"{k}/{len(todo)} chains, {el:.0f} s, ETA {el / k * (len(todo) - k):.0f} s", file=sys.stderr)
-
-    summary = {"ratios": list(RATIOS), "configs": names, "splits": {}}
-    for s in splits:
-        rows = [done[(s, c)] for c in split[s] if (s, c) in done]
-        summary["splits"][s] = {"n_chains": len(rows), "joint": summarize(rows, names + ["greedy"], RATIOS),
-                                "answer": summarize(rows, names + ["greedy"], RATIOS, "answer")}
-    val = summary["splits"]["val"]["joint"]
-    best = max(names, key=lambda m: val[m]["mean"])
-    summary["selected"] = best
     base, pos = config_name(0.0, 0.0), config_name(0.0, 1.0)
+    summary = {"ratios": list(RATIOS), "configs": names, "splits": {}}
+    best = None
+    for s in splits:
+        cfg = configs if s == "val" else list(dict.fromkeys([(0.0, 0.0), (0.0, 1.0), summary["selected_config"]]))
+        rows = score_split(rp, recs, split[s], s, cfg, path, args)
+        cfg_names = [config_name(g, w) for g, w in cfg]
+        summary["splits"][s] = {"n_chains": len(rows), "joint": summarize(rows, cfg_names + ["greedy"], RATIOS),
+                                "answer": summarize(rows, cfg_names + ["greedy"], RATIOS, "answer")}
+        if s == "val":
+            val = summary["splits"]["val"]["joint"]
+            best = max(names, key=lambda m: val[m]["mean"])
+            summary["selected"] = best
+            summary["selected_config"] = next(c for c in configs if config_name(*c) == best)
     lines = [f"Selected on validation (mean share of the random-to-greedy JOINT gap over keep "
              f"{', '.join(map(str, RATIOS))}): **{best}**", ""]
     for s in splits:
@@ -179,7 +214,7 @@ def main(argv=None) -> int:
                   "[95% CI]; mean over ratios; ANSWER gap mean", "",
                   "| selection | " + " | ".join(f"r = {r}" for r in RATIOS) + " | mean | ANSWER mean |",
                   "|---|" + "---|" * (len(RATIOS) + 2)]
-        show = [base, pos, best] if s == "test" else sorted(names, key=lambda m: -val[m]["mean"])
+        show = [base, pos, best] if s == "test" else sorted(names, key=lambda m: -res[m]["mean"])
         for m in dict.fromkeys(show):
             cells = [f"{res[m]['gap'][j]:.3f} [{res[m]['lo'][j]:.3f}, {res[m]['hi'][j]:.3f}]" for j in range(len(RATIOS))]
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {res[m]['mean']:.3f} | {ans[m]['mean']:.3f} |")

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from predictor.evaluation.fidelity import (both_objectives, gap_recovered, greedy_keep_indices, keep_indices,
-                                           summarize_fidelity)
+from predictor.evaluation.fidelity import (both_objectives, chain_fidelity, contiguous_keep_indices, gap_recovered,
+                                           greedy_keep_indices, keep_indices, summarize_fidelity)
 from predictor.evaluation.functions import category_ranks
 from predictor.evaluation.report import render_markdown, write_report
 
@@ -31,6 +31,19 @@ def test_keep_sets_follow_prune_and_greedy():
     order = [1, 2, 0, 4, 3]  # greedy deletion order: survivors are the last k
     assert greedy_keep_indices(order, 0.5) == [0, 3, 4]
     assert greedy_keep_indices(order, 0.3) == [3, 4]
+    ranks = np.array([2, 5, 1, 4, 3])
+    assert contiguous_keep_indices(ranks, 0.5, 0.0) == keep_indices(ranks, 0.5) == [1, 3, 4]  # no gap cost: plain
+    assert contiguous_keep_indices(ranks, 0.5, 1000.0) == [0, 1, 4]  # one removed run, the cheapest: ranks 1 + 4
+    assert contiguous_keep_indices(ranks, 0.5, 0.0, 1.0) == [2, 3, 4]  # the suffix
+
+
+def test_chain_fidelity_scores_contiguous_methods(tiny_lm):
+    rec = {"prompt_ids": [1, 2, 3], "reasoning_ids": [4, 5, 6, 7, 8], "answer_ids": [9, 10], "order": [1, 2, 0, 4, 3]}
+    ranks = np.array([3, 1, 2, 5, 4])
+    out = chain_fidelity(tiny_lm.model, rec, {"p": ranks}, (0.5,), {"p+gaps": ("p", 1000.0, 0.0)})
+    assert set(out) == {"p", "p+gaps", "greedy"}
+    want = both_objectives(tiny_lm.model, [1, 2, 3], [4, 7, 8], [9, 10])  # one removed run: indices 1, 2
+    assert out["p+gaps"]["joint"][0] == pytest.approx(want[0]) and out["p+gaps"]["answer"][0] == pytest.approx(want[1])
 
 
 def test_gap_recovered_and_zero_gap():

@@ -171,11 +171,16 @@ def evaluate(lm, records: Sequence[dict], predictor=None, scorers: Sequence[str]
 
     if fidelity:
         per_chain = []
+        defaults = rp.prune_defaults if rp is not None else {}
+        contiguous = {}
+        if defaults.get("gap_cost", 0.0) or defaults.get("position_weight", 0.0):  # what `prune` does by default
+            contiguous[f"{LEARNED} (prune default)"] = (LEARNED, defaults.get("gap_cost", 0.0),
+                                                         defaults.get("position_weight", 0.0))
         for i, rec in enumerate(prog(test, desc="fidelity") if prog else test):
             ranks = {k: v[i] for k, v in scored.ranks.items()}
             if "random" not in ranks:
                 ranks["random"] = random_ranks(len(true[i]), seed, i)
-            per_chain.append(chain_fidelity(lm.model, rec, ranks, ratios))
+            per_chain.append(chain_fidelity(lm.model, rec, ranks, ratios, contiguous))
         res["fidelity"] = summarize_fidelity(per_chain, ratios, n_boot=n_boot, seed=seed)
 
     # cost: seconds per chain of each scorer, greedy labeling from the records

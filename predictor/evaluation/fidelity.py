@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from ..contiguous_selection import rank_values, select_kept_contiguous
 from ..objective import upcast
 from ..pruning import keep_count, select_kept
 from .metrics import bootstrap_ci
@@ -46,12 +47,22 @@ def both_objectives(model, prompt_ids: Sequence[int], reasoning_ids: Sequence[in
     return float(lp[len(prompt_ids) - 1:].sum()), float(lp[len(ids) - len(answer_ids) - 1:].sum())
 
 
+def contiguous_keep_indices(ranks, ratio: float, gap_cost: float, position_weight: float = 0.0) -> list[int]:
+    """Sorted indices kept by `predictor.prune` (no protection) with contiguity-aware selection."""
+    r = np.asarray(ranks)
+    return select_kept_contiguous(rank_values(r, position_weight), keep_count(len(r), ratio), gap_cost)
+
+
 def chain_fidelity(model, record: Mapping, ranks: Mapping[str, np.ndarray],
-                   ratios: Sequence[float] = KEEP_RATIOS) -> dict[str, dict[str, list[float]]]:
+                   ratios: Sequence[float] = KEEP_RATIOS,
+                   contiguous: Mapping[str, tuple[str, float, float]] | None = None
+                   ) -> dict[str, dict[str, list[float]]]:
     """Objectives of one ranked record pruned by each scorer and by greedy.
 
-    Returns {method: {objective: [value per ratio]}} with method in ranks' names plus "greedy".
-    Identical kept sets are evaluated once.
+    contiguous: extra methods {name: (ranks name, gap_cost, position_weight)} that select from
+    that scorer's ranks with contiguity-aware selection (what `prune` does with those settings).
+    Returns {method: {objective: [value per ratio]}} with method in ranks' names, the contiguous
+    names and "greedy". Identical kept sets are evaluated once.
     """
     rid = list(record["reasoning_ids"])
     cache: dict[tuple[int, ...], tuple[float, float]] = {}
@@ -63,6 +74,8 @@ def chain_fidelity(model, record: Mapping, ranks: Mapping[str, np.ndarray],
         return cache[key]
 
     kept_sets = {name: [keep_indices(r, q) for q in ratios] for name, r in ranks.items()}
+    for name, (src, gap_cost, w) in (contiguous or {}).items():
+        kept_sets[name] = [contiguous_keep_indices(ranks[src], q, gap_cost, w) for q in ratios]
     kept_sets["greedy"] = [greedy_keep_indices(record["order"], q) for q in ratios]
     out = {}
     for name, sets in kept_sets.items():

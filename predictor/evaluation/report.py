@@ -96,6 +96,10 @@ def _summary(res: Mapping) -> str:
                      f"random-to-greedy JOINT objective gap (per-chain mean; pooled "
                      f"{f3(e.get('gap_recovered_pooled_mean'))}; mean over keep ratios "
                      f"{', '.join(str(r) for r in fid['ratios'])}).")
+        d = fid["methods"].get(f"{pred} (prune default)", {}).get("joint")
+        if d:
+            lines.append(f"- With `prune`'s default contiguity-aware selection (fewer, longer removed runs), "
+                         f"**{f3(d.get('gap_recovered_mean'))}** (pooled {f3(d.get('gap_recovered_pooled_mean'))}).")
     abl = res.get("ablation") or {}
     cells = [f"{k} {ci(abl[k]['spearman_mean'], abl[k]['spearman_lo'], abl[k]['spearman_hi'])}"
              for k in ("attention only", "all but attention", "all") if abl.get(k, {}).get("n_features")]
