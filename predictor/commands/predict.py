@@ -212,9 +212,10 @@ def _finished_before_loading(args: argparse.Namespace, desc: str, job) -> bool:
     from .resume_check import done_ids_matching, expected_scorer_name
 
     match = {"scorer": expected_scorer_name(args), **job.static_settings()}
-    done = done_ids_matching(Path(args.out), partial_path(args.out), match)
-    # a chain not done yet, or whose content changed since (the full path refuses that with its message)
-    if not done or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
+    done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    # a chain not done yet, or whose content changed since (the full path refuses that with its message);
+    # a cut last line is left to the writer to cut off
+    if not done or not clean or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
         return False
     if partial_path(args.out).exists():
         os.replace(partial_path(args.out), args.out)
