@@ -133,7 +133,7 @@ class OutputRecords:
                     if obj is not None:
                         yield lineno, obj
                     continue
-                if not ended and self.cut_ok:  # only ever the last line: binary lines end in b"\n" but it
+                if not ended and self.cut_ok:  # a line without its "\n" can only be the last one
                     self.cut_at = start
                     return
                 raise ValueError(f"{self.name}:{lineno}: not a complete record of this tool's output ({problem}); "

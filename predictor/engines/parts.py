@@ -21,15 +21,17 @@ def part_files(parts_dir: Path) -> list[Path]:
     return sorted(parts_dir.glob("part-*.jsonl")) if parts_dir.is_dir() else []
 
 
-def iter_output_records(out: Path, parts_dir: Path) -> Iterator[tuple[dict[str, Any], str]]:
+def iter_output_records(out: Path, parts_dir: Path, key: tuple[str, ...] = ("id",)
+                        ) -> Iterator[tuple[dict[str, Any], str]]:
     """(record, "file:line") of an existing OUT, then of every part, read by `jsonl_io.OutputRecords`
-    (as the resumable writer reads them). Bad lines raise ValueError naming file:line, except a cut last
-    line of OUT (a killed `--engine local` labeler appends to OUT): it is left out, and the merge's
-    rewrite of OUT drops it. Parts are written whole, so a cut line in one is an error."""
+    (as the resumable writer reads them; key: the job's key fields, which every record must have).
+    Bad lines raise ValueError naming file:line, except a cut last line of OUT (a killed `--engine
+    local` labeler appends to OUT): it is left out, and the merge's rewrite of OUT drops it. Parts are
+    written whole, so a cut line in one is an error."""
     from ..jsonl_io import OutputRecords
 
     for path in ([out] if out.is_file() else []) + part_files(parts_dir):
-        for lineno, rec in OutputRecords(path, cut_ok=path == out):
+        for lineno, rec in OutputRecords(path, required=key, cut_ok=path == out):
             yield rec, f"{path}:{lineno}"
 
 
