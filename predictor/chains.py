@@ -109,8 +109,11 @@ def as_chain_list(obj: ChainLike | list[ChainLike]) -> tuple[list[Chain], bool]:
 
 def json_error_text(e: json.JSONDecodeError) -> str:
     """ "Expecting ',' delimiter at column 12", "Unterminated string starting at column 3" (json's
-    messages that end in "at" get the column right after it)."""
-    return f"{e.msg} column {e.colno}" if e.msg.endswith(" at") else f"{e.msg} at column {e.colno}"
+    messages that end in "at" get the column right after it) for the error of one parsed line: the
+    column is the character of the line (json's own column restarts after the line's "\n", where an
+    error at the end of a cut line lies)."""
+    col = e.pos + 1
+    return f"{e.msg} column {col}" if e.msg.endswith(" at") else f"{e.msg} at column {col}"
 
 
 def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:

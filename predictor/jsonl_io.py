@@ -1,21 +1,26 @@
-"""Crash-safe JSONL output: resumable line-by-line appends and atomic whole-file writes."""
+"""Crash-safe JSONL output: the one reader of existing output files (resume, merge), resumable line-by-line
+appends and atomic whole-file writes."""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .chains import json_error_text
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
 
 
 class ResumableJsonlWriter:
     """Append one JSON object per line; on reopen, skip keys already written.
 
-    A kill can only ever leave a partial last line; reopening cuts it off, so the file never holds a
-    duplicated or truncated record. A bad line anywhere else is an error (naming file:line), never
-    silently dropped with the records after it. Each record is flushed and fsynced before `write`
-    returns.
+    The existing file is read with `OutputRecords` (as every reader of existing output): a kill can
+    only ever leave a cut last line, which reopening cuts off, so the file never holds a duplicated or
+    truncated record. A bad line anywhere else is an error (naming file:line), never silently dropped
+    with the records after it. Each record is flushed and fsynced before `write` returns.
 
     key: the field (or tuple of fields) that identifies a finished record; `done` holds str ids for
     one field, tuples of str for several.
@@ -44,33 +49,18 @@ class ResumableJsonlWriter:
         return tuple(str(obj.get(k)) for k in self.key)
 
     def _scan(self) -> None:
-        with self.path.open("rb") as f:
-            data = f.read()
-        parts = data.split(b"\n")  # "\n" only, as every reader of this package splits lines
-        lines = [x + b"\n" for x in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-        good_end = 0
-        for lineno, raw in enumerate(lines, 1):
-            last = lineno == len(lines)
-            if not raw.strip():
-                good_end += len(raw)
-                continue
-            try:
-                obj = json.loads(raw) if raw.endswith(b"\n") else None
-            except json.JSONDecodeError:
-                obj = None
-            if not isinstance(obj, dict) or (isinstance(self.key, str) and self.key not in obj):
-                if last:
-                    break  # a line cut by a kill: dropped below
-                raise ValueError(f"{self.path}:{lineno}: not a complete record of this tool's output; "
-                                 "fix or remove the line (or use another output path)")
+        records = OutputRecords(self.path, required=(self.key,) if isinstance(self.key, str) else self.key)
+        for lineno, obj in records:
             check_settings(f"{self.path}:{lineno}", obj, self.match, f"delete {self.path}")
-            good_end += len(raw)
             self.done.add(self._key_of(obj))
             if self.content is not None:
                 self.hashes[self._key_of(obj)] = (lineno, self.content(obj))
-        if good_end < len(data):
+        if records.cut_at is not None:  # a line cut by a kill: cut it off, its record is redone
             with self.path.open("r+b") as f:
-                f.truncate(good_end)
+                f.truncate(records.cut_at)
+        elif records.unterminated:  # a complete last record without its "\n": end it before appending
+            with self.path.open("ab") as f:
+                f.write(b"\n")
 
     def check_content(self, key: Any, content_hash: str) -> None:
         """Raise ValueError (naming file:line) if the finished record `key` was written for a chain
@@ -95,6 +85,79 @@ class ResumableJsonlWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class OutputRecords:
+    """The records of an existing output JSONL file (one this tool wrote, or one a user brings to resume
+    or merge): the one reader of the resumable writer, the before-load resume check of predict/prune
+    and the Ray engine's merge, so that they accept and refuse the same files.
+
+    Iterating yields (line number, record dict). Lines are split on b"\n" only, as every reader of this
+    package splits them (a raw "\r" stays inside its line: one bad line, the numbers of the lines after
+    it unshifted; a "\r\n" ending is JSON whitespace); a UTF-8 byte-order mark at the start is
+    dropped; blank lines are skipped.
+
+    A cut last line (it lacks its "\n" and is no complete record: what a killed appending writer
+    leaves) is skipped when `cut_ok`, and `cut_at` then holds the byte offset where it starts (the
+    writer truncates the file there; a merge's rewrite drops it); without `cut_ok` (files written
+    whole, by temp file + rename) it is an error. A complete last record without its "\n" is kept
+    (`unterminated` is then True). Every other bad line raises ValueError naming `name`:line and the
+    reason: not valid UTF-8 (with the byte of the line), invalid JSON (with the column), not a JSON
+    object, or a `required` field missing.
+
+    path: the file; required: fields every record must have; name: how errors name the file (default
+    `path`; e.g. OUT when reading the scratch file OUT.partial that was copied from it).
+    """
+
+    def __init__(self, path: str | Path, required: Iterable[str] = ("id",), name: str | Path | None = None,
+                 cut_ok: bool = True):
+        self.path = Path(path)
+        self.required = tuple(required)
+        self.name = str(name if name is not None else path)
+        self.cut_ok = cut_ok
+        self.cut_at: int | None = None
+        self.unterminated = False
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        self.cut_at, self.unterminated = None, False
+        offset = 0
+        with self.path.open("rb") as f:
+            for lineno, raw in enumerate(f, 1):  # binary files iterate on b"\n" only
+                start, offset = offset, offset + len(raw)
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                obj, problem = self._parse(raw, self.required)
+                ended = raw.endswith(b"\n")
+                if problem is None:
+                    self.unterminated = not ended
+                    if obj is not None:
+                        yield lineno, obj
+                    continue
+                if not ended and self.cut_ok:  # a line without its "\n" can only be the last one
+                    self.cut_at = start
+                    return
+                raise ValueError(f"{self.name}:{lineno}: not a complete record of this tool's output ({problem}); "
+                                 "fix or remove the line, or use another output path")
+
+    @staticmethod
+    def _parse(raw: bytes, required: tuple[str, ...]) -> tuple[dict[str, Any] | None, str | None]:
+        """(record, None), (None, None) for a blank line, or (None, what is wrong)."""
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return None, f"not valid UTF-8: byte {e.start + 1} of the line"
+        if not line.strip():
+            return None, None
+        try:
+            obj = json.loads(line[:-1] if line.endswith("\n") else line)  # an error at the end: its column
+        except json.JSONDecodeError as e:
+            return None, f"invalid JSON: {json_error_text(e)}"
+        if not isinstance(obj, dict):
+            return None, f"a JSON {_JSON_TYPES.get(type(obj), type(obj).__name__)}, not an object"
+        missing = next((k for k in required if k not in obj), None)
+        if missing is not None:
+            return None, f"no field '{missing}'"
+        return obj, None
 
 
 def check_settings(where: str, record: dict[str, Any], match: dict[str, Any], remedy: str | None = None) -> None:

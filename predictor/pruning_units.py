@@ -28,6 +28,8 @@ from typing import Union
 import numpy as np
 import regex
 
+from .token_text import char_groups, group_texts
+
 THINK_TAG = re.compile(r"</?think>")
 GRAPHEME = regex.compile(r"\X")  # an extended grapheme cluster: a letter with its combining marks, an emoji sequence
 CURRENCY = "$€£¥￥₹₩₽"  # currency signs a number may start with (￥: the full-width yen of CJK text)
@@ -92,34 +94,6 @@ def check_protect(protect: Protect) -> None:
     if protect is not None and not isinstance(protect, (str, Iterable)) and not callable(protect):
         raise ValueError(f"protect must be a preset name ({', '.join(PRESETS)}), a predicate on the decoded "
                          f"token or token indices, got {protect!r}")
-
-
-def char_groups(tokenizer, ids: list[int]) -> list[list[int]]:
-    """Token index runs that each decode to whole characters: a run grows while its decoded text
-    ends in U+FFFD (an incomplete UTF-8 sequence)."""
-    groups, cur = [], []
-    for i in range(len(ids)):
-        cur.append(i)
-        if not tokenizer.decode([ids[j] for j in cur], clean_up_tokenization_spaces=False).endswith("\ufffd"):
-            groups.append(cur)
-            cur = []
-    if cur:
-        groups.append(cur)
-    return groups
-
-
-def group_texts(tokenizer, ids: list[int], groups: list[list[int]]) -> list[str]:
-    """Each group's text in context (decoded after the previous group, whose text is then cut off),
-    so tokenizers that drop a word's leading space at the start of a decode (SentencePiece) keep it."""
-    texts, prev = [], []
-    for g in groups:
-        cur = [ids[i] for i in g]
-        head = tokenizer.decode(prev, clean_up_tokenization_spaces=False) if prev else ""
-        both = tokenizer.decode(prev + cur, clean_up_tokenization_spaces=False)
-        alone = both[len(head):] if both.startswith(head) else None
-        texts.append(alone if alone is not None else tokenizer.decode(cur, clean_up_tokenization_spaces=False))
-        prev = cur
-    return texts
 
 
 def _joins(texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:

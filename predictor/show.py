@@ -25,7 +25,8 @@ COLORMAP = "RdYlGn"
 
 @dataclass
 class TokenView:
-    """What a heatmap shows. tokens: decoded reasoning tokens [n]; predicted / greedy: int ranks [n]
+    """What a heatmap shows. tokens: the exact text of each reasoning token [n] (`token_text.token_pieces`:
+    "" for a token holding only the first bytes of a character that a later token completes); predicted / greedy: int ranks [n]
     (1 = pruned first; greedy None when the chain is unlabeled); kept: sorted indices `prune` keeps;
     greedy_kept: what greedy's order keeps at the same budget (None when unlabeled)."""
 
@@ -85,6 +86,7 @@ def token_view(chain: Any, predictor: Any = None, lm: Any = None, keep_ratio: fl
     from .chains import as_chain
     from .layout import encode_chain
     from .rank_predictor import resolve_predictor
+    from .token_text import token_pieces
 
     if greedy_ranks is None and isinstance(chain, Mapping) and chain.get("ranks") is not None:
         greedy_ranks = chain["ranks"]
@@ -93,7 +95,7 @@ def token_view(chain: Any, predictor: Any = None, lm: Any = None, keep_ratio: fl
     res = rp.prune(c, keep_ratio, **prune_kwargs)
     tok = rp.lm.tokenizer
     ids = encode_chain(tok, c, rp.lm.max_length).reasoning_ids
-    tokens = [tok.decode([t]) for t in ids]
+    tokens = token_pieces(tok, ids)
     greedy = None if greedy_ranks is None else np.asarray(greedy_ranks, dtype=np.int64)
     if greedy is not None and len(greedy) != len(tokens):
         raise ValueError(f"chain {c.id!r}: {len(greedy)} greedy ranks for {len(tokens)} reasoning tokens "
@@ -117,6 +119,9 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 """
 
 
+_PART = " (the first bytes of a character that a later token completes)"  # a token whose text is ""
+
+
 def _panel_html(title: str, tokens: list[str], ranks: np.ndarray, kept: list[int], panel: str) -> str:
     n, keep = len(tokens), set(kept)
     spans = []
@@ -125,7 +130,8 @@ def _panel_html(title: str, tokens: list[str], ranks: np.ndarray, kept: list[int
         cls = "kept" if i in keep else "removed"
         shown = html.escape(t.replace("\n", "\u21b5\n"))
         spans.append(f'<span class="tok {cls}" data-i="{i}" data-rank="{int(r)}" style="background:{bg};'
-                     f'color:{text_color(bg)}" title="token {i}: rank {int(r)} of {n}">{shown}</span>')
+                     f'color:{text_color(bg)}" title="token {i}: rank {int(r)} of {n}{_PART if not t else ""}">'
+                     f'{shown}</span>')
     return (f'<section data-panel="{panel}"><h2>{html.escape(title)}</h2>'
             f'<div class="chain">{"".join(spans)}</div></section>')
 
@@ -171,7 +177,8 @@ _LINE_IN = 2.0 * _FONT_PT / 72
 
 def _wrap(tokens: list[str], width: int) -> list[tuple[int, int, str]]:
     """(line, column, shown text) per token in a monospace grid `width` characters wide; a newline
-    inside a token is shown as "↵" and starts a new line after the token."""
+    inside a token is shown as "↵" and starts a new line after the token; a token whose text is ""
+    (the first bytes of a character a later token completes) gets an empty one-column box."""
     line = col = 0
     out = []
     for t in tokens:

@@ -1,10 +1,16 @@
 """Predict the greedy pruning ranks of every chain in a JSONL file, with one forward pass per chain.
 
 Writes one JSON line per chain: id, n, ranks (1 = pruned first), order (token indices in pruning
-order), tokens (decoded), scorer, lm (fingerprint), refresh. The ranking comes from the shipped
-pretrained predictor (default), a trained predictor directory (--predictor DIR) or any registered
-scorer (--scorer NAME: baselines, or `greedy` for the exact oracle). A re-run on an existing --out
-with other settings (scorer, LM, refresh) is refused instead of silently reusing the old records.
+order), tokens, scorer, lm (fingerprint), refresh. `tokens` holds the exact text of each of the n
+reasoning tokens: "".join(tokens) is the decoded reasoning (with the shipped LM's tokenizer: the
+input's reasoning without its surrounding whitespace). A CJK character or emoji whose UTF-8 bytes are
+spread over several tokens is the text of the token that completes it; the tokens before it get ""
+(or the whole characters they hold), never U+FFFD.
+
+The ranking comes from the shipped pretrained predictor (default), a trained predictor directory
+(--predictor DIR) or any registered scorer (--scorer NAME: baselines, or `greedy` for the exact
+oracle). A re-run on an existing --out with other settings (scorer, LM, refresh) is refused instead
+of silently reusing the old records.
 
 Streaming and resumable: chains are read line by line and each record is appended (fsynced) to
 OUT.partial; a re-run skips finished ids, and OUT is replaced atomically once the input is done.
@@ -212,9 +218,10 @@ def _finished_before_loading(args: argparse.Namespace, desc: str, job) -> bool:
     from .resume_check import done_ids_matching, expected_scorer_name
 
     match = {"scorer": expected_scorer_name(args), **job.static_settings()}
-    done = done_ids_matching(Path(args.out), partial_path(args.out), match)
-    # a chain not done yet, or whose content changed since (the full path refuses that with its message)
-    if not done or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
+    done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    # a chain not done yet, or whose content changed since (the full path refuses that with its message);
+    # a cut last line is left to the writer to cut off
+    if not done or not clean or any(done.get(c.id, "") != c.content_hash for c in stream_chains(args.inp, Skips(), args.limit)):
         return False
     if partial_path(args.out).exists():
         os.replace(partial_path(args.out), args.out)
@@ -331,10 +338,12 @@ def predict_record(rp, chain, refresh: int) -> dict[str, Any]:
 def _fields(rp, chain, lay_ids: list[int], ranks) -> dict[str, Any]:
     import numpy as np
 
+    from ..token_text import token_pieces
+
     return {
         "id": chain.id, "n": len(ranks), "ranks": ranks.tolist(),
         "order": np.argsort(ranks, kind="stable").tolist(),
-        "tokens": [rp.lm.tokenizer.decode([t]) for t in lay_ids],
+        "tokens": token_pieces(rp.lm.tokenizer, lay_ids),
     }  # extra input fields, chain_hash, scorer, lm, refresh: added by engines.jobs.PredictJob
 
 

@@ -4,12 +4,10 @@ that it was written with other settings (refused at once), or that every input c
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..jsonl_io import check_settings
+from ..jsonl_io import OutputRecords, check_settings
 
 
 def expected_scorer_name(args: argparse.Namespace) -> str:
@@ -21,28 +19,18 @@ def expected_scorer_name(args: argparse.Namespace) -> str:
     return Path(args.predictor).name if args.predictor else pretrained_dir().name
 
 
-def _complete_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) of every complete JSON-object line (a cut or bad line is left to the writer)."""
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip() or not raw.endswith(b"\n"):
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and "id" in obj:
-                yield lineno, obj
-
-
-def done_ids_matching(out: Path, partial: Path, match: dict[str, Any]) -> dict[str, str | None]:
-    """{id: stored chain_hash (None if absent)} of the records already written to OUT.partial (else OUT);
-    ValueError naming OUT, the line and the field when a record was written with other settings than `match`."""
+def done_ids_matching(out: Path, partial: Path, match: dict[str, Any]) -> tuple[dict[str, str | None], bool]:
+    """({id: stored chain_hash (None if absent)}, clean) of the records already written to OUT.partial
+    (else OUT), read as the resumable writer reads them (`jsonl_io.OutputRecords`, errors naming OUT);
+    clean: False when the file ends in a cut line or a record without its "\n" (for the writer to
+    repair). ValueError naming OUT and the line for a bad line (other than a cut last one), or a
+    record written with other settings than `match` (naming the field)."""
     src = partial if partial.exists() else out
     done: dict[str, str | None] = {}
     if not src.exists():
-        return done
-    for lineno, obj in _complete_records(src):
+        return done, True
+    records = OutputRecords(src, name=out)
+    for lineno, obj in records:
         check_settings(f"{out}:{lineno}", obj, match, f"delete {out} (and {partial.name})")
         done[str(obj["id"])] = obj.get("chain_hash")
-    return done
+    return done, records.cut_at is None and not records.unterminated

@@ -7,7 +7,6 @@ settings in one file, ordered like the input (as `merge-ranked`: by objective, t
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,22 +21,18 @@ def part_files(parts_dir: Path) -> list[Path]:
     return sorted(parts_dir.glob("part-*.jsonl")) if parts_dir.is_dir() else []
 
 
-def iter_output_records(out: Path, parts_dir: Path) -> Iterator[tuple[dict[str, Any], str]]:
-    """(record, "file:line") of an existing OUT, then of every part. Bad lines raise ValueError, except
-    a cut last line of OUT (a killed `--engine local` labeler appends to OUT): it is left out, and the
-    merge's rewrite of OUT drops it."""
+def iter_output_records(out: Path, parts_dir: Path, key: tuple[str, ...] = ("id",)
+                        ) -> Iterator[tuple[dict[str, Any], str]]:
+    """(record, "file:line") of an existing OUT, then of every part, read by `jsonl_io.OutputRecords`
+    (as the resumable writer reads them; key: the job's key fields, which every record must have).
+    Bad lines raise ValueError naming file:line, except a cut last line of OUT (a killed `--engine
+    local` labeler appends to OUT): it is left out, and the merge's rewrite of OUT drops it. Parts are
+    written whole, so a cut line in one is an error."""
+    from ..jsonl_io import OutputRecords
+
     for path in ([out] if out.is_file() else []) + part_files(parts_dir):
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip() or (path == out and not line.endswith("\n")):
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg}); fix or remove the file") from None
-                if not isinstance(rec, dict) or "id" not in rec:
-                    raise ValueError(f"{path}:{lineno}: not a record of this tool (no field 'id')")
-                yield rec, f"{path}:{lineno}"
+        for lineno, rec in OutputRecords(path, required=key, cut_ok=path == out):
+            yield rec, f"{path}:{lineno}"
 
 
 class PartWriter:

@@ -221,7 +221,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
         raise ValueError(f"{partial}: an unfinished --engine local run; finish it with --engine local or delete it")
     import_ray()
     chains, skips, order = read_input(job, args)
-    existing = list(iter_output_records(out, parts_dir))
+    existing = list(iter_output_records(out, parts_dir, job.key))
     first = existing[0] if existing else None
     foreign = next((where for rec, where in existing if str(rec["id"]) not in order), None)
     if foreign:  # found now, not after the work: the merge orders records by the input
@@ -241,7 +241,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
         over_budget = _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm)
     else:
         over_budget = []
-    merged = merge_records(iter_output_records(out, parts_dir), job.key, job.settings_fields, order,
+    merged = merge_records(iter_output_records(out, parts_dir, job.key), job.key, job.settings_fields, order,
                            args.inp, ranked=job.command == "label")
     from ..jsonl_io import atomic_write_jsonl
 
