@@ -13,6 +13,10 @@ and reported with paired 95% bootstrap intervals.
 
     python benchmarks/contiguity_selection.py --out runs/contiguity            # validation only
     python benchmarks/contiguity_selection.py --out runs/contiguity --test     # + the test report
+    python benchmarks/contiguity_selection.py --out runs/contiguity --test --write  # + store the choice
+
+--write stores the selected (gap_cost, position_weight) as the predictor's `prune` defaults in its
+predictor.json (atomic rewrite), which `prune` then uses (`RankPredictor.prune_defaults`).
 
 Per-chain objectives are appended to OUT/objectives.jsonl as they are computed (a rerun resumes);
 OUT/summary.json and OUT/summary.md hold the tables.
@@ -162,6 +166,25 @@ def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: 
     return [done[c] for c in ids if c in done]
 
 
+def write_defaults(predictor_dir: str | None, summary: dict) -> Path:
+    """Store the validation-selected contiguity settings as the predictor's `prune` defaults."""
+    from predictor.jsonl_io import atomic_write_text
+    from predictor.rank_predictor import pretrained_dir
+
+    meta_path = Path(predictor_dir or pretrained_dir()) / "predictor.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    g, w = summary["selected_config"]
+    val = summary["splits"]["val"]
+    meta["prune"] = {"gap_cost": g, "position_weight": w,
+                     "selected_on": f"validation split ({val['n_chains']} chains): mean share of the random-to-greedy "
+                                    "JOINT gap recovered over keep ratios " + ", ".join(map(str, RATIOS)),
+                     "validation_gap_recovered": val["joint"][summary["selected"]]["gap"],
+                     "command": "python benchmarks/contiguity_selection.py --test --write"}
+    atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True))
+    print(f"wrote prune defaults gap_cost={g:g} position_weight={w:g} to {meta_path}", file=sys.stderr)
+    return meta_path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl", help="ranked JOINT chains")
@@ -174,6 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--random-draws", type=int, default=3, help="random kept sets per chain and ratio")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--write", action="store_true", help="store the selection in the predictor's predictor.json")
     args = ap.parse_args(argv)
 
     import torch
@@ -225,6 +249,8 @@ def main(argv=None) -> int:
                 lines.append(f"{s}: {best} - {other}, paired: " + ", ".join(
                     f"r = {r}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for r, (m, lo, hi) in zip(RATIOS, d)))
         lines.append("")
+    if args.write:
+        write_defaults(args.predictor, summary)
     (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
