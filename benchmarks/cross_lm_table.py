@@ -12,7 +12,10 @@ file's split (`predictor.splits`, the package's fractions and seed):
   - gemma-agnostic: the LM-agnostic groups (UNIVERSAL recipe, the one of the shipped `universal`)
   - gemma-full: Gemma's full per-head features (FULL recipe, the one of the shipped SmolLM2 predictor)
   and "Gemma's own predictor" is the one of the two with the better validation Spearman.
-  smol-agnostic: the UNIVERSAL recipe on smol's file (its test chains never train).
+  smol-agnostic: the UNIVERSAL recipe on smol's file (its test chains never train);
+  smol-matched: the same with only the first n of its training chains, n = gemma's number of training
+  chains (same val and test chains; a size-matched reference for the gemma -> smol transfer: how much
+  of its gap is the smaller training set). Its data file is OUT/smol-matched.jsonl, a subset of smol's.
 Transfer: smol-agnostic on gemma's test split (and on every gemma chain: it saw no gemma label), and
 gemma-agnostic on smol's test split. Baselines on each: surprisal and position (sign fitted on that
 LM's training split), random scores (seeded).
@@ -44,6 +47,9 @@ FULL = ("attention", "probe", "logits", "position", "lexical", "hidden")
 UNIVERSAL = dict(groups=AGNOSTIC, states=(0.0,), regressors=("lgbm-regression",), ensemble=False)
 FULL_RECIPE = dict(groups=FULL, states=(0.0, 0.25, 0.5, 0.75), regressors=("lgbm-regression", "sequence"),
                    ensemble=True)
+
+
+SMALL = 10  # fewer chains than this: the markdown warns that the intervals are not reliable
 
 
 def _log(msg: str) -> None:
@@ -131,6 +137,25 @@ def train_or_reuse(cfg: TrainConfig) -> Path:
     return out / "predictor"
 
 
+def pending_passes(cfg: TrainConfig, records: dict[str, dict[str, Any]], cache) -> int:
+    """Forward passes run_training(cfg) will need: its (chain, state) feature tables not in the cache."""
+    from predictor.features import FeatureSpec
+    from predictor.ranked import record_chain
+    from predictor.splits import split_ids
+    from predictor.training_data import state_targets
+
+    spec = FeatureSpec(groups=tuple(cfg.groups), per_head=cfg.per_head)
+    train = set(split_ids(list(records), cfg.fractions, seed=cfg.seed)["train"])
+    n = 0
+    for cid, r in records.items():
+        for f in sorted({0.0, *cfg.states}):
+            st = state_targets(r["order"], f) if f == 0 or cid in train else None
+            if st is not None:
+                kept = None if len(st[0]) == len(r["order"]) else st[0]
+                n += not cache.path(r["lm"], spec, record_chain(r), kept).is_file()
+    return n
+
+
 def ci(rho: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     from predictor.training import ci_dict
 
@@ -150,39 +175,71 @@ def load_side(name: str, model: str | None, data: str, test_ids: list[str] | Non
     return Side(name, model, data, recs, list(test_ids or []), list(train_ids or []))
 
 
-def build_table(args: argparse.Namespace) -> dict[str, Any]:
-    """Train (or reuse) the runs, evaluate every (predictor, LM) pair, return the result dict."""
-    from predictor.features import FeatureSpec
-    from predictor.predictor_dir import load_predictor, read_metadata
-    from predictor.training import single_signal_baselines
-
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    names = args.names.split(",")
-    own_meta = read_metadata(args.smol_predictor)
-    smol = load_side(names[0], args.smol_model, args.smol_data, own_meta["split"]["test"], None)
-    gemma = load_side(names[1], args.gemma_model, args.gemma_data, None, None)
+def run_configs(args: argparse.Namespace) -> dict[str, TrainConfig]:
+    """The training runs (out dirs under args.out); smol-matched reads OUT/smol-matched.jsonl."""
     base = TrainConfig(threads=args.threads, cache=args.cache, n_boot=args.n_boot, seed=args.seed,
                        progress=not args.no_progress)
     if args.max_epochs is not None:
         base = replace(base, params={"sequence": {"max_epochs": args.max_epochs}, "mlp": {"max_epochs": args.max_epochs}})
     full = {**FULL_RECIPE, "regressors": tuple(args.full_regressors.split(","))}
-    runs = {
-        "smol-agnostic": replace(base, data=smol.data, model=smol.model, out=str(out / "smol-agnostic"), **UNIVERSAL),
-        "gemma-agnostic": replace(base, data=gemma.data, model=gemma.model, out=str(out / "gemma-agnostic"),
+    out = Path(args.out)
+    return {
+        "smol-agnostic": replace(base, data=args.smol_data, model=args.smol_model, out=str(out / "smol-agnostic"),
+                                 **UNIVERSAL),
+        "smol-matched": replace(base, data=str(out / "smol-matched.jsonl"), model=args.smol_model,
+                                out=str(out / "smol-matched"), **UNIVERSAL),
+        "gemma-agnostic": replace(base, data=args.gemma_data, model=args.gemma_model, out=str(out / "gemma-agnostic"),
                                   **UNIVERSAL),
-        "gemma-full": replace(base, data=gemma.data, model=gemma.model, out=str(out / "gemma-full"), **full),
+        "gemma-full": replace(base, data=args.gemma_data, model=args.gemma_model, out=str(out / "gemma-full"), **full),
     }
-    # rough ETA: chains x states per run, at the rate of the runs done so far
-    work = {k: len((smol if k.startswith("smol") else gemma).records) * len(c.states) for k, c in runs.items()}
-    pred_dirs, done_work = {}, 0
+
+
+def write_matched_subset(src: str, dst: Path, n_train: int, fractions, seed: int) -> None:
+    """dst: the lines of ranked file `src` minus all but the first n_train chains of its training split.
+
+    Splits are by chain id (predictor.splits), so dst splits into those n_train training chains and
+    src's own validation and test chains."""
+    from predictor.jsonl_io import atomic_write_text
+    from predictor.splits import split_ids
+
+    lines = [ln for ln in Path(src).read_text().splitlines() if ln.strip()]
+    ids = [str(json.loads(ln)["id"]) for ln in lines]
+    split = split_ids(ids, fractions, seed=seed)
+    drop = set(split["train"][n_train:])
+    atomic_write_text(dst, "".join(ln + "\n" for ln, i in zip(lines, ids) if i not in drop))
+
+
+def build_table(args: argparse.Namespace) -> dict[str, Any]:
+    """Train (or reuse) the runs, evaluate every (predictor, LM) pair, return the result dict."""
+    from predictor.feature_cache import FeatureCache
+    from predictor.features import FeatureSpec
+    from predictor.predictor_dir import load_predictor, read_metadata
+    from predictor.splits import split_ids
+    from predictor.training import single_signal_baselines
+
+    t0 = time.perf_counter()
+    names = args.names.split(",")
+    own_meta = read_metadata(args.smol_predictor)
+    smol = load_side(names[0], args.smol_model, args.smol_data, own_meta["split"]["test"], None)
+    gemma = load_side(names[1], args.gemma_model, args.gemma_data, None, None)
+    runs = run_configs(args)
+    fr = runs["gemma-agnostic"].fractions
+    write_matched_subset(smol.data, Path(runs["smol-matched"].data),
+                         len(split_ids(list(gemma.records), fr, seed=args.seed)["train"]), fr, args.seed)
+    # ETA: feature passes missing from the cache, at the seconds per pass of the runs so far (fits included)
+    cache = FeatureCache(args.cache)
+    todo = {k: pending_passes(c, (smol if k.startswith("smol") else gemma).records, cache) for k, c in runs.items()}
+    pred_dirs, done, spent = {}, 0, 0.0
     for i, (key, cfg) in enumerate(runs.items(), 1):
         el = time.perf_counter() - t0
-        left = sum(list(work.values())[i - 1:])
-        eta = f", ETA {_fmt_s(el / done_work * left)} (rough)" if done_work and el > 5 else ""
-        _log(f"[{i}/{len(runs) + 1}] {key}: train on {cfg.data} ({_fmt_s(el)} elapsed{eta})")
+        left = sum(list(todo.values())[i - 1:])
+        eta = f", ETA {_fmt_s(spent / done * left)}" if done else ""
+        _log(f"[{i}/{len(runs) + 1}] {key}: train on {cfg.data}; {todo[key]} feature passes to compute, "
+             f"{left} in all ({_fmt_s(el)} elapsed{eta})")
+        t1 = time.perf_counter()
         pred_dirs[key] = train_or_reuse(cfg)
-        done_work += work[key]
+        if todo[key]:
+            done, spent = done + todo[key], spent + time.perf_counter() - t1
     _log(f"[{len(runs) + 1}/{len(runs) + 1}] evaluating ({_fmt_s(time.perf_counter() - t0)} elapsed)")
 
     preds = {k: load_predictor(d) for k, d in pred_dirs.items()}
@@ -192,9 +249,10 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError("the two Gemma runs split the chains differently")
     gemma.test_ids, gemma.train_ids = split_g["test"], split_g["train"]
     smol.train_ids = preds["smol-agnostic"][1]["split"]["train"]
-    leak = set(smol.train_ids) & set(smol.test_ids)
-    if leak:
-        raise RuntimeError(f"{len(leak)} test chains of {args.smol_predictor} are in {smol.data}'s training split")
+    for k in ("smol-agnostic", "smol-matched"):
+        leak = set(preds[k][1]["split"]["train"]) & set(smol.test_ids)
+        if leak:
+            raise RuntimeError(f"{len(leak)} test chains of {args.smol_predictor} are in the training split of {k}")
     val = {k: preds[k][1]["metrics"]["val"]["mean"] for k in ("gemma-agnostic", "gemma-full")}
     own_gemma = max(val, key=val.get)
     _log(f"{gemma.name}'s own predictor: {own_gemma} (validation {val[own_gemma]:+.3f} vs "
@@ -227,12 +285,16 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
                 f"{meta['n_train_chains']} train chains")
 
     label = {"smol-own": f"{smol.name} predictor", "smol-agnostic": f"{smol.name} LM-agnostic",
+             "smol-matched": f"{smol.name} LM-agnostic, size-matched",
              "gemma-full": f"{gemma.name} full-feature", "gemma-agnostic": f"{gemma.name} LM-agnostic"}
     tables = []
-    for side, keys, own, own_agn in (
-            (smol, ["smol-own", "smol-agnostic", "gemma-agnostic"], "smol-own", "smol-agnostic"),
+    # per LM: the predictors, then the references of the paired-difference columns (key, column title)
+    for side, keys, refs in (
+            (smol, ["smol-own", "smol-agnostic", "smol-matched", "gemma-agnostic"],
+             [("smol-own", "own"), ("smol-agnostic", "own LM-agnostic"), ("smol-matched", "size-matched")]),
             (gemma, [own_gemma, "gemma-agnostic" if own_gemma == "gemma-full" else "gemma-full", "smol-agnostic"],
-             own_gemma, "gemma-agnostic")):
+             [(own_gemma, "own"), ("gemma-agnostic", "own LM-agnostic")])):
+        own = refs[0][0]
         home = "smol" if side is smol else "gemma"
         per = {}
         for k in keys:
@@ -240,16 +302,14 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
             per[label[k] + tag] = (k, rho_of(k, side, side.test_ids))
         for b, r in baselines(side, side.test_ids, side).items():
             per[b] = (None, r)
-        ref_own = next(r for k, r in per.values() if k == own)
-        ref_agn = next(r for k, r in per.values() if k == own_agn)
+        ref = {key: next(r for k, r in per.values() if k == key) for key, _ in refs}
         rows = [{"row": name, "predictor": k, "trained": describe(k) if k else None,
                  "spearman": ci(r, args.n_boot, args.seed),
-                 "minus_own": None if k == own else ci(r - ref_own, args.n_boot, args.seed),
-                 "minus_own_agnostic": None if k == own_agn else ci(r - ref_agn, args.n_boot, args.seed)}
+                 "minus": {key: None if k == key else ci(r - ref[key], args.n_boot, args.seed) for key, _ in refs}}
                 for name, (k, r) in per.items()]
         tables.append({"lm": side.name, "data": side.data, "n_chains_in_file": len(side.records),
-                       "split": "test", "test_ids": side.test_ids, "own": own, "own_agnostic": own_agn,
-                       "rows": rows})
+                       "split": "test", "test_ids": side.test_ids, "own": own,
+                       "references": [{"predictor": key, "title": title} for key, title in refs], "rows": rows})
 
     # zero-label transfer to every gemma chain: smol-agnostic saw none of them
     all_ids = list(gemma.records)
@@ -257,7 +317,7 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
             **baselines(gemma, all_ids, smol)}
     ref = zero[f"{label['smol-agnostic']} (transfer)"]
     tables.append({"lm": gemma.name, "data": gemma.data, "n_chains_in_file": len(gemma.records),
-                   "split": "all (no labels of this LM used)", "test_ids": all_ids,
+                   "split": "every chain (no labels of this LM used)", "test_ids": all_ids,
                    "rows": [{"row": n, "spearman": ci(r, args.n_boot, args.seed),
                              "transfer_minus_this": None if r is ref else ci(ref - r, args.n_boot, args.seed)}
                             for n, r in zero.items()]})
@@ -272,13 +332,17 @@ def to_markdown(res: dict[str, Any]) -> str:
 
     lines = []
     for t in res["tables"]:
-        lines += [f"**{t['lm']}, {t['split']} split: {len(t['test_ids'])} chains** (of {t['n_chains_in_file']} "
-                  f"in `{t['data']}`)", ""]
+        n = len(t["test_ids"])
+        where = f"{t['split']} split" if t["split"] == "test" else t["split"]
+        lines += [f"**{t['lm']}, {where}: {n} chains** (of {t['n_chains_in_file']} in `{t['data']}`)"
+                  + (f". With {n} chains the intervals are not reliable (a bootstrap over {n} chains sees "
+                     "little of the spread between chains)" if n < SMALL else ""), ""]
         if "own" in t:
-            lines += ["| predictor | trained | Spearman [95% CI] | minus own | minus own LM-agnostic |",
-                      "|---|---|---|---|---|"]
-            lines += [f"| {r['row']} | {r['trained'] or ''} | {c(r['spearman'])} | {c(r['minus_own'])} | "
-                      f"{c(r['minus_own_agnostic'])} |" for r in t["rows"]]
+            refs = t["references"]
+            lines += ["| predictor | trained | Spearman [95% CI] | " + " | ".join(f"minus {x['title']}" for x in refs)
+                      + " |", "|---|---|---|" + "---|" * len(refs)]
+            lines += [f"| {r['row']} | {r['trained'] or ''} | {c(r['spearman'])} | "
+                      + " | ".join(c(r["minus"][x["predictor"]]) for x in refs) + " |" for r in t["rows"]]
         else:
             lines += ["| scorer | Spearman [95% CI] | transfer minus this |", "|---|---|---|"]
             lines += [f"| {r['row']} | {c(r['spearman'])} | {c(r['transfer_minus_this'])} |" for r in t["rows"]]
@@ -288,8 +352,7 @@ def to_markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    from predictor.jsonl_io import atomic_write_text
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from predictor.scorers.learned import pretrained_dir
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -312,7 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if len(args.names.split(",")) != 2:
         ap.error("--names takes two comma-separated names")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
     import torch
+
+    from predictor.jsonl_io import atomic_write_text
+
+    args = parse_args(argv)
 
     torch.set_num_threads(args.threads)
     res = build_table(args)

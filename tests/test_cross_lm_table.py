@@ -57,8 +57,19 @@ def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tok
             "--gemma-data", str(data_b), "--gemma-model", "lmB", "--names", "A,B",
             "--full-regressors", "lgbm-regression,lgbm-lambdarank", "--out", str(out), "--cache", cache,
             "--n-boot", "200", "--no-progress"]
+    # the ETA's count of feature passes == the tables the runs then write to the (fresh) cache
+    from predictor.feature_cache import FeatureCache
+
+    args = script.parse_args(argv)
+    recs_b = {r["id"]: r for r in read_ranked(data_b)}
+    full_cfg = script.run_configs(args)["gemma-full"]
+    expect = script.pending_passes(full_cfg, recs_b, FeatureCache(cache))
+    assert expect > len(recs_b)  # pruned states of the training chains too
     assert script.main(argv) == 0
     md = capsys.readouterr().out
+    full_spec = FeatureSpec(groups=full_cfg.groups)
+    assert len(list(FeatureCache(cache).directory(lm_b.fingerprint, full_spec).rglob("*.npz"))) == expect
+    assert script.pending_passes(full_cfg, recs_b, FeatureCache(cache)) == 0
     res = json.loads((out / "table.json").read_text())
     assert md == (out / "table.md").read_text() + "\n"
     t_a, t_b, t_zero = res["tables"]
@@ -67,13 +78,19 @@ def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tok
     assert t_a["test_ids"] == own_split["test"]
     a_agn = load_predictor(out / "smol-agnostic" / "predictor")[1]
     assert not set(a_agn["split"]["train"]) & set(own_split["test"])
+    matched = load_predictor(out / "smol-matched" / "predictor")[1]  # the first len(B train) of A's training chains
+    b_agn = load_predictor(out / "gemma-agnostic" / "predictor")[1]
+    assert len(matched["split"]["train"]) == len(b_agn["split"]["train"]) < len(a_agn["split"]["train"])
+    assert set(matched["split"]["train"]) <= set(a_agn["split"]["train"])
+    assert (matched["split"]["val"], matched["split"]["test"]) == (a_agn["split"]["val"], a_agn["split"]["test"])
+    assert "A LM-agnostic, size-matched" in _rows(t_a)
     # B's own predictor is the better of its two runs on validation
     val = {k: load_predictor(out / k / "predictor")[1]["metrics"]["val"]["mean"] for k in ("gemma-agnostic", "gemma-full")}
     assert res["own_gemma"] == max(val, key=val.get) and t_b["own"] == res["own_gemma"]
 
     # the transferred A-agnostic predictor on B's test chains == a direct computation without the cache
     reg, meta = load_predictor(out / "smol-agnostic" / "predictor")
-    recs = {r["id"]: r for r in read_ranked(data_b)}
+    recs = recs_b
     ids = t_b["test_ids"]
     tables = extract_features_many(lm_b, [record_chain(recs[i]) for i in ids], FeatureSpec.from_dict(meta["feature_spec"]))
     want = per_chain_spearman(reg.predict([t.values for t in tables]), [np.asarray(recs[i]["ranks"]) for i in ids])
@@ -82,10 +99,10 @@ def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tok
     np.testing.assert_allclose(got["spearman"]["per_chain"], want, atol=1e-6)
     # paired differences are per chain against the own predictor's values on the same chains
     own_row = next(r for r in t_b["rows"] if r["predictor"] == t_b["own"])
-    assert own_row["minus_own"] is None
-    np.testing.assert_allclose(got["minus_own"]["per_chain"],
+    assert own_row["minus"][t_b["own"]] is None
+    np.testing.assert_allclose(got["minus"][t_b["own"]]["per_chain"],
                                np.subtract(got["spearman"]["per_chain"], own_row["spearman"]["per_chain"]))
-    assert got["minus_own"]["mean"] == pytest.approx(got["spearman"]["mean"] - own_row["spearman"]["mean"])
+    assert got["minus"][t_b["own"]]["mean"] == pytest.approx(got["spearman"]["mean"] - own_row["spearman"]["mean"])
     # both directions and the baselines are there; the zero-label table covers every B chain
     assert "B LM-agnostic (transfer: no labels of this LM)" in _rows(t_a)
     assert {"baseline: random", "baseline: position (sign from A train)"} <= set(_rows(t_a))
@@ -96,7 +113,8 @@ def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tok
             assert -1 <= r["spearman"]["lo"] <= r["spearman"]["mean"] <= r["spearman"]["hi"] <= 1
 
     # a rerun reuses the three training runs and reproduces the table (random baseline seeded)
-    stamps = {k: (out / k / "metrics.json").stat().st_mtime_ns for k in ("smol-agnostic", "gemma-agnostic", "gemma-full")}
+    stamps = {k: (out / k / "metrics.json").stat().st_mtime_ns
+              for k in ("smol-agnostic", "smol-matched", "gemma-agnostic", "gemma-full")}
     assert script.main(argv) == 0
     assert {k: (out / k / "metrics.json").stat().st_mtime_ns for k in stamps} == stamps
     again = json.loads((out / "table.json").read_text())
