@@ -137,8 +137,8 @@ def train_or_reuse(cfg: TrainConfig) -> Path:
     return out / "predictor"
 
 
-def pending_passes(cfg: TrainConfig, records: dict[str, dict[str, Any]], cache) -> int:
-    """Forward passes run_training(cfg) will need: its (chain, state) feature tables not in the cache."""
+def pending_passes(cfg: TrainConfig, records: dict[str, dict[str, Any]], cache) -> set[Path]:
+    """Forward passes run_training(cfg) will need: the cache paths of its (chain, state) tables not there yet."""
     from predictor.features import FeatureSpec
     from predictor.ranked import record_chain
     from predictor.splits import split_ids
@@ -146,14 +146,16 @@ def pending_passes(cfg: TrainConfig, records: dict[str, dict[str, Any]], cache) 
 
     spec = FeatureSpec(groups=tuple(cfg.groups), per_head=cfg.per_head)
     train = set(split_ids(list(records), cfg.fractions, seed=cfg.seed)["train"])
-    n = 0
+    missing = set()
     for cid, r in records.items():
         for f in sorted({0.0, *cfg.states}):
             st = state_targets(r["order"], f) if f == 0 or cid in train else None
             if st is not None:
                 kept = None if len(st[0]) == len(r["order"]) else st[0]
-                n += not cache.path(r["lm"], spec, record_chain(r), kept).is_file()
-    return n
+                path = cache.path(r["lm"], spec, record_chain(r), kept)
+                if not path.is_file():
+                    missing.add(path)
+    return missing
 
 
 def ci(rho: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
@@ -228,18 +230,19 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
                          len(split_ids(list(gemma.records), fr, seed=args.seed)["train"]), fr, args.seed)
     # ETA: feature passes missing from the cache, at the seconds per pass of the runs so far (fits included)
     cache = FeatureCache(args.cache)
-    todo = {k: pending_passes(c, (smol if k.startswith("smol") else gemma).records, cache) for k, c in runs.items()}
     pred_dirs, done, spent = {}, 0, 0.0
     for i, (key, cfg) in enumerate(runs.items(), 1):
+        todo = [pending_passes(c, (smol if k.startswith("smol") else gemma).records, cache)
+                for k, c in list(runs.items())[i - 1:]]  # at each start: earlier runs may have filled some
+        left = len(set().union(*todo))
         el = time.perf_counter() - t0
-        left = sum(list(todo.values())[i - 1:])
-        eta = f", ETA {_fmt_s(spent / done * left)}" if done else ""
-        _log(f"[{i}/{len(runs) + 1}] {key}: train on {cfg.data}; {todo[key]} feature passes to compute, "
+        eta = f", ETA {_fmt_s(spent / done * left)} at the rate so far" if done else ""
+        _log(f"[{i}/{len(runs) + 1}] {key}: train on {cfg.data}; {len(todo[0])} feature passes to compute, "
              f"{left} in all ({_fmt_s(el)} elapsed{eta})")
         t1 = time.perf_counter()
         pred_dirs[key] = train_or_reuse(cfg)
-        if todo[key]:
-            done, spent = done + todo[key], spent + time.perf_counter() - t1
+        if todo[0]:
+            done, spent = done + len(todo[0]), spent + time.perf_counter() - t1
     _log(f"[{len(runs) + 1}/{len(runs) + 1}] evaluating ({_fmt_s(time.perf_counter() - t0)} elapsed)")
 
     preds = {k: load_predictor(d) for k, d in pred_dirs.items()}
