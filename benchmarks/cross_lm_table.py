@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictor.evaluation.metrics import bootstrap_ci, per_chain_spearman  # noqa: E402
+from predictor.evaluation.metrics import per_chain_spearman  # noqa: E402
 from predictor.training import TrainConfig  # noqa: E402
 
 AGNOSTIC = ("pooled_attention", "logits", "position", "lexical")
@@ -182,7 +182,7 @@ def run_configs(args: argparse.Namespace) -> dict[str, TrainConfig]:
     base = TrainConfig(threads=args.threads, cache=args.cache, n_boot=args.n_boot, seed=args.seed,
                        progress=not args.no_progress)
     if args.max_epochs is not None:
-        base = replace(base, params={"sequence": {"max_epochs": args.max_epochs}, "mlp": {"max_epochs": args.max_epochs}})
+        base = replace(base, params={k: {"max_epochs": args.max_epochs} for k in ("sequence", "mlp")})
     full = {**FULL_RECIPE, "regressors": tuple(args.full_regressors.split(","))}
     out = Path(args.out)
     return {

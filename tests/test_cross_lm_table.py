@@ -53,7 +53,8 @@ def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tok
     capsys.readouterr()
     own_split = load_predictor(tmp_path / "own-a" / "predictor")[1]["split"]
     out = tmp_path / "table"
-    argv = ["--smol-data", str(data_a), "--smol-model", "lmA", "--smol-predictor", str(tmp_path / "own-a" / "predictor"),
+    argv = ["--smol-data", str(data_a), "--smol-model", "lmA",
+            "--smol-predictor", str(tmp_path / "own-a" / "predictor"),
             "--gemma-data", str(data_b), "--gemma-model", "lmB", "--names", "A,B",
             "--full-regressors", "lgbm-regression,lgbm-lambdarank", "--out", str(out), "--cache", cache,
             "--n-boot", "200", "--no-progress"]
@@ -85,14 +86,16 @@ def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tok
     assert (matched["split"]["val"], matched["split"]["test"]) == (a_agn["split"]["val"], a_agn["split"]["test"])
     assert "A LM-agnostic, size-matched" in _rows(t_a)
     # B's own predictor is the better of its two runs on validation
-    val = {k: load_predictor(out / k / "predictor")[1]["metrics"]["val"]["mean"] for k in ("gemma-agnostic", "gemma-full")}
+    val = {k: load_predictor(out / k / "predictor")[1]["metrics"]["val"]["mean"]
+           for k in ("gemma-agnostic", "gemma-full")}
     assert res["own_gemma"] == max(val, key=val.get) and t_b["own"] == res["own_gemma"]
 
     # the transferred A-agnostic predictor on B's test chains == a direct computation without the cache
     reg, meta = load_predictor(out / "smol-agnostic" / "predictor")
     recs = recs_b
     ids = t_b["test_ids"]
-    tables = extract_features_many(lm_b, [record_chain(recs[i]) for i in ids], FeatureSpec.from_dict(meta["feature_spec"]))
+    tables = extract_features_many(lm_b, [record_chain(recs[i]) for i in ids],
+                                   FeatureSpec.from_dict(meta["feature_spec"]))
     want = per_chain_spearman(reg.predict([t.values for t in tables]), [np.asarray(recs[i]["ranks"]) for i in ids])
     rows_b = _rows(t_b)
     got = rows_b["A LM-agnostic (transfer: no labels of this LM)"]
