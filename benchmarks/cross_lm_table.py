@@ -47,8 +47,6 @@ FULL = ("attention", "probe", "logits", "position", "lexical", "hidden")
 UNIVERSAL = dict(groups=AGNOSTIC, states=(0.0,), regressors=("lgbm-regression",), ensemble=False)
 FULL_RECIPE = dict(groups=FULL, states=(0.0, 0.25, 0.5, 0.75), regressors=("lgbm-regression", "sequence"),
                    ensemble=True)
-
-
 SMALL = 10  # fewer chains than this: the markdown warns that the intervals are not reliable
 
 
@@ -78,11 +76,10 @@ class Side:
 class Features:
     """Feature matrices of ranked chains (full state) from the feature cache; the LM is loaded only on a miss."""
 
-    def __init__(self, cache_root: str | None, threads: int):
+    def __init__(self, cache_root: str | None):
         from predictor.feature_cache import FeatureCache
 
         self.cache = FeatureCache(cache_root)
-        self.threads = threads
         self._lms: dict[str | None, Any] = {}
 
     def _lm(self, model: str | None):
@@ -164,8 +161,8 @@ def ci(rho: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     return ci_dict(np.asarray(rho, dtype=np.float64), n_boot, seed)
 
 
-def load_side(name: str, model: str | None, data: str, test_ids: list[str] | None, train_ids: list[str] | None
-              ) -> Side:
+def load_side(name: str, model: str | None, data: str, test_ids: list[str] | None) -> Side:
+    """The LM's JOINT records of `data`; test_ids (if given) must all be among them."""
     from predictor.ranked import read_ranked
 
     recs = {str(r["id"]): r for r in read_ranked(data, objective="joint")}
@@ -174,7 +171,7 @@ def load_side(name: str, model: str | None, data: str, test_ids: list[str] | Non
         if missing:
             raise ValueError(f"{data}: lacks {len(missing)} test chains of the given predictor's split, e.g. "
                              f"{missing[0]!r}; pass the ranked file it was trained on")
-    return Side(name, model, data, recs, list(test_ids or []), list(train_ids or []))
+    return Side(name, model, data, recs, list(test_ids or []), [])
 
 
 def run_configs(args: argparse.Namespace) -> dict[str, TrainConfig]:
@@ -222,8 +219,8 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     names = args.names.split(",")
     own_meta = read_metadata(args.smol_predictor)
-    smol = load_side(names[0], args.smol_model, args.smol_data, own_meta["split"]["test"], None)
-    gemma = load_side(names[1], args.gemma_model, args.gemma_data, None, None)
+    smol = load_side(names[0], args.smol_model, args.smol_data, own_meta["split"]["test"])
+    gemma = load_side(names[1], args.gemma_model, args.gemma_data, None)
     runs = run_configs(args)
     fr = runs["gemma-agnostic"].fractions
     write_matched_subset(smol.data, Path(runs["smol-matched"].data),
@@ -261,7 +258,7 @@ def build_table(args: argparse.Namespace) -> dict[str, Any]:
     _log(f"{gemma.name}'s own predictor: {own_gemma} (validation {val[own_gemma]:+.3f} vs "
          f"{min(val.values()):+.3f})")
 
-    feats = Features(args.cache, args.threads)
+    feats = Features(args.cache)
 
     def rho_of(key: str, side: Side, ids: list[str]) -> np.ndarray:
         reg, meta = preds[key]
