@@ -1,6 +1,9 @@
 """Shared fixtures: a tiny random Llama with the embedded LM's tokenizer (fast, offline)."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
 
@@ -66,3 +69,26 @@ CHAINS = [
 @pytest.fixture
 def chains():
     return [dict(c) for c in CHAINS]
+
+
+def write_ranked(path, chains, tiny_lm, seed=0):
+    """Ranked records in the real schema; the orders are random permutations (the pipeline does not care)."""
+    from predictor.chains import as_chain
+    from predictor.layout import encode_chain
+    from predictor.ranked import validate_ranked
+
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for c in chains:
+            lay = encode_chain(tiny_lm.tokenizer, as_chain(c), tiny_lm.max_length)
+            n = len(lay.reasoning_ids)
+            order = rng.permutation(n).tolist()
+            ranks = np.empty(n, dtype=int)
+            ranks[order] = np.arange(1, n + 1)
+            rec = {**c, "lm": tiny_lm.fingerprint, "objective": "joint", "stride": 1,
+                   "prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
+                   "tokens": [tiny_lm.tokenizer.decode([t]) for t in lay.reasoning_ids], "order": order,
+                   "ranks": ranks.tolist(), "trajectory": [0.0] * n, "full_objective": 0.0, "seconds": 0.0}
+            validate_ranked(rec, "test")
+            f.write(json.dumps(rec) + "\n")
+    return path

@@ -10,6 +10,7 @@ from scipy.stats import spearmanr
 from predictor.splits import split_ids
 from predictor.training import column_spearman, single_signal_baselines
 from predictor.training_data import state_targets
+from tests.conftest import write_ranked
 
 EXTRA_CHAINS = [
     {"id": "c3", "question": "Sam reads 5 pages a day. How many pages in 3 days?",
@@ -65,34 +66,11 @@ def test_column_spearman_and_baseline_signs():
     assert "surprisal" in base
 
 
-def _write_ranked(path, chains, tiny_lm, seed=0):
-    """Ranked records in the real schema; the orders are random permutations (the pipeline does not care)."""
-    from predictor.chains import as_chain
-    from predictor.layout import encode_chain
-    from predictor.ranked import validate_ranked
-
-    rng = np.random.default_rng(seed)
-    with open(path, "w") as f:
-        for c in chains:
-            lay = encode_chain(tiny_lm.tokenizer, as_chain(c), tiny_lm.max_length)
-            n = len(lay.reasoning_ids)
-            order = rng.permutation(n).tolist()
-            ranks = np.empty(n, dtype=int)
-            ranks[order] = np.arange(1, n + 1)
-            rec = {**c, "lm": tiny_lm.fingerprint, "objective": "joint", "stride": 1,
-                   "prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
-                   "tokens": [tiny_lm.tokenizer.decode([t]) for t in lay.reasoning_ids], "order": order,
-                   "ranks": ranks.tolist(), "trajectory": [0.0] * n, "full_objective": 0.0, "seconds": 0.0}
-            validate_ranked(rec, "test")
-            f.write(json.dumps(rec) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def ranked_file(tiny_lm, tmp_path_factory):
     from tests.conftest import CHAINS
 
-    return _write_ranked(tmp_path_factory.mktemp("ranked") / "ranked.jsonl", CHAINS + EXTRA_CHAINS, tiny_lm)
+    return write_ranked(tmp_path_factory.mktemp("ranked") / "ranked.jsonl", CHAINS + EXTRA_CHAINS, tiny_lm)
 
 
 def test_train_pipeline_end_to_end(tiny_lm, ranked_file, tmp_path, monkeypatch, capsys):
@@ -149,7 +127,7 @@ def test_extra_train_chains_only_ever_train(tiny_lm, ranked_file, tmp_path, monk
     monkeypatch.setattr(predictor.lm, "load_lm", lambda *a, **k: tiny_lm)
     more = [{"id": f"x{i}", "question": f"What is {i} + {i}?", "reasoning": f"{i} + {i} = {2 * i}.",
              "answer": str(2 * i)} for i in range(1, 4)]
-    extra = _write_ranked(tmp_path / "extra.jsonl", more + [CHAINS[0]], tiny_lm, seed=1)  # c1 is in --data too
+    extra = write_ranked(tmp_path / "extra.jsonl", more + [CHAINS[0]], tiny_lm, seed=1)  # c1 is in --data too
     common = ["--data", str(ranked_file), "--regressors", "lgbm-regression", "--states", "0",
               "--split", "0.5,0.25,0.25", "--groups", "logits,position", "--cache", str(tmp_path / "cache"),
               "--no-progress"]
