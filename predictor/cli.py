@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "predict": "predict",
     "prune": "prune",
+    "select-prune": "select_prune",
     "show": "show",
     "demo": "demo",
 }

@@ -1,37 +1,24 @@
-"""Select the prune gap cost (and position blend) on validation fidelity; report it on test.
+"""Choose `prune`'s contiguity settings (gap_cost, position_weight) on validation fidelity.
 
-For each chain of the predictor's validation (and, with --test, test) split and each keep ratio,
-the kept set of every configuration (gap_cost, position_weight) of
+For each chain of a predictor's validation (and optionally test) split and each keep ratio, the kept
+set of every configuration (gap_cost, position_weight) of
 `predictor.contiguous_selection.select_kept_contiguous` over the predictor's one-pass ranks is
-scored with the JOINT and ANSWER objectives (one batched forward per chain and ratio: every kept
-set there has the same length), next to greedy's survivors and --random-draws random kept sets
-(their mean is the random baseline). Fidelity = share of the random-to-greedy JOINT gap recovered,
-per chain, then the mean (docs/quality.md §8). The configuration with the best mean over the keep
-ratios on *validation* is selected; only then are the test chains scored, with the selected
-configuration, plain selection (gap_cost 0, position_weight 0) and the suffix (position_weight 1),
-and reported with paired 95% bootstrap intervals.
-
-    python benchmarks/contiguity_selection.py --out runs/contiguity            # validation only
-    python benchmarks/contiguity_selection.py --out runs/contiguity --test     # + the test report
-    python benchmarks/contiguity_selection.py --out runs/contiguity --test --write  # + store the choice
-
---write stores the selected (gap_cost, position_weight) as the predictor's `prune` defaults in its
-predictor.json (atomic rewrite), which `prune` then uses (`RankPredictor.prune_defaults`).
-
-Per-chain objectives are appended to OUT/objectives.jsonl as they are computed (a rerun resumes);
-OUT/summary.json and OUT/summary.md hold the tables.
+scored with the JOINT and ANSWER objectives (one batched forward per chain and ratio over a shared
+prompt cache: every kept set there has the same length), next to greedy's survivors and `draws`
+random kept sets (their mean is the random baseline). Fidelity = share of the random-to-greedy
+JOINT gap recovered, per chain, then the mean (docs/quality.md §8-§9). The configuration with the
+best mean over the keep ratios on validation is selected; only then are test chains scored, with
+the selected configuration, plain selection (0, 0) and the suffix (0, 1), and reported with paired
+95% bootstrap intervals. `predictor select-prune` is the command.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RATIOS = (0.9, 0.7, 0.5, 0.3)
 GAP_COSTS = (0.0, 1.0, 2.0, 4.0)
@@ -49,8 +36,8 @@ def batched_objectives(model, prompt, kept_ids: list[list[int]], answer, prompt_
     JOINT sums the log-probabilities of reasoning + answer given the prompt; ANSWER the answer's."""
     import torch
 
-    from predictor.kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
-    from predictor.objective import upcast
+    from ..kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
+    from ..objective import upcast
 
     dev = next(model.parameters()).device
     p = len(prompt)
@@ -70,7 +57,7 @@ def prompt_cache(model, prompt):
     """`layer_kv` of one forward over prompt[:-1], for `batched_objectives`."""
     import torch
 
-    from predictor.kv_cache import layer_kv, output_cache
+    from ..kv_cache import layer_kv, output_cache
 
     with torch.no_grad():
         out = model(input_ids=torch.tensor([list(prompt[:-1])], device=next(model.parameters()).device),
@@ -79,9 +66,9 @@ def prompt_cache(model, prompt):
 
 
 def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int, seed: int) -> dict:
-    from predictor.contiguous_selection import rank_values, select_kept_contiguous
-    from predictor.evaluation.fidelity import greedy_keep_indices
-    from predictor.pruning import keep_count
+    from ..contiguous_selection import rank_values, select_kept_contiguous
+    from .fidelity import greedy_keep_indices
+    from ..pruning import keep_count
 
     rid = list(rec["reasoning_ids"])
     n = len(rid)
@@ -109,8 +96,8 @@ def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int,
 
 
 def summarize(rows: list[dict], names: list[str], ratios, objective: str = "joint") -> dict:
-    from predictor.evaluation.fidelity import gap_recovered
-    from predictor.evaluation.metrics import bootstrap_ci
+    from .fidelity import gap_recovered
+    from .metrics import bootstrap_ci
 
     grd = np.array([r["obj"]["greedy"][objective] for r in rows])
     rnd = np.array([r["obj"]["random"][objective] for r in rows])
@@ -128,15 +115,18 @@ def summarize(rows: list[dict], names: list[str], ratios, objective: str = "join
 
 def paired(res: dict, a: str, b: str, ratios) -> list[tuple[float, float, float]]:
     """Per ratio: mean per-chain gap-recovered difference a - b [95% CI] (chains where both are finite)."""
-    from predictor.evaluation.metrics import bootstrap_ci
+    from .metrics import bootstrap_ci
 
     ga, gb = np.array(res[a]["per_chain"]), np.array(res[b]["per_chain"])
     return [bootstrap_ci(ga[:, j] - gb[:, j]) for j in range(len(ratios))]
 
 
-def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: Path, args) -> list[dict]:
-    """Objective rows of one split's chains (resumed from `path`, new rows appended), in `ids` order."""
-    from predictor.ranked import record_chain
+def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: Path, draws: int = 3, seed: int = 0,
+                batch: int = 8) -> list[dict]:
+    """Objective rows of one split's chains (resumed from `path`, new rows appended), in `ids` order.
+
+    A row: {"split", "id", "n", "obj": `chain_objectives` of the predictor's one-pass ranks}."""
+    from ..ranked import record_chain
 
     names = {config_name(g, w) for g, w in configs}
     done: dict[str, dict] = {}
@@ -150,113 +140,98 @@ def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: 
     print(f"{split_name}: {len(done)} chains done, {len(todo)} to score", file=sys.stderr)
     t0 = time.time()
     with path.open("a", encoding="utf-8") as fh:
-        for i in range(0, len(todo), 8):
-            batch = todo[i:i + 8]
-            ranks = rp.predict_ranks([record_chain(recs[c]) for c in batch])
-            for cid, rk in zip(batch, ranks):
-                obj = chain_objectives(rp.lm.model, recs[cid], np.asarray(rk), configs, RATIOS,
-                                       args.random_draws, args.seed)
+        for i in range(0, len(todo), batch):
+            chunk = todo[i:i + batch]
+            ranks = rp.predict_ranks([record_chain(recs[c]) for c in chunk])
+            for cid, rk in zip(chunk, ranks):
+                obj = chain_objectives(rp.lm.model, recs[cid], np.asarray(rk), configs, RATIOS, draws, seed)
                 row = {"split": split_name, "id": cid, "n": len(rk), "obj": obj}
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 done[cid] = row
-            el, k = time.time() - t0, i + len(batch)
+            el, k = time.time() - t0, i + len(chunk)
             print(f"{split_name}: {k}/{len(todo)} chains, {el:.0f} s, ETA {el / k * (len(todo) - k):.0f} s",
                   file=sys.stderr)
     return [done[c] for c in ids if c in done]
 
 
-def write_defaults(predictor_dir: str | None, summary: dict) -> Path:
+def write_defaults(predictor_dir: str | Path | None, summary: dict) -> Path:
     """Store the validation-selected contiguity settings as the predictor's `prune` defaults."""
-    from predictor.jsonl_io import atomic_write_text
-    from predictor.rank_predictor import pretrained_dir
+    from ..jsonl_io import atomic_write_text
+    from ..rank_predictor import pretrained_dir
 
     meta_path = Path(predictor_dir or pretrained_dir()) / "predictor.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     g, w = summary["selected_config"]
     val = summary["splits"]["val"]
-    meta["prune"] = {"gap_cost": g, "position_weight": w,
+    meta["prune"] = {"gap_cost": float(g), "position_weight": float(w),
                      "selected_on": f"validation split ({val['n_chains']} chains): mean share of the random-to-greedy "
                                     "JOINT gap recovered over keep ratios " + ", ".join(map(str, RATIOS)),
                      "validation_gap_recovered": val["joint"][summary["selected"]]["gap"],
-                     "command": "python benchmarks/contiguity_selection.py --test --write"}
+                     "command": "predictor select-prune --write"}
     atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True))
     print(f"wrote prune defaults gap_cost={g:g} position_weight={w:g} to {meta_path}", file=sys.stderr)
     return meta_path
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl", help="ranked JOINT chains")
-    ap.add_argument("--predictor", default=None, help="predictor directory (default: the shipped one); its "
-                                                      "predictor.json split chooses the chains")
-    ap.add_argument("--out", default="runs/contiguity")
-    ap.add_argument("--test", action="store_true", help="also score the test split (report only)")
-    ap.add_argument("--gap-costs", default=",".join(f"{g:g}" for g in GAP_COSTS))
-    ap.add_argument("--position-weights", default=",".join(f"{w:g}" for w in POSITION_WEIGHTS))
-    ap.add_argument("--random-draws", type=int, default=3, help="random kept sets per chain and ratio")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--write", action="store_true", help="store the selection in the predictor's predictor.json")
-    args = ap.parse_args(argv)
+def select_prune(rp, records: list[dict], split: dict[str, list[str]], out_dir: str | Path,
+                 configs: list[tuple[float, float]] | None = None, test: bool = False, draws: int = 3,
+                 seed: int = 0) -> dict:
+    """Score the grid on split["val"], select, then (test=True) score split["test"] with the selected,
+    plain and suffix settings. Rows resume from OUT/objectives.jsonl.
 
-    import torch
-
-    from predictor.rank_predictor import RankPredictor
-    from predictor.ranked import read_ranked
-
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    configs = [(float(g), float(w)) for g in args.gap_costs.split(",") for w in args.position_weights.split(",")]
+    Returns {"ratios", "configs", "selected", "selected_config": (gap_cost, position_weight),
+    "splits": {name: {"n_chains", "joint": `summarize`, "answer": `summarize`}}}.
+    Raises ValueError when no validation chain of the split is in `records`.
+    """
+    configs = configs or [(g, w) for g in GAP_COSTS for w in POSITION_WEIGHTS]
     names = [config_name(g, w) for g, w in configs]
-    rp = RankPredictor.load(args.predictor)
-    split = rp.scorer.metadata["split"]
-    recs = {str(r["id"]): r for r in read_ranked(args.data, objective="joint")}
-    splits = ["val"] + (["test"] if args.test else [])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     path = out / "objectives.jsonl"
-    base, pos = config_name(0.0, 0.0), config_name(0.0, 1.0)
-    summary = {"ratios": list(RATIOS), "configs": names, "splits": {}}
-    best = None
-    for s in splits:
+    recs = {str(r["id"]): r for r in records}
+    if not any(c in recs for c in split.get("val", [])):
+        raise ValueError("none of the predictor's validation chains is in the ranked data (is it the file the "
+                         "predictor was trained on?)")
+    summary: dict = {"ratios": list(RATIOS), "configs": names, "splits": {}}
+    for s in ["val"] + (["test"] if test else []):
         cfg = configs if s == "val" else list(dict.fromkeys([(0.0, 0.0), (0.0, 1.0), summary["selected_config"]]))
-        rows = score_split(rp, recs, split[s], s, cfg, path, args)
+        rows = score_split(rp, recs, split[s], s, cfg, path, draws, seed)
         cfg_names = [config_name(g, w) for g, w in cfg]
         summary["splits"][s] = {"n_chains": len(rows), "joint": summarize(rows, cfg_names + ["greedy"], RATIOS),
                                 "answer": summarize(rows, cfg_names + ["greedy"], RATIOS, "answer")}
         if s == "val":
             val = summary["splits"]["val"]["joint"]
-            best = max(names, key=lambda m: val[m]["mean"])
-            summary["selected"] = best
-            summary["selected_config"] = next(c for c in configs if config_name(*c) == best)
+            summary["selected"] = max(names, key=lambda m: val[m]["mean"])
+            summary["selected_config"] = next(c for c in configs if config_name(*c) == summary["selected"])
+    return summary
+
+
+def render_markdown(summary: dict) -> str:
+    """The tables of a `select_prune` summary (validation: every setting; test: the three)."""
+    best = summary["selected"]
+    base, pos = config_name(0.0, 0.0), config_name(0.0, 1.0)
     lines = [f"Selected on validation (mean share of the random-to-greedy JOINT gap over keep "
              f"{', '.join(map(str, RATIOS))}): **{best}**", ""]
-    for s in splits:
-        res = summary["splits"][s]["joint"]
-        ans = summary["splits"][s]["answer"]
-        lines += [f"### {s} ({summary['splits'][s]['n_chains']} chains): JOINT gap recovered per keep ratio "
+    for s, part in summary["splits"].items():
+        res, ans = part["joint"], part["answer"]
+        names = [m for m in res if m != "greedy"]
+        lines += [f"### {s} ({part['n_chains']} chains): JOINT gap recovered per keep ratio "
                   "[95% CI]; their mean; ANSWER: the same share on the chain-mean ANSWER objectives (pooled; per-chain "
                   "ANSWER gaps are often near zero), per ratio", "",
                   "| selection | " + " | ".join(f"r = {r}" for r in RATIOS) + " | mean | ANSWER, pooled |",
                   "|---|" + "---|" * (len(RATIOS) + 2)]
         show = [base, pos, best] if s == "test" else sorted(names, key=lambda m: -res[m]["mean"])
         for m in dict.fromkeys(show):
+            if m not in res:
+                continue
             cells = [f"{res[m]['gap'][j]:.3f} [{res[m]['lo'][j]:.3f}, {res[m]['hi'][j]:.3f}]" for j in range(len(RATIOS))]
-            lines.append(f"| {m} | " + " | ".join(cells) + f" | {res[m]['mean']:.3f} | " + " / ".join(f"{x:.2f}" for x in ans[m]["pooled"]) + " |")
+            lines.append(f"| {m} | " + " | ".join(cells) + f" | {res[m]['mean']:.3f} | "
+                         + " / ".join(f"{x:.2f}" for x in ans[m]["pooled"]) + " |")
         for other in (base, pos):
-            if other != best:
+            if other != best and other in res and best in res:
                 d = paired(res, best, other, RATIOS)
-                lines.append("")
-                lines.append(f"{s}: {best} - {other}, paired: " + ", ".join(
-                    f"r = {r}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for r, (m, lo, hi) in zip(RATIOS, d)))
+                lines += ["", f"{s}: {best} - {other}, paired: " + ", ".join(
+                    f"r = {r}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for r, (m, lo, hi) in zip(RATIOS, d))]
         lines.append("")
-    if args.write:
-        write_defaults(args.predictor, summary)
-    (out / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return "\n".join(lines) + "\n"
