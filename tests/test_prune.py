@@ -167,7 +167,11 @@ def test_cli_prune_and_resume(chains_file, tmp_path, model_dir, capsys):
     assert [r["id"] for r in read(out2)] == ["c1", "c2", "s"] and read(out2)[0] == recs[0]
     # other settings on the same output are refused, not answered with the old records
     assert main(argv[:5] + ["--keep", "0.3"] + argv[7:]) == 2
-    assert f"{out}:1: field 'settings'" in capsys.readouterr().err and out.read_text() == before
+    # the message names the one setting that differs, not two whole dicts to compare by eye
+    assert f"{out}:1: field 'settings.keep' is 0.5 but this run uses 0.3" in capsys.readouterr().err
+    assert main(argv + ["--gap-cost", "1"]) == 2
+    assert f"{out}:1: field 'settings.gap_cost' is None but this run uses 1.0" in capsys.readouterr().err
+    assert out.read_text() == before
 
 
 def test_cli_predict(chains_file, tmp_path, model_dir):
