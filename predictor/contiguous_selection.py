@@ -16,7 +16,8 @@ bit-packed back-pointers for n tokens. A token's value is its normalized
 predicted rank, rank / n in (0, 1], so gap_cost is in units of "one token's full rank range":
 gap_cost = 0 keeps the top-k ranks (plain selection), a large gap_cost removes one contiguous run
 (the lowest-valued one). Protected units are always kept; when exactly k tokens cannot be kept with
-whole units, the smallest feasible count above k is kept (the same budget rule as `select_kept`).
+whole units, the smallest feasible count above k is kept (`select_kept`, which walks units in rank order
+and passes over one too large, may keep a few more).
 """
 from __future__ import annotations
 
