@@ -193,6 +193,8 @@ def test_cli_bad_inputs(chains_file, tmp_path, model_dir, capsys):
     assert main(["prune", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl"),
                  "--keep", "0.5"] + base) == 2
     assert "no such input file" in capsys.readouterr().err
+    assert main(["prune", "--in", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--keep", "0.5"] + base) == 2
+    assert f"{tmp_path}: is a directory, not a chains file" in capsys.readouterr().err
     assert main(["predict", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"),
                  "--predictor", str(tmp_path / "missing"), "--model", model_dir]) == 2
     assert "neither a scorer or shipped predictor name" in capsys.readouterr().err

@@ -77,6 +77,8 @@ def load_predictor_from_args(args: argparse.Namespace):
 def check_paths(inp: str, out: str) -> None:
     """Refuse to write over the input (also through OUT.partial)."""
     src = Path(inp)
+    if src.is_dir():
+        raise ValueError(f"{inp}: is a directory, not a chains file")
     if not src.is_file():
         raise FileNotFoundError(f"{inp}: no such input file")
     for target in (Path(out), partial_path(out)):
