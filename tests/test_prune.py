@@ -307,3 +307,16 @@ def test_cli_prune_gap_cost(chains_file, tmp_path, model_dir, capsys):
     assert main(argv[:-1] + ["5"]) == 2  # another gap cost on the same output is refused
     assert main(argv[:-2] + ["--step-aware", "--gap-cost", "1"]) == 2
     assert "step-aware" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry, match", [
+    ({"gap_cost": -1}, r"/p/predictor.json: prune.gap_cost must be a finite number >= 0, got -1"),
+    ({"position_weight": "0.5"}, r"/p/predictor.json: prune.position_weight must be a number in \[0, 1\], got '0.5'"),
+    ([1, 2], r"/p/predictor.json: 'prune' must be an object"),
+])
+def test_bad_prune_defaults_in_predictor_json_name_the_file(tiny_lm, entry, match):
+    from types import SimpleNamespace
+
+    rp = RankPredictor(tiny_lm, SimpleNamespace(metadata={"prune": entry}, path="/p", name="x"))
+    with pytest.raises(ValueError, match=match):
+        rp.prune_defaults
