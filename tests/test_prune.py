@@ -189,7 +189,15 @@ def test_cli_bad_inputs(chains_file, tmp_path, model_dir, capsys):
     assert "would overwrite the input" in capsys.readouterr().err
     before = chains_file.read_text()
     assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep", "1.5"] + base) == 2
-    assert "keep_ratio must be a number in (0, 1], got 1.5" in capsys.readouterr().err
+    assert "--keep must be a number in (0, 1], got 1.5" in capsys.readouterr().err  # the option's CLI name
+    assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep-tokens", "3",
+                 "--gap-cost", "-1"] + base) == 2
+    assert "error: --gap-cost must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+    assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep", "0.5",
+                 "--position-weight", "0.5", "--step-aware"] + base) == 2
+    assert "--position-weight > 0 applies to --keep / --keep-tokens budgets" in capsys.readouterr().err
+    assert main(["show", "--in", str(chains_file), "--out", str(tmp_path / "o.html"), "--keep", "0"] + base) == 2
+    assert "error: --keep must be a number in (0, 1], got 0.0" in capsys.readouterr().err
     assert main(["prune", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl"),
                  "--keep", "0.5"] + base) == 2
     assert "no such input file" in capsys.readouterr().err

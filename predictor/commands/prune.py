@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import with_option_names
 from .predict import add_predictor_arguments, run_stream
 
 HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
@@ -82,8 +83,11 @@ def _fields(chain, res) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from ..pruning import check_budget, check_contiguity
 
-    check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
-    check_contiguity(args.gap_cost, args.position_weight, args.step_aware, args.threshold)
+    try:  # fail before loading anything
+        check_budget(args.keep, args.keep_tokens, args.threshold)
+        check_contiguity(args.gap_cost, args.position_weight, args.step_aware, args.threshold)
+    except ValueError as e:
+        raise with_option_names(e) from None
     from ..engines.jobs import PruneJob
 
     return run_stream(args, PruneJob(args), "prune")

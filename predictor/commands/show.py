@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_lm_arguments
+from .common import add_lm_arguments, with_option_names
 
 HELP = "write a token heatmap (HTML, PNG) of one chain's predicted and greedy ranks"
 
@@ -52,7 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from ..show import token_view, write_html, write_png
     from .predict import load_predictor_from_args
 
-    check_budget(args.keep)  # fail before loading anything
+    try:
+        check_budget(args.keep)  # fail before loading anything
+    except ValueError as e:
+        raise with_option_names(e) from None
     rec = find_record(args.inp, args.id)
     Chain.from_mapping(rec, f"{args.inp} (id {rec.get('id')!r})")  # a malformed chain fails before the LM loads
     rp = load_predictor_from_args(args)
