@@ -165,3 +165,23 @@ def test_png_of_characters_the_font_lacks_warns_once_naming_them(tmp_path):
         assert len(missing) == 1
         msg = str(missing[0].message)
         assert "汤" in msg and "the HTML page shows them" in msg
+
+
+def test_show_cli_finds_the_chain_past_bad_lines_and_names_file_and_line(tmp_path, model_dir, capsys):
+    import json
+
+    from predictor.cli import main
+
+    good = {"question": "q", "reasoning": "3 + 4 = 7 so seven.", "answer": "7"}
+    f = tmp_path / "c.jsonl"
+    f.write_text("\n".join([json.dumps({"id": "a", **good}), '{"id": "broken", "reasoning": ',
+                            json.dumps({"id": "b", **{**good, "reasoning": 5}}), json.dumps(good)]) + "\n")
+    base = ["show", "--in", str(f), "--scorer", "position", "--model", model_dir]
+    # a malformed line before the wanted chain does not hide it; a chain without id has predict's default id
+    assert main(base + ["--id", "c-4", "--out", str(tmp_path / "x.html")]) == 0
+    assert (tmp_path / "x.html").exists()
+    assert main(base + ["--id", "b", "--out", str(tmp_path / "y.html")]) == 2
+    assert f"{f}:3: field 'reasoning' must be a string, got int" in capsys.readouterr().err
+    assert main(base + ["--id", "zz", "--out", str(tmp_path / "y.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: no chain with id 'zz' (1 malformed line skipped, e.g. {f}:2: invalid JSON" in err
