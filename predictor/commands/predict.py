@@ -104,12 +104,14 @@ class Skips:
         if len(self.examples[kind]) < 3:
             self.examples[kind].append(message)
 
-    def add_chain_error(self, err: Exception) -> None:
+    def add_chain_error(self, err: Exception, where: str | None = None) -> None:
+        """Count a chain that could not be processed; where: its "file:line", put before the message."""
         from ..layout import EmptyReasoningError, MaxTokensError, ProbeTooLongError, TooLongError
 
         kinds = {ProbeTooLongError: "too long for the LM with the probe", TooLongError: "too long for the LM",
                  EmptyReasoningError: "empty reasoning", MaxTokensError: "more reasoning tokens than --max-tokens"}
-        self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"), str(err))
+        self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"),
+                 f"{where}: {err}" if where else str(err))
 
     @property
     def total(self) -> int:
@@ -135,6 +137,7 @@ class StreamedChains:
     def __init__(self, path: str | Path, skips: Skips, limit: int | None = None):
         self.path, self.skips, self.limit = Path(path), skips, limit
         self.read = 0
+        self.where: dict[str, str] = {}  # chain id -> "file:line" of the chains yielded
 
     def __iter__(self) -> Iterator[Any]:
         from ..chains import Chain, ChainFormatError, iter_jsonl_lines
@@ -159,6 +162,7 @@ class StreamedChains:
                 self.skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
                 continue
             seen.add(c.id)
+            self.where[c.id] = where
             self.read += 1
             yield c
 
@@ -284,7 +288,7 @@ def run_stream(args: argparse.Namespace, job, desc: str) -> int:
             nonlocal written
             for chain, rec in zip(pending, job.records(pending)):
                 if isinstance(rec, ChainError):
-                    skips.add_chain_error(rec)
+                    skips.add_chain_error(rec, chains.where.get(chain.id))
                     continue
                 if job.over_budget(rec):
                     over_budget.append(chain.id)
