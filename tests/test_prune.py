@@ -328,3 +328,21 @@ def test_bad_prune_defaults_in_predictor_json_name_the_file(tiny_lm, entry, matc
     rp = RankPredictor(tiny_lm, SimpleNamespace(metadata={"prune": entry}, path="/p", name="x"))
     with pytest.raises(ValueError, match=match):
         rp.prune_defaults
+
+
+def test_resume_refuses_records_pruned_under_other_predictor_defaults(chains_file, tmp_path, model_dir, capsys,
+                                                                      monkeypatch):
+    """The same options (no --gap-cost) under a predictor whose `prune` defaults changed since (an
+    edited predictor.json) select differently: resuming would mix two selections in one file."""
+    from predictor.rank_predictor import RankPredictor
+
+    out = tmp_path / "p.jsonl"
+    argv = ["prune", "--in", str(chains_file), "--out", str(out), "--keep", "0.5", "--scorer", "surprisal",
+            "--model", model_dir, "--limit", "1"]
+    monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {"gap_cost": 1000.0}))
+    assert main(argv) == 0 and read(out)[0]["gap_cost"] == 1000.0
+    monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {}))
+    before = out.read_text()
+    assert main(argv[:-2]) == 2
+    assert f"{out}:1: field 'gap_cost' is 1000.0 but this run uses 0.0" in capsys.readouterr().err
+    assert out.read_text() == before
