@@ -346,3 +346,18 @@ def test_resume_refuses_records_pruned_under_other_predictor_defaults(chains_fil
     assert main(argv[:-2]) == 2
     assert f"{out}:1: field 'gap_cost' is 1000.0 but this run uses 0.0" in capsys.readouterr().err
     assert out.read_text() == before
+
+
+def test_cli_over_budget_report_names_whole_units_too(tmp_path, model_dir, capsys):
+    """Nothing protected, but an emoji is several byte-level tokens that go together: keeping 1
+    token keeps the whole emoji. The report must not blame protected tokens that do not exist."""
+    f = tmp_path / "e.jsonl"
+    f.write_text(json.dumps({"id": "e", "question": "q", "reasoning": "🍎🍎🍎", "answer": "3"}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert main(["prune", "--in", str(f), "--out", str(out), "--keep-tokens", "1", "--scorer", "position",
+                 "--model", model_dir]) == 0
+    rec = read(out)[0]
+    assert len(rec["kept"]) > rec["budget"] == 1
+    err = capsys.readouterr().err
+    assert "1 chain(s) kept more tokens than the budget" in err
+    assert "protected tokens or whole units" in err

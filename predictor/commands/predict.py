@@ -242,10 +242,12 @@ def no_chain_read(inp: str, skips: Skips) -> ValueError:
 
 
 def report_over_budget(ids: list[str]) -> None:
-    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens)."""
+    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens, or
+    whole units that cannot make the budget exactly)."""
     if ids:
-        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens alone exceed "
-              f"it (field 'budget' < len(kept)), e.g. {', '.join(ids[:3])}", file=sys.stderr)
+        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens or whole units "
+              f"(a character or tag spread over several tokens) need more (field 'budget' < len(kept)), "
+              f"e.g. {', '.join(ids[:3])}", file=sys.stderr)
 
 
 def run_stream(args: argparse.Namespace, job, desc: str) -> int:
