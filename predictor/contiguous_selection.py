@@ -82,6 +82,10 @@ def select_kept_contiguous(values: np.ndarray, k: int, gap_cost: float, protecte
     sizes = [len(g) for g in groups]
     unit_prot = [bool(prot[g].any()) for g in groups]
     top = smallest_feasible_count(sizes, unit_prot, k)
+    # Beyond the values' whole range, a gap cost only says "fewest runs first, then the best values":
+    # any cost above sum|v| picks the same set, and a smaller one keeps the sums exact (no float overflow
+    # or values lost in rounding next to 1e17 x runs).
+    gap_cost = min(float(gap_cost), float(np.abs(v).sum()) + 1.0)
     neg = -np.inf
     # keep[c] / gone[c]: best value with c tokens kept so far, the last unit kept / removed.
     # Start as if a kept unit preceded the chain, so removing the first unit opens a run.

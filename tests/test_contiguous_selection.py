@@ -149,3 +149,15 @@ def test_long_chain_back_pointers_stay_small():
     tracemalloc.stop()
     assert peak < 2 * 2**20
     assert got == _reference_dp(v, n // 2, 2.0, prot, groups)
+
+
+def test_huge_gap_costs_keep_the_budget_and_the_best_of_the_fewest_runs():
+    """A gap cost beyond the values' whole range means "fewest removed runs, then the best values";
+    costs near the float maximum must not overflow the DP into keeping every token."""
+    v = np.linspace(0.1, 1.0, 9)
+    prot = np.zeros(9, dtype=bool)
+    prot[4] = True  # the kept middle token forces two removed runs
+    want = select_kept_contiguous(v, 3, 100.0, prot)
+    assert want == [4, 7, 8]
+    for g in (1e17, 1e300, 1e308, 1.7e308):
+        assert select_kept_contiguous(v, 3, g, prot) == want
