@@ -124,6 +124,8 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     that callers choose between skipping it (streaming commands) and failing (label, check-data).
     A UTF-16 file (its byte-order mark) raises ChainFormatError at once: none of its lines is UTF-8."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a JSONL file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with path.open("rb") as f:

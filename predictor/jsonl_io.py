@@ -165,9 +165,25 @@ def check_settings(where: str, record: dict[str, Any], match: dict[str, Any], re
     than `match` (field -> value). remedy: what to delete to start over ("delete OUT"), if anything."""
     for field, want in match.items():
         if record.get(field) != want:
-            raise ValueError(f"{where}: field '{field}' is {record.get(field)!r} but this run uses {want!r}; "
+            name, have, want = setting_difference(field, record.get(field), want)
+            raise ValueError(f"{where}: field '{name}' is {have} but this run uses {want}; "
                              "outputs of different settings cannot be mixed: use another output path"
                              + (f", or {remedy} to start over" if remedy else ""))
+
+
+_MISSING = object()
+
+
+def setting_difference(field: str, have: Any, want: Any) -> tuple[str, str, str]:
+    """(name, have, want) of the first difference between two values of a setting, descending into
+    dicts ("settings.gap_cost"), the values as repr() ("missing" for an absent key), for messages."""
+    while isinstance(have, dict) and isinstance(want, dict):
+        key = next((k for k in [*want, *have] if have.get(k, _MISSING) != want.get(k, _MISSING)), None)
+        if key is None:
+            break
+        field, have, want = f"{field}.{key}", have.get(key, _MISSING), want.get(key, _MISSING)
+    show = (lambda v: "missing" if v is _MISSING else repr(v))
+    return field, show(have), show(want)
 
 
 def check_content_hash(where: str, key: Any, old: str | None, new: str, remedy: str) -> None:

@@ -201,8 +201,8 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
         refresh: forward passes per chain (re-score the survivors; importance is dynamic).
         gap_cost: contiguity-aware selection (`predictor.contiguous_selection`): the cost of each
             removed run, in units of one token's normalized rank (0: plain selection by rank). None:
-            the ranker's default (`prune_defaults`; the shipped predictor's was selected on
-            validation fidelity), else 0.
+            the ranker's default (`prune_defaults`: the "prune" entry of a trained predictor's
+            predictor.json, if any), else 0.
         position_weight: in [0, 1], blend the token's relative position into its value (1 keeps
             a contiguous suffix). None: the ranker's default, else 0.
         errors: "raise": an unscorable chain raises ChainError (naming its list index); "skip": it

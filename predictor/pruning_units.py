@@ -192,16 +192,24 @@ def _digit_junction(left: str, right: str) -> bool:
     return bool(_SIGN_EATER.search(left) and _SIGNED_START.match(right))
 
 
+def _word_junction(left: str, right: str, gap: list[str]) -> bool:
+    """True when a removed gap that held whitespace would glue two words ("work" + "100%")."""
+    return (bool(left) and bool(right) and left[-1].isalnum() and right[0].isalnum()
+            and any(ch.isspace() for t in gap for ch in t))
+
+
 def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:
     """Pruned text: the kept units' texts in order; where a removed gap would glue a number to the
-    next ("3" + "4" -> "34") or to a sign ("-" + "4"), a space is written between them.
+    next ("3" + "4" -> "34") or to a sign ("-" + "4"), or held whitespace between two words that it
+    would now glue ("Jaydee" + "4560"), a space is written between them.
     first_text replaces the first kept unit's text (its standalone decode, as the tokenizer writes the
     start of a text)."""
     out: list[str] = []
     prev = None
     for u in kept_units:
         t = first_text if (prev is None and first_text is not None) else texts[u]
-        if prev is not None and u != prev + 1 and out and _digit_junction(out[-1], t):
+        if prev is not None and u != prev + 1 and out and (
+                _digit_junction(out[-1], t) or _word_junction(out[-1], t, texts[prev + 1:u])):
             out.append(" ")
         out.append(t)
         prev = u

@@ -187,9 +187,20 @@ class RankPredictor:
     def prune_defaults(self) -> dict[str, float]:
         """Default contiguity settings of `prune` ({"gap_cost", "position_weight"}): the "prune" entry
         of a trained predictor's predictor.json (selected on validation fidelity), else {} (plain
-        selection by rank)."""
+        selection by rank). Raises ValueError naming the file for an entry that is not an object of
+        valid values (`pruning.check_contiguity`)."""
         meta = getattr(self.scorer, "metadata", None) or {}
-        return {k: float(v) for k, v in dict(meta.get("prune") or {}).items() if k in ("gap_cost", "position_weight")}
+        entry = meta.get("prune") or {}
+        where = f"{Path(getattr(self.scorer, 'path', None) or '.') / 'predictor.json'}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: 'prune' must be an object {{\"gap_cost\": C, \"position_weight\": W}}, "
+                             f"got {entry!r}")
+        out = {k: v for k, v in entry.items() if k in ("gap_cost", "position_weight")}
+        try:
+            check_contiguity(out.get("gap_cost"), out.get("position_weight"))
+        except ValueError as e:
+            raise ValueError(f"{where}: prune.{e}") from None
+        return {k: float(v) for k, v in out.items()}
 
     def prune(self, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None,
               **kwargs: Any) -> PruneResult | list[PruneResult]:

@@ -11,6 +11,7 @@ order keeps at the same budget.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +220,7 @@ def render_png(view: TokenView, path: str | Path, dpi: int = 110) -> list[dict[s
         f", Spearman {rho:+.3f}" if rho is not None else "")
     fig.text(margin / fig_w, 1 - 0.25 / fig_h, f"{view.title}: {sub}", fontsize=10, va="center")
     boxes: list[dict[str, Any]] = []
+    fonts = _token_fonts()
     for p, ((key, title, ranks, kept), grid) in enumerate(zip(panels, grids)):
         left = (margin + p * (panel_w + margin)) / fig_w
         ax = fig.add_axes((left, foot / fig_h, panel_w / fig_w, panel_h / fig_h))
@@ -232,7 +234,7 @@ def render_png(view: TokenView, path: str | Path, dpi: int = 110) -> list[dict[s
             w = max(1, len(shown))
             ax.add_patch(Rectangle((col, line + 0.1), w, 0.8, facecolor=color,
                                    edgecolor="#222222" if i in keep else "none", linewidth=1.2))
-            ax.text(col, line + 0.5, shown, fontsize=_FONT_PT, family="DejaVu Sans Mono", va="center", ha="left",
+            ax.text(col, line + 0.5, shown, fontsize=_FONT_PT, family=fonts, va="center", ha="left",
                     color=text_color(color))
             if i not in keep:
                 ax.plot([col, col + w], [line + 0.5, line + 0.5], color=text_color(color), linewidth=1)
@@ -253,11 +255,41 @@ def render_png(view: TokenView, path: str | Path, dpi: int = 110) -> list[dict[s
     return boxes
 
 
+# fonts tried, in order, for characters DejaVu Sans Mono lacks (CJK, emoji), where installed
+FALLBACK_FONTS = ("Noto Sans Mono CJK JP", "Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei",
+                  "Droid Sans Fallback", "Noto Color Emoji", "Noto Emoji", "Symbola")
+_GLYPH_MISSING = re.compile(r"Glyph (\d+) .*missing from font")
+
+
+def _token_fonts() -> list[str]:
+    """The font family list of token text: DejaVu Sans Mono, then the installed FALLBACK_FONTS."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans Mono"] + [f for f in FALLBACK_FONTS if f in installed]
+
+
 def _png_bytes(fig, dpi: int) -> bytes:
+    """The figure as PNG bytes. matplotlib's one warning per character no installed font can draw
+    (drawn as a box) becomes one UserWarning naming how many and which."""
     import io
+    import warnings
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(buf, format="png", dpi=dpi)
+    missing: list[str] = []
+    for w in caught:
+        m = _GLYPH_MISSING.search(str(w.message))
+        if m is None:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif chr(int(m.group(1))) not in missing:
+            missing.append(chr(int(m.group(1))))
+    if missing:
+        warnings.warn(f"PNG: {len(missing)} character(s) have no glyph in the installed fonts and are drawn as "
+                      f"boxes ({''.join(missing[:20])}{'...' if len(missing) > 20 else ''}); the HTML page shows "
+                      f"them (or install a font such as Noto Sans CJK)", UserWarning, stacklevel=3)
     return buf.getvalue()
 
 

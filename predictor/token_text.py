@@ -15,13 +15,28 @@ def _decode(tokenizer, ids: list[int]) -> str:
     return tokenizer.decode(ids, clean_up_tokenization_spaces=False)
 
 
+MAX_CONTINUATION_TOKENS = 3  # a UTF-8 character has at most 3 bytes after its first, each token at least 1
+
+
+def _ends_incomplete(tokenizer, ids: list[int], run: list[int]) -> bool:
+    """Whether the decoded run ends in an incomplete UTF-8 sequence that the next tokens complete.
+    Its decode then ends in U+FFFD, which the next <= 3 tokens replace by the character; a U+FFFD
+    that is part of the text itself (or bytes no later token completes) stays a prefix."""
+    text = _decode(tokenizer, [ids[j] for j in run])
+    if not text.endswith("\ufffd"):
+        return False
+    ahead = ids[run[-1] + 1: run[-1] + 1 + MAX_CONTINUATION_TOKENS]
+    return bool(ahead) and not _decode(tokenizer, [ids[j] for j in run] + ahead).startswith(text)
+
+
 def char_groups(tokenizer, ids: list[int]) -> list[list[int]]:
-    """Token index runs that each decode to whole characters: a run grows while its decoded text
-    ends in U+FFFD (an incomplete UTF-8 sequence)."""
+    """Token index runs that each decode to whole characters: a run grows while it ends in an
+    incomplete UTF-8 sequence that the next tokens complete (its decode ends in U+FFFD; a U+FFFD of
+    the text itself is a whole character)."""
     groups, cur = [], []
     for i in range(len(ids)):
         cur.append(i)
-        if not _decode(tokenizer, [ids[j] for j in cur]).endswith("\ufffd"):
+        if not _ends_incomplete(tokenizer, ids, cur):
             groups.append(cur)
             cur = []
     if cur:

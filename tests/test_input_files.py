@@ -147,3 +147,19 @@ def test_utf16_file_is_named_as_such(tmp_path, model_dir, capsys):
         read_chains(p)
     assert main(prune_argv(p, tmp_path / "o.jsonl", model_dir)) == 2
     assert f"{p}: UTF-16 text" in capsys.readouterr().err and not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_directory_as_input_is_named_as_such(tmp_path):
+    from predictor.chains import iter_jsonl_lines
+
+    with pytest.raises(ValueError, match=rf"^{tmp_path}: is a directory, not a JSONL file$"):
+        list(iter_jsonl_lines(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        list(iter_jsonl_lines(tmp_path / "missing.jsonl"))
+
+
+def test_unscorable_chains_are_reported_with_file_and_line(tmp_path, model_dir, capsys):
+    empty = {"id": "e", "question": "q", "reasoning": "   ", "answer": "1"}
+    p = write_bytes(tmp_path / "in.jsonl", [enc(GOOD[0]), enc(empty), enc(GOOD[1])])
+    assert main(prune_argv(p, tmp_path / "out.jsonl", model_dir)) == 0
+    assert f"{p}:2: chain 'e': reasoning is empty" in capsys.readouterr().err

@@ -124,3 +124,20 @@ def test_ray_merge_raw_cr_in_out_or_a_part_is_one_bad_line(tmp_path):
     part.write_bytes(line("c") + line("d"))
     assert [(r["id"], w) for r, w in iter_output_records(out, parts)] == [
         ("a", f"{out}:1"), ("b", f"{out}:2"), ("c", f"{part}:1"), ("d", f"{part}:2")]
+
+
+def test_settings_messages_name_the_differing_key_of_a_nested_setting():
+    from predictor.engines.parts import merge_records
+    from predictor.jsonl_io import check_settings
+
+    have = {"id": "a", "scorer": "s", "settings": {"keep": 0.5, "gap_cost": None, "protect": None}}
+    with pytest.raises(ValueError, match=r"^o.jsonl:3: field 'settings.gap_cost' is None but this run uses 2.0;"):
+        check_settings("o.jsonl:3", have, {"scorer": "s", "settings": {**have["settings"], "gap_cost": 2.0}})
+    with pytest.raises(ValueError, match=r"field 'settings.position_weight' is missing but this run uses 0.5;"):
+        check_settings("o.jsonl:3", have, {"settings": {**have["settings"], "position_weight": 0.5}})
+    with pytest.raises(ValueError, match=r"field 'scorer' is 's' but this run uses 't';"):
+        check_settings("o.jsonl:3", have, {"scorer": "t"})
+    other = {**have, "id": "b", "settings": {**have["settings"], "keep": 0.3}}
+    with pytest.raises(ValueError, match=r"^p2:1: field 'settings.keep' is 0.3 but p1:1 has 0.5;"):
+        merge_records(iter([(have, "p1:1"), (other, "p2:1")]), ("id",), ("scorer", "settings"), {"a": 0, "b": 1},
+                      "in", ranked=False)

@@ -167,7 +167,11 @@ def test_cli_prune_and_resume(chains_file, tmp_path, model_dir, capsys):
     assert [r["id"] for r in read(out2)] == ["c1", "c2", "s"] and read(out2)[0] == recs[0]
     # other settings on the same output are refused, not answered with the old records
     assert main(argv[:5] + ["--keep", "0.3"] + argv[7:]) == 2
-    assert f"{out}:1: field 'settings'" in capsys.readouterr().err and out.read_text() == before
+    # the message names the one setting that differs, not two whole dicts to compare by eye
+    assert f"{out}:1: field 'settings.keep' is 0.5 but this run uses 0.3" in capsys.readouterr().err
+    assert main(argv + ["--gap-cost", "1"]) == 2
+    assert f"{out}:1: field 'settings.gap_cost' is None but this run uses 1.0" in capsys.readouterr().err
+    assert out.read_text() == before
 
 
 def test_cli_predict(chains_file, tmp_path, model_dir):
@@ -185,10 +189,20 @@ def test_cli_bad_inputs(chains_file, tmp_path, model_dir, capsys):
     assert "would overwrite the input" in capsys.readouterr().err
     before = chains_file.read_text()
     assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep", "1.5"] + base) == 2
-    assert "keep_ratio must be a number in (0, 1], got 1.5" in capsys.readouterr().err
+    assert "--keep must be a number in (0, 1], got 1.5" in capsys.readouterr().err  # the option's CLI name
+    assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep-tokens", "3",
+                 "--gap-cost", "-1"] + base) == 2
+    assert "error: --gap-cost must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+    assert main(["prune", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"), "--keep", "0.5",
+                 "--position-weight", "0.5", "--step-aware"] + base) == 2
+    assert "--position-weight > 0 applies to --keep / --keep-tokens budgets" in capsys.readouterr().err
+    assert main(["show", "--in", str(chains_file), "--out", str(tmp_path / "o.html"), "--keep", "0"] + base) == 2
+    assert "error: --keep must be a number in (0, 1], got 0.0" in capsys.readouterr().err
     assert main(["prune", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl"),
                  "--keep", "0.5"] + base) == 2
     assert "no such input file" in capsys.readouterr().err
+    assert main(["prune", "--in", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--keep", "0.5"] + base) == 2
+    assert f"{tmp_path}: is a directory, not a chains file" in capsys.readouterr().err
     assert main(["predict", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"),
                  "--predictor", str(tmp_path / "missing"), "--model", model_dir]) == 2
     assert "neither a scorer or shipped predictor name" in capsys.readouterr().err
@@ -301,3 +315,49 @@ def test_cli_prune_gap_cost(chains_file, tmp_path, model_dir, capsys):
     assert main(argv[:-1] + ["5"]) == 2  # another gap cost on the same output is refused
     assert main(argv[:-2] + ["--step-aware", "--gap-cost", "1"]) == 2
     assert "step-aware" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry, match", [
+    ({"gap_cost": -1}, r"/p/predictor.json: prune.gap_cost must be a finite number >= 0, got -1"),
+    ({"position_weight": "0.5"}, r"/p/predictor.json: prune.position_weight must be a number in \[0, 1\], got '0.5'"),
+    ([1, 2], r"/p/predictor.json: 'prune' must be an object"),
+])
+def test_bad_prune_defaults_in_predictor_json_name_the_file(tiny_lm, entry, match):
+    from types import SimpleNamespace
+
+    rp = RankPredictor(tiny_lm, SimpleNamespace(metadata={"prune": entry}, path="/p", name="x"))
+    with pytest.raises(ValueError, match=match):
+        rp.prune_defaults
+
+
+def test_resume_refuses_records_pruned_under_other_predictor_defaults(chains_file, tmp_path, model_dir, capsys,
+                                                                      monkeypatch):
+    """The same options (no --gap-cost) under a predictor whose `prune` defaults changed since (an
+    edited predictor.json) select differently: resuming would mix two selections in one file."""
+    from predictor.rank_predictor import RankPredictor
+
+    out = tmp_path / "p.jsonl"
+    argv = ["prune", "--in", str(chains_file), "--out", str(out), "--keep", "0.5", "--scorer", "surprisal",
+            "--model", model_dir, "--limit", "1"]
+    monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {"gap_cost": 1000.0}))
+    assert main(argv) == 0 and read(out)[0]["gap_cost"] == 1000.0
+    monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {}))
+    before = out.read_text()
+    assert main(argv[:-2]) == 2
+    assert f"{out}:1: field 'gap_cost' is 1000.0 but this run uses 0.0" in capsys.readouterr().err
+    assert out.read_text() == before
+
+
+def test_cli_over_budget_report_names_whole_units_too(tmp_path, model_dir, capsys):
+    """Nothing protected, but an emoji is several byte-level tokens that go together: keeping 1
+    token keeps the whole emoji. The report must not blame protected tokens that do not exist."""
+    f = tmp_path / "e.jsonl"
+    f.write_text(json.dumps({"id": "e", "question": "q", "reasoning": "🍎🍎🍎", "answer": "3"}) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert main(["prune", "--in", str(f), "--out", str(out), "--keep-tokens", "1", "--scorer", "position",
+                 "--model", model_dir]) == 0
+    rec = read(out)[0]
+    assert len(rec["kept"]) > rec["budget"] == 1
+    err = capsys.readouterr().err
+    assert "1 chain(s) kept more tokens than the budget" in err
+    assert "protected tokens or whole units" in err

@@ -237,3 +237,16 @@ def test_numbers_preset_knows_full_width_percent_and_yen(rp):
     for ratio in RATIOS:
         text = prune(CJK_MONEY, ratio, predictor=rp, protect="numbers").text
         assert numbers(text) == want and "\ufffd" not in text, (ratio, text)
+
+
+def test_gaps_that_held_whitespace_never_glue_two_words():
+    """A removed gap that held whitespace between two kept words ("work" ... "100%", "Jaydee" ...
+    "4560") keeps a space between them; a gap without whitespace (CJK text, parts of one word) adds
+    none, and kept whitespace is not doubled."""
+    texts = ["Jaydee", " can", " type", "4560", "/", "38", " =", " 120", " so", " work", " is", " ", "100", "%"]
+    assert join_units(texts, [0, 3, 4, 5]) == "Jaydee 4560/38"
+    assert join_units(texts, [9, 12, 13]) == " work 100%"
+    assert join_units(texts, [0, 2, 3]) == "Jaydee type4560"  # adjacent kept units: the text as written
+    assert join_units(texts, [0, 11, 12]) == "Jaydee 100"  # the kept " " already separates them
+    assert join_units(["汤姆", "有", "苹果"], [0, 2]) == "汤姆苹果"
+    assert join_units(["ab", "cd", "ef"], [0, 2]) == "abef"

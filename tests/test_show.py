@@ -140,3 +140,48 @@ def test_headless_chromium_renders_the_page_in_rank_colors(labeled, tmp_path):
     for rank in (1, view.n):
         dist = np.abs(img - np.array(to_rgb(rank_color(rank, view.n)))).max(axis=1)
         assert (dist < 0.02).sum() > 50, f"rank {rank}'s color is not on screen"
+
+
+def test_png_of_characters_the_font_lacks_warns_once_naming_them(tmp_path):
+    """CJK / emoji tokens the installed fonts cannot draw: one warning naming how many characters and
+    some of them (not one matplotlib warning per glyph), and the PNG is still written."""
+    import warnings
+
+    from matplotlib import font_manager
+
+    from predictor.show import TokenView
+
+    tokens = ["汤姆", "有", "3", "个", "😀", "👍🏽", " ok", "。"]
+    view = TokenView(tokens=tokens, predicted=np.arange(1, 9), kept=[2, 6], title="cjk")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        render_png(view, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    glyph = [w for w in caught if "Glyph" in str(w.message)]
+    assert glyph == []  # matplotlib's per-glyph warnings are folded into one
+    missing = [w for w in caught if "no glyph" in str(w.message)]
+    drawable = {f.name for f in font_manager.fontManager.ttflist}
+    if not drawable & {"Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei", "Droid Sans Fallback"}:
+        assert len(missing) == 1
+        msg = str(missing[0].message)
+        assert "汤" in msg and "the HTML page shows them" in msg
+
+
+def test_show_cli_finds_the_chain_past_bad_lines_and_names_file_and_line(tmp_path, model_dir, capsys):
+    import json
+
+    from predictor.cli import main
+
+    good = {"question": "q", "reasoning": "3 + 4 = 7 so seven.", "answer": "7"}
+    f = tmp_path / "c.jsonl"
+    f.write_text("\n".join([json.dumps({"id": "a", **good}), '{"id": "broken", "reasoning": ',
+                            json.dumps({"id": "b", **{**good, "reasoning": 5}}), json.dumps(good)]) + "\n")
+    base = ["show", "--in", str(f), "--scorer", "position", "--model", model_dir]
+    # a malformed line before the wanted chain does not hide it; a chain without id has predict's default id
+    assert main(base + ["--id", "c-4", "--out", str(tmp_path / "x.html")]) == 0
+    assert (tmp_path / "x.html").exists()
+    assert main(base + ["--id", "b", "--out", str(tmp_path / "y.html")]) == 2
+    assert f"{f}:3: field 'reasoning' must be a string, got int" in capsys.readouterr().err
+    assert main(base + ["--id", "zz", "--out", str(tmp_path / "y.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: no chain with id 'zz' (1 malformed line skipped, e.g. {f}:2: invalid JSON" in err

@@ -71,3 +71,19 @@ def test_show_heatmap_shows_exact_tokens(tiny_lm, tmp_path):
 def test_pieces_of_plain_text_are_the_per_token_decodes(tokenizer, text):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert token_pieces(tokenizer, ids) == [_decode(tokenizer, [t]) for t in ids]
+
+
+def test_a_literal_replacement_character_is_a_whole_character_of_its_own_token(tokenizer):
+    """U+FFFD already in the text (mojibake of scraped data) is a complete character: its token is
+    not glued to the next one (only bytes that a later token completes are), so its piece is its
+    own, a run of them is not one ever-growing unit, and pruning can remove them one by one."""
+    from predictor.pruning_units import pruning_units
+
+    for text, want in [("caf\ufffd au lait", ["c", "af", "\ufffd", " au", " la", "it"]),
+                       ("x \ufffd汤 y", ["x", " ", "\ufffd", "", "", "汤", " y"]),
+                       ("a \ufffd\ufffd\ufffd b", ["a", " ", "\ufffd", "\ufffd", "\ufffd", " b"])]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert token_pieces(tokenizer, ids) == want
+        assert "".join(token_pieces(tokenizer, ids)) == _decode(tokenizer, ids) == text
+    ids = tokenizer("\ufffd" * 200 + " ok", add_special_tokens=False)["input_ids"]
+    assert max(len(g) for g in pruning_units(tokenizer, ids, None).groups) == 1

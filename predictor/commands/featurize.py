@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", default=None, help="feature cache root (default: $PREDICTOR_CACHE/features)")
     p.add_argument("--limit", type=int, default=None, help="featurize at most this many chains of the input")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
-                   help="only chains with index %% N == i (run N processes in parallel)")
+                   help="only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
 
 
 def _read_input(path: str):

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="joint = log P(R_kept, A | Q) (default); answer = log P(A | Q, R_kept)")
     p.add_argument("--stride", type=int, default=1, help="tokens deleted per step; >1 is approximate (default 1)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
-                   help="label only chains with index %% N == i (run N processes in parallel)")
+                   help="label only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
     p.add_argument("--limit", type=int, default=None, help="label at most this many chains of the input")
     p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=["joint", "answer"], default="joint",
                    help="which labels of --ranked to use and which objective greedy maximizes (default: joint)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
-                   help="only chains with index %% N == i (run N processes in parallel)")
+                   help="only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
     p.add_argument("--limit", type=int, default=None, help="at most this many chains (after --split)")
     add_lm_arguments(p)
 

@@ -77,6 +77,8 @@ def load_predictor_from_args(args: argparse.Namespace):
 def check_paths(inp: str, out: str) -> None:
     """Refuse to write over the input (also through OUT.partial)."""
     src = Path(inp)
+    if src.is_dir():
+        raise ValueError(f"{inp}: is a directory, not a chains file")
     if not src.is_file():
         raise FileNotFoundError(f"{inp}: no such input file")
     for target in (Path(out), partial_path(out)):
@@ -102,12 +104,14 @@ class Skips:
         if len(self.examples[kind]) < 3:
             self.examples[kind].append(message)
 
-    def add_chain_error(self, err: Exception) -> None:
+    def add_chain_error(self, err: Exception, where: str | None = None) -> None:
+        """Count a chain that could not be processed; where: its "file:line", put before the message."""
         from ..layout import EmptyReasoningError, MaxTokensError, ProbeTooLongError, TooLongError
 
         kinds = {ProbeTooLongError: "too long for the LM with the probe", TooLongError: "too long for the LM",
                  EmptyReasoningError: "empty reasoning", MaxTokensError: "more reasoning tokens than --max-tokens"}
-        self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"), str(err))
+        self.add(next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable"),
+                 f"{where}: {err}" if where else str(err))
 
     @property
     def total(self) -> int:
@@ -133,6 +137,7 @@ class StreamedChains:
     def __init__(self, path: str | Path, skips: Skips, limit: int | None = None):
         self.path, self.skips, self.limit = Path(path), skips, limit
         self.read = 0
+        self.where: dict[str, str] = {}  # chain id -> "file:line" of the chains yielded
 
     def __iter__(self) -> Iterator[Any]:
         from ..chains import Chain, ChainFormatError, iter_jsonl_lines
@@ -157,6 +162,7 @@ class StreamedChains:
                 self.skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
                 continue
             seen.add(c.id)
+            self.where[c.id] = where
             self.read += 1
             yield c
 
@@ -236,10 +242,12 @@ def no_chain_read(inp: str, skips: Skips) -> ValueError:
 
 
 def report_over_budget(ids: list[str]) -> None:
-    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens)."""
+    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens, or
+    whole units that cannot make the budget exactly)."""
     if ids:
-        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens alone exceed "
-              f"it (field 'budget' < len(kept)), e.g. {', '.join(ids[:3])}", file=sys.stderr)
+        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens or whole units "
+              f"(a character or tag spread over several tokens) need more (field 'budget' < len(kept)), "
+              f"e.g. {', '.join(ids[:3])}", file=sys.stderr)
 
 
 def run_stream(args: argparse.Namespace, job, desc: str) -> int:
@@ -282,7 +290,7 @@ def run_stream(args: argparse.Namespace, job, desc: str) -> int:
             nonlocal written
             for chain, rec in zip(pending, job.records(pending)):
                 if isinstance(rec, ChainError):
-                    skips.add_chain_error(rec)
+                    skips.add_chain_error(rec, chains.where.get(chain.id))
                     continue
                 if job.over_budget(rec):
                     over_budget.append(chain.id)

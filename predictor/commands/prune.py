@@ -8,7 +8,8 @@ Exactly one budget: --keep RATIO in (0, 1] (round half up, at least one token), 
 several tokens, a <think> tag, a protected number), so the pruned text never holds broken
 characters; see `predictor.pruning`. --step-aware removes whole low-scoring reasoning steps (lines)
 first. --gap-cost / --position-weight choose contiguity-aware selection (fewer, longer removed
-runs; the shipped predictor's defaults were selected on validation fidelity). --protect numbers keeps whole numbers (sign, currency, separators, decimal point, percent),
+runs; default: the predictor's own setting if it has one, else plain selection by rank; see
+docs/pruning.md). --protect numbers keeps whole numbers (sign, currency, separators, decimal point, percent),
 math also operators and LaTeX math, digits every token holding a digit; protected tokens are kept
 even over the budget (the count of such chains is reported). Streaming, resumable and atomic like
 `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import with_option_names
 from .predict import add_predictor_arguments, run_stream
 
 HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
@@ -39,11 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="contiguity-aware selection for --keep / --keep-tokens: each removed run of tokens "
                         "costs C (in units of one token's normalized rank), so the kept text has fewer, "
                         "longer gaps; 0 = plain selection by rank. Default: the predictor's own setting "
-                        "(selected on validation fidelity; see docs/pruning.md), 0 for scorers")
+                        "(the 'prune' entry of its predictor.json), else 0; 0 for scorers. Not with "
+                        "--step-aware or --threshold (docs/pruning.md)")
     p.add_argument("--position-weight", type=float, default=None, metavar="W",
                    help="in [0, 1]: blend each token's relative position into its value before the "
-                        "contiguity-aware selection (1 keeps a contiguous suffix). Default: the "
-                        "predictor's own setting, 0 for scorers")
+                        "contiguity-aware selection (0: rank only; 1 keeps a contiguous suffix). Default: "
+                        "the predictor's own setting, else 0; 0 for scorers")
     p.add_argument("--protect", choices=["numbers", "math", "digits"], default=None,
                    help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
                         "or tokens holding a digit (digits)")
@@ -80,8 +83,11 @@ def _fields(chain, res) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from ..pruning import check_budget, check_contiguity
 
-    check_budget(args.keep, args.keep_tokens, args.threshold)  # fail before loading anything
-    check_contiguity(args.gap_cost, args.position_weight, args.step_aware, args.threshold)
+    try:  # fail before loading anything
+        check_budget(args.keep, args.keep_tokens, args.threshold)
+        check_contiguity(args.gap_cost, args.position_weight, args.step_aware, args.threshold)
+    except ValueError as e:
+        raise with_option_names(e) from None
     from ..engines.jobs import PruneJob
 
     return run_stream(args, PruneJob(args), "prune")

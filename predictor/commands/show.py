@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from .common import add_lm_arguments
+from .common import add_lm_arguments, with_option_names
 
 HELP = "write a token heatmap (HTML, PNG) of one chain's predicted and greedy ranks"
 
@@ -34,16 +35,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_lm_arguments(p)
 
 
-def find_record(path: str, chain_id: str | None) -> dict:
-    """The first JSONL object of `path` (or the one whose id is chain_id); errors name the file."""
-    from ..chains import iter_jsonl
+def find_record(path: str, chain_id: str | None) -> tuple[str, dict]:
+    """("file:line", object) of the first JSONL object of `path`, or of the one whose id is chain_id
+    (a line without id has `predictor predict`'s default id "<file stem>-<line>"). Looking for an
+    id, malformed lines are skipped (and counted in the error when the id is not found); errors
+    name the file and line."""
+    from ..chains import ChainFormatError, iter_jsonl_lines
 
-    for lineno, obj in iter_jsonl(path):
-        if not isinstance(obj, dict):
-            raise ValueError(f"{path}:{lineno}: not a JSON object")
-        if chain_id is None or str(obj.get("id")) == chain_id:
-            return obj
-    raise ValueError(f"{path}: " + ("no chains" if chain_id is None else f"no chain with id {chain_id!r}"))
+    bad: list[str] = []
+    for lineno, obj in iter_jsonl_lines(path):
+        where = f"{path}:{lineno}"
+        if isinstance(obj, ChainFormatError) or not isinstance(obj, dict):
+            err = str(obj) if isinstance(obj, ChainFormatError) else f"{where}: not a JSON object"
+            if chain_id is None:
+                raise ValueError(err)
+            bad.append(err)
+            continue
+        rid = obj.get("id")
+        if chain_id is None or str(rid if rid not in (None, "") else f"{Path(path).stem}-{lineno}") == chain_id:
+            return where, obj
+    if chain_id is None:
+        raise ValueError(f"{path}: no chains")
+    skipped = f" ({len(bad)} malformed line{'s' if len(bad) != 1 else ''} skipped, e.g. {bad[0]})" if bad else ""
+    raise ValueError(f"{path}: no chain with id {chain_id!r}{skipped}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,9 +66,14 @@ def run(args: argparse.Namespace) -> int:
     from ..show import token_view, write_html, write_png
     from .predict import load_predictor_from_args
 
-    check_budget(args.keep)  # fail before loading anything
-    rec = find_record(args.inp, args.id)
-    Chain.from_mapping(rec, f"{args.inp} (id {rec.get('id')!r})")  # a malformed chain fails before the LM loads
+    try:
+        check_budget(args.keep)  # fail before loading anything
+    except ValueError as e:
+        raise with_option_names(e) from None
+    where, rec = find_record(args.inp, args.id)
+    chain = Chain.from_mapping(rec, where)  # a malformed chain fails before the LM loads
+    if not chain.id:
+        rec = {**rec, "id": args.id or f"{Path(args.inp).stem}-{where.rsplit(':', 1)[1]}"}
     rp = load_predictor_from_args(args)
     view = token_view(rec, predictor=rp, keep_ratio=args.keep)
     write_html(view, args.out)

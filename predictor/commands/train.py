@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="split and training seed (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N chains of the file")
     p.add_argument("--refresh", type=_ints, default=(), metavar="K,...",
-                   help="also evaluate the selected predictor with K forward passes per chain (e.g. 4,10)")
+                   help="also evaluate the selected predictor with K forward passes per chain (e.g. 4,10; default: one pass only)")
     p.add_argument("--ship", action="store_true",
                    help="also write the selected predictor to predictor/pretrained/NAME/ (--ship-name)")
     p.add_argument("--ship-name", default="smollm2-joint",

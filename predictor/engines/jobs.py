@@ -201,7 +201,7 @@ class PruneJob(_PredictorJob):
     """`predictor prune`: the chain pruned to the budget of --keep / --keep-tokens / --threshold."""
 
     command = "prune"
-    settings_fields = ("scorer", "lm", "settings")
+    settings_fields = ("scorer", "lm", "settings", "gap_cost", "position_weight")
 
     def static_settings(self) -> dict[str, Any]:
         a = self.args
@@ -209,6 +209,17 @@ class PruneJob(_PredictorJob):
                              "step_aware": a.step_aware, "protect": a.protect, "refresh": a.refresh,
                              "gap_cost": getattr(a, "gap_cost", None),
                              "position_weight": getattr(a, "position_weight", None)}}
+
+    def settings(self) -> dict[str, Any]:
+        """Also the contiguity settings the selection uses (after `load`: the options as given fall back
+        on the predictor's `prune_defaults`), so that records pruned under other predictor defaults are
+        refused on resume, not mixed."""
+        from ..pruning import resolve_contiguity
+
+        a = self.args
+        gap_cost, position_weight = resolve_contiguity(self.rp, getattr(a, "gap_cost", None),
+                                                       getattr(a, "position_weight", None), a.step_aware, a.threshold)
+        return {**super().settings(), "gap_cost": gap_cost, "position_weight": position_weight}
 
     def record(self, chain: Chain) -> dict[str, Any]:
         from ..commands.prune import prune_record

@@ -76,6 +76,7 @@ def merge_records(records: Iterator[tuple[dict[str, Any], str]], key: tuple[str,
     must be equal in all records; order: chain id -> input index; ranked: validate as ranked records
     (`ranked.validate_ranked`) and refuse two answer-end tokens (two layouts), like `merge-ranked`.
     Raises ValueError naming the file and line of a conflict."""
+    from ..jsonl_io import setting_difference
     from ..ranked import validate_ranked
 
     merged: dict[tuple[str, ...], tuple[dict[str, Any], str]] = {}
@@ -90,9 +91,9 @@ def merge_records(records: Iterator[tuple[dict[str, Any], str]], key: tuple[str,
             first_settings = (settings, where)
         elif settings != first_settings[0]:
             diff = next(f for f, a, b in zip(settings_fields, settings, first_settings[0]) if a != b)
-            raise ValueError(f"{where}: field '{diff}' is {rec.get(diff)!r} but {first_settings[1]} has "
-                             f"{dict(zip(settings_fields, first_settings[0]))[diff]!r}; outputs of different "
-                             "settings cannot be merged")
+            name, have, want = setting_difference(diff, rec.get(diff), dict(zip(settings_fields, first_settings[0]))[diff])
+            raise ValueError(f"{where}: field '{name}' is {have} but {first_settings[1]} has {want}; "
+                             "outputs of different settings cannot be merged")
         k = tuple(str(rec.get(f)) for f in key)
         if k in merged:
             if not _same(merged[k][0], rec):
