@@ -115,7 +115,7 @@ predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-t
   re-runs the search on the stored ids on this CPU: {verify}.
 - Use them as extra training data (`train.py --extra-train FILE`: training only, never val/test),
   not as the oracle a predictor is scored against.
-{gemma}{policy}"""
+{gemma}{policy}{sampled}"""
 
 POLICY_CARD = """
 ## `ranked/policy-states/` — exact greedy labels of states a predictor's pruning reaches
@@ -126,6 +126,28 @@ exact greedy search ran from the survivors (`predictor label-states --split val 
 {hours:.2f} h of search on one shared CPU thread). Each record is a ranked record of the survivors
 plus `parent_id`, `kept` (their indices in the parent chain), `fraction` and `policy`. Used by
 `benchmarks/refresh_diagnosis.py` (docs/quality.md); states of validation chains never train.
+"""
+
+SAMPLED_CARD = """
+## `chains/smollm2-sampled-20-64.jsonl` and `ranked/smollm2-sampled/` — the LM's own reasoning
+
+A second chain style: the embedded SmolLM2's own sampled reasoning for GSM8K questions (what an
+inference-time user prunes), not GSM8K's human-written solutions. `python data/sample_chains.py`
+asks each question in the package's scoring layout (with " Answer briefly." appended while sampling
+only), samples at temperature 0.7, top-p 0.95, up to 72 new tokens, and keeps a continuation that
+ended on its own, with 20-64 reasoning tokens and a final number. The answer is the LM's own final
+number; the GSM8K answer is kept as `gsm8k_answer` (they agree in {agree} of {n_chains}). Questions
+of the main queue are excluded, so no question is shared with the main chains. Queue:
+{n_chains} chains.
+
+| file | objective | chains | reasoning tokens | n min / median / max | labeling wall time | s per chain (median) | tokens/s |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+Labeled like the main file (`predictor label --in data/chains/smollm2-sampled-20-64.jsonl --out
+runs/label/sampled.jsonl --threads 1`, then `predictor merge-ranked --in runs/label/sampled.jsonl
+--order data/chains/smollm2-sampled-20-64.jsonl --out
+data/ranked/smollm2-sampled/smollm2-sampled-joint.jsonl --tolerate-partial`).
 """
 
 GEMMA_CARD = """
@@ -229,7 +251,14 @@ def card_text() -> str:
     if pol.is_file():
         recs = read_ranked(pol)
         policy = POLICY_CARD.format(n=len(recs), hours=sum(r["seconds"] for r in recs) / 3600)
-    return CARD.format(gemma=gemma, policy=policy, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+    sampled = ""
+    queue = HERE / "chains" / "smollm2-sampled-20-64.jsonl"
+    if queue.is_file():
+        chains = [json.loads(line) for line in queue.open(encoding="utf-8") if line.strip()]
+        ranked = _read_dir(HERE / "ranked" / "smollm2-sampled") if (HERE / "ranked" / "smollm2-sampled").is_dir() else {}
+        sampled = SAMPLED_CARD.format(n_chains=len(chains), agree=sum(c["answer"] == c["gsm8k_answer"] for c in chains),
+                                      rows="\n".join(_row(n, r) for n, r in ranked.items()) or "| (none yet) |")
+    return CARD.format(gemma=gemma, policy=policy, sampled=sampled, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
