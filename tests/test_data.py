@@ -13,13 +13,14 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "ranked"
 FILES = sorted(DATA.glob("*.jsonl"))
 VARIANT = sorted((DATA / "variant-eos-im_start").glob("*.jsonl"))
 GEMMA = sorted((DATA / "gemma3-270m").glob("*.jsonl"))
+SAMPLED = sorted((DATA / "smollm2-sampled").glob("*.jsonl"))
 
 
 def test_ranked_files_exist():
     assert FILES, "no ranked data committed under data/ranked/"
 
 
-@pytest.mark.parametrize("path", FILES + VARIANT + GEMMA, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", FILES + VARIANT + GEMMA + SAMPLED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_ranked_file_validates(path):
     assert main(["check-data", str(path)]) == 0
     recs = read_ranked(path)
@@ -44,7 +45,7 @@ def test_main_data_uses_the_eos_of_the_default_layout_and_the_variant_does_not(t
     """The main files follow the design card's layout (answer ends with the tokenizer's eos, <|im_end|>);
     the variant files were labeled with <|im_start|> as eos (transformers 5.17's GGUF conversion)."""
     assert VARIANT
-    for path in FILES:
+    for path in FILES + SAMPLED:
         assert {r["answer_ids"][-1] for r in read_ranked(path)} == {tokenizer.eos_token_id}
     for path in VARIANT:
         assert {r["answer_ids"][-1] for r in read_ranked(path)} == {tokenizer.convert_tokens_to_ids("<|im_start|>")}

@@ -194,3 +194,15 @@ def test_evaluate_command(tiny_lm, fixture, tmp_path, monkeypatch):
     assert (out / "plots" / "fidelity.png").exists() and "![" in (out / "report.md").read_text()
     assert main(["evaluate", "--data", str(data), "--predictor", str(pdir), "--scorers", "nope",
                  "--out", str(out)]) == 2
+
+
+def test_unseen_split_leaves_out_every_chain_the_predictor_trained_or_selected_on():
+    from predictor.evaluation import split_records
+
+    recs = [{"id": i} for i in ("a", "b", "c", "d", "e", "x")]
+    meta = {"split": {"train": ["a"], "val": ["b"], "test": ["c"]}, "extra_train_ids": ["d"]}
+    test, train, desc = split_records(recs, meta)
+    assert [r["id"] for r in test] == ["c"]
+    test, train, desc = split_records(recs, meta, unseen=True)
+    assert [r["id"] for r in test] == ["c", "e", "x"] and train == []
+    assert "3 of 6" in desc and "3 share an id" in desc

@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="report directory (report.md, report.json, plots/)")
     p.add_argument("--answer-data", default=None, help="ranked JSONL with ANSWER-objective labels (optional)")
     p.add_argument("--max-chains", type=int, default=None, help="evaluate at most this many test chains")
+    p.add_argument("--unseen", action="store_true",
+                   help="the data come from elsewhere (another style, your own labels): evaluate every record "
+                        "whose id is not among the predictor's training or validation chains, instead of its "
+                        "stored test split (no ablation)")
     p.add_argument("--max-train-chains", type=int, default=None, help="ablation: train on at most this many chains")
     p.add_argument("--frontier-chains", type=int, default=3,
                    help="chains for the cost-quality frontier (greedy strides are expensive; default 3)")
@@ -105,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                    ablation=not args.no_ablation, fidelity=not args.no_fidelity, frontier=not args.no_frontier,
                    refreshes=args.refresh, strides=args.strides, frontier_chains=args.frontier_chains,
                    max_train_chains=args.max_train_chains, feature_cache=FeatureCache(),
-                   n_boot=args.bootstrap, seed=args.seed, progress=True, meta=meta)
+                   n_boot=args.bootstrap, seed=args.seed, progress=True, meta=meta, unseen=args.unseen)
     res["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
     paths = write_report(args.out, res, plots=not args.no_plots)
     agr = res["agreement"]

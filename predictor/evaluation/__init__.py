@@ -41,13 +41,25 @@ def stored_split_ids(metadata: Mapping[str, Any], which: str = "test") -> list[s
     return None
 
 
-def split_records(records: Sequence[dict], metadata: Mapping[str, Any] | None) -> tuple[list[dict], list[dict], str]:
+def split_records(records: Sequence[dict], metadata: Mapping[str, Any] | None,
+                  unseen: bool = False) -> tuple[list[dict], list[dict], str]:
     """(test, train, description): test = the predictor's held-out ids; train = its stored training ids,
     else every non-test record.
 
     Without split ids in the metadata every record is a test record (and the description says so),
-    which is only right for data the predictor never saw.
+    which is only right for data the predictor never saw. unseen=True: test = every record whose id
+    is not among the ids the predictor trained or was selected on (its train and validation splits
+    and its extra training chains): for data from elsewhere (another style, a user's own labels);
+    train is then empty.
     """
+    if unseen:
+        meta = metadata or {}
+        held = {i for w in ("train", "val") for i in (stored_split_ids(meta, w) or [])}
+        held |= {str(i) for i in meta.get("extra_train_ids") or []}
+        test = [r for r in records if str(r["id"]) not in held]
+        return test, [], (f"every record the predictor never trained or was selected on ({len(test)} of "
+                          f"{len(records)}; {len(records) - len(test)} share an id with its training or validation "
+                          "chains and are left out)")
     ids = stored_split_ids(metadata or {}, "test")
     if ids is None:
         return list(records), [], "all records (the predictor stores no test split)"
@@ -114,11 +126,14 @@ def evaluate(lm, records: Sequence[dict], predictor=None, scorers: Sequence[str]
              fidelity: bool = True, frontier: bool = True, refreshes: Sequence[int] = (2, 5, 10),
              strides: Sequence[int] = (2, 4, 8), frontier_chains: int = 3, ratios: Sequence[float] | None = None,
              max_train_chains: int | None = None, make_regressor: Callable | None = None, feature_cache=None,
-             n_boot: int = 2000, seed: int = 0, progress: bool = True, meta: Mapping[str, Any] | None = None) -> dict:
+             n_boot: int = 2000, seed: int = 0, progress: bool = True, meta: Mapping[str, Any] | None = None,
+             unseen: bool = False) -> dict:
     """Run every section of the report on the held-out chains of `records` (ranked JOINT records).
 
     predictor: a RankPredictor, a predictor directory, or None (baselines only; no ablation split).
     The test chains are the predictor's stored test split; ablation regressors train on the others.
+    unseen=True: every record the predictor never trained or was selected on is a test chain (data
+    from elsewhere); there is no training split, so no ablation.
     """
     from ..rank_predictor import RankPredictor
     from ..ranked import record_chain
@@ -138,7 +153,7 @@ def evaluate(lm, records: Sequence[dict], predictor=None, scorers: Sequence[str]
     answer_records = list(answer_records) + [r for r in records if r.get("objective") == "answer"
                                              and objective != "answer"]
     records = [r for r in records if r.get("objective", "joint") == objective]
-    test, train, split_desc = split_records(records, metadata)
+    test, train, split_desc = split_records(records, metadata, unseen)
     if max_chains is not None:
         test = test[:max_chains]
     if not test:
@@ -208,7 +223,9 @@ def evaluate(lm, records: Sequence[dict], predictor=None, scorers: Sequence[str]
         res["cost"]["frontier"] = pts
         res["cost"]["frontier_chains"] = len(sub)
 
-    if ablation and rp is not None:
+    if ablation and unseen:
+        res["ablation_note"] = "Not run: evaluated on unseen data (--unseen), which has no training split."
+    elif ablation and rp is not None:
         res.update(_ablation(lm, rp, train, test, true, max_train_chains, make_regressor, feature_cache,
                              n_boot, seed, prog, run_ablation, findings, ABLATION_FAMILIES))
     elif ablation:
