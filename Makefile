@@ -27,6 +27,8 @@ train: setup
 	    --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl \
 	    --groups attention,probe,logits,position,lexical,hidden --regressors lgbm-regression,sequence \
 	    --threads 1 --out runs/train
+	$(BIN)/python -m predictor select-prune --predictor runs/train/predictor \
+	    --data data/ranked/gsm8k-smollm2-joint.jsonl --out runs/train/select-prune --threads 1 --write
 
 report: setup
 	$(BIN)/python -m predictor evaluate --data data/ranked/gsm8k-smollm2-joint.jsonl \
