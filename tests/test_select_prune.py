@@ -56,6 +56,11 @@ def test_grid_selected_on_validation_then_test_scored_and_resumed(setup, tiny_lm
     again = select_prune(rp, recs, split, tmp_path, configs, test=True, draws=2)
     assert len((tmp_path / "objectives.jsonl").read_text().splitlines()) == 5
     assert again["selected"] == summary["selected"]
+    # a run killed mid-line leaves a cut last line: the rerun cuts it off and resumes
+    whole = (tmp_path / "objectives.jsonl").read_text()
+    (tmp_path / "objectives.jsonl").write_text(whole + '{"split": "val", "id": "c5", "obj": {"gr')
+    select_prune(rp, recs, split, tmp_path, configs, test=True, draws=2)
+    assert (tmp_path / "objectives.jsonl").read_text() == whole
     # --write stores the choice where prune reads it
     meta = tmp_path / "pred"
     meta.mkdir()

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..evaluation.prune_selection import render_markdown, select_prune, write_defaults
+    from ..jsonl_io import atomic_write_text
     from ..rank_predictor import RankPredictor
     from ..ranked import read_ranked
 
@@ -80,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
         write_defaults(args.predictor, summary)
     out = Path(args.out)
     md = render_markdown(summary)
-    from ..jsonl_io import atomic_write_text
-
     atomic_write_text(out / "summary.json", json.dumps(summary))
     atomic_write_text(out / "summary.md", md)
     print(md, end="")

@@ -36,15 +36,14 @@ def batched_objectives(model, prompt, kept_ids: list[list[int]], answer, prompt_
     JOINT sums the log-probabilities of reasoning + answer given the prompt; ANSWER the answer's."""
     import torch
 
-    from ..kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
+    from ..kv_cache import cache_kwargs, prefix_cache
     from ..objective import upcast
 
     dev = next(model.parameters()).device
     p = len(prompt)
+    if prompt_kv is None:
+        prompt_kv = prompt_cache(model, prompt)
     with torch.no_grad():
-        if prompt_kv is None:
-            out = model(input_ids=torch.tensor([list(prompt[:-1])], device=dev), use_cache=True)
-            prompt_kv = layer_kv(output_cache(out))
         x = torch.tensor([[prompt[-1]] + list(r) + list(answer) for r in kept_ids], device=dev)
         cache = prefix_cache(prompt_kv, p - 1, len(kept_ids))
         pos = torch.arange(p - 1, p - 1 + x.shape[1], device=dev)[None].expand(len(kept_ids), -1)
@@ -66,9 +65,8 @@ def prompt_cache(model, prompt):
 
 
 def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int, seed: int) -> dict:
-    from ..contiguous_selection import rank_values, select_kept_contiguous
-    from .fidelity import greedy_keep_indices
     from ..pruning import keep_count
+    from .fidelity import contiguous_keep_indices, greedy_keep_indices
 
     rid = list(rec["reasoning_ids"])
     n = len(rid)
@@ -81,7 +79,7 @@ def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int,
         for d in range(draws):
             sets[f"random{d}"] = tuple(sorted(rng.permutation(n)[:k].tolist()))
         for g, w in configs:
-            sets[config_name(g, w)] = tuple(select_kept_contiguous(rank_values(ranks, w), k, g))
+            sets[config_name(g, w)] = tuple(contiguous_keep_indices(ranks, r, g, w))
         uniq = sorted(set(sets.values()))
         vals = dict(zip(uniq, batched_objectives(model, rec["prompt_ids"], [[rid[i] for i in s] for s in uniq],
                                                  rec["answer_ids"], kv)))
@@ -126,28 +124,24 @@ def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: 
     """Objective rows of one split's chains (resumed from `path`, new rows appended), in `ids` order.
 
     A row: {"split", "id", "n", "obj": `chain_objectives` of the predictor's one-pass ranks}."""
+    from ..jsonl_io import OutputRecords, ResumableJsonlWriter
     from ..ranked import record_chain
 
     names = {config_name(g, w) for g, w in configs}
-    done: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if row["split"] == split_name and names <= set(row["obj"]):
-                    done[row["id"]] = row
-    todo = [cid for cid in ids if cid in recs and cid not in done]
-    print(f"{split_name}: {len(done)} chains done, {len(todo)} to score", file=sys.stderr)
-    t0 = time.time()
-    with path.open("a", encoding="utf-8") as fh:
+    # the writer cuts off a line a killed run left half-written; a row scored with fewer settings is redone
+    with ResumableJsonlWriter(path, key=("split", "id")) as writer:
+        done = {row["id"]: row for _, row in OutputRecords(path, required=("split", "id", "obj"))
+                if row["split"] == split_name and names <= set(row["obj"])}
+        todo = [cid for cid in ids if cid in recs and cid not in done]
+        print(f"{split_name}: {len(done)} chains done, {len(todo)} to score", file=sys.stderr)
+        t0 = time.time()
         for i in range(0, len(todo), batch):
             chunk = todo[i:i + batch]
             ranks = rp.predict_ranks([record_chain(recs[c]) for c in chunk])
             for cid, rk in zip(chunk, ranks):
                 obj = chain_objectives(rp.lm.model, recs[cid], np.asarray(rk), configs, RATIOS, draws, seed)
                 row = {"split": split_name, "id": cid, "n": len(rk), "obj": obj}
-                fh.write(json.dumps(row) + "\n")
-                fh.flush()
+                writer.write(row)
                 done[cid] = row
             el, k = time.time() - t0, i + len(chunk)
             print(f"{split_name}: {k}/{len(todo)} chains, {el:.0f} s, ETA {el / k * (len(todo) - k):.0f} s",
