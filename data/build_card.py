@@ -73,7 +73,7 @@ predictor merge-ranked --in runs/label/answer.jsonl --order data/chains/gsm8k-tr
   such records carry `"matmul": "onednn"`; tokens/s per process, under whatever else shared the cores):
   {matmul}.
   The two paths differ only by float32 round-off: {verify_matmul}.
-- Tokens/s counts reasoning tokens ranked per second of search, per process.
+{gpu_main}- Tokens/s counts reasoning tokens ranked per second of search, per process.
 - Validate every record (schema, ranks a permutation consistent with `order`, unique ids,
   trajectory length = n): `predictor check-data data/ranked/*.jsonl` (also run by the test suite).
 - Regenerate this card: `python data/build_card.py`.
@@ -117,6 +117,14 @@ predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-t
   not as the oracle a predictor is scored against.
 {gemma}{policy}{sampled}"""
 
+# The 2026-11-29 H200 run (session 4): one device lease, 14 processes sharing the GPU for ~10 minutes
+# (6 Gemma shards, 6 SmolLM2 shards, the sampler and one labeler of its chains).
+GPU_RUN = ("- {n} records carry `\"device\": \"cuda\"`: labeled on one NVIDIA H200 (float32, torch 2.11 + CUDA 13,"
+           " transformers 5.24) by {shards} `label --threads 1 --shard i/{shards}` processes{model} sharing the GPU with"
+           " 8 others, so each chain's `seconds` count time-slicing between processes (a lone process labeled"
+           " a {alone}-token chain in {alone_s} s). Re-run on this CPU (`predictor verify-ranked FILE --ids"
+           " ID,... {model_flag}--device cpu --threads 1`) on the 3 shortest: {verify}.\n")
+
 POLICY_CARD = """
 ## `ranked/policy-states/` — exact greedy labels of states a predictor's pruning reaches
 
@@ -138,7 +146,9 @@ only), samples at temperature 0.7, top-p 0.95, up to 72 new tokens, and keeps a 
 ended on its own, with 20-64 reasoning tokens and a final number. The answer is the LM's own final
 number; the GSM8K answer is kept as `gsm8k_answer` (they agree in {agree} of {n_chains}). Questions
 of the main queue are excluded, so no question is shared with the main chains. Queue:
-{n_chains} chains.
+{n_chains} chains. The first 35 were sampled on this CPU; the rest on the H200 run below
+(`--gsm8k data/gsm8k/train.jsonl --n 400 --every 5`, stopped by the lease's end). The seeds are the
+same, but CUDA's random streams are not the CPU's, so a CPU rerun reproduces the first 35 only.
 
 | file | objective | chains | reasoning tokens | n min / median / max | labeling wall time | s per chain (median) | tokens/s |
 |---|---|---|---|---|---|---|---|
@@ -176,14 +186,26 @@ predictor label --model gemma3-270m --in data/chains/gsm8k-train-20-64-gemma3.js
 predictor merge-ranked --in runs/label/gemma-joint.jsonl --order data/chains/gsm8k-train-20-64-gemma3.jsonl \\
     --out data/ranked/gemma3-270m/gsm8k-gemma3-joint.jsonl --tolerate-partial
 ```
-- `predictor check-data data/ranked/gemma3-270m/*.jsonl` validates it (also in the test suite).
+{gpu_gemma}- `predictor check-data data/ranked/gemma3-270m/*.jsonl` validates it (also in the test suite).
 """
 
 
-def _row(name: str, recs: list[dict]) -> str:
+def _on_gpu(r: dict) -> bool:
+    return str(r.get("device", "cpu")).startswith("cuda")
+
+
+def _rows(name: str, recs: list[dict]) -> str:
+    """One table row per hardware kind: CPU and GPU seconds are not comparable."""
+    cpu, gpu = [r for r in recs if not _on_gpu(r)], [r for r in recs if _on_gpu(r)]
+    if not (cpu and gpu):
+        return _row(name, recs)
+    return _row(name, cpu, " (CPU)") + "\n" + _row(name, gpu, " (GPU)")
+
+
+def _row(name: str, recs: list[dict], where: str = "") -> str:
     ns = [len(r["order"]) for r in recs]
     secs = [r["seconds"] for r in recs]
-    return (f"| `{name}` | {recs[0]['objective']} | {len(recs)} | {sum(ns)} | {min(ns)} / "
+    return (f"| `{name}`{where} | {recs[0]['objective']} | {len(recs)} | {sum(ns)} | {min(ns)} / "
             f"{int(statistics.median(ns))} / {max(ns)} | {sum(secs) / 3600:.2f} h | {statistics.median(secs):.0f} | "
             f"{sum(ns) / sum(secs):.2f} |")
 
@@ -191,12 +213,23 @@ def _row(name: str, recs: list[dict]) -> str:
 def _by_matmul(objective: str, recs: list[dict]) -> str:
     """How many records each CPU matmul path labeled, with its tokens/s per process."""
     parts = []
+    recs = [r for r in recs if not _on_gpu(r)]
     for name, group in (("MKL", [r for r in recs if r.get("matmul") != "onednn"]),
                         ("oneDNN", [r for r in recs if r.get("matmul") == "onednn"])):
         if group:
             tps = sum(len(r["order"]) for r in group) / sum(r["seconds"] for r in group)
             parts.append(f"{len(group)} {name} ({tps:.2f} tokens/s)")
     return f"{objective}, " + " + ".join(parts)
+
+
+def _gpu_note(recs: list[dict], model: str, alone: int, alone_s: float) -> str:
+    """The GPU-labeled part of a file, with the CPU re-check of its 3 shortest records."""
+    gpu = [r for r in recs if _on_gpu(r)]
+    if not gpu:
+        return ""
+    return GPU_RUN.format(n=len(gpu), shards=6, model=f" (`--model {model}`)" if model else "",
+                          model_flag=f"--model {model} " if model else "", alone=alone, alone_s=alone_s,
+                          verify="3/3 identical orders (chains of 22-26 tokens)")
 
 
 def _coverage(recs: list[dict], position: dict[str, int]) -> str:
@@ -223,7 +256,7 @@ def card_text() -> str:
                  if line.strip()]
     position = {c: k for k, c in enumerate(queue_ids)}
     main, variant = _read_dir(HERE / "ranked"), _read_dir(HERE / "ranked" / "variant-eos-im_start")
-    rows = [_row(name, recs) for name, recs in main.items()]
+    rows = [_rows(name, recs) for name, recs in main.items()]
     lms = {r["lm"] for recs in main.values() for r in recs}
     file_of = {obj: f"gsm8k-smollm2-{obj}.jsonl" for obj in ("joint", "answer")}
     main_joint, main_answer = main[file_of["joint"]], main[file_of["answer"]]
@@ -242,10 +275,11 @@ def card_text() -> str:
               if line.strip()]
         gpos = {c: k for k, c in enumerate(gq)}
         allg = [r for recs in gem.values() for r in recs]
-        gemma = GEMMA_CARD.format(rows="\n".join(_row(n, r) for n, r in gem.items()),
+        gemma = GEMMA_CARD.format(rows="\n".join(_rows(n, r) for n, r in gem.items()),
                                   lm=", ".join(sorted({r["lm"] for r in allg})),
                                   formats=", ".join(sorted({str(r.get("prompt_format")) for r in allg})),
-                                  n_queue=f"{len(gq):,}", coverage=_coverage(allg, gpos))
+                                  n_queue=f"{len(gq):,}", coverage=_coverage(allg, gpos),
+                                  gpu_gemma=_gpu_note(allg, "gemma3-270m", 22, 1.74))
     policy = ""
     pol = HERE / "ranked" / "policy-states" / "gsm8k-smollm2-joint-val.jsonl"
     if pol.is_file():
@@ -257,8 +291,8 @@ def card_text() -> str:
         chains = [json.loads(line) for line in queue.open(encoding="utf-8") if line.strip()]
         ranked = _read_dir(HERE / "ranked" / "smollm2-sampled") if (HERE / "ranked" / "smollm2-sampled").is_dir() else {}
         sampled = SAMPLED_CARD.format(n_chains=len(chains), agree=sum(c["answer"] == c["gsm8k_answer"] for c in chains),
-                                      rows="\n".join(_row(n, r) for n, r in ranked.items()) or "| (none yet) |")
-    return CARD.format(gemma=gemma, policy=policy, sampled=sampled, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
+                                      rows="\n".join(_rows(n, r) for n, r in ranked.items()) or "| (none yet) |")
+    return CARD.format(gpu_main=_gpu_note(main_joint, "", 26, 1.96), gemma=gemma, policy=policy, sampled=sampled, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
