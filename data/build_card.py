@@ -121,7 +121,7 @@ predictor label --in data/chains/gsm8k-train-20-64.jsonl --device cuda --batch-t
 # (6 Gemma shards, 6 SmolLM2 shards, the sampler and one labeler of its chains).
 GPU_RUN = ("- {n} records carry `\"device\": \"cuda\"`: labeled on one NVIDIA H200 (float32, torch 2.11 + CUDA 13,"
            " transformers 5.24) by {shards} `label --threads 1 --shard i/{shards}` processes{model} sharing the GPU with"
-           " 8 others, so each chain's `seconds` count time-slicing between processes (a lone process labeled"
+           " 8 others, so each chain's `seconds` count time-slicing between processes (a smoke-test process, beside one other, labeled"
            " a {alone}-token chain in {alone_s} s). Re-run on this CPU (`predictor verify-ranked FILE --ids"
            " ID,... {model_flag}--device cpu --threads 1`) on the 3 shortest: {verify}.\n")
 

@@ -56,6 +56,28 @@ def _predictor_lm(meta: dict, device: str | None) -> LM:
     return load_lm(None if name in (None, DEFAULT_LM_NAME) else name, device=device)
 
 
+def shipped_predictors() -> dict[str, Path]:
+    """Name -> directory of every predictor shipped in predictor/pretrained."""
+    root = pretrained_dir().parent
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "predictor.json").is_file()}
+
+
+def default_predictor_dir(lm: LM | None) -> Path:
+    """The shipped predictor trained for `lm` (by fingerprint); the SmolLM2 one when `lm` is None or
+    no shipped predictor was trained for it (loading it for another LM then raises
+    PredictorMismatchError, which names the LM-agnostic "universal" predictor as the way out)."""
+    if lm is not None:
+        from .predictor_dir import read_metadata
+
+        for path in shipped_predictors().values():
+            meta = read_metadata(path)
+            if not meta.get("lm_agnostic") and meta.get("lm_fingerprint") == lm.fingerprint:
+                return path
+    return pretrained_dir()
+
+
 class RankPredictor:
     """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
 
@@ -72,9 +94,12 @@ class RankPredictor:
              check_lm: bool = True, **scorer_kwargs: Any) -> "RankPredictor":
         """Load a predictor.
 
-        path_or_name: None -> the shipped pretrained predictor (predictor/pretrained/smollm2-joint);
-            "universal" -> the shipped LM-agnostic predictor (pooled attention, logits, position and
-            lexical features only; trained on SmolLM2's ranks, accepts any LM: pass `lm`);
+        path_or_name: None -> the shipped predictor trained for `lm` (matched by fingerprint, e.g.
+            predictor/pretrained/gemma3-270m-joint for `load_lm("gemma3-270m")`), else
+            predictor/pretrained/smollm2-joint; the name of any folder of predictor/pretrained
+            ("smollm2-joint", "gemma3-270m-joint", "universal": the LM-agnostic predictor, pooled
+            attention, logits, position and lexical features only, trained on SmolLM2's ranks,
+            accepts any LM: pass `lm`);
             a registered scorer name (see `predictor.scorers.SCORERS`) -> that baseline / the oracle;
             otherwise a trained predictor directory.
         lm: the LM to score with; None loads the predictor's own LM (the embedded default for
@@ -90,10 +115,12 @@ class RankPredictor:
         if name is not None and name in SCORERS and name not in DIRECTORY_SCORERS:
             scorer = get_scorer(name, **scorer_kwargs)
             return cls(lm if lm is not None else load_lm(device=device), scorer, name)
-        shipped = {None: pretrained_dir(), "learned": pretrained_dir(), "universal": pretrained_dir("universal")}
+        shipped = {"learned": pretrained_dir(), **shipped_predictors()}
+        if name is None:
+            shipped[None] = default_predictor_dir(lm)
         path = shipped[name] if name in shipped else Path(name)
         if not path.exists() and name not in shipped:
-            names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", "universal"]
+            names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", *shipped_predictors()]
             raise FileNotFoundError(f"{name!r} is neither a scorer or shipped predictor name ({', '.join(names)}) "
                                     "nor an existing predictor directory")
         if _regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM

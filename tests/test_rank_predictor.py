@@ -84,6 +84,22 @@ def test_unknown_name_or_missing_dir(tiny_lm, tmp_path):
             RankPredictor.load(lm=tiny_lm)
 
 
+def test_default_predictor_follows_the_lm_fingerprint(tiny_lm):
+    from predictor.predictor_dir import read_metadata
+    from predictor.rank_predictor import default_predictor_dir, shipped_predictors
+
+    shipped = shipped_predictors()
+    assert {"smollm2-joint", "universal"} <= set(shipped)
+    assert default_predictor_dir(None) == pretrained_dir()
+    for path in shipped.values():
+        meta = read_metadata(path)
+        if not meta.get("lm_agnostic"):  # each LM-specific predictor is the default for its own LM
+            assert default_predictor_dir(types.SimpleNamespace(fingerprint=meta["lm_fingerprint"])) == path
+    assert default_predictor_dir(tiny_lm) == pretrained_dir()  # nothing shipped for it
+    with pytest.raises(PredictorMismatchError, match="universal"):
+        RankPredictor.load(lm=tiny_lm)
+
+
 @pytest.fixture
 def fake_dir(tiny_lm, tmp_path, monkeypatch):
     """A predictor directory served by a stand-in `load_predictor` (no dependency on trained files)."""

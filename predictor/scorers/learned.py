@@ -37,7 +37,8 @@ def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") ->
         raise PredictorMismatchError(
             f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
             f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless. "
-            "Load the matching LM, or pass check_lm=False to override."
+            "Load the matching LM, use the LM-agnostic predictor (RankPredictor.load(\"universal\", lm=...), "
+            "CLI --predictor universal), or pass check_lm=False to override."
         )
 
 
