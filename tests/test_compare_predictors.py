@@ -1,0 +1,37 @@
+"""benchmarks/compare_predictors.py: which chains two predictors can be compared on."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from compare_predictors import pick_chains  # noqa: E402
+
+
+def _meta(train, val, test, extra=()):
+    return {"split": {"train": list(train), "val": list(val), "test": list(test)}, "extra_train_ids": list(extra)}
+
+
+RECORDS = [{"id": f"c{i}"} for i in range(10)]
+
+
+def test_test_chains_exclude_what_any_predictor_trained_or_selected_on():
+    new = _meta(train=["c0", "c1"], val=["c2", "c3"], test=["c4", "c5", "c6", "c7"])
+    old = _meta(train=["c0"], val=["c2"], test=["c4", "c5"], extra=["c6"])  # old trained on c6's variant
+    got = [r["id"] for r in pick_chains(RECORDS, [new, old], "test")]
+    assert got == ["c4", "c5", "c7"]
+
+
+def test_val_chains_may_be_anyones_validation_but_nobodys_training():
+    new = _meta(train=["c0"], val=["c2", "c3", "c8", "c9"], test=["c4"])
+    old = _meta(train=["c8"], val=["c2", "c3"], test=["c4"], extra=["c9"])
+    got = [r["id"] for r in pick_chains(RECORDS, [new, old], "val")]
+    assert got == ["c2", "c3"]
+
+
+def test_unseen_is_every_record_no_predictor_used():
+    a = _meta(train=["c0"], val=["c1"], test=["c2"])
+    b = _meta(train=["c3"], val=["c4"], test=["c5"], extra=["c6"])
+    got = [r["id"] for r in pick_chains(RECORDS, [a, b], "unseen")]
+    assert got == ["c2", "c5", "c7", "c8", "c9"]
