@@ -32,7 +32,7 @@ from .pruning import PruneResult, check_budget, check_contiguity, prune_with
 from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
-from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir
+from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir, shipped_predictors
 
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
@@ -54,14 +54,6 @@ def _predictor_lm(meta: dict, device: str | None) -> LM:
 
     name = meta.get("lm_name")
     return load_lm(None if name in (None, DEFAULT_LM_NAME) else name, device=device)
-
-
-def shipped_predictors() -> dict[str, Path]:
-    """Name -> directory of every predictor shipped in predictor/pretrained."""
-    root = pretrained_dir().parent
-    if not root.is_dir():
-        return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "predictor.json").is_file()}
 
 
 def default_predictor_dir(lm: LM | None) -> Path:

@@ -255,3 +255,19 @@ def test_lm_agnostic_predictor_scores_with_an_lm_of_another_shape(tiny_lm, token
     _, d2 = fitted(FeatureSpec(groups=("attention", "logits")))
     with pytest.raises(PredictorMismatchError):
         RankPredictor.load(d2, lm=other)
+
+
+def test_resume_check_expects_the_default_predictor_of_the_named_lm():
+    import argparse
+
+    from predictor.commands.resume_check import expected_scorer_name
+
+    def expected(**kw):
+        return expected_scorer_name(argparse.Namespace(**{"scorer": None, "predictor": None, "model": None, **kw}))
+
+    assert expected() == "smollm2-joint"
+    assert expected(model="gemma3-270m") == "gemma3-270m-joint"  # what load(lm=gemma) picks by fingerprint
+    assert expected(model="gemma-3-270m.Q4_K_M") == "gemma3-270m-joint"  # the display name resolves too
+    assert expected(model="/some/other/model-dir") == "smollm2-joint"
+    assert expected(model="gemma3-270m", predictor="runs/x/predictor") == "predictor"
+    assert expected(model="gemma3-270m", scorer="surprisal") == "surprisal"

@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", required=True, help="ranked JSONL (greedy labels; JOINT records are evaluated)")
     p.add_argument("--predictor", default=None,
-                   help="trained predictor directory (default: the shipped predictor/pretrained/smollm2-joint)")
+                   help="trained predictor directory or shipped name (default: the shipped predictor trained for --model, e.g. predictor/pretrained/smollm2-joint)")
     p.add_argument("--scorers", type=_csv, default=list(DEFAULT_SCORERS),
                    help=f"comma-separated baselines to compare (default: {','.join(DEFAULT_SCORERS)})")
     p.add_argument("--out", required=True, help="report directory (report.md, report.json, plots/)")

@@ -46,7 +46,7 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
                    help="rank with a registered scorer instead of a learned predictor")
-    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory (default: the shipped one)")
+    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
     p.add_argument("--refresh", type=int, default=1, metavar="K",
                    help="forward passes per chain: re-score the survivors K times (default 1)")
     p.add_argument("--no-check-lm", action="store_true",

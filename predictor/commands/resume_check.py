@@ -12,11 +12,13 @@ from ..jsonl_io import OutputRecords, check_settings
 
 def expected_scorer_name(args: argparse.Namespace) -> str:
     """The name `RankPredictor.load` will give the predictor these arguments name (stored as "scorer")."""
-    from ..scorers.learned import pretrained_dir
+    from ..scorers.learned import default_predictor_dir_for_model
 
     if args.scorer:
         return args.scorer
-    return Path(args.predictor).name if args.predictor else pretrained_dir().name
+    if args.predictor:
+        return Path(args.predictor).name
+    return default_predictor_dir_for_model(getattr(args, "model", None)).name
 
 
 def done_ids_matching(out: Path, partial: Path, match: dict[str, Any]) -> tuple[dict[str, str | None], bool]:

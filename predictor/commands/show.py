@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
                    help="rank with a registered scorer instead of a learned predictor")
-    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory (default: the shipped one)")
+    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
     add_lm_arguments(p)

@@ -22,6 +22,31 @@ def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
     return Path(__file__).resolve().parent.parent / "pretrained" / name
 
 
+def shipped_predictors() -> dict[str, Path]:
+    """Name -> directory of every predictor shipped in predictor/pretrained."""
+    root = pretrained_dir().parent
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "predictor.json").is_file()}
+
+
+def default_predictor_dir_for_model(model: str | None) -> Path:
+    """The shipped predictor trained for the LM that `load_lm(model)` would load, found without loading
+    it: by the display name its predictor.json stores (an embedded LM's name, or a directory's own
+    name); predictor/pretrained/smollm2-joint when none matches. Used to check a resumed output's
+    settings before the LM loads; `RankPredictor.load` decides by fingerprint once it has the LM."""
+    from ..lm import EMBEDDED_LMS
+    from ..predictor_dir import read_metadata
+
+    key = model or "default"
+    name = EMBEDDED_LMS[key].name if key in EMBEDDED_LMS else Path(key).name
+    for path in shipped_predictors().values():
+        meta = read_metadata(path)
+        if not meta.get("lm_agnostic") and meta.get("lm_name") == name:
+            return path
+    return pretrained_dir()
+
+
 class PredictorMismatchError(ValueError):
     """A predictor was trained for another LM than the one it is asked to score with."""
 
