@@ -26,20 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def held_ids(metadata: dict, with_val: bool = True) -> set[str]:
-    """Ids a predictor trained on (train split, extra chains) and, with_val, was selected on (val)."""
-    from predictor.evaluation import stored_split_ids
-
-    splits = ("train", "val") if with_val else ("train",)
-    held = {i for which in splits for i in (stored_split_ids(metadata, which) or [])}
-    return held | {str(i) for i in metadata.get("extra_train_ids") or []}
-
-
 def pick_chains(records: list[dict], metas: list[dict], split: str) -> list[dict]:
     """The records in the first predictor's `split` ('test', 'val', or 'unseen' = every record) that no
     predictor trained on; for 'test' and 'unseen', also none was selected on. For 'val' every
     predictor may have selected on them: validation is where a shipping choice is made."""
-    from predictor.evaluation import stored_split_ids
+    from predictor.evaluation import seen_ids, stored_split_ids
 
     if split == "unseen":
         pool = {str(r["id"]) for r in records}
@@ -48,7 +39,7 @@ def pick_chains(records: list[dict], metas: list[dict], split: str) -> list[dict
         if ids is None:
             raise ValueError(f"the first predictor stores no {split} split")
         pool = set(ids)
-    banned = set().union(*(held_ids(m, with_val=split != "val") for m in metas))
+    banned = set().union(*(seen_ids(m, with_val=split != "val") for m in metas))
     return [r for r in records if str(r["id"]) in pool and str(r["id"]) not in banned]
 
 

@@ -48,13 +48,10 @@ def _bar(items, desc: str, enabled: bool):
 def held_out(records: list[dict], metadata: dict) -> list[dict]:
     """The test-split chains (predictor/splits.py, default fractions and seed) that the predictor
     neither trained nor selected on (its stored train/val ids and extra training ids are excluded)."""
+    from .evaluation import seen_ids
     from .splits import split_ids
 
-    seen = set()
-    for part in ("train", "val"):
-        seen.update(str(i) for i in (metadata.get("split") or {}).get(part, []))
-    seen.update(str(i) for i in metadata.get("extra_train_ids", []))
-    test = set(split_ids([str(r["id"]) for r in records])["test"]) - seen
+    test = set(split_ids([str(r["id"]) for r in records])["test"]) - seen_ids(metadata)
     return [r for r in records if str(r["id"]) in test]
 
 

@@ -32,7 +32,8 @@ from .pruning import PruneResult, check_budget, check_contiguity, prune_with
 from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
-from .scorers.learned import PredictorMismatchError, check_fingerprint, pretrained_dir, shipped_predictors
+from .scorers.learned import (PredictorMismatchError, check_fingerprint, pretrained_dir, shipped_predictor_for,
+                              shipped_predictors)
 
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
@@ -60,14 +61,7 @@ def default_predictor_dir(lm: LM | None) -> Path:
     """The shipped predictor trained for `lm` (by fingerprint); the SmolLM2 one when `lm` is None or
     no shipped predictor was trained for it (loading it for another LM then raises
     PredictorMismatchError, which names the LM-agnostic "universal" predictor as the way out)."""
-    if lm is not None:
-        from .predictor_dir import read_metadata
-
-        for path in shipped_predictors().values():
-            meta = read_metadata(path)
-            if not meta.get("lm_agnostic") and meta.get("lm_fingerprint") == lm.fingerprint:
-                return path
-    return pretrained_dir()
+    return pretrained_dir() if lm is None else shipped_predictor_for("lm_fingerprint", lm.fingerprint)
 
 
 class RankPredictor:

@@ -21,7 +21,7 @@ from .metrics import (bootstrap_ci, mean_kendall, per_chain_kendall, per_chain_s
                       precision_first_pruned, summarize)
 from .report import render_markdown, write_report
 
-__all__ = ["evaluate", "write_report", "render_markdown", "split_records", "joint_vs_answer",
+__all__ = ["evaluate", "write_report", "render_markdown", "split_records", "seen_ids", "joint_vs_answer",
            "DEFAULT_SCORERS", "bootstrap_ci", "mean_kendall", "per_chain_spearman", "pooled_spearman",
            "precision_first_pruned", "summarize"]
 
@@ -41,6 +41,14 @@ def stored_split_ids(metadata: Mapping[str, Any], which: str = "test") -> list[s
     return None
 
 
+def seen_ids(metadata: Mapping[str, Any], with_val: bool = True) -> set[str]:
+    """Ids a predictor trained on (its stored train split and extra training chains) and, with_val,
+    was selected on (its validation split): the chains that cannot measure it."""
+    parts = ("train", "val") if with_val else ("train",)
+    seen = {i for part in parts for i in (stored_split_ids(metadata, part) or [])}
+    return seen | {str(i) for i in metadata.get("extra_train_ids") or []}
+
+
 def split_records(records: Sequence[dict], metadata: Mapping[str, Any] | None,
                   unseen: bool = False) -> tuple[list[dict], list[dict], str]:
     """(test, train, description): test = the predictor's held-out ids; train = its stored training ids,
@@ -53,9 +61,7 @@ def split_records(records: Sequence[dict], metadata: Mapping[str, Any] | None,
     train is then empty.
     """
     if unseen:
-        meta = metadata or {}
-        held = {i for w in ("train", "val") for i in (stored_split_ids(meta, w) or [])}
-        held |= {str(i) for i in meta.get("extra_train_ids") or []}
+        held = seen_ids(metadata or {})
         test = [r for r in records if str(r["id"]) not in held]
         return test, [], (f"every record the predictor never trained or was selected on ({len(test)} of "
                           f"{len(records)}; {len(records) - len(test)} share an id with its training or validation "

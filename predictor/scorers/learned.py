@@ -30,21 +30,27 @@ def shipped_predictors() -> dict[str, Path]:
     return {p.name: p for p in sorted(root.iterdir()) if (p / "predictor.json").is_file()}
 
 
+def shipped_predictor_for(field: str, value: str) -> Path:
+    """The shipped LM-specific predictor whose predictor.json stores `field` == `value` ("lm_fingerprint"
+    or "lm_name"); predictor/pretrained/smollm2-joint when none does."""
+    from ..predictor_dir import read_metadata
+
+    for path in shipped_predictors().values():
+        meta = read_metadata(path)
+        if not meta.get("lm_agnostic") and meta.get(field) == value:
+            return path
+    return pretrained_dir()
+
+
 def default_predictor_dir_for_model(model: str | None) -> Path:
     """The shipped predictor trained for the LM that `load_lm(model)` would load, found without loading
     it: by the display name its predictor.json stores (an embedded LM's name, or a directory's own
-    name); predictor/pretrained/smollm2-joint when none matches. Used to check a resumed output's
-    settings before the LM loads; `RankPredictor.load` decides by fingerprint once it has the LM."""
+    name). Used to check a resumed output's settings before the LM loads; `RankPredictor.load`
+    decides by fingerprint once it has the LM."""
     from ..lm import EMBEDDED_LMS
-    from ..predictor_dir import read_metadata
 
     key = model or "default"
-    name = EMBEDDED_LMS[key].name if key in EMBEDDED_LMS else Path(key).name
-    for path in shipped_predictors().values():
-        meta = read_metadata(path)
-        if not meta.get("lm_agnostic") and meta.get("lm_name") == name:
-            return path
-    return pretrained_dir()
+    return shipped_predictor_for("lm_name", EMBEDDED_LMS[key].name if key in EMBEDDED_LMS else Path(key).name)
 
 
 class PredictorMismatchError(ValueError):
