@@ -41,3 +41,10 @@ def prefix_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], length: int, batch
     return DynamicCache(ddp_cache_data=[
         (k[:, :, :length].expand(batch, -1, -1, -1), v[:, :, :length].expand(batch, -1, -1, -1)) for k, v in kv
     ])
+
+
+def cache_from_kv(kv: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A DynamicCache holding exactly the given per-layer (keys, values), each [batch, kv_heads, seq, head_dim]."""
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=kv)

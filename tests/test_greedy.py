@@ -65,19 +65,52 @@ def test_bad_inputs(tiny_lm):
 
 @pytest.mark.parametrize("objective", ["joint", "answer"])
 def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, monkeypatch, objective):
-    """Packed blocks (the CPU default) and padded rows (CUDA), with one candidate per block or many."""
-    import predictor.greedy as g
+    """Packed blocks with and without suffix reuse (CPU) and padded rows (CUDA), with one candidate per
+    block or many: the same order and trajectory as the reference, and the same LM tokens whatever the budget."""
+    import predictor.greedy_candidates as gc
 
     ref = greedy_prune_reference(tiny_lm, chains[1], objective=objective)
-    for pack in (True, False):
+    tokens = {}
+    for pack, reuse in ((True, True), (True, False), (False, False)):
         for budget in (1, 64, 100_000):
-            fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=pack, batch_tokens=budget)
-            assert fast.order == ref.order, (pack, budget)
+            fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=pack, reuse=reuse, batch_tokens=budget)
+            assert fast.order == ref.order, (pack, reuse, budget)
             np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
-            assert fast.forward_tokens == greedy_prune(tiny_lm, chains[1], objective=objective).forward_tokens
-    monkeypatch.setattr(g, "default_kv_tokens", lambda model, device: 1)  # rows: one candidate per block
+            assert tokens.setdefault((pack, reuse), fast.forward_tokens) == fast.forward_tokens
+    assert tokens[True, True] < tokens[True, False] == tokens[False, False]
+    assert greedy_prune(tiny_lm, chains[1], objective=objective).forward_tokens == tokens[True, True]  # CPU default
+    monkeypatch.setattr(gc, "default_kv_tokens", lambda model, device: 1)  # rows: one candidate per block
     fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=False)
     assert fast.order == ref.order
+
+
+@pytest.mark.parametrize("objective", ["joint", "answer"])
+def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, objective):
+    """Along a whole search, the reusing scorer's candidate scores equal those of a scorer that sees each
+    state fresh; and a store budget too small to keep anything falls back to fresh scoring each step."""
+    from predictor.chains import as_chain
+    from predictor.greedy_candidates import CandidateScorer
+    from predictor.greedy_suffix_reuse import SuffixReuseScorer
+    from predictor.layout import encode_chain
+
+    lay = encode_chain(tiny_lm.tokenizer, as_chain(chains[1]))
+    for store in (None, 0):
+        sc = SuffixReuseScorer(tiny_lm, lay, objective, batch_tokens=16, store_bytes=store)
+        kept, reused = list(range(lay.n)), 0
+        while kept:
+            scores = sc.candidates(kept)
+            fresh = CandidateScorer(tiny_lm, lay, objective, 16, pack=True).candidates(kept)
+            np.testing.assert_allclose(scores, fresh, atol=1e-8)
+            j = int(np.argmax(scores))
+            reused += sc.suffixes is not None
+            sc.advance(j)
+            kept = kept[:j] + kept[j + 1:]
+        assert (reused > 0) == (store is None)
+
+
+def test_reuse_needs_the_packed_layout(tiny_lm, chains):
+    with pytest.raises(ValueError, match="packed"):
+        greedy_prune(tiny_lm, chains[0], pack=False, reuse=True)
 
 
 def test_sliding_window_model_matches_reference(tokenizer):
