@@ -28,16 +28,15 @@ def _seconds(fn, repeats: int = 3) -> float:
 
 
 def linear_table(model, rows: int, repeats: int) -> None:
-    from predictor.cpu_matmul import _mkldnn_utils
+    from predictor.cpu_matmul import OneDNNLinear
 
-    mkldnn = _mkldnn_utils()
     shapes = sorted({(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)})
     print(f"| linear (in x out), {rows} rows | default GFLOP/s | oneDNN GFLOP/s | oneDNN / default |")
     print("|---|---|---|---|")
     x = torch.randn(rows, max(i for i, _ in shapes))
     for i, o in shapes:
         dense = torch.nn.Linear(i, o, bias=False)
-        fast = mkldnn.to_mkldnn(copy.deepcopy(dense))
+        fast = OneDNNLinear(dense)
         xi = x[:, :i].contiguous()
         d_t, f_t = [], []
         with torch.no_grad():

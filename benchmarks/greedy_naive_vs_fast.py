@@ -1,18 +1,19 @@
 """The fast labeler against a naive exact oracle on short chains, side by side, same orders.
 
 naive: every candidate deletion scored by a full forward pass of prompt + candidate + answer, batches of
-32 equal-length sequences, torch's default (MKL) matmuls, full logits; fast rows: `greedy.py` with one
-padded row per candidate and a per-row prefix copy (its CUDA layout); fast packed: `greedy.py`'s CPU
-default, a block's suffixes packed into one sequence over one shared prefix cache. Both fast paths run
-the linear layers through oneDNN (the labeler's CPU default). Also a plain batched forward (batch 32,
-rows as long as the chain's full sequence, no cache) for the LM's throughput on this machine.
+32 equal-length sequences, torch's default (MKL) matmuls, full logits. Labeler paths (`greedy.py`, linear
+layers through oneDNN, the CPU default): packed, each state fresh (a block's suffixes packed into one
+sequence over one shared prefix cache, every state scored from scratch); packed + suffix reuse (the CPU
+default: each candidate's suffix carried to the next step, `greedy_suffix_reuse.py`); with --rows also
+one padded row per candidate with a per-row prefix copy (the CUDA layout). Also a plain batched forward
+(batch 32, rows as long as the chain's full sequence, no cache, MKL) for the LM's throughput here.
 
-For each --threads value and each chain: the first --steps greedy steps (all steps: --steps 0), --repeats
-runs of each method interleaved; medians of wall and CPU seconds, LM tokens (each step's own forward plus
-every candidate's suffix for the fast paths; every candidate's full sequence for the naive one), LM tokens
-per wall second, and whether the deletion orders agree with each other and with the stored labels.
+For each --threads value and each chain: the whole search (or the first --steps steps), runs of each
+method interleaved; medians of wall and CPU seconds, LM tokens (the labeler's: each state forward plus
+every candidate's newly run suffix inputs; the naive's: every candidate's full sequence), LM tokens per
+wall second, the naive's wall time over each path's, and whether the deletion orders equal the stored labels.
 
-    python benchmarks/greedy_naive_vs_fast.py --threads 1,2 --steps 2 --repeats 3
+    python benchmarks/greedy_naive_vs_fast.py --threads 1,2 --repeats 3 --naive-repeats 1
 """
 from __future__ import annotations
 
@@ -56,9 +57,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl", help="ranked JSONL (JOINT labels)")
     ap.add_argument("--lengths", default="27,36,45", help="the first chain with each reasoning length")
-    ap.add_argument("--steps", type=int, default=2, help="greedy steps per chain (0: the whole search)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=0, help="greedy steps per chain (default 0: the whole search)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each labeler path (medians)")
+    ap.add_argument("--naive-repeats", type=int, default=1,
+                    help="runs of the naive oracle (default 1: a whole naive search of a 45-token chain takes ~10 min)")
     ap.add_argument("--threads", default="1", help="comma-separated torch thread counts")
+    ap.add_argument("--rows", action="store_true", help="also time the padded-rows layout (the CUDA default)")
     args = ap.parse_args()
 
     from predictor.cpu_matmul import use_onednn_linears
@@ -75,38 +79,46 @@ def main() -> None:
     records = read_ranked(args.data, objective="joint")
     picked = [next(r for r in records if len(r["ranks"]) == int(n)) for n in args.lengths.split(",")]
     steps = args.steps or None
-    print(f"LM {lm.name}; steps per chain: {args.steps or 'all'}; medians of {args.repeats} runs; wall s / CPU s")
-    print("| threads | chain | n | method | wall s | CPU s | LM tokens | LM tok/s (wall) | same order |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"LM {lm.name}; steps per chain: {args.steps or 'all'}; labeler: medians of {args.repeats} runs, "
+          f"naive: {'median of ' if args.naive_repeats > 1 else ''}{args.naive_repeats} run(s)")
+    print("| threads | chain | n | method | wall s | CPU s | LM tokens | LM tok/s (wall) | naive wall / this wall | same order |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    naive = "naive batch-32 (MKL)"
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         for rec in picked:
             lay = Layout(rec["prompt_ids"], rec["reasoning_ids"], rec["answer_ids"])
-            runs = {
-                "naive batch-32 (MKL)": lambda: naive_greedy(lm.model, lay, steps),
-                "fast, padded rows": lambda: (lambda r: (r.order, r.forward_tokens))(
-                    greedy_layout(fast_lm, lay, max_steps=steps, pack=False)),
-                "fast, packed (default)": lambda: (lambda r: (r.order, r.forward_tokens))(
-                    greedy_layout(fast_lm, lay, max_steps=steps, pack=True)),
-            }
+
+            def fast(**kw):
+                r = greedy_layout(fast_lm, lay, max_steps=steps, **kw)
+                return r.order, r.forward_tokens
+
+            runs = {naive: lambda: naive_greedy(lm.model, lay, steps)}
+            if args.rows:
+                runs["fast, padded rows"] = lambda: fast(pack=False)
+            runs["fast, packed, each state fresh"] = lambda: fast(pack=True, reuse=False)
+            runs["fast, packed + suffix reuse (default)"] = lambda: fast()
             walls = {k: [] for k in runs}
             cpus = {k: [] for k in runs}
             out = {}
-            for _ in range(args.repeats):
+            for rep in range(max(args.repeats, args.naive_repeats)):
                 for name, fn in runs.items():
+                    if rep >= (args.naive_repeats if name == naive else args.repeats):
+                        continue
                     w, c = time.perf_counter(), time.process_time()
                     out[name] = fn()
                     walls[name].append(time.perf_counter() - w)
                     cpus[name].append(time.process_time() - c)
-            want = rec["order"][: len(out["naive batch-32 (MKL)"][0])]
+            want = rec["order"][: len(out[naive][0])]
+            naive_wall = statistics.median(walls[naive])
             for name in runs:
                 order, tokens = out[name]
                 w, c = statistics.median(walls[name]), statistics.median(cpus[name])
                 print(f"| {threads} | {rec['id']} | {lay.n} | {name} | {w:.1f} | {c:.1f} | {tokens} | {tokens / w:.0f} | "
-                      f"{'yes' if order == want else 'NO'} |", flush=True)
-            rate = statistics.median(plain_forward_rate(lm.model, lay.total, vocab) for _ in range(args.repeats))
-            print(f"| {threads} | {rec['id']} | {lay.n} | plain batched forward (batch 32 x {lay.total}) | | | | "
-                  f"{rate:.0f} | |", flush=True)
+                      f"{naive_wall / w:.2f} | {'yes' if order == want else 'NO'} |", flush=True)
+            rate = statistics.median(plain_forward_rate(lm.model, lay.total, vocab) for _ in range(3))
+            print(f"| {threads} | {rec['id']} | {lay.n} | plain batched forward (batch 32 x {lay.total}, MKL) | | | | "
+                  f"{rate:.0f} | | |", flush=True)
 
 
 if __name__ == "__main__":

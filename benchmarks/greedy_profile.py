@@ -4,7 +4,7 @@ Runs the fast labeler on one 30-40-token chain under torch.profiler and prints t
 self CPU time, grouped: matrix products (linear / matmul / bmm / addmm / mm), attention kernels,
 copies (cat / copy_ / contiguous / expand materialization), masks, and the rest.
 
-    python benchmarks/greedy_profile.py --threads 1 [--length 32]
+    python benchmarks/greedy_profile.py --threads 1 [--length 32] [--fresh | --rows]
 """
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--rows", action="store_true",
                     help="score candidates as one padded row each with a per-row prefix cache (the old layout) "
                          "instead of packed into one sequence")
+    ap.add_argument("--fresh", action="store_true",
+                    help="score every state from scratch (no suffix reuse across steps; the packed layout)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from torch.profiler import ProfilerActivity, profile
@@ -56,16 +58,17 @@ def main() -> None:
     rec = next(r for r in read_ranked(args.data, objective="joint") if len(r["ranks"]) == args.length)
     chain = record_chain(rec)
     pack = not args.rows
-    greedy_prune(lm, chain, max_steps=1, pack=pack)  # warm-up
+    reuse = False if (args.rows or args.fresh) else None
+    greedy_prune(lm, chain, max_steps=1, pack=pack, reuse=reuse)  # warm-up
     t = time.perf_counter()
     cpu = time.process_time()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack)
+        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
     print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
           f"{cpu:.1f} s CPU under the profiler "
-          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed'}")
+          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed, fresh' if args.fresh else 'packed + suffix reuse'}")
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     by_group: dict[str, float] = {}

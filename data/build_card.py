@@ -69,7 +69,7 @@ predictor merge-ranked --in runs/label/answer.jsonl --order data/chains/gsm8k-tr
   Re-running `label` resumes where it stopped (finished ids are skipped; seed a shard file with the
   already merged records to continue a data set).
 - CPU linear layers: the first records used torch's default (MKL); later ones ran them through oneDNN
-  (`label --matmul onednn`, the default since it was found to label ~1.7x faster on this AMD CPU;
+  (`label --matmul onednn`, the default since it was found to label ~1.7x faster on this AMD CPU with both cores loaded, 1.05-1.10x on a quiet one;
   such records carry `"matmul": "onednn"`; tokens/s per process, under whatever else shared the cores):
   {matmul}.
   The two paths differ only by float32 round-off: {verify_matmul}.

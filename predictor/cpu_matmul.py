@@ -1,17 +1,17 @@
-"""Run an LM's linear layers through oneDNN on CPU (about 1.7x faster exact labeling on AMD CPUs).
+"""Run an LM's linear layers through oneDNN on CPU (faster exact labeling on AMD CPUs).
 
 PyTorch's x86 CPU build computes float32 `nn.Linear` with MKL's sgemm, which on AMD processors does
-not reach the speed of oneDNN (shipped inside the same torch build). On the 2-core AMD EPYC this
-project is developed on, oneDNN ran the embedded LM's layer shapes 1.5-2.5x faster and the first
-greedy steps of two chains 1.68-1.71x faster, with the same deletions (`python
-benchmarks/cpu_matmul.py --threads 1`). The greedy labeler spends ~86% of its time in these products
-(`python benchmarks/greedy_floor.py --profile`), so this is where a CPU labeler gains.
+not always reach the speed of oneDNN (shipped inside the same torch build). On the 2-core AMD EPYC
+this project is developed on (`python benchmarks/cpu_matmul.py --threads 1`), oneDNN ran the first
+greedy steps of two chains 1.05-1.10x faster on a quiet machine and 1.68-1.71x faster with both
+cores loaded, with the same deletions. The greedy labeler spends ~74% of its time in these products
+(`python benchmarks/greedy_profile.py`), so this is where a CPU labeler gains.
 
-The swap uses `torch.utils.mkldnn.to_mkldnn`: each `nn.Linear` becomes a module holding its weight
-in oneDNN's layout, taking and returning ordinary tensors. The mathematics is unchanged; only the
-float32 summation order differs, so results move by round-off (trajectories 2e-5 to 8e-5 nats apart
-in the benchmark, on objectives of about -80), the size of the differences between batch sizes or
-devices.
+Each `nn.Linear` becomes a `OneDNNLinear`: its weight pre-packed in oneDNN's layout, called through
+oneDNN's dense-in/dense-out op, taking and returning ordinary tensors. The mathematics is unchanged;
+only the float32 summation order differs, so results move by round-off (trajectories 2e-5 to 8e-5
+nats apart in the benchmark, on objectives of about -80), the size of the differences between batch
+sizes or devices.
 """
 from __future__ import annotations
 

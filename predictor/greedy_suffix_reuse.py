@@ -202,8 +202,10 @@ class SuffixReuseScorer(CandidateScorer):
         if kv_out is not None:
             base = cache_len
             kv_keep = [(k[0][:, base + src_t], v[0][:, base + src_t]) for k, v in kv_out]
-        else:  # every input of the block was reused
+        elif R:  # every input of the block was reused
             kv_keep = [(ok[:, r_src][:, src_t], ov[:, r_src][:, src_t]) for ok, ov in old.kv]
+        else:  # no inputs at all (a one-token answer after the last reasoning token)
+            kv_keep = [(k[0][:, :0], v[0][:, :0]) for k, v in st.kv]
         return sums, kv_keep, torch.cat([r_h, h])[src_t], lp
 
     @torch.no_grad()

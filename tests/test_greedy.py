@@ -108,6 +108,21 @@ def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, ob
         assert (reused > 0) == (store is None)
 
 
+@pytest.mark.parametrize("answer_len", [1, 2])
+def test_suffix_reuse_with_the_shortest_answers(tiny_lm, answer_len):
+    """A one-token answer leaves the last candidate no suffix input at all; orders still match."""
+    from predictor.greedy import greedy_layout
+    from predictor.greedy_reference import greedy_layout_reference
+    from predictor.layout import Layout
+
+    lay = Layout([1, 40, 41, 42], [50, 51, 52, 50, 53, 54, 55], [60, 61][:answer_len])
+    for budget in (1, 4, None):
+        fast = greedy_layout(tiny_lm, lay, batch_tokens=budget)
+        ref = greedy_layout_reference(tiny_lm, lay)
+        assert fast.order == ref.order
+        np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
+
+
 def test_reuse_needs_the_packed_layout(tiny_lm, chains):
     with pytest.raises(ValueError, match="packed"):
         greedy_prune(tiny_lm, chains[0], pack=False, reuse=True)
