@@ -280,3 +280,19 @@ def test_ray_refuses_to_resume_output_of_another_lm(cluster, chains_file, model_
     assert main(["label", "--in", str(chains_file), "--out", str(tmp_path / "n.jsonl"), "--model",
                  str(tmp_path / "nope"), "--engine", "ray", "--workers", "1"]) == 2
     assert "cannot load LM" in capsys.readouterr().err
+
+
+def test_predict_ray_names_the_file_and_line_of_a_skipped_chain(cluster, model_dir, tmp_path, capsys):
+    """A chain too long for the LM is skipped by both engines with the same "file:line: message"."""
+    path = tmp_path / "chains.jsonl"
+    rows = [CHAINS[1], {"id": "long", "question": "q?", "reasoning": "word " * 600, "answer": "1"}, CHAINS[2]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = ["predict", "--in", str(path), "--scorer", "surprisal", "--model", model_dir]
+    errs = []
+    for engine in (["--engine", "local"], ["--engine", "ray", "--workers", "1"]):
+        assert main(base + ["--out", str(tmp_path / f"{engine[1]}.jsonl"), *engine]) == 0
+        errs.append(capsys.readouterr().err)
+        assert [r["id"] for r in read_lines(tmp_path / f"{engine[1]}.jsonl")] == [CHAINS[1]["id"], CHAINS[2]["id"]]
+    for err in errs:
+        assert "skipped 1 chain(s): too long for the LM" in err
+        assert f"e.g. {path}:2: " in err

@@ -151,10 +151,12 @@ class ChainActor:
         return {k: np.array(v, dtype=object) for k, v in out.items()}
 
 
-def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], Any, dict[str, int]]:
-    """(chains to process, skips, input index of every chain id) as the local engine reads them;
-    the index covers the whole input (also past --limit): it orders the merged output. A predict/prune
-    input none of whose lines can be read raises ValueError, as with --engine local."""
+def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], Any, dict[str, int], dict[str, str]]:
+    """(chains to process, skips, input index of every chain id, "file:line" of each chain id) as the
+    local engine reads them; the index covers the whole input (also past --limit): it orders the merged
+    output. The locations are known for predict/prune inputs (as the local engine reports them) and
+    empty for label. A predict/prune input none of whose lines can be read raises ValueError, as with
+    --engine local."""
     from ..commands.predict import Skips, StreamedChains, no_chain_read
 
     skips = Skips()
@@ -163,6 +165,7 @@ def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], An
 
         every = read_chains(args.inp)  # strict, like `label`: a bad line is an error
         chains = every if args.limit is None else every[: args.limit]
+        where: dict[str, str] = {}
     else:
         reader = StreamedChains(args.inp, skips, args.limit)
         chains = list(reader)
@@ -170,7 +173,8 @@ def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], An
             skips.report()
             raise no_chain_read(args.inp, skips)
         every = chains if args.limit is None else list(StreamedChains(args.inp, Skips()))
-    return chains, skips, {c.id: k for k, c in enumerate(every)}
+        where = dict(reader.where)
+    return chains, skips, {c.id: k for k, c in enumerate(every)}, where
 
 
 def check_resumed_content(job: ChainJob, chains: list[Chain], existing: list[tuple[dict[str, Any], str]],
@@ -220,7 +224,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     if job.command != "label" and partial.exists():
         raise ValueError(f"{partial}: an unfinished --engine local run; finish it with --engine local or delete it")
     import_ray()
-    chains, skips, order = read_input(job, args)
+    chains, skips, order, where = read_input(job, args)
     existing = list(iter_output_records(out, parts_dir, job.key))
     first = existing[0] if existing else None
     foreign = next((where for rec, where in existing if str(rec["id"]) not in order), None)
@@ -238,7 +242,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
         if job.args.threads is None:
             job.args.threads = max(1, int(args.cpus_per_worker))
         parts_dir.mkdir(parents=True, exist_ok=True)
-        over_budget = _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm)
+        over_budget = _map_on_ray(job, args, todo, first, parts_dir, skips, tqdm, where)
     else:
         over_budget = []
     merged = merge_records(iter_output_records(out, parts_dir, job.key), job.key, job.settings_fields, order,
@@ -256,8 +260,11 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     return 0
 
 
-def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, skips, tqdm) -> list[str]:
-    """Map `todo` over the actor pool into parts; the ids of records over their budget (prune)."""
+def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, skips, tqdm,
+                where: dict[str, str] | None = None) -> list[str]:
+    """Map `todo` over the actor pool into parts; the ids of records over their budget (prune).
+    A skipped chain's message starts with its "file:line" from `where` (chain id -> location) when known."""
+    where_of_key = {json.dumps(job.chain_key(c)): (where or {}).get(c.id) for c in todo}
     with cluster(args) as ray:
         plan = plan_workers(args, ray.cluster_resources())
         ctx = ray.data.DataContext.get_current()
@@ -295,7 +302,8 @@ def _map_on_ray(job: ChainJob, args, todo: list[Chain], first, parts_dir: Path, 
                     if job.over_budget(rec):
                         over_budget.append(str(rec["id"]))
                 else:
-                    skips.add(row["skip_kind"], row["skip"])
+                    loc = where_of_key.get(row["key"])
+                    skips.add(row["skip_kind"], f"{loc}: {row['skip']}" if loc else row["skip"])
                 bar.update(1)
         except ray.exceptions.RayError as e:  # e.g. an actor that died on every retry of its chain
             cause = _unwrap(e)
