@@ -12,8 +12,8 @@ A *unit* is a run of reasoning tokens kept or removed as one:
 Protect presets:
 - "digits": every token that holds a digit (token by token: separators, decimal points and signs
   between digit tokens are not kept; use "numbers" to keep whole numbers);
-- "numbers": whole numbers with their sign, currency sign (`CURRENCY`), thousands separators, decimal point
-  and percent sign (`NUMBER`: "-4", "$1,234.50", "3.5", "50%");
+- "numbers": whole numbers with their sign, currency sign (`CURRENCY`), thousands separators (a comma and
+  exactly 3 digits: "1,2,3" is three numbers), decimal point and percent sign (`NUMBER`: "-4", "$1,234.50", "3.5", "50%");
 - "math": "numbers" plus operators (`OPERATOR`) and whole LaTeX math: commands with their brace
   groups ("\\frac{1}{2}") and paired delimiters ("$...$" holding math markup, "$$...$$", "\\(...\\)",
   "\\[...\\]").
@@ -34,7 +34,9 @@ THINK_TAG = re.compile(r"</?think>")
 GRAPHEME = regex.compile(r"\X")  # an extended grapheme cluster: a letter with its combining marks, an emoji sequence
 CURRENCY = "$€£¥￥₹₩₽"  # currency signs a number may start with (￥: the full-width yen of CJK text)
 PERCENT = "%％"  # percent signs a number may end with (％: full-width)
-NUMBER = re.compile(rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:[.,]\d+)*[{PERCENT}]?")
+# a comma joins digits only as a thousands separator (exactly 3 digits follow): "1,234" is one number,
+# "1,2,3" a list of three
+NUMBER = re.compile(rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:,\d{{3}}(?!\d))*(?:\.\d+)?[{PERCENT}]?")
 
 
 def _braces(depth: int) -> str:

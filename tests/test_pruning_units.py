@@ -68,6 +68,12 @@ def test_cjk_pruned_text_has_no_broken_characters_at_any_ratio(rp):
             assert set(res.text) <= set(CJK["reasoning"])  # only characters of the reasoning (spaces included)
 
 
+def test_number_pattern_reads_commas_as_thousands_separators_only():
+    assert numbers("$1,234,567.50 and 1,234 but 1,2,3 and 12,34 or 3.14.") == [
+        "$1,234,567.50", "1,234", "1", "2", "3", "12", "34", "3.14"]
+    assert numbers("-4 and 50% of 1,2345") == ["-4", "50%", "1", "2345"]
+
+
 def test_numbers_preset_keeps_every_number_whole(rp):
     """Kind 2: with protect="numbers", the numbers of the pruned text are exactly those of the reasoning."""
     want = numbers(NUMBERS["reasoning"])
