@@ -11,8 +11,9 @@ tokens than scoring each state from scratch (`benchmarks/greedy_naive_vs_fast.py
 scores up to float round-off (tests/test_greedy.py compares it with `greedy_reference`).
 
 Memory: every candidate's suffix KV is kept for one step (about n^2/2 tokens of KV for n reasoning
-tokens); when that would exceed `store_bytes` the scorer runs the step without storing, and the next
-state is scored from scratch.
+tokens; the previous step's and the current one's are both held while a step is scored); when one
+step's would exceed `store_bytes` (default 2 GiB) the scorer runs the step without storing, and the
+next state is scored from scratch.
 """
 from __future__ import annotations
 
