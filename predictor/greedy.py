@@ -30,12 +30,14 @@ def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = 
     """The candidate scorer for one chain: packed with suffix reuse on CPU, padded rows on CUDA.
 
     reuse=None: on whenever the layout is packed; reuse=True with pack=False raises ValueError."""
+    # CPU: packed (no per-row prefix copies, no padding). CUDA: one padded row per candidate, since a
+    # packed block's dense mask grows with the square of its length and GPU blocks hold up to 64k tokens.
     packed = lm.device.type == "cpu" if pack is None else bool(pack)
     if reuse and not packed:
         raise ValueError("suffix reuse needs the packed layout (pack=True)")
-    if packed and reuse is not False:
-        return SuffixReuseScorer(lm, lay, objective, batch_tokens)
-    return CandidateScorer(lm, lay, objective, batch_tokens, packed)
+    if packed:
+        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False)
+    return CandidateScorer(lm, lay, objective, batch_tokens)
 
 
 @torch.no_grad()

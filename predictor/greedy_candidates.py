@@ -5,12 +5,12 @@ Deleting kept token j leaves prompt + kept[:j] unchanged, so for a state we
      per chain), which gives the log-probs of every prefix and the KV of every prefix;
   2. for every candidate j, recompute only the suffix kept[j+1:] + answer, attending to the first
      p + j cached positions (the other cached positions are masked out) with positions shifted by one.
-Candidates are batched by a token budget. Packed layout (the CPU default): a block's suffixes go back
-to back into one sequence over one shared prefix cache, with a 4D mask. Rows layout (CUDA): each
-candidate is a padded row with its own prefix copy (bounded by a KV-memory budget). Log-probs are
+Candidates are batched by a token budget. Rows layout (here; the CUDA default): each candidate is a
+padded row with its own prefix copy (bounded by a KV-memory budget). Packed layout
+(`greedy_suffix_reuse`, the CPU default): a block's suffixes go back to back into one sequence over one
+shared prefix cache, with a 4D mask. Log-probs are
 computed from hidden states only at the positions the objective needs. The scores equal those of
 full forwards of each candidate sequence (`greedy_reference`) up to float round-off.
-`greedy_suffix_reuse.SuffixReuseScorer` extends the packed layout across greedy steps.
 """
 from __future__ import annotations
 
@@ -65,24 +65,21 @@ def tie_equal_neighbours(seq: list[int], m: int, scores: np.ndarray) -> None:
 
 
 class CandidateScorer:
-    """Per-chain state: prompt KV, and helpers that score sequences sharing cached prefixes.
+    """Per-chain state: prompt KV, helpers that score sequences sharing cached prefixes, and the padded
+    rows layout (the CUDA default; `greedy_suffix_reuse.SuffixReuseScorer` is the packed one).
 
     `candidates(kept)` scores one state from scratch; `advance(j)` tells the scorer that kept[j] was
     deleted (a no-op here; `SuffixReuseScorer` keeps what the next state can reuse)."""
 
-    def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None, pack: bool | None = None):
+    def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None):
         self.model = lm.model
         self.base, self.head, self.cap = base_and_head(lm.model)
         self.dev = lm.device
         self.lay = lay
         self.joint = objective == "joint"
         self.budget = batch_tokens or default_batch_tokens(self.dev)
-        # CPU: pack a block's suffixes into one sequence over one shared prefix cache (no per-row prefix
-        # copies, no padding; 1.17x less CPU time on a 32-token chain, benchmarks/greedy_naive_vs_fast.py).
-        # CUDA: one padded row per candidate, since a packed block's dense mask grows with the square of its
-        # length and GPU blocks hold up to 64k tokens.
-        self.packed = self.dev.type == "cpu" if pack is None else bool(pack)
         self.kv_budget = default_kv_tokens(lm.model, self.dev)
+        self._last_step = None  # (kept, step output) of the last `step`: `candidates` of that state reuses it
         p = len(lay.prompt_ids)
         out = self.base(input_ids=torch.tensor([lay.prompt_ids], device=self.dev), use_cache=True)
         self.prompt_kv = layer_kv(output_cache(out))
@@ -130,31 +127,27 @@ class CandidateScorer:
             tok_lp = self.prompt_last_lp[seq[0]][None]
         self.tokens += len(seq) - 1
         obj = tok_lp.double().sum() if self.joint else tok_lp[m:].double().sum()
-        return float(obj), tok_lp.double(), kv, rows
+        result = float(obj), tok_lp.double(), kv, rows
+        self._last_step = (tuple(kept), result)
+        return result
 
     @torch.no_grad()
     def candidates(self, kept: list[int]) -> np.ndarray:
         """Objective after deleting each kept token (scores[j] for deleting kept[j]), float64 [m]."""
         lay, p, m = self.lay, self.p, len(kept)
-        _, tok_lp, kv, rows = self.step(kept)
+        last = self._last_step
+        _, tok_lp, kv, rows = last[1] if last is not None and last[0] == tuple(kept) else self.step(kept)
         seq = [lay.reasoning_ids[i] for i in kept] + lay.answer_ids
         a = len(lay.answer_ids)
         scores = np.zeros(m)
         # prefix part: tokens before the deleted one keep their log-probs (joint only)
         prefix = torch.cat([tok_lp.new_zeros(1), torch.cumsum(tok_lp[:m], 0)])
         j = 0
-        while j < m:
-            if self.packed:  # candidates [j, j2) whose suffixes together fit the token budget (at least one)
-                j2, used = j + 1, max(0, m - j - 2 + a)
-                while j2 < m and used + max(0, m - j2 - 2 + a) <= self.budget:
-                    used += max(0, m - j2 - 2 + a)
-                    j2 += 1
-                self._score_packed(seq, m, a, j, j2, prefix, rows, kv, scores)
-            else:  # contiguous block [j, j2) sized so that B * longest suffix <= budget
-                longest = m - j - 2 + a
-                block = min(self.budget // max(1, longest), self.kv_budget // (p + m + a))
-                j2 = min(m, j + max(1, block))
-                self._score_block(seq, m, a, j, j2, prefix, rows, kv, scores)
+        while j < m:  # contiguous block [j, j2) sized so that B * longest suffix <= budget
+            longest = m - j - 2 + a
+            block = min(self.budget // max(1, longest), self.kv_budget // (p + m + a))
+            j2 = min(m, j + max(1, block))
+            self._score_block(seq, m, a, j, j2, prefix, rows, kv, scores)
             j = j2
         tie_equal_neighbours(seq, m, scores)
         return scores
@@ -171,58 +164,13 @@ class CandidateScorer:
             first = torch.where(js == m - 1, first, torch.zeros_like(first))
         return (prefix[js] if self.joint else 0) + first
 
-    def _score_packed(self, seq, m, a, j0, j1, prefix, rows, kv, scores) -> None:
-        """Score candidates [j0, j1) in ONE sequence: their suffixes packed back to back on top of one
-        shared prefix cache (batch 1: no per-row prefix copies, no padding). A 4D additive mask lets
-        candidate j's suffix see the cached prefix [0, p + j) and its own earlier suffix tokens only."""
-        p, dev = self.p, self.dev
-        total = self._first_terms(seq, m, j0, j1, prefix, rows)
-        lens = [max(0, m - j - 2 + a) for j in range(j0, j1)]  # suffix inputs (the last token predicts nothing)
-        T = sum(lens)
-        if T > 0:
-            cache_len = p + j1 - 1  # the longest prefix any candidate of the block sees
-            ids, tgt, pos, row, use = [], [], [], [], []
-            for b, (j, ln) in enumerate(zip(range(j0, j1), lens)):
-                suf = seq[j + 1:]
-                ids += suf[:ln]
-                tgt += suf[1:ln + 1]
-                pos += range(p + j, p + j + ln)
-                row += [b] * ln
-                # output t predicts suf[t+1]; answer tokens start at suffix index m-j-1
-                first_scored = 0 if self.joint else max(0, m - j - 2)
-                use += [t >= first_scored for t in range(ln)]
-            row_t = torch.tensor(row, device=dev)
-            pos_t = torch.tensor(pos, device=dev)
-            # key k < cache_len: prefix position k, visible to row b iff k < p + j_b; key cache_len + u:
-            # packed token u, visible iff same row and not later
-            limit = torch.tensor([p + j0 + b for b in row], device=dev)  # p + j of each token's candidate
-            u = torch.arange(T, device=dev)
-            seen_prefix = torch.arange(cache_len, device=dev)[None] < limit[:, None]
-            own_earlier = (row_t[:, None] == row_t[None]) & (u[None] <= u[:, None])
-            allowed = torch.cat([seen_prefix, own_earlier], dim=1)  # [T, cache_len + T]
-            dtype = self.prompt_kv[0][0].dtype
-            mask = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
-            out = self.base(input_ids=torch.tensor([ids], device=dev), position_ids=pos_t[None],
-                            attention_mask=mask[None, None], use_cache=True,
-                            **cache_kwargs(self.base, prefix_cache(kv, cache_len, 1)))
-            use_t = torch.tensor(use, device=dev)
-            lp = self._target_lp(out.last_hidden_state[0][use_t], torch.tensor(tgt, device=dev)[use_t]).double()
-            total = total + torch.zeros(j1 - j0, dtype=torch.float64, device=dev).index_add_(0, row_t[use_t], lp)
-            self.tokens += T
-        scores[j0:j1] = total.cpu().numpy()
-
-
     def _score_block(self, seq, m, a, j0, j1, prefix, rows, kv, scores) -> None:
         """Score candidates [j0, j1) as one padded row each, every row holding its own copy of the prefix."""
         p, dev, B = self.p, self.dev, j1 - j0
         L = m - j0 - 2 + a  # longest suffix input (drop the last token: it predicts nothing)
         cache_len = p + j1 - 1  # longest prefix in the block
         js = torch.arange(j0, j1, device=dev)
-        nxt = torch.tensor([seq[j + 1] for j in range(j0, j1)], device=dev)
-        first = rows[js].gather(1, nxt[:, None])[:, 0].double()  # log p(first suffix token | prefix)
-        if not self.joint:
-            first = torch.where(js == m - 1, first, torch.zeros_like(first))
-        total = (prefix[js] if self.joint else 0) + first
+        total = self._first_terms(seq, m, j0, j1, prefix, rows)
         if L > 0:
             ids = torch.zeros(B, L, dtype=torch.long, device=dev)
             tgt = torch.zeros(B, L, dtype=torch.long, device=dev)

@@ -1,4 +1,8 @@
-"""Candidate scoring that carries each candidate's suffix from one greedy step to the next (CPU default).
+"""Packed candidate scoring that carries each candidate's suffix from one greedy step to the next (CPU default).
+
+Packed layout: a block's candidate suffixes go back to back into one sequence over one shared prefix
+cache, with a 4D mask that lets each see its prefix and its own earlier inputs only (batch 1: no
+per-row prefix copies, no padding). With reuse=False every state is scored from scratch this way.
 
 After greedy deletes kept[b], candidate j < b of the next state is the previous state's candidate j
 minus the token kept[b]: its suffix inputs kept[j+1:b] sit at the same positions after the same prefix,
@@ -53,14 +57,15 @@ class _Suffixes:
 
 
 class SuffixReuseScorer(CandidateScorer):
-    """Packed candidate scoring that reuses the previous state's candidate suffixes (see module doc)."""
+    """Packed candidate scoring that reuses the previous state's candidate suffixes (see module doc);
+    reuse=False (or store_bytes=0) scores every state from scratch in the same packed layout."""
 
     def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None,
-                 store_bytes: int | None = None):
-        super().__init__(lm, lay, objective, batch_tokens, pack=True)
+                 store_bytes: int | None = None, reuse: bool = True):
+        super().__init__(lm, lay, objective, batch_tokens)
         d = lm.model.config.get_text_config().hidden_size
         self.bytes_per_stored = kv_bytes_per_token(lm.model) + 4 * d + 8
-        self.store_bytes = (2 << 30) if store_bytes is None else int(store_bytes)
+        self.store_bytes = 0 if not reuse else (2 << 30) if store_bytes is None else int(store_bytes)
         self.state: _State | None = None
         self.suffixes: _Suffixes | None = None  # of the last scored state
         self.deleted: int | None = None  # index (in the last scored state) of the token deleted since
@@ -96,7 +101,7 @@ class SuffixReuseScorer(CandidateScorer):
             fix_lp = self._target_lp(rows_h, torch.full((len(fix_js),), seq[b], device=dev)).double()
             fixed = dict(zip(fix_js, fix_lp))
 
-        keep = sum(lens) * self.bytes_per_stored <= self.store_bytes
+        keep = self.store_bytes > 0 and sum(lens) * self.bytes_per_stored <= self.store_bytes
         parts: list[tuple[list, torch.Tensor, torch.Tensor, list[int]]] = []
         j = 0
         while j < m:  # blocks of candidates whose new inputs together fit the token budget (at least one)

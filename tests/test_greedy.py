@@ -99,7 +99,7 @@ def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, ob
         kept, reused = list(range(lay.n)), 0
         while kept:
             scores = sc.candidates(kept)
-            fresh = CandidateScorer(tiny_lm, lay, objective, 16, pack=True).candidates(kept)
+            fresh = CandidateScorer(tiny_lm, lay, objective, 16).candidates(kept)  # padded rows, from scratch
             np.testing.assert_allclose(scores, fresh, atol=1e-8)
             j = int(np.argmax(scores))
             reused += sc.suffixes is not None

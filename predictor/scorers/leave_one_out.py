@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..greedy_candidates import CandidateScorer
+from ..greedy import make_scorer
 from ..objective import check_objective
 from ..observe import Observation
 from .base import Scorer
@@ -29,7 +29,7 @@ class LeaveOneOutScorer(Scorer):
     @torch.no_grad()
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "leave-one-out")
-        sc = CandidateScorer(lm, obs.layout, self.objective, self.batch_tokens)
+        sc = make_scorer(lm, obs.layout, self.objective, self.batch_tokens, reuse=False)
         return -sc.candidates(list(range(obs.n)))
 
     def extra_forward_passes(self, n: int) -> int:
