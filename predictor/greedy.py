@@ -3,7 +3,8 @@
 Greedy pruning (Singh & Hakkani-Tur 2026, arXiv 2601.03066): repeatedly delete the reasoning token
 whose deletion leaves the highest objective (ties: lowest original index) until none is left.
 Each step scores every candidate deletion (`greedy_candidates`); on CPU the scorer also carries each
-candidate's suffix from one step to the next (`greedy_suffix_reuse`). The result equals
+candidate's suffix from one step to the next and stops scoring a candidate once an upper bound on its
+score falls below the best complete score (`greedy_suffix_reuse`). The result equals
 `greedy_reference` up to float round-off. `stride > 1` deletes the `stride` best candidates per step:
 an explicit approximation. Sliding-window models on sequences longer than their window fall back to
 the reference search.
@@ -26,17 +27,19 @@ from .objective import check_objective
 
 
 def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = None,
-                pack: bool | None = None, reuse: bool | None = None) -> CandidateScorer:
-    """The candidate scorer for one chain: packed with suffix reuse on CPU, padded rows on CUDA.
+                pack: bool | None = None, reuse: bool | None = None, bound: bool | None = None) -> CandidateScorer:
+    """The candidate scorer for one chain: packed with suffix reuse and the bound on CPU, padded rows on CUDA.
 
-    reuse=None: on whenever the layout is packed; reuse=True with pack=False raises ValueError."""
+    reuse / bound None: on whenever the layout is packed. bound=True makes `candidates` return upper
+    bounds (not scores) for candidates that cannot be the argmax: callers that need every score pass
+    bound=False. reuse=True or bound=True with pack=False raises ValueError."""
     # CPU: packed (no per-row prefix copies, no padding). CUDA: one padded row per candidate, since a
     # packed block's dense mask grows with the square of its length and GPU blocks hold up to 64k tokens.
     packed = lm.device.type == "cpu" if pack is None else bool(pack)
-    if reuse and not packed:
-        raise ValueError("suffix reuse needs the packed layout (pack=True)")
+    if (reuse or bound) and not packed:
+        raise ValueError("suffix reuse and the bound need the packed layout (pack=True)")
     if packed:
-        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False)
+        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False, bound=bound is not False)
     return CandidateScorer(lm, lay, objective, batch_tokens)
 
 
@@ -50,6 +53,7 @@ def greedy_prune(
     max_steps: int | None = None,
     pack: bool | None = None,
     reuse: bool | None = None,
+    bound: bool | None = None,
 ) -> GreedyResult:
     """Greedy pruning order of one chain's reasoning tokens (exact for stride=1).
 
@@ -64,13 +68,15 @@ def greedy_prune(
             None: packed on CPU, rows on CUDA. Same result either way, up to float round-off.
         reuse: carry each candidate's suffix KV to the next step (packed layout, stride 1 only);
             None: whenever packed. Same result either way, up to float round-off.
+        bound: stop scoring a candidate once its upper bound falls below the best complete score
+            (packed layout, stride 1 only); None: whenever packed. Same order and trajectory.
     Returns:
         GreedyResult with order, ranks (1..n), trajectory (n values) and full_objective.
     Raises:
-        ValueError: unknown objective, stride < 1, or reuse=True with pack=False.
+        ValueError: unknown objective, stride < 1, or reuse=True or bound=True with pack=False.
     """
     lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
-    return greedy_layout(lm, lay, objective, stride, batch_tokens, max_steps, pack, reuse)
+    return greedy_layout(lm, lay, objective, stride, batch_tokens, max_steps, pack, reuse, bound)
 
 
 @torch.no_grad()
@@ -83,6 +89,7 @@ def greedy_layout(
     max_steps: int | None = None,
     pack: bool | None = None,
     reuse: bool | None = None,
+    bound: bool | None = None,
 ) -> GreedyResult:
     """`greedy_prune` on an encoded layout (e.g. a partly pruned state's; see `greedy_prune` for the args)."""
     check_objective(objective)
@@ -91,7 +98,8 @@ def greedy_layout(
     if needs_reference(lm, lay):
         return greedy_layout_reference(lm, lay, objective, stride, max_steps)
     t0 = time.perf_counter()
-    sc = make_scorer(lm, lay, objective, batch_tokens, pack, False if stride > 1 else reuse)
+    one = stride == 1  # deleting several per step needs every candidate's exact score
+    sc = make_scorer(lm, lay, objective, batch_tokens, pack, reuse if one else False, bound if one else False)
     kept = list(range(lay.n))
     full = sc.step(kept)[0]
     order: list[int] = []

@@ -65,20 +65,28 @@ def test_bad_inputs(tiny_lm):
 
 @pytest.mark.parametrize("objective", ["joint", "answer"])
 def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, monkeypatch, objective):
-    """Packed blocks with and without suffix reuse (CPU) and padded rows (CUDA), with one candidate per
-    block or many: the same order and trajectory as the reference, and the same LM tokens whatever the budget."""
+    """Packed blocks with and without suffix reuse and the bound (CPU) and padded rows (CUDA), with one
+    candidate per block or many: the same order and trajectory as the reference, the same LM tokens
+    whatever the budget, and fewer tokens with each of reuse and the bound."""
     import predictor.greedy_candidates as gc
+    import predictor.greedy_suffix_reuse as gsr
 
+    monkeypatch.setattr(gsr, "default_wave_tokens", lambda: 1)  # the tiny chain fits one default wave
     ref = greedy_prune_reference(tiny_lm, chains[1], objective=objective)
     tokens = {}
-    for pack, reuse in ((True, True), (True, False), (False, False)):
+    for pack, reuse, bound in ((True, True, True), (True, True, False), (True, False, True), (True, False, False),
+                               (False, False, False)):
         for budget in (1, 64, 100_000):
-            fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=pack, reuse=reuse, batch_tokens=budget)
-            assert fast.order == ref.order, (pack, reuse, budget)
+            fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=pack, reuse=reuse, bound=bound,
+                                batch_tokens=budget)
+            assert fast.order == ref.order, (pack, reuse, bound, budget)
             np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
-            assert tokens.setdefault((pack, reuse), fast.forward_tokens) == fast.forward_tokens
-    assert tokens[True, True] < tokens[True, False] == tokens[False, False]
-    assert greedy_prune(tiny_lm, chains[1], objective=objective).forward_tokens == tokens[True, True]  # CPU default
+            assert tokens.setdefault((pack, reuse, bound), fast.forward_tokens) == fast.forward_tokens
+    # the tiny LM's candidates score too close together for the bound to drop any (tests/test_embedded.py
+    # shows it on SmolLM2), but with a store the deleted candidate's suffix replaces the next state forward
+    assert tokens[True, True, True] <= tokens[True, True, False] < tokens[True, False, False] == tokens[False, False, False]
+    assert tokens[True, False, True] < tokens[True, False, False]
+    assert greedy_prune(tiny_lm, chains[1], objective=objective).forward_tokens == tokens[True, True, True]  # CPU default
     monkeypatch.setattr(gc, "default_kv_tokens", lambda model, device: 1)  # rows: one candidate per block
     fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=False)
     assert fast.order == ref.order
@@ -87,25 +95,42 @@ def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, 
 @pytest.mark.parametrize("objective", ["joint", "answer"])
 def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, objective):
     """Along a whole search, the reusing scorer's candidate scores equal those of a scorer that sees each
-    state fresh; and a store budget too small to keep anything falls back to fresh scoring each step."""
+    state fresh. With the bound, every score is an upper bound of the fresh one, equal to it for the
+    candidates scored completely; a negative margin drops candidates early (not a valid bound: the walk
+    then follows the best complete one), so that partly scored suffixes are reused at the next step.
+    A store budget too small to keep anything falls back to fresh, complete scoring each step."""
     from predictor.chains import as_chain
     from predictor.greedy_candidates import CandidateScorer
     from predictor.greedy_suffix_reuse import SuffixReuseScorer
     from predictor.layout import encode_chain
 
     lay = encode_chain(tiny_lm.tokenizer, as_chain(chains[1]))
-    for store in (None, 0):
-        sc = SuffixReuseScorer(tiny_lm, lay, objective, batch_tokens=16, store_bytes=store)
-        kept, reused = list(range(lay.n)), 0
+    for store, reuse, margin in ((None, True, None), (None, False, 1e-4), (None, True, 1e-4), (None, True, -30.0),
+                                 (0, True, 1e-4)):
+        bound = margin is not None
+        sc = SuffixReuseScorer(tiny_lm, lay, objective, batch_tokens=16, store_bytes=store, reuse=reuse, bound=bound,
+                               wave=1, wave_tokens=1, margin=margin or 0.0)
+        kept, reused, dropped = list(range(lay.n)), 0, 0
         while kept:
             scores = sc.candidates(kept)
             fresh = CandidateScorer(tiny_lm, lay, objective, 16).candidates(kept)  # padded rows, from scratch
-            np.testing.assert_allclose(scores, fresh, atol=1e-8)
-            j = int(np.argmax(scores))
-            reused += sc.suffixes is not None
+            if sc.suffixes is None or not bound:
+                np.testing.assert_allclose(scores, fresh, atol=1e-8)
+                j = int(np.argsort(-scores, kind="stable")[0])
+            else:
+                complete = np.array(sc.suffixes.done) == np.array(sc.suffixes.length)
+                np.testing.assert_allclose(scores[complete], fresh[complete], atol=1e-8)
+                assert np.all(scores >= fresh - 1e-8)
+                dropped += int((~complete).sum())
+                j = int(np.flatnonzero(complete)[np.argmax(scores[complete])])
+                if margin > 0:  # a valid bound: the argmax is the fresh one and no dropped candidate comes near it
+                    assert j == int(np.argsort(-fresh, kind="stable")[0])
+                    assert np.all(scores[~complete] < scores[j])
+            reused += sc.suffixes is not None and sum(sc.suffixes.done) > 0
             sc.advance(j)
             kept = kept[:j] + kept[j + 1:]
         assert (reused > 0) == (store is None)
+        assert (dropped > 0) == (margin is not None and margin < 0)  # the tiny LM's scores are too close to drop any
 
 
 @pytest.mark.parametrize("answer_len", [1, 2])
@@ -123,9 +148,11 @@ def test_suffix_reuse_with_the_shortest_answers(tiny_lm, answer_len):
         np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
 
 
-def test_reuse_needs_the_packed_layout(tiny_lm, chains):
+def test_reuse_and_bound_need_the_packed_layout(tiny_lm, chains):
     with pytest.raises(ValueError, match="packed"):
         greedy_prune(tiny_lm, chains[0], pack=False, reuse=True)
+    with pytest.raises(ValueError, match="packed"):
+        greedy_prune(tiny_lm, chains[0], pack=False, bound=True)
 
 
 def test_sliding_window_model_matches_reference(tokenizer):

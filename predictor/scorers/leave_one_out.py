@@ -29,7 +29,7 @@ class LeaveOneOutScorer(Scorer):
     @torch.no_grad()
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "leave-one-out")
-        sc = make_scorer(lm, obs.layout, self.objective, self.batch_tokens, reuse=False)
+        sc = make_scorer(lm, obs.layout, self.objective, self.batch_tokens, reuse=False, bound=False)
         return -sc.candidates(list(range(obs.n)))
 
     def extra_forward_passes(self, n: int) -> int:
