@@ -2,10 +2,12 @@
 
 naive: every candidate deletion scored by a full forward pass of prompt + candidate + answer, batches of
 32 equal-length sequences, torch's default (MKL) matmuls, full logits. Labeler paths (`greedy.py`, linear
-layers through oneDNN, the CPU default): packed, each state fresh (a block's suffixes packed into one
-sequence over one shared prefix cache, every state scored from scratch); packed + suffix reuse (the CPU
-default: each candidate's suffix carried to the next step, `greedy_suffix_reuse.py`); with --rows also
-one padded row per candidate with a per-row prefix copy (the CUDA layout). Also a plain batched forward
+layers through oneDNN): packed + suffix reuse (each candidate's suffix carried to the next step,
+`greedy_suffix_reuse.py`, every candidate scored completely); packed + suffix reuse + bound (the CPU
+default: a candidate stops being scored once its upper bound falls below the best complete score);
+with --fresh also packed, each state fresh (a block's suffixes packed into one sequence over one shared
+prefix cache, every state scored from scratch); with --rows also one padded row per candidate with a
+per-row prefix copy (the CUDA layout). Each path runs one greedy step first, untimed (warm-up). Also a plain batched forward
 (batch 32, rows as long as the chain's full sequence, no cache, MKL) for the LM's throughput here.
 
 For each --threads value and each chain: the whole search (or the first --steps steps), runs of each
@@ -63,6 +65,7 @@ def main() -> None:
                     help="runs of the naive oracle (default 1: a whole naive search of a 45-token chain takes ~10 min)")
     ap.add_argument("--threads", default="1", help="comma-separated torch thread counts")
     ap.add_argument("--rows", action="store_true", help="also time the padded-rows layout (the CUDA default)")
+    ap.add_argument("--fresh", action="store_true", help="also time the packed layout scoring each state from scratch")
     args = ap.parse_args()
 
     from predictor.cpu_matmul import use_onednn_linears
@@ -96,8 +99,12 @@ def main() -> None:
             runs = {naive: lambda: naive_greedy(lm.model, lay, steps)}
             if args.rows:
                 runs["fast, padded rows"] = lambda: fast(pack=False)
-            runs["fast, packed, each state fresh"] = lambda: fast(pack=True, reuse=False)
-            runs["fast, packed + suffix reuse (default)"] = lambda: fast()
+            if args.fresh:
+                runs["fast, packed, each state fresh"] = lambda: fast(pack=True, reuse=False, bound=False)
+            runs["fast, packed + suffix reuse"] = lambda: fast(bound=False)
+            runs["fast, packed + suffix reuse + bound (default)"] = lambda: fast()
+            greedy_layout(fast_lm, lay, max_steps=1)  # warm-up
+            naive_greedy(lm.model, lay, 1)
             walls = {k: [] for k in runs}
             cpus = {k: [] for k in runs}
             out = {}

@@ -4,7 +4,7 @@ Runs the fast labeler on one 30-40-token chain under torch.profiler and prints t
 self CPU time, grouped: matrix products (linear / matmul / bmm / addmm / mm), attention kernels,
 copies (cat / copy_ / contiguous / expand materialization), masks, and the rest.
 
-    python benchmarks/greedy_profile.py --threads 1 [--length 32] [--fresh | --rows]
+    python benchmarks/greedy_profile.py --threads 1 [--length 32] [--fresh | --no-bound | --rows]
 """
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def main() -> None:
                     help="score candidates as one padded row each with a per-row prefix cache (the old layout) "
                          "instead of packed into one sequence")
     ap.add_argument("--fresh", action="store_true",
-                    help="score every state from scratch (no suffix reuse across steps; the packed layout)")
+                    help="score every state from scratch (no suffix reuse across steps, no bound; the packed layout)")
+    ap.add_argument("--no-bound", action="store_true",
+                    help="score every candidate completely (suffix reuse on, the bound off)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from torch.profiler import ProfilerActivity, profile
@@ -59,16 +61,18 @@ def main() -> None:
     chain = record_chain(rec)
     pack = not args.rows
     reuse = False if (args.rows or args.fresh) else None
-    greedy_prune(lm, chain, max_steps=1, pack=pack, reuse=reuse)  # warm-up
+    bound = False if (args.rows or args.fresh or args.no_bound) else None
+    bound = False if (args.rows or args.fresh or args.no_bound) else None
+    greedy_prune(lm, chain, max_steps=1, pack=pack, reuse=reuse, bound=bound)  # warm-up
     t = time.perf_counter()
     cpu = time.process_time()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse)
+        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse, bound=bound)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
     print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
           f"{cpu:.1f} s CPU under the profiler "
-          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed, fresh' if args.fresh else 'packed + suffix reuse'}")
+          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed, fresh' if args.fresh else 'packed + suffix reuse' if args.no_bound else 'packed + suffix reuse + bound'}")
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     by_group: dict[str, float] = {}

@@ -152,19 +152,13 @@ class SuffixReuseScorer(CandidateScorer):
             per = max(self.wave, -(-self.wave_tokens // len(alive)))
             new = {j: lens[j] - done[j] if j in guess else min(per, lens[j] - done[j]) for j in alive}
             guess = set()
-            j = 0
-            while j < len(alive):  # blocks of candidates whose new inputs together fit the token budget
-                j2, used = j + 1, new[alive[j]]
-                while j2 < len(alive) and used + new[alive[j2]] <= self.budget:
-                    used += new[alive[j2]]
-                    j2 += 1
-                cands = alive[j:j2]
+            for cands in self._wave_blocks(alive, new):
                 sums = self._block(seq, m, cands, [done[c] for c in cands], [new[c] for c in cands], off,
                                    first_used, store)
                 for c, s in zip(cands, sums.tolist()):
                     ub[c] += s
                     done[c] += new[c]
-                j = j2
+                self.tokens += sum(new[c] for c in cands)
             for c in alive:
                 if done[c] == lens[c]:
                     best = max(best, float(ub[c]))
@@ -178,6 +172,19 @@ class SuffixReuseScorer(CandidateScorer):
             self.suffixes = None
         self.deleted = None
         return scores
+
+    def _wave_blocks(self, alive: list[int], new: dict[int, int]) -> list[list[int]]:
+        """Consecutive runs of the alive candidates whose new inputs fit the token budget (at least one each)."""
+        cap = self.budget
+        blocks, j = [], 0
+        while j < len(alive):
+            j2, used = j + 1, new[alive[j]]
+            while j2 < len(alive) and used + new[alive[j2]] <= cap:
+                used += new[alive[j2]]
+                j2 += 1
+            blocks.append(alive[j:j2])
+            j = j2
+        return blocks
 
     def _new_store(self, size: int):
         st = self.state
@@ -241,7 +248,6 @@ class SuffixReuseScorer(CandidateScorer):
         out = self.base(input_ids=torch.tensor([ids], device=dev), position_ids=torch.tensor([pos], device=dev),
                         attention_mask=mask[None, None], use_cache=True,
                         **cache_kwargs(self.base, cache_from_kv(kv_in)))
-        self.tokens += T
         h = out.last_hidden_state[0]
         lp = self._target_lp(h, torch.tensor(tgt, device=dev)).double()
         if store is not None:
