@@ -17,13 +17,15 @@ the first.
 Bound (branch and bound over the candidates of one step). A candidate's score is its prefix terms plus
 a sum of suffix log-probs, each <= 0, so the terms known so far bound it from above. The step first
 completes the candidates that scored best at the previous step (`guesses`), and advances the others
-`wave` suffix inputs at a time (more when few are left, so that a wave runs about 64 inputs); after
+`wave` suffix inputs at a time (more when few are left, so that a wave runs at least `wave_tokens`
+inputs, by default 128 per torch thread: shorter forwards run fewer tokens per second); after
 each wave, a candidate whose upper bound falls below the best complete score by more than `margin`
 is dropped: it cannot be the argmax, so the deletion order is the one full scoring gives. The scores
 returned for dropped candidates are those upper bounds (below the best); the best score is exact.
-Partly scored suffixes are still reused at the next step. On 27-45-token GSM8K chains, reuse and the
-bound together run 2.5-3x fewer LM tokens than scoring each state from scratch
-(`benchmarks/greedy_naive_vs_fast.py`). Tests compare orders and best scores with `greedy_reference`.
+Partly scored suffixes are still reused at the next step. On whole searches of 27-45-token GSM8K
+chains, reuse and the bound together run 1.33-1.94x fewer LM tokens than scoring each state from
+scratch, the bound alone 1.12-1.31x fewer than reuse alone (docs/benchmarks.md, "Short chains").
+Tests compare orders and best scores with `greedy_reference` and the fresh scorer.
 
 Memory: every candidate's suffix KV slot is held for one step (about n^2/2 tokens of KV for n
 reasoning tokens; the previous step's and the current one's while a step is scored); when one step's
@@ -104,6 +106,9 @@ class SuffixReuseScorer(CandidateScorer):
 
     @torch.no_grad()
     def candidates(self, kept: list[int]) -> np.ndarray:
+        """Objective after deleting each kept token, float64 [m]. With the bound on, a candidate dropped
+        before it was scored completely gets an upper bound instead, below the best score by > `margin`;
+        the best score (and every score of a complete candidate) is exact."""
         if self.state is None or self.state.kept != tuple(kept):
             self.step(kept)
         st, lay, dev = self.state, self.lay, self.dev
@@ -175,11 +180,10 @@ class SuffixReuseScorer(CandidateScorer):
 
     def _wave_blocks(self, alive: list[int], new: dict[int, int]) -> list[list[int]]:
         """Consecutive runs of the alive candidates whose new inputs fit the token budget (at least one each)."""
-        cap = self.budget
         blocks, j = [], 0
         while j < len(alive):
             j2, used = j + 1, new[alive[j]]
-            while j2 < len(alive) and used + new[alive[j2]] <= cap:
+            while j2 < len(alive) and used + new[alive[j2]] <= self.budget:
                 used += new[alive[j2]]
                 j2 += 1
             blocks.append(alive[j:j2])
