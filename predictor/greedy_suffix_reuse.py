@@ -16,15 +16,16 @@ the first.
 
 Bound (branch and bound over the candidates of one step). A candidate's score is its prefix terms plus
 a sum of suffix log-probs, each <= 0, so the terms known so far bound it from above. The step first
-completes the candidates that scored best at the previous step (`guesses`), and advances the others
-`wave` suffix inputs at a time (more when few are left, so that a wave runs at least `wave_tokens`
-inputs, by default 128 per torch thread: shorter forwards run fewer tokens per second); after
-each wave, a candidate whose upper bound falls below the best complete score by more than `margin`
-is dropped: it cannot be the argmax, so the deletion order is the one full scoring gives. The scores
-returned for dropped candidates are those upper bounds (below the best); the best score is exact.
-Partly scored suffixes are still reused at the next step. On whole searches of 27-45-token GSM8K
-chains, reuse and the bound together run 1.33-1.94x fewer LM tokens than scoring each state from
-scratch, the bound alone 1.12-1.31x fewer than reuse alone (docs/benchmarks.md, "Short chains").
+completes the candidates that scored best at the previous step (`guesses`) and advances each other
+candidate, in waves, by as many inputs (at least `wave`) as a guess of its log-probs says it needs to
+fall below the best complete score: the previous step's log-probs of the same inputs where that
+candidate was scored (same deletion, one context token fewer), else the current sequence's own
+log-probs of the same targets. After each wave, a candidate whose upper bound falls below the best
+complete score by more than `margin` is dropped: it cannot be the argmax, so the deletion order is
+the one full scoring gives; the guess only decides how much work each wave does. The scores returned
+for dropped candidates are those upper bounds (below the best); the best score is exact. Partly
+scored suffixes are still reused at the next step. Token counts are in docs/benchmarks.md ("Short
+chains").
 Tests compare orders and best scores with `greedy_reference` and the fresh scorer.
 
 Memory: every candidate's suffix KV slot is held for one step (about n^2/2 tokens of KV for n
@@ -43,12 +44,7 @@ from .greedy_candidates import CandidateScorer, kv_bytes_per_token, tie_equal_ne
 from .kv_cache import cache_from_kv, cache_kwargs, layer_kv, output_cache
 from .layout import Layout
 from .lm import LM
-
-
-def default_wave_tokens() -> int:
-    """Inputs one bound wave runs at least (spread over the candidates left): 128 per torch thread, since
-    smaller forwards run far fewer tokens per second here (a 64-token forward ~0.8x a 128-token one)."""
-    return 128 * torch.get_num_threads()
+from .packed_attention import PackedAttentionUnsupported, active, build_block, packed_attention, supported
 
 
 @dataclass
@@ -85,15 +81,19 @@ class SuffixReuseScorer(CandidateScorer):
 
     def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None,
                  store_bytes: int | None = None, reuse: bool = True, bound: bool = True,
-                 wave: int = 4, wave_tokens: int | None = None, guesses: int = 2, margin: float = 1e-4):
+                 wave: int = 1, guesses: int = 2, margin: float = 1e-4,
+                 chunk_keys: int = 128):
         super().__init__(lm, lay, objective, batch_tokens)
         self.d = lm.model.config.get_text_config().hidden_size
         self.bytes_per_stored = kv_bytes_per_token(lm.model) + 4 * self.d + 8
         self.store_bytes = 0 if not (reuse or bound) else (2 << 30) if store_bytes is None else int(store_bytes)
         self.reuse, self.bound = reuse, bound
         self.wave = max(1, int(wave))
-        self.wave_tokens = max(1, int(wave_tokens or default_wave_tokens()))
         self.guesses, self.margin = max(1, int(guesses)), float(margin)
+        self.packed_attention = supported(lm.model)
+        self.chunk_keys = chunk_keys
+        cfg = lm.model.config.get_text_config()
+        self.groups = cfg.num_attention_heads // getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)
         self.state: _State | None = None
         self.suffixes: _Suffixes | None = None  # of the last scored state
         self.deleted: int | None = None  # index (in the last scored state) of the token deleted since
@@ -146,6 +146,7 @@ class SuffixReuseScorer(CandidateScorer):
         else:
             prior = ub.numpy().copy()
         guess = set(int(j) for j in np.argsort(-prior, kind="stable")[:self.guesses]) if bound else set(range(m))
+        pred = self._predicted_cumsums(m, lens, first_used, old, b) if bound else None
         best = -np.inf
         alive = []
         for j in range(m):
@@ -154,8 +155,7 @@ class SuffixReuseScorer(CandidateScorer):
             else:
                 alive.append(j)
         while alive:
-            per = max(self.wave, -(-self.wave_tokens // len(alive)))
-            new = {j: lens[j] - done[j] if j in guess else min(per, lens[j] - done[j]) for j in alive}
+            new = self._wave_inputs(alive, guess, lens, done, ub, pred, best, prior)
             guess = set()
             for cands in self._wave_blocks(alive, new):
                 sums = self._block(seq, m, cands, [done[c] for c in cands], [new[c] for c in cands], off,
@@ -177,6 +177,51 @@ class SuffixReuseScorer(CandidateScorer):
             self.suffixes = None
         self.deleted = None
         return scores
+
+    def _predicted_cumsums(self, m: int, lens: list[int], first_used: list[int], old: _Suffixes | None,
+                           b: int) -> list[np.ndarray]:
+        """Per candidate j, cumulative sums [lens[j] + 1] of a guess of its scored suffix log-probs: the
+        previous step's log-probs of the same input where that candidate was scored (same deletion, one
+        context token fewer), else the current sequence's own log-probs of the same targets (no deletion)."""
+        tl = self.state.tok_lp.cpu().numpy()
+        olp = old.lp.cpu().numpy() if old is not None else None
+        out = []
+        for j in range(m):
+            g = tl[j + 2:j + 2 + lens[j]].copy()
+            if olp is not None:
+                if j < b:  # inputs from b-j-1 on were old inputs t+1 of old candidate j
+                    lo, hi = max(0, b - j - 1), min(lens[j], old.done[j] - 1)
+                    if hi > lo:
+                        g[lo:hi] = olp[old.off[j] + lo + 1:old.off[j] + hi + 1]
+                elif j + 1 < len(old.off):
+                    hi = min(lens[j], old.done[j + 1])
+                    g[:hi] = olp[old.off[j + 1]:old.off[j + 1] + hi]
+            g[:first_used[j]] = 0.0
+            out.append(np.concatenate([[0.0], np.cumsum(g)]))
+        return out
+
+    def _wave_inputs(self, alive: list[int], guess: set[int], lens: list[int], done: list[int], ub: torch.Tensor,
+                     pred: list[np.ndarray] | None, best: float, prior: np.ndarray) -> dict[int, int]:
+        """New inputs per alive candidate for the next wave. Without the bound: all. With it: the guesses
+        all; the others as many as their predicted log-probs need to fall below the best complete score
+        (before any is complete: the best predicted or prior score), at least `wave`."""
+        if pred is None:
+            return {j: lens[j] - done[j] for j in alive}
+        if not np.isfinite(best):
+            best = max([float(ub[j]) + pred[j][-1] - pred[j][done[j]] for j in alive]
+                       + [float(prior[j]) for j in guess])
+        thr = best - self.margin
+        new = {}
+        for j in alive:
+            rest = lens[j] - done[j]
+            if j in guess:
+                new[j] = rest
+                continue
+            path = float(ub[j]) + pred[j][done[j] + 1:] - pred[j][done[j]]  # predicted bound after 1, 2, ... inputs
+            below = np.flatnonzero(path < thr)
+            need = int(below[0]) + 1 if len(below) else rest
+            new[j] = min(rest, max(self.wave, need))
+        return new
 
     def _wave_blocks(self, alive: list[int], new: dict[int, int]) -> list[list[int]]:
         """Consecutive runs of the alive candidates whose new inputs fit the token budget (at least one each)."""
@@ -226,6 +271,11 @@ class SuffixReuseScorer(CandidateScorer):
             q_row += [i] * n
             use += [t >= first_used[j] for t in range(k, k + n)]
             dst += range(off[j] + k, off[j] + k + n)
+        if self.packed_attention:
+            try:
+                return self._block_packed(ids, tgt, pos, q_row, use, dst, cands, done, new, off, store)
+            except PackedAttentionUnsupported:
+                self.packed_attention = False
         T = len(ids)
         known = [off[j] + t for j, k in zip(cands, done) for t in range(k)]
         k_row = [i for i, k in enumerate(done) for _ in range(k)]
@@ -262,6 +312,26 @@ class SuffixReuseScorer(CandidateScorer):
                 sv[:, dst_t] = v[0, :, base:]
             store[1][dst_t] = h
             store[2][dst_t] = lp
+        return self._block_sums(cands, q_row, use, lp)
+
+    def _block_packed(self, ids, tgt, pos, q_row, use, dst, cands, done, new, off, store) -> torch.Tensor:
+        """`_block` through `packed_attention`: each chunk of candidates attends to its own keys only."""
+        dev, st = self.dev, self.state
+        blk = build_block(st.kv, store[0] if store is not None else None, self.p, cands, done, new, off,
+                          st.kv[0][0].dtype, dev, self.chunk_keys, self.groups)
+        with packed_attention(self.model), active(blk):
+            out = self.base(input_ids=torch.tensor([ids], device=dev), position_ids=torch.tensor([pos], device=dev),
+                            use_cache=False)
+        h = out.last_hidden_state[0]
+        lp = self._target_lp(h, torch.tensor(tgt, device=dev)).double()
+        if store is not None:  # keys and values: written by the attention
+            store[1][blk.dst] = h
+            store[2][blk.dst] = lp
+        return self._block_sums(cands, q_row, use, lp)
+
+    def _block_sums(self, cands, q_row, use, lp) -> torch.Tensor:
+        dev = self.dev
+        q_row_t = torch.tensor(q_row, device=dev)
         use_t = torch.tensor(use, dtype=torch.bool, device=dev)
         return torch.zeros(len(cands), dtype=torch.float64, device=dev).index_add_(0, q_row_t[use_t], lp[use_t]).cpu()
 

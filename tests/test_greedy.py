@@ -69,9 +69,7 @@ def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, 
     candidate per block or many: the same order and trajectory as the reference, the same LM tokens
     whatever the budget, and fewer tokens with each of reuse and the bound."""
     import predictor.greedy_candidates as gc
-    import predictor.greedy_suffix_reuse as gsr
 
-    monkeypatch.setattr(gsr, "default_wave_tokens", lambda: 1)  # the tiny chain fits one default wave
     ref = greedy_prune_reference(tiny_lm, chains[1], objective=objective)
     tokens = {}
     for pack, reuse, bound in ((True, True, True), (True, True, False), (True, False, True), (True, False, False),
@@ -109,7 +107,7 @@ def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, ob
                                  (0, True, 1e-4)):
         bound = margin is not None
         sc = SuffixReuseScorer(tiny_lm, lay, objective, batch_tokens=16, store_bytes=store, reuse=reuse, bound=bound,
-                               wave=1, wave_tokens=1, margin=margin or 0.0)
+                               wave=1, margin=margin or 0.0)
         kept, reused, dropped = list(range(lay.n)), 0, 0
         while kept:
             scores = sc.candidates(kept)
