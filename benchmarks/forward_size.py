@@ -1,7 +1,8 @@
 """LM tokens per second of one plain forward (oneDNN linears, LM head on every position) by input length.
 
-The bound's waves (`predictor/greedy_suffix_reuse.py`) are short forwards; this shows how the
-per-token rate falls with the length, which sets `default_wave_tokens`.
+The bound's waves (`predictor/greedy_suffix_reuse.py`) are often short forwards; this shows how the
+per-token rate falls with the length: a forward costs a fixed part (streaming every weight once, the
+Python around 30 layers) plus a part per token.
 
     python benchmarks/forward_size.py --threads 1,2 [--lengths 16,32,64,128,256,512]
 """

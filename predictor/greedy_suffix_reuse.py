@@ -2,8 +2,10 @@
 stops scoring candidates that can no longer win (CPU default).
 
 Packed layout: a block's candidate suffixes go back to back into one sequence over one shared prefix
-cache, with a 4D mask that lets each see its prefix and its own earlier inputs only (batch 1: no
-per-row prefix copies, no padding). With reuse=False and bound=False every state is scored from
+(batch 1: no per-row prefix copies, no padding), in which each candidate sees its prefix and its own
+earlier inputs only: through `packed_attention` (each chunk of candidates attends to its own keys), or,
+for models that attention cannot serve (a logit soft cap, ...), through a 4D mask over a cache of the
+prefix and the block's scored inputs. With reuse=False and bound=False every state is scored from
 scratch this way.
 
 Suffix reuse. After greedy deletes kept[b], candidate j < b of the next state is the previous state's
@@ -82,7 +84,7 @@ class SuffixReuseScorer(CandidateScorer):
     def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None,
                  store_bytes: int | None = None, reuse: bool = True, bound: bool = True,
                  wave: int = 1, guesses: int = 2, margin: float = 1e-4,
-                 chunk_keys: int = 128):
+                 chunk_keys: int = 64):
         super().__init__(lm, lay, objective, batch_tokens)
         self.d = lm.model.config.get_text_config().hidden_size
         self.bytes_per_stored = kv_bytes_per_token(lm.model) + 4 * self.d + 8
