@@ -5,6 +5,9 @@ self CPU time, grouped: matrix products (linear / matmul / bmm / addmm / mm), at
 copies (cat / copy_ / contiguous / expand materialization), masks, and the rest.
 
     python benchmarks/greedy_profile.py --threads 1 [--length 32] [--fresh | --no-bound | --rows]
+
+With --by-size, no profiler: each block forward of the packed scorer is timed, and the forwards are
+grouped by their number of inputs (small follow-up waves vs large first waves).
 """
 from __future__ import annotations
 
@@ -45,6 +48,8 @@ def main() -> None:
                     help="score every state from scratch (no suffix reuse across steps, no bound; the packed layout)")
     ap.add_argument("--no-bound", action="store_true",
                     help="score every candidate completely (suffix reuse on, the bound off)")
+    ap.add_argument("--by-size", action="store_true",
+                    help="time each packed block forward (no profiler) and group them by input count")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from torch.profiler import ProfilerActivity, profile
@@ -62,8 +67,10 @@ def main() -> None:
     pack = not args.rows
     reuse = False if (args.rows or args.fresh) else None
     bound = False if (args.rows or args.fresh or args.no_bound) else None
-    bound = False if (args.rows or args.fresh or args.no_bound) else None
     greedy_prune(lm, chain, max_steps=1, pack=pack, reuse=reuse, bound=bound)  # warm-up
+    if args.by_size:
+        by_size(lm, rec, chain, args, pack, reuse, bound)
+        return
     t = time.perf_counter()
     cpu = time.process_time()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -82,6 +89,38 @@ def main() -> None:
     for g, v in sorted(by_group.items(), key=lambda kv: -kv[1]):
         print(f"| {g} | {v / 1e6:.1f} | {v / total:.1%} |")
     print(events.table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+def by_size(lm, rec, chain, args, pack, reuse, bound) -> None:
+    """Time every packed block forward of one search; print them grouped by input count."""
+    import predictor.greedy_suffix_reuse as gsr
+    from predictor.greedy import greedy_prune
+
+    timed: list[tuple[int, float]] = []
+    block = gsr.SuffixReuseScorer._block
+
+    def timed_block(self, seq, m, cands, done, new, *rest):
+        t0 = time.perf_counter()
+        out = block(self, seq, m, cands, done, new, *rest)
+        timed.append((sum(new), time.perf_counter() - t0))
+        return out
+
+    gsr.SuffixReuseScorer._block = timed_block
+    try:
+        t = time.perf_counter()
+        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse, bound=bound)
+        wall = time.perf_counter() - t
+    finally:
+        gsr.SuffixReuseScorer._block = block
+    assert res.order == rec["order"][: len(res.order)], "the timed search's order differs from the stored labels"
+    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
+          f"{len(timed)} block forwards ({sum(s for _, s in timed):.1f} s), {torch.get_num_threads()} thread(s)")
+    print("| inputs per forward | forwards | inputs | seconds | inputs/s | ms per forward |\n|---|---|---|---|---|---|")
+    for lo, hi in ((1, 16), (16, 64), (64, 128), (128, 256), (256, None)):
+        rows = [(n, s) for n, s in timed if n >= lo and (hi is None or n < hi)]
+        if rows:
+            n, sec = sum(r[0] for r in rows), sum(r[1] for r in rows)
+            print(f"| {lo}-{hi - 1 if hi else ''} | {len(rows)} | {n} | {sec:.2f} | {n / sec:.0f} | {1e3 * sec / len(rows):.0f} |")
 
 
 if __name__ == "__main__":
