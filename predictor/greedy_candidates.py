@@ -8,7 +8,7 @@ Deleting kept token j leaves prompt + kept[:j] unchanged, so for a state we
 Candidates are batched by a token budget. Rows layout (here; the CUDA default): each candidate is a
 padded row with its own prefix copy (bounded by a KV-memory budget). Packed layout
 (`greedy_suffix_reuse`, the CPU default): a block's suffixes go back to back into one sequence over one
-shared prefix cache, with a 4D mask. Log-probs are
+shared prefix, each candidate attending to its prefix and its own inputs only. Log-probs are
 computed from hidden states only at the positions the objective needs. The scores equal those of
 full forwards of each candidate sequence (`greedy_reference`) up to float round-off.
 """
