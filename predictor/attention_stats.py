@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .attention_impl import attention_implementation
+
 # Attention statistics, each [layers, heads, n] over the n reasoning keys.
 ATTENTION_STATS = (
     "answer_mean",   # mean attention from the answer tokens
@@ -219,22 +221,6 @@ _KNOWN_KWARGS = frozenset({"dropout", "scaling", "sliding_window", "softcap", "i
                            "use_cache", "cache_position"})
 
 
-_registered = False
-
-
-def _register() -> None:
-    """Make IMPLEMENTATION known to transformers (attention function + the sdpa mask it expects)."""
-    global _registered
-    if _registered:
-        return
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    from transformers.modeling_utils import AttentionInterface
-
-    AttentionInterface.register(IMPLEMENTATION, _stats_attention_forward)
-    AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
-    _registered = True
-
-
 def supports_chunked(model: torch.nn.Module) -> bool:
     """True when the model runs sdpa attention, which `stats_attention` wraps (else: eager reference)."""
     return getattr(model.config, "_attn_implementation", None) in ("sdpa", IMPLEMENTATION)
@@ -250,13 +236,10 @@ def stats_attention(model: torch.nn.Module, modules: list[torch.nn.Module], span
     """
     if not supports_chunked(model):
         raise ValueError(f"chunked attention statistics need an sdpa model, not {model.config._attn_implementation!r}")
-    _register()
     cap = _Capture({id(m): i for i, m in enumerate(modules)}, list(spans), chunk_elements or CHUNK_ELEMENTS, {})
     token = _ACTIVE.set(cap)
-    old = model.config._attn_implementation
-    model.set_attn_implementation(IMPLEMENTATION)
     try:
-        yield cap.out
+        with attention_implementation(model, IMPLEMENTATION, _stats_attention_forward):
+            yield cap.out
     finally:
-        model.set_attn_implementation(old)
         _ACTIVE.reset(token)

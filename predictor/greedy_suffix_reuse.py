@@ -319,7 +319,7 @@ class SuffixReuseScorer(CandidateScorer):
     def _block_packed(self, ids, tgt, pos, q_row, use, dst, cands, done, new, off, store) -> torch.Tensor:
         """`_block` through `packed_attention`: each chunk of candidates attends to its own keys only."""
         dev, st = self.dev, self.state
-        blk = build_block(st.kv, store[0] if store is not None else None, self.p, cands, done, new, off,
+        blk = build_block(st.kv, store[0] if store is not None else None, self.p, cands, done, new, off, dst,
                           st.kv[0][0].dtype, dev, self.chunk_keys, self.groups)
         with packed_attention(self.model), active(blk):
             out = self.base(input_ids=torch.tensor([ids], device=dev), position_ids=torch.tensor([pos], device=dev),

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .attention_impl import attention_implementation
+
 IMPLEMENTATION = "predictor_packed"  # the attention implementation name registered with transformers
 
 _ACTIVE: contextvars.ContextVar["PackedBlock | None"] = contextvars.ContextVar("packed_block", default=None)
@@ -53,10 +55,11 @@ class PackedBlock:
 
 
 def build_block(prefix, store, p: int, cands: list[int], done: list[int], new: list[int], off: list[int],
-                dtype: torch.dtype, device: torch.device, chunk_keys: int, groups: int) -> PackedBlock:
+                dst: list[int], dtype: torch.dtype, device: torch.device, chunk_keys: int,
+                groups: int) -> PackedBlock:
     """The PackedBlock for candidates `cands` (ascending; candidate j's prefix is the first p + j
     positions) whose inputs done[i]:done[i]+new[i] are run, the first done[i] being in `store` at slots
-    off[j]:off[j]+done[i]. A chunk closes once its own keys (known + new) reach `chunk_keys`; `groups`
+    off[j]:off[j]+done[i]; the new inputs' keys go to store slots `dst`. A chunk closes once its own keys (known + new) reach `chunk_keys`; `groups`
     query heads share a key head."""
     chunks, q0, i = [], 0, 0
     lo = torch.finfo(dtype).min
@@ -80,11 +83,8 @@ def build_block(prefix, store, p: int, cands: list[int], done: list[int], new: l
         chunks.append((q0, q0 + tq, pre_len, known, mask.repeat(groups, 1)[None, None]))
         q0 += tq
         i = i2
-    dst = None
-    if store is not None:
-        dst = torch.tensor([off[j] + t for j, k, n in zip(cands, done, new) for t in range(k, k + n)],
-                           dtype=torch.long, device=device)
-    return PackedBlock(prefix, store, chunks, dst)
+    dst_t = torch.tensor(dst, dtype=torch.long, device=device) if store is not None else None
+    return PackedBlock(prefix, store, chunks, dst_t)
 
 
 def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask,
@@ -122,21 +122,6 @@ def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     return out, None
 
 
-_registered = False
-
-
-def _register() -> None:
-    global _registered
-    if _registered:
-        return
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    from transformers.modeling_utils import AttentionInterface
-
-    AttentionInterface.register(IMPLEMENTATION, attention)
-    AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
-    _registered = True
-
-
 def supported(model: torch.nn.Module) -> bool:
     """True for sdpa models without a logit soft cap, whose attention this path can replace."""
     cfg = model.config.get_text_config()
@@ -147,13 +132,8 @@ def supported(model: torch.nn.Module) -> bool:
 @contextlib.contextmanager
 def packed_attention(model: torch.nn.Module):
     """Within the block, `model` runs `attention` (sdpa unless a block is `active`)."""
-    _register()
-    old = model.config._attn_implementation
-    model.set_attn_implementation(IMPLEMENTATION)
-    try:
+    with attention_implementation(model, IMPLEMENTATION, attention):
         yield
-    finally:
-        model.set_attn_implementation(old)
 
 
 @contextlib.contextmanager
