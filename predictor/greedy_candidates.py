@@ -56,11 +56,13 @@ def needs_reference(lm: LM, lay: Layout) -> bool:
     return bool(window) and len(lay.prompt_ids) + lay.n + len(lay.answer_ids) > int(window)
 
 
-def tie_equal_neighbours(seq: list[int], m: int, scores: np.ndarray) -> None:
+def tie_equal_neighbours(seq: list[int], m: int, scores: np.ndarray, exact: list[bool] | None = None) -> None:
     """Deleting either of two equal adjacent tokens leaves the same sequence: an exact tie that
-    round-off must not break (the rule gives it to the lower index). Edits `scores` [m] in place."""
+    round-off must not break (the rule gives it to the lower index). Edits `scores` [m] in place.
+
+    exact: which scores are exact (default all); an upper bound is neither copied nor overwritten."""
     for j in range(1, m):
-        if seq[j] == seq[j - 1]:
+        if seq[j] == seq[j - 1] and (exact is None or (exact[j] and exact[j - 1])):
             scores[j] = scores[j - 1]
 
 

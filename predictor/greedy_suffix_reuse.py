@@ -17,12 +17,12 @@ deleted candidate's own suffix becomes the next state's sequence, so no state fo
 the first.
 
 Bound (branch and bound over the candidates of one step). A candidate's score is its prefix terms plus
-a sum of suffix log-probs, each <= 0, so the terms known so far bound it from above. The step first
-completes the candidates that scored best at the previous step (`guesses`) and advances each other
-candidate, in waves, by as many inputs (at least `wave`) as a guess of its log-probs says it needs to
-fall below the best complete score: the previous step's log-probs of the same inputs where that
-candidate was scored (same deletion, one context token fewer), else the current sequence's own
-log-probs of the same targets. After each wave, a candidate whose upper bound falls below the best
+a sum of suffix log-probs, each <= 0, so the terms known so far bound it from above. Each candidate's
+suffix log-probs are guessed: the previous step's log-probs of the same inputs where that candidate
+was scored (same deletion, one context token fewer), else the current sequence's own log-probs of the
+same targets. The step first completes the `guesses` candidates whose guessed complete scores are
+highest and advances each other candidate, in waves, by as many inputs (at least `wave`) as its guess
+says it needs to fall below the best complete score. After each wave, a candidate whose upper bound falls below the best
 complete score by more than `margin` is dropped: it cannot be the argmax, so the deletion order is
 the one full scoring gives; the guess only decides how much work each wave does. The scores returned
 for dropped candidates are those upper bounds (below the best); the best score is exact. Partly
@@ -64,7 +64,7 @@ class _State:
 class _Suffixes:
     """Every candidate's suffix slot of one state, back to back: per layer KV [kvh, S, hd], final hidden
     states [S, d], raw target log-probs [S] (float64). Candidate j owns off[j]:off[j]+length[j], of
-    which the first done[j] inputs are scored; scores[j] is its score (an upper bound if incomplete)."""
+    which the first done[j] inputs are scored."""
 
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     h: torch.Tensor
@@ -73,7 +73,6 @@ class _Suffixes:
     length: list[int]
     done: list[int]
     first: torch.Tensor  # raw log p(first suffix token | prefix) per candidate [m] (float64)
-    scores: np.ndarray
 
 
 class SuffixReuseScorer(CandidateScorer):
@@ -143,12 +142,12 @@ class SuffixReuseScorer(CandidateScorer):
 
         done = list(reuse)
         bound = self.bound and keep
-        if bound and old is not None:  # the previous step's best, mapped to this state's indices
-            prior = np.array([old.scores[j] if j < b else old.scores[j + 1] for j in range(m)])
-        else:
-            prior = ub.numpy().copy()
-        guess = set(int(j) for j in np.argsort(-prior, kind="stable")[:self.guesses]) if bound else set(range(m))
         pred = self._predicted_cumsums(m, lens, first_used, old, b) if bound else None
+        if bound:  # the candidates whose guessed complete scores are highest
+            guessed = np.array([float(ub[j]) + pred[j][-1] - pred[j][done[j]] for j in range(m)])
+            guess = set(int(j) for j in np.argsort(-guessed, kind="stable")[:self.guesses])
+        else:
+            guess = set(range(m))
         best = -np.inf
         alive = []
         for j in range(m):
@@ -157,7 +156,7 @@ class SuffixReuseScorer(CandidateScorer):
             else:
                 alive.append(j)
         while alive:
-            new = self._wave_inputs(alive, guess, lens, done, ub, pred, best, prior)
+            new = self._wave_inputs(alive, guess, lens, done, ub, pred, best)
             guess = set()
             for cands in self._wave_blocks(alive, new):
                 sums = self._block(seq, m, cands, [done[c] for c in cands], [new[c] for c in cands], off,
@@ -171,10 +170,10 @@ class SuffixReuseScorer(CandidateScorer):
                     best = max(best, float(ub[c]))
             alive = [c for c in alive if done[c] < lens[c] and float(ub[c]) >= best - self.margin]
         scores = ub.numpy().astype(np.float64)
-        tie_equal_neighbours(seq, m, scores)
+        tie_equal_neighbours(seq, m, scores, [d == n for d, n in zip(done, lens)])
         if store is not None:
             kv, h, lp = store
-            self.suffixes = _Suffixes(kv, h, lp, off, lens, done, first, scores.copy())
+            self.suffixes = _Suffixes(kv, h, lp, off, lens, done, first)
         else:
             self.suffixes = None
         self.deleted = None
@@ -203,15 +202,14 @@ class SuffixReuseScorer(CandidateScorer):
         return out
 
     def _wave_inputs(self, alive: list[int], guess: set[int], lens: list[int], done: list[int], ub: torch.Tensor,
-                     pred: list[np.ndarray] | None, best: float, prior: np.ndarray) -> dict[int, int]:
+                     pred: list[np.ndarray] | None, best: float) -> dict[int, int]:
         """New inputs per alive candidate for the next wave. Without the bound: all. With it: the guesses
-        all; the others as many as their predicted log-probs need to fall below the best complete score
-        (before any is complete: the best predicted or prior score), at least `wave`."""
+        all; the others as many as their guessed log-probs need to fall below the best complete score
+        (before any is complete: the best guessed complete score), at least `wave`."""
         if pred is None:
             return {j: lens[j] - done[j] for j in alive}
         if not np.isfinite(best):
-            best = max([float(ub[j]) + pred[j][-1] - pred[j][done[j]] for j in alive]
-                       + [float(prior[j]) for j in guess])
+            best = max(float(ub[j]) + pred[j][-1] - pred[j][done[j]] for j in alive)
         thr = best - self.margin
         new = {}
         for j in alive:

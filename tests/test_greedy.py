@@ -178,3 +178,17 @@ def test_sliding_window_model_matches_reference(tokenizer):
 
 CHAINS_LONG = {"question": "A pen costs $2. How much do 5 pens cost?",
                "reasoning": "Each pen costs 2 dollars, so 5 pens cost 5 * 2 = 10 dollars.", "answer": "10"}
+
+
+def test_tie_equal_neighbours_copies_exact_scores_only():
+    """Two equal adjacent tokens tie exactly (the lower index's score wins); a candidate's upper bound
+    (bound on, dropped early) is neither copied onto an exact neighbour nor overwritten by one."""
+    from predictor.greedy_candidates import tie_equal_neighbours
+
+    seq = [5, 5, 5, 7, 7, 9]
+    scores = np.array([-1.0, -1.1, -0.9, -2.0, -2.2, -3.0])
+    tie_equal_neighbours(seq, 5, scores)
+    np.testing.assert_array_equal(scores, [-1.0, -1.0, -1.0, -2.0, -2.0, -3.0])
+    scores = np.array([-1.0, -0.5, -0.9, -2.0, -2.2])
+    tie_equal_neighbours(seq, 5, scores, exact=[True, False, True, True, True])
+    np.testing.assert_array_equal(scores, [-1.0, -0.5, -0.9, -2.0, -2.0])
