@@ -86,7 +86,7 @@ def test_bound_and_reuse_give_the_stored_order_with_fewer_tokens(lm, monkeypatch
     assert fast.order == plain.order == rec["order"]
     np.testing.assert_allclose(fast.trajectory, plain.trajectory, atol=1e-3)
     print(f"tokens: default {fast.forward_tokens}, reuse alone {plain.forward_tokens}")
-    assert fast.forward_tokens < 0.7 * plain.forward_tokens  # 2,198 vs 3,974 measured (0.55)
+    assert fast.forward_tokens < 0.6 * plain.forward_tokens  # 1,926 vs 3,974 measured (0.48)
     monkeypatch.setattr(gsr, "supported", lambda model: False)
     masked = greedy_layout(lm, lay)
     assert masked.order == rec["order"] and masked.forward_tokens == fast.forward_tokens
