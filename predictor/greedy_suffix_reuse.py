@@ -22,12 +22,12 @@ suffix log-probs are guessed: the previous step's log-probs of the same inputs w
 was scored (same deletion, one context token fewer), else the current sequence's own log-probs of the
 same targets. The step first completes the `guesses` candidates whose guessed complete scores are
 highest and advances each other candidate, in waves, by as many inputs (at least `wave`) as its guess
-says it needs to fall below the best complete score. After each wave, a candidate whose upper bound falls below the best
-complete score by more than `margin` is dropped: it cannot be the argmax, so the deletion order is
-the one full scoring gives; the guess only decides how much work each wave does. The scores returned
-for dropped candidates are those upper bounds (below the best); the best score is exact. Partly
-scored suffixes are still reused at the next step. Token counts are in docs/benchmarks.md ("Short
-chains").
+says it needs to fall below the best complete score. After each wave, a candidate whose upper bound
+falls below the best complete score by more than `margin` is dropped: it cannot be the argmax, so the
+deletion order is the one full scoring gives; the guess only decides how much work each wave does.
+The scores returned for dropped candidates are those upper bounds (below the best); the best score is
+exact. Partly scored suffixes are still reused at the next step. Token counts are in
+docs/benchmarks.md ("Short chains").
 Tests compare orders and best scores with `greedy_reference` and the fresh scorer.
 
 Memory: every candidate's suffix KV slot is held for one step (about n^2/2 tokens of KV for n
