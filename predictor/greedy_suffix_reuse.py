@@ -144,7 +144,7 @@ class SuffixReuseScorer(CandidateScorer):
         bound = self.bound and keep
         pred = self._predicted_cumsums(m, lens, first_used, old, b) if bound else None
         if bound:  # the candidates whose guessed complete scores are highest
-            guessed = np.array([float(ub[j]) + pred[j][-1] - pred[j][done[j]] for j in range(m)])
+            guessed = np.array([self._guessed_score(j, ub, pred, done) for j in range(m)])
             guess = set(int(j) for j in np.argsort(-guessed, kind="stable")[:self.guesses])
         else:
             guess = set(range(m))
@@ -201,6 +201,11 @@ class SuffixReuseScorer(CandidateScorer):
             out.append(np.concatenate([[0.0], np.cumsum(g)]))
         return out
 
+    @staticmethod
+    def _guessed_score(j: int, ub: torch.Tensor, pred: list[np.ndarray], done: list[int]) -> float:
+        """Candidate j's complete score as guessed: its known terms plus the guess of its remaining log-probs."""
+        return float(ub[j]) + pred[j][-1] - pred[j][done[j]]
+
     def _wave_inputs(self, alive: list[int], guess: set[int], lens: list[int], done: list[int], ub: torch.Tensor,
                      pred: list[np.ndarray] | None, best: float) -> dict[int, int]:
         """New inputs per alive candidate for the next wave. Without the bound: all. With it: the guesses
@@ -209,7 +214,7 @@ class SuffixReuseScorer(CandidateScorer):
         if pred is None:
             return {j: lens[j] - done[j] for j in alive}
         if not np.isfinite(best):
-            best = max(float(ub[j]) + pred[j][-1] - pred[j][done[j]] for j in alive)
+            best = max(self._guessed_score(j, ub, pred, done) for j in alive)
         thr = best - self.margin
         new = {}
         for j in alive:

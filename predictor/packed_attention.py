@@ -59,8 +59,8 @@ def build_block(prefix, store, p: int, cands: list[int], done: list[int], new: l
                 groups: int) -> PackedBlock:
     """The PackedBlock for candidates `cands` (ascending; candidate j's prefix is the first p + j
     positions) whose inputs done[i]:done[i]+new[i] are run, the first done[i] being in `store` at slots
-    off[j]:off[j]+done[i]; the new inputs' keys go to store slots `dst`. A chunk closes once its own keys (known + new) reach `chunk_keys`; `groups`
-    query heads share a key head."""
+    off[j]:off[j]+done[i]; the new inputs' keys go to store slots `dst`. A chunk closes once its own keys
+    (known + new) reach `chunk_keys`; `groups` query heads share a key head."""
     chunks, q0, i = [], 0, 0
     lo = torch.finfo(dtype).min
     while i < len(cands):
