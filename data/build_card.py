@@ -292,11 +292,13 @@ def card_text() -> str:
         ranked = _read_dir(HERE / "ranked" / "smollm2-sampled") if (HERE / "ranked" / "smollm2-sampled").is_dir() else {}
         sampled = SAMPLED_CARD.format(n_chains=len(chains), agree=sum(c["answer"] == c["gsm8k_answer"] for c in chains),
                                       rows="\n".join(_rows(n, r) for n, r in ranked.items()) or "| (none yet) |")
+    # static sections (data/card/*.md, in name order) end the card: cards of data that no ranked file describes yet
+    static = "".join(path.read_text(encoding="utf-8") for path in sorted((HERE / "card").glob("*.md")))
     return CARD.format(gpu_main=_gpu_note(main_joint, "", 26, 1.96), gemma=gemma, policy=policy, sampled=sampled, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
                        variant_rows="\n".join(variant_rows), agreement=agreement, verify=VERIFY,
-                       variant_queue=f"{last['joint']:,}", variant_queue_answer=f"{last['answer']:,}")
+                       variant_queue=f"{last['joint']:,}", variant_queue_answer=f"{last['answer']:,}") + static
 
 
 def plot_lengths(out: Path) -> None:
