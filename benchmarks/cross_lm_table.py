@@ -353,7 +353,7 @@ def to_markdown(res: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from predictor.scorers.learned import pretrained_dir
+    from predictor.predictor_dir import pretrained_dir
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smol-data", default="data/ranked/gsm8k-smollm2-joint.jsonl")

@@ -69,7 +69,7 @@ def main() -> None:
     from predictor.lm import load_lm
     from predictor.ranked import read_ranked, record_chain
     from predictor.rank_predictor import RankPredictor
-    from predictor.scorers.learned import pretrained_dir
+    from predictor.predictor_dir import pretrained_dir
 
     lm = load_lm()
     name = args.predictor

@@ -67,8 +67,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from .evaluation.metrics import per_chain_spearman
     from .lm import load_lm
     from .lm_ranker import LMRanker
-    from .predictor_dir import save_predictor
-    from .scorers.learned import pretrained_dir
+    from .predictor_dir import pretrained_dir, save_predictor
     from .splits import split_ids
     from .training import ci_dict, format_table, read_training_records
     from .training_data import check_records_match_lm, file_sha256

@@ -1,4 +1,5 @@
-"""Predictor directories: a trained regressor plus `predictor.json` metadata, saved atomically.
+"""Predictor directories: a trained regressor plus `predictor.json` metadata, saved atomically, and
+the predictors shipped inside the package (predictor/pretrained/NAME).
 
     DIR/predictor.json      metadata: format_version, regressor (kind), lm_fingerprint, lm_name,
                             feature_spec, feature_names, objective, train_data_sha256,
@@ -24,6 +25,9 @@ FORMAT_VERSION = 1
 METADATA_FILE = "predictor.json"
 REQUIRED_KEYS = ("format_version", "regressor", "lm_fingerprint", "lm_name", "feature_spec", "feature_names",
                  "objective", "train_data_sha256", "n_train_chains", "metrics", "package_version", "created")
+
+
+PRETRAINED_NAME = "smollm2-joint"
 
 
 class PredictorLoadError(ValueError):
@@ -109,3 +113,74 @@ def load_predictor(directory: str | Path) -> tuple[Any, dict[str, Any]]:
         raise PredictorLoadError(f"{Path(directory) / METADATA_FILE}: {len(meta['feature_names'])} feature names "
                                  f"but the model expects {reg.n_features_} features")
     return reg, meta
+
+
+class PredictorMismatchError(ValueError):
+    """A predictor was trained for another LM than the one it is asked to score with."""
+
+
+def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") -> None:
+    """Raise PredictorMismatchError naming both fingerprints when `lm` is not the predictor's LM.
+
+    Predictors whose features are all LM-agnostic (metadata "lm_agnostic": true) accept any LM."""
+    if metadata.get("lm_agnostic"):
+        return
+    want = metadata.get("lm_fingerprint")
+    if want and lm is not None and lm.fingerprint != want:
+        raise PredictorMismatchError(
+            f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
+            f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless. "
+            "Load the matching LM, use the LM-agnostic predictor (RankPredictor.load(\"universal\", lm=...), "
+            "CLI --predictor universal), or pass check_lm=False to override."
+        )
+
+
+def regressor_kind(path: Path) -> str | None:
+    """The "regressor" field of a predictor directory's predictor.json (None if unreadable: the
+    loader that follows reports the problem)."""
+    try:
+        return json.loads((path / METADATA_FILE).read_text()).get("regressor")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# --- the predictors shipped inside the package ------------------------------------------------------
+def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
+    """Folder of a predictor shipped inside the package (predictor/pretrained/NAME)."""
+    return Path(__file__).resolve().parent / "pretrained" / name
+
+
+def shipped_predictors() -> dict[str, Path]:
+    """Name -> directory of every predictor shipped in predictor/pretrained."""
+    root = pretrained_dir().parent
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / METADATA_FILE).is_file()}
+
+
+def shipped_predictor_for(field: str, value: str) -> Path:
+    """The shipped LM-specific predictor whose predictor.json stores `field` == `value` ("lm_fingerprint"
+    or "lm_name"); predictor/pretrained/smollm2-joint when none does."""
+    for path in shipped_predictors().values():
+        meta = read_metadata(path)
+        if not meta.get("lm_agnostic") and meta.get(field) == value:
+            return path
+    return pretrained_dir()
+
+
+def default_predictor_dir(lm) -> Path:
+    """The shipped predictor trained for `lm` (by fingerprint); the SmolLM2 one when `lm` is None or
+    no shipped predictor was trained for it (loading it for another LM then raises
+    PredictorMismatchError, which names the LM-agnostic "universal" predictor as the way out)."""
+    return pretrained_dir() if lm is None else shipped_predictor_for("lm_fingerprint", lm.fingerprint)
+
+
+def default_predictor_dir_for_model(model: str | None) -> Path:
+    """The shipped predictor trained for the LM that `load_lm(model)` would load, found without loading
+    it: by the display name its predictor.json stores (an embedded LM's name, or a directory's own
+    name). Used to check a resumed output's settings before the LM loads; `RankPredictor.load`
+    decides by fingerprint once it has the LM."""
+    from .lm import EMBEDDED_LMS
+
+    key = model or "default"
+    return shipped_predictor_for("lm_name", EMBEDDED_LMS[key].name if key in EMBEDDED_LMS else Path(key).name)

@@ -28,25 +28,14 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
+from .predictor_dir import (PredictorMismatchError, check_fingerprint, default_predictor_dir, pretrained_dir,
+                            read_metadata, regressor_kind, shipped_predictors)
 from .pruning import PruneResult, check_budget, check_contiguity, prune_with
 from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 from .scorers.base import scores_to_ranks
-from .scorers.learned import (PredictorMismatchError, check_fingerprint, pretrained_dir, shipped_predictor_for,
-                              shipped_predictors)
 
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
-
-
-def _regressor_kind(path: Path) -> str | None:
-    """The "regressor" field of a predictor directory's predictor.json (None if unreadable: the
-    loader that follows reports the problem)."""
-    import json
-
-    try:
-        return json.loads((path / "predictor.json").read_text()).get("regressor")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _predictor_lm(meta: dict, device: str | None) -> LM:
@@ -55,13 +44,6 @@ def _predictor_lm(meta: dict, device: str | None) -> LM:
 
     name = meta.get("lm_name")
     return load_lm(None if name in (None, DEFAULT_LM_NAME) else name, device=device)
-
-
-def default_predictor_dir(lm: LM | None) -> Path:
-    """The shipped predictor trained for `lm` (by fingerprint); the SmolLM2 one when `lm` is None or
-    no shipped predictor was trained for it (loading it for another LM then raises
-    PredictorMismatchError, which names the LM-agnostic "universal" predictor as the way out)."""
-    return pretrained_dir() if lm is None else shipped_predictor_for("lm_fingerprint", lm.fingerprint)
 
 
 class RankPredictor:
@@ -109,8 +91,7 @@ class RankPredictor:
             names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", *shipped_predictors()]
             raise FileNotFoundError(f"{name!r} is neither a scorer or shipped predictor name ({', '.join(names)}) "
                                     "nor an existing predictor directory")
-        if _regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM
-            from .predictor_dir import read_metadata
+        if regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM
             from .scorers.finetuned import FinetunedScorer
 
             meta = read_metadata(path)

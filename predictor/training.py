@@ -176,9 +176,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     from .feature_cache import FeatureCache
     from .features import DEFAULT_GROUPS, FeatureSpec
     from .lm import load_lm
-    from .predictor_dir import save_predictor
+    from .predictor_dir import pretrained_dir, save_predictor
     from .regressors import make_regressor
-    from .scorers.learned import pretrained_dir
     from .splits import split_ids
     from .training_data import build_training_data, check_records_match_lm, file_sha256
 

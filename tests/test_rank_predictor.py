@@ -11,7 +11,7 @@ import pytest
 from predictor.observe import observe
 from predictor.rank_predictor import PredictorMismatchError, RankPredictor
 from predictor.scorers import get_scorer
-from predictor.scorers.learned import pretrained_dir
+from predictor.predictor_dir import pretrained_dir
 from test_scorers import FakeRegressor, fake_learned
 
 
@@ -86,7 +86,7 @@ def test_unknown_name_or_missing_dir(tiny_lm, tmp_path):
 
 def test_default_predictor_follows_the_lm_fingerprint(tiny_lm):
     from predictor.predictor_dir import read_metadata
-    from predictor.rank_predictor import default_predictor_dir, shipped_predictors
+    from predictor.predictor_dir import default_predictor_dir, shipped_predictors
 
     shipped = shipped_predictors()
     assert {"smollm2-joint", "universal"} <= set(shipped)

@@ -75,12 +75,12 @@ def ranked_file(tiny_lm, tmp_path_factory):
 
 def test_train_pipeline_end_to_end(tiny_lm, ranked_file, tmp_path, monkeypatch, capsys):
     import predictor.lm
-    import predictor.scorers.learned
+    import predictor.predictor_dir
     from predictor.cli import main
     from predictor.predictor_dir import load_predictor
 
     monkeypatch.setattr(predictor.lm, "load_lm", lambda *a, **k: tiny_lm)
-    monkeypatch.setattr(predictor.scorers.learned, "pretrained_dir", lambda name="x": tmp_path / "shipped")
+    monkeypatch.setattr(predictor.predictor_dir, "pretrained_dir", lambda name="x": tmp_path / "shipped")
     out = tmp_path / "run"
     rc = main(["train", "--data", str(ranked_file), "--out", str(out), "--regressors", "lgbm-regression,mlp",
                "--states", "0,0.5", "--split", "0.5,0.25,0.25", "--max-epochs", "2", "--refresh", "2",

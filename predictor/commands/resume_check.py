@@ -12,7 +12,7 @@ from ..jsonl_io import OutputRecords, check_settings
 
 def expected_scorer_name(args: argparse.Namespace) -> str:
     """The name `RankPredictor.load` will give the predictor these arguments name (stored as "scorer")."""
-    from ..scorers.learned import default_predictor_dir_for_model
+    from ..predictor_dir import default_predictor_dir_for_model
 
     if args.scorer:
         return args.scorer

@@ -152,7 +152,7 @@ def score_split(rp, recs: dict, ids: list[str], split_name: str, configs, path: 
 def write_defaults(predictor_dir: str | Path | None, summary: dict) -> Path:
     """Store the validation-selected contiguity settings as the predictor's `prune` defaults."""
     from ..jsonl_io import atomic_write_text
-    from ..rank_predictor import pretrained_dir
+    from ..predictor_dir import pretrained_dir
 
     meta_path = Path(predictor_dir or pretrained_dir()) / "predictor.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))

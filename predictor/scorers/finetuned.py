@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..observe import Observation
+from ..predictor_dir import check_fingerprint, read_metadata
 from .base import Scorer
-from .learned import check_fingerprint
 
 KIND = "lm-ranker"
 
@@ -24,7 +24,6 @@ class FinetunedScorer(Scorer):
 
     def __init__(self, path: str | Path, lm, check_lm: bool = True, ranker=None, metadata: dict | None = None):
         from ..lm_ranker import LMRanker
-        from ..predictor_dir import read_metadata
 
         self.path = Path(path) if path is not None else None
         self.metadata = metadata if metadata is not None else read_metadata(self.path)

@@ -12,65 +12,10 @@ from typing import Any
 import numpy as np
 
 from ..observe import Observation
+from ..predictor_dir import PredictorMismatchError, check_fingerprint, pretrained_dir
 from .base import Scorer
 
-PRETRAINED_NAME = "smollm2-joint"
-
-
-def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
-    """Folder of a predictor shipped inside the package (predictor/pretrained/NAME)."""
-    return Path(__file__).resolve().parent.parent / "pretrained" / name
-
-
-def shipped_predictors() -> dict[str, Path]:
-    """Name -> directory of every predictor shipped in predictor/pretrained."""
-    root = pretrained_dir().parent
-    if not root.is_dir():
-        return {}
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "predictor.json").is_file()}
-
-
-def shipped_predictor_for(field: str, value: str) -> Path:
-    """The shipped LM-specific predictor whose predictor.json stores `field` == `value` ("lm_fingerprint"
-    or "lm_name"); predictor/pretrained/smollm2-joint when none does."""
-    from ..predictor_dir import read_metadata
-
-    for path in shipped_predictors().values():
-        meta = read_metadata(path)
-        if not meta.get("lm_agnostic") and meta.get(field) == value:
-            return path
-    return pretrained_dir()
-
-
-def default_predictor_dir_for_model(model: str | None) -> Path:
-    """The shipped predictor trained for the LM that `load_lm(model)` would load, found without loading
-    it: by the display name its predictor.json stores (an embedded LM's name, or a directory's own
-    name). Used to check a resumed output's settings before the LM loads; `RankPredictor.load`
-    decides by fingerprint once it has the LM."""
-    from ..lm import EMBEDDED_LMS
-
-    key = model or "default"
-    return shipped_predictor_for("lm_name", EMBEDDED_LMS[key].name if key in EMBEDDED_LMS else Path(key).name)
-
-
-class PredictorMismatchError(ValueError):
-    """A predictor was trained for another LM than the one it is asked to score with."""
-
-
-def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") -> None:
-    """Raise PredictorMismatchError naming both fingerprints when `lm` is not the predictor's LM.
-
-    Predictors whose features are all LM-agnostic (metadata "lm_agnostic": true) accept any LM."""
-    if metadata.get("lm_agnostic"):
-        return
-    want = metadata.get("lm_fingerprint")
-    if want and lm is not None and lm.fingerprint != want:
-        raise PredictorMismatchError(
-            f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
-            f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless. "
-            "Load the matching LM, use the LM-agnostic predictor (RankPredictor.load(\"universal\", lm=...), "
-            "CLI --predictor universal), or pass check_lm=False to override."
-        )
+__all__ = ["LearnedScorer", "PredictorMismatchError", "check_fingerprint"]
 
 
 class LearnedScorer(Scorer):
@@ -90,7 +35,7 @@ class LearnedScorer(Scorer):
                 hint = " (the shipped pretrained predictor is missing; train one with `predictor train`)" \
                     if path == pretrained_dir() else ""
                 raise FileNotFoundError(f"predictor directory {path} does not exist{hint}")
-            from ..predictor_dir import load_predictor
+            from ..predictor_dir import load_predictor  # looked up at call time (tests stand in for it)
 
             regressor, metadata = load_predictor(path)
         if metadata is None:
