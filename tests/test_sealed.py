@@ -1,0 +1,98 @@
+"""The sealed test list (data/sealed_test.json) is stable, follows its rule, and no ranked file reads it."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from predictor import sealed
+from predictor.sealed import (QUEUES, SealedError, all_sealed_ids, check_unsealed, ids_digest, is_sealed,
+                              queue_ids, ranked_files, read_ids, sealed_hash, sealed_ids, select,
+                              without_sealed)
+
+
+def test_list_is_stable():
+    """The committed ids hash to the pinned digest (editing the list fails here and in the loader)."""
+    obj = json.loads(sealed.SEALED_FILE.read_text())
+    assert obj["seed"] == sealed.SEED
+    assert set(obj["domains"]) == set(QUEUES)
+    assert ids_digest({d: v["ids"] for d, v in obj["domains"].items()}) == sealed.SEALED_DIGEST
+    sizes = {d: len(sealed_ids(d)) for d in QUEUES}
+    assert sizes == {"gsm8k": 165, "aqua": 62, "strategyqa": 189}
+
+
+def test_disjoint_from_every_committed_ranked_file():
+    read = read_ids(ranked_files())
+    assert ranked_files(), "no ranked files found"
+    hit = sorted(all_sealed_ids() & read)
+    assert not hit, f"sealed chains were labeled into data/ranked/: {hit[:5]} (label from a stripped queue)"
+
+
+@pytest.mark.parametrize("domain", sorted(QUEUES))
+def test_each_domain_follows_the_rule(domain):
+    """Sealed = queue ids with u(id) < fraction that were unread at sealing: every such id not sealed
+    has been labeled (ranked files only grow), every sealed one is in the queue and hashes below."""
+    queue, fraction = QUEUES[domain]
+    ids = queue_ids(domain)
+    chosen = sealed_ids(domain)
+    assert chosen <= set(ids)
+    assert all(sealed_hash(i) < fraction for i in chosen)
+    below = {i for i in ids if sealed_hash(i) < fraction}
+    assert below - chosen <= read_ids(ranked_files())
+    assert len(chosen) >= 0.5 * fraction * len(ids)  # a sizeable set, not an accident of the rule
+
+
+def test_domains_are_disjoint():
+    seen: set[str] = set()
+    for d in QUEUES:
+        assert not (sealed_ids(d) & seen)
+        seen |= sealed_ids(d)
+    assert seen == all_sealed_ids()
+
+
+def test_hash_and_select():
+    assert sealed_hash("gsm8k-train-1") == sealed_hash("gsm8k-train-1")
+    assert sealed_hash("gsm8k-train-1") != sealed_hash("gsm8k-train-1", seed=0)
+    us = [sealed_hash(f"x-{i}") for i in range(4000)]
+    assert 0.0 <= min(us) and max(us) < 1.0 and abs(sum(u < 0.1 for u in us) / 4000 - 0.1) < 0.02
+    ids = [f"x-{i}" for i in range(200)]
+    got = select(ids, {"x-3"}, 0.3)
+    assert got == [i for i in ids if sealed_hash(i) < 0.3 and i != "x-3"]
+    with pytest.raises(ValueError, match="fraction"):
+        select(ids, set(), 1.5)
+
+
+def test_helpers():
+    sid = sorted(sealed_ids("aqua"))[0]
+    assert is_sealed(sid) and not is_sealed("not-an-id")
+    chains = [{"id": sid}, {"id": "not-an-id"}]
+    assert without_sealed(chains) == [{"id": "not-an-id"}]
+    check_unsealed(["not-an-id"])
+    with pytest.raises(SealedError, match="1 sealed chain"):
+        check_unsealed([sid, "not-an-id"], "training data")
+    with pytest.raises(KeyError, match="unknown sealed domain"):
+        sealed_ids("mnist")
+
+
+def test_strip_writes_the_queue_without_sealed_chains(tmp_path):
+    sid = sorted(sealed_ids("strategyqa"))[0]
+    src = tmp_path / "q.jsonl"
+    src.write_text(json.dumps({"id": "a"}) + "\n" + json.dumps({"id": sid}) + "\n\n" + json.dumps({"id": "b"}) + "\n")
+    out = tmp_path / "open.jsonl"
+    assert sealed.main(["strip", "--in", str(src), "--out", str(out)]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "b"]
+
+
+def test_build_refuses_to_replace_the_list():
+    with pytest.raises(SystemExit, match="chosen once"):
+        sealed.main(["build"])
+
+
+def test_loader_rejects_an_altered_list(tmp_path, monkeypatch):
+    obj = json.loads(sealed.SEALED_FILE.read_text())
+    obj["domains"]["aqua"]["ids"] = obj["domains"]["aqua"]["ids"][1:]
+    fake = tmp_path / "sealed_test.json"
+    fake.write_text(json.dumps(obj))
+    monkeypatch.setattr(sealed, "SEALED_FILE", fake)
+    with pytest.raises(SealedError, match="altered"):
+        sealed_ids("aqua", path=fake)
