@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from predictor.evaluation.ablation import paired_difference
-    from predictor.evaluation.metrics import bootstrap_ci, per_chain_spearman
+    from predictor.metrics import bootstrap_ci, per_chain_spearman
     from predictor.lm import load_lm
     from predictor.predictor_dir import read_metadata
     from predictor.rank_predictor import RankPredictor

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from predictor.evaluation.metrics import per_chain_spearman  # noqa: E402
+from predictor.metrics import per_chain_spearman  # noqa: E402
 from predictor.training import TrainConfig  # noqa: E402
 
 AGNOSTIC = ("pooled_attention", "logits", "position", "lexical")

@@ -23,7 +23,7 @@ from predictor.features import FeatureSpec
 from predictor.feature_cache import FeatureCache
 from predictor.training_data import build_training_data
 from predictor.regressors.losses import get_loss
-from predictor.evaluation.metrics import per_chain_spearman, bootstrap_ci
+from predictor.metrics import per_chain_spearman, bootstrap_ci
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--seeds", default="0,1")

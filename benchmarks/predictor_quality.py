@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from predictor.evaluation.ablation import paired_difference  # noqa: E402
-from predictor.evaluation.metrics import bootstrap_ci, per_chain_spearman  # noqa: E402
+from predictor.metrics import bootstrap_ci, per_chain_spearman  # noqa: E402
 
 BASE = ("attention", "probe", "logits", "position", "lexical")
 # name -> (feature groups, regressor kind, params)

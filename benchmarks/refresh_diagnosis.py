@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     import torch
 
     from predictor.evaluation.ablation import paired_difference
-    from predictor.evaluation.metrics import bootstrap_ci, per_chain_spearman
+    from predictor.metrics import bootstrap_ci, per_chain_spearman
     from predictor.rank_predictor import RankPredictor
     from predictor.ranked import read_ranked, record_chain
     from predictor.training_data import state_targets

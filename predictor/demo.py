@@ -57,7 +57,7 @@ def held_out(records: list[dict], metadata: dict) -> list[dict]:
 
 def format_rows(rows: list[tuple[str, np.ndarray]], n_boot: int) -> str:
     """Name, mean per-chain Spearman [95% CI] per row; names are never cut."""
-    from .evaluation.metrics import bootstrap_ci
+    from .metrics import bootstrap_ci
 
     width = max(len(name) for name, _ in rows)
     head = f"{'ranking method':{width}s}  Spearman with greedy [95% CI]"
@@ -72,15 +72,16 @@ def run_demo(cfg: DemoConfig) -> dict:
     """Run the four parts; returns {name: per-chain Spearman array} of part 1 and 4, and the paths written."""
     import torch
 
-    from .evaluation.metrics import per_chain_spearman
+    from .metrics import per_chain_spearman
     from .feature_cache import FeatureCache
     from .features import FeatureSpec, features_from_observation
     from .lm import load_lm
     from .observe import observe
     from .rank_predictor import RankPredictor
     from .ranked import read_ranked, record_chain
+    from .ranks import normalized_ranks
     from .regressors import make_regressor
-    from .scorers import get_scorer, normalized_ranks
+    from .scorers import get_scorer
     from .show import kept_at_budget, token_view, write_html, write_png
     from .splits import split_ids
 

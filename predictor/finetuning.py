@@ -64,7 +64,7 @@ def examples_for(records, lm, states=(0.0,)) -> list:
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     import torch
 
-    from .evaluation.metrics import per_chain_spearman
+    from .metrics import per_chain_spearman
     from .lm import load_lm
     from .lm_ranker import LMRanker
     from .predictor_dir import pretrained_dir, save_predictor

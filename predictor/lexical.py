@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
+
 CATEGORIES = ("symbolic_math", "verbal_math", "entity_name", "coreference", "meta_discourse", "grammatical")
 FLAG_NAMES = ("is_digit", "is_operator", "is_punct", "is_space", "starts_word", "has_newline", "is_upper")
 
@@ -61,6 +63,13 @@ def token_lines(tokens: Sequence[str]) -> list[int]:
         out.append(line)
         line += t.count("\n")
     return out
+
+
+def token_steps(tokens: list[str]) -> np.ndarray:
+    """Reasoning step (line) of each token, int [n], 0-based and contiguous (`token_lines`,
+    with the indices that blank lines skip closed up)."""
+    _, dense = np.unique(np.asarray(token_lines(tokens), dtype=np.int64), return_inverse=True)
+    return dense.reshape(-1)
 
 
 def token_flags(token: str) -> dict[str, bool]:

@@ -41,8 +41,8 @@ from .chains import Chain, ChainLike
 from .contiguous_selection import rank_values, select_kept_contiguous
 from .layout import encode_chain
 from .pruning_units import Protect, Units, check_protect, join_units, pruning_units
-from .scorers.base import scores_to_ranks
-from .scorers.think_clearly import token_steps
+from .ranks import scores_to_ranks
+from .lexical import token_steps
 
 
 class Ranker(Protocol):

@@ -33,7 +33,7 @@ from .predictor_dir import (PredictorMismatchError, check_fingerprint, default_p
 from .pruning import PruneResult, check_budget, check_contiguity, prune_with
 from .pruning_units import Protect, check_protect
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
-from .scorers.base import scores_to_ranks
+from .ranks import scores_to_ranks
 
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 

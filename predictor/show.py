@@ -49,7 +49,7 @@ class TokenView:
         """Spearman of predicted with greedy ranks (None when unlabeled)."""
         if self.greedy is None:
             return None
-        from .evaluation.metrics import spearman
+        from .metrics import spearman
 
         return spearman(self.predicted, self.greedy)
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from .evaluation.metrics import bootstrap_ci, per_chain_spearman
+from .metrics import bootstrap_ci, per_chain_spearman
 from .jsonl_io import atomic_write_text
 
 DEFAULT_DATA = "data/ranked/gsm8k-smollm2-joint.jsonl"

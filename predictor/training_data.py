@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .ranked import record_chain
-from .scorers.base import normalized_ranks
+from .ranks import normalized_ranks
 
 FEATURE_GROUP = 32  # chains handed to the feature cache at once (their misses share forward passes)
 

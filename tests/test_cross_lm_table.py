@@ -34,7 +34,7 @@ def _rows(table):
 def test_cross_lm_table_transfers_both_ways_and_reuses_runs(script, tiny_lm, tokenizer, tmp_path, monkeypatch,
                                                             capsys):
     import predictor.lm
-    from predictor.evaluation.metrics import per_chain_spearman
+    from predictor.metrics import per_chain_spearman
     from predictor.features import FeatureSpec, extract_features_many
     from predictor.predictor_dir import load_predictor
     from predictor.ranked import read_ranked, record_chain

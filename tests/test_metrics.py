@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictor.evaluation.metrics import (bootstrap_ci, mean_kendall, normalize, per_chain_spearman,
+from predictor.metrics import (bootstrap_ci, mean_kendall, normalize, per_chain_spearman,
                                           pooled_spearman, precision_first_pruned, summarize)
 
 

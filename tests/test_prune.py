@@ -80,7 +80,7 @@ def test_protect_digits_and_impossible_budget(rp, chains):
 
 
 def test_step_aware_removes_whole_steps_first(rp):
-    from predictor.scorers.think_clearly import token_steps
+    from predictor.lexical import token_steps
 
     toks = [rp.lm.tokenizer.decode([t]) for t in ids_of(rp, STEP_CHAIN)]
     steps = token_steps(toks)

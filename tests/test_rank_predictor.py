@@ -155,7 +155,7 @@ def real_dir(saved_lm, tmp_path_factory):
     from predictor.features import FeatureSpec, extract_features
     from predictor.predictor_dir import save_predictor
     from predictor.regressors import make_regressor
-    from predictor.scorers.base import normalized_ranks
+    from predictor.ranks import normalized_ranks
     from conftest import CHAINS
     from test_scorers import STEP_CHAIN
 
@@ -211,7 +211,7 @@ def test_hidden_state_predictor_gets_its_hidden_states_through_predict_ranks(tin
     from predictor.features import FeatureSpec, extract_features
     from predictor.predictor_dir import save_predictor
     from predictor.regressors import make_regressor
-    from predictor.scorers.base import scores_to_ranks
+    from predictor.ranks import scores_to_ranks
 
     spec = FeatureSpec(groups=("hidden", "position"), hidden_depths=(0.5, 1.0))
     tables = extract_features(tiny_lm, chains, spec)
@@ -235,7 +235,7 @@ def test_lm_agnostic_predictor_scores_with_an_lm_of_another_shape(tiny_lm, token
     from predictor.features import FeatureSpec, extract_features
     from predictor.predictor_dir import save_predictor
     from predictor.regressors import make_regressor
-    from predictor.scorers.base import scores_to_ranks
+    from predictor.ranks import scores_to_ranks
 
     def fitted(spec):
         tables = extract_features(tiny_lm, chains, spec)

@@ -109,7 +109,7 @@ def fixture(tiny_lm):
     """Greedy-labeled tiny chains (3 train, 2 test) and a small LightGBM predictor trained on the 3."""
     from predictor.evaluation.ablation import default_regressor
     from predictor.features import FeatureSpec, extract_features
-    from predictor.scorers.base import normalized_ranks
+    from predictor.ranks import normalized_ranks
 
     joint = _ranked_records(tiny_lm, CHAINS)
     answer = _ranked_records(tiny_lm, CHAINS[:1], "answer")

@@ -17,7 +17,8 @@ from predictor.observe import observe
 from predictor.scorers import SCORERS, Scorer, get_scorer
 from predictor.scorers.learned import LearnedScorer, PredictorMismatchError
 from predictor.scorers.snapkv import pool1d
-from predictor.scorers.think_clearly import step_scores, token_steps
+from predictor.lexical import token_steps
+from predictor.scorers.think_clearly import step_scores
 
 STEP_CHAIN = {"id": "s", "question": "Ann has 2 cats and 3 dogs. How many pets?",
               "reasoning": "Ann has 2 cats.\nShe also has 3 dogs.\nSo 2 + 3 = 5 pets.", "answer": "5"}

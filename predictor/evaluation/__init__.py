@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import (bootstrap_ci, mean_kendall, per_chain_kendall, per_chain_spearman, pooled_spearman,
+from ..metrics import (bootstrap_ci, mean_kendall, per_chain_kendall, per_chain_spearman, pooled_spearman,
                       precision_first_pruned, summarize)
 from .report import render_markdown, write_report
 

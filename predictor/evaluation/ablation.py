@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..scorers.base import normalized_ranks
-from .metrics import bootstrap_ci, summarize
+from ..ranks import normalized_ranks
+from ..metrics import bootstrap_ci, summarize
 
 ABLATION_FAMILIES: dict[str, tuple[str, ...]] = {
     "attention only": ("attention", "probe"),

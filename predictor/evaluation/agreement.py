@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics import bootstrap_ci, per_chain_spearman, summarize
+from ..metrics import bootstrap_ci, per_chain_spearman, summarize
 
 LENGTH_EDGES = (0, 32, 64, 128, 256, 10**9)  # chain length bins (reasoning tokens): (lo, hi]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .metrics import bootstrap_ci, per_chain_spearman
+from ..metrics import bootstrap_ci, per_chain_spearman
 
 
 def greedy_passes(n: int, stride: int = 1) -> int:

@@ -15,7 +15,7 @@ import torch
 from ..contiguous_selection import rank_values, select_kept_contiguous
 from ..objective import upcast
 from ..pruning import keep_count, select_kept
-from .metrics import bootstrap_ci
+from ..metrics import bootstrap_ci
 
 KEEP_RATIOS = (0.9, 0.7, 0.5, 0.3)
 OBJECTIVES = ("joint", "answer")

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..lexical import CATEGORIES, categorize
-from .metrics import bootstrap_ci, normalize
+from ..metrics import bootstrap_ci, normalize
 
 
 def token_categories(tokens_list: Sequence[Sequence[str]], questions: Sequence[str]) -> list[list[str]]:

@@ -95,7 +95,7 @@ def chain_objectives(model, rec, ranks: np.ndarray, configs, ratios, draws: int,
 
 def summarize(rows: list[dict], names: list[str], ratios, objective: str = "joint") -> dict:
     from .fidelity import gap_recovered
-    from .metrics import bootstrap_ci
+    from ..metrics import bootstrap_ci
 
     grd = np.array([r["obj"]["greedy"][objective] for r in rows])
     rnd = np.array([r["obj"]["random"][objective] for r in rows])
@@ -113,7 +113,7 @@ def summarize(rows: list[dict], names: list[str], ratios, objective: str = "join
 
 def paired(res: dict, a: str, b: str, ratios) -> list[tuple[float, float, float]]:
     """Per ratio: mean per-chain gap-recovered difference a - b [95% CI] (chains where both are finite)."""
-    from .metrics import bootstrap_ci
+    from ..metrics import bootstrap_ci
 
     ga, gb = np.array(res[a]["per_chain"]), np.array(res[b]["per_chain"])
     return [bootstrap_ci(ga[:, j] - gb[:, j]) for j in range(len(ratios))]

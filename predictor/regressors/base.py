@@ -60,7 +60,7 @@ def split_rows(flat: np.ndarray, X: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def mean_chain_spearman(pred: Sequence[np.ndarray], true: Sequence[np.ndarray]) -> float:
     """Mean over chains of the Spearman correlation (0 for constant or one-token chains)."""
-    from ..evaluation.metrics import per_chain_spearman
+    from ..metrics import per_chain_spearman
 
     v = per_chain_spearman(list(pred), list(true))
     return float(v.mean()) if len(v) else float("nan")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from ..scorers.base import normalized_ranks
+from ..ranks import normalized_ranks
 from .base import RegressorLoadError, check_xy, read_config, write_config
 
 KIND = "ensemble"

@@ -31,7 +31,7 @@ class RankModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
-        from ..evaluation.metrics import per_chain_spearman
+        from ..metrics import per_chain_spearman
 
         x, y, mask = batch
         pred = self(x, mask)

@@ -5,8 +5,9 @@
 """
 from __future__ import annotations
 
+from ..ranks import normalized_ranks, scores_to_ranks
 from .attention import AttentionScorer
-from .base import Scorer, normalized_ranks, scores_to_ranks
+from .base import Scorer
 from .greedy_oracle import GreedyScorer
 from .leave_one_out import LeaveOneOutScorer
 from .finetuned import FinetunedScorer

@@ -9,16 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lexical import token_lines
+from ..lexical import token_steps
 from ..observe import Observation
 from .base import Scorer
-
-
-def token_steps(tokens: list[str]) -> np.ndarray:
-    """Reasoning step (line) of each token, int [n], 0-based and contiguous (`lexical.token_lines`,
-    with the indices that blank lines skip closed up)."""
-    _, dense = np.unique(np.asarray(token_lines(tokens), dtype=np.int64), return_inverse=True)
-    return dense.reshape(-1)
 
 
 def step_scores(own: np.ndarray, steps: np.ndarray) -> np.ndarray:

@@ -1,0 +1,27 @@
+"""The rank conventions of shared/DESIGN.md, on plain arrays.
+
+ranks[i] in 1..n is the step at which reasoning token i is deleted (1 = pruned first); a score is an
+importance (higher = pruned later; among equal scores the lower index goes first); the normalized
+rank (ranks - 1) / (n - 1) is in [0, 1] (1 = kept longest).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def scores_to_ranks(scores: np.ndarray) -> np.ndarray:
+    """Importance [n] -> ranks [n] (1 = pruned first = lowest score; ties: lower index first)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or not np.isfinite(scores).all():
+        raise ValueError("scores must be a finite 1-D array")
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[order] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def normalized_ranks(ranks: np.ndarray) -> np.ndarray:
+    """(ranks - 1) / (n - 1) in [0, 1] (1 = kept longest); 0.5 for a single token."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    n = len(ranks)
+    return (ranks - 1) / (n - 1) if n > 1 else np.full(n, 0.5)
