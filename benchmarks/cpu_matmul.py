@@ -66,7 +66,7 @@ def greedy_table(lm, chains, steps: int, repeats: int) -> None:
             f_t.append(f.seconds)
         diff = float(np.max(np.abs(np.array(d.trajectory) - np.array(f.trajectory))))
         ds, fs = statistics.median(d_t), statistics.median(f_t)
-        print(f"| {c.id} | {len(d.ranks)} | {steps} | {d.forward_tokens} | {ds:.1f} | {fs:.1f} | {ds / fs:.2f}x | "
+        print(f"| {c.id} | {len(d.ranks)} | {steps} | {d.lm_tokens} | {ds:.1f} | {fs:.1f} | {ds / fs:.2f}x | "
               f"{d.order == f.order} | {diff:.1e} |", flush=True)
 
 

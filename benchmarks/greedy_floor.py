@@ -41,7 +41,7 @@ def profile_step(lm, chain) -> None:
     greedy_prune(lm, chain, max_steps=1)  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         res = greedy_prune(lm, chain, max_steps=1)
-    print(f"{chain.id}: one step, {res.forward_tokens} LM tokens")
+    print(f"{chain.id}: one step, {res.lm_tokens} LM tokens")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
@@ -72,7 +72,7 @@ def main() -> None:
             t = time.perf_counter()
             res = greedy_prune(lm, c, max_steps=args.steps)
             g_t.append(time.perf_counter() - t)
-            tokens = res.forward_tokens
+            tokens = res.lm_tokens
             # rows as wide as the fast path's average suffix (answer + half the chain)
             p_t.append(plain_forward_seconds(lm.model, tokens, n // 2 + 10, vocab))
         g, p = statistics.median(g_t), statistics.median(p_t)

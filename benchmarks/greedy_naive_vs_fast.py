@@ -94,7 +94,7 @@ def main() -> None:
 
             def fast(**kw):
                 r = greedy_layout(fast_lm, lay, max_steps=steps, **kw)
-                return r.order, r.forward_tokens
+                return r.order, r.lm_tokens
 
             runs = {naive: lambda: naive_greedy(lm.model, lay, steps)}
             if args.rows:

@@ -77,9 +77,9 @@ def main() -> None:
         res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse, bound=bound)
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
-    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
+    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.lm_tokens} LM tokens, {wall:.1f} s wall, "
           f"{cpu:.1f} s CPU under the profiler "
-          f"({res.forward_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed, fresh' if args.fresh else 'packed + suffix reuse' if args.no_bound else 'packed + suffix reuse + bound'}")
+          f"({res.lm_tokens / wall:.0f} tok/s), {torch.get_num_threads()} thread(s), matmul {args.matmul}, {'rows' if args.rows else 'packed, fresh' if args.fresh else 'packed + suffix reuse' if args.no_bound else 'packed + suffix reuse + bound'}")
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     by_group: dict[str, float] = {}
@@ -113,7 +113,7 @@ def by_size(lm, rec, chain, args, pack, reuse, bound) -> None:
     finally:
         gsr.SuffixReuseScorer._block = block
     assert res.order == rec["order"][: len(res.order)], "the timed search's order differs from the stored labels"
-    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.forward_tokens} LM tokens, {wall:.1f} s wall, "
+    print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.lm_tokens} LM tokens, {wall:.1f} s wall, "
           f"{len(timed)} block forwards ({sum(s for _, s in timed):.1f} s), {torch.get_num_threads()} thread(s)")
     print("| inputs per forward | forwards | inputs | seconds | inputs/s | ms per forward |\n|---|---|---|---|---|---|")
     for lo, hi in ((1, 16), (16, 64), (64, 128), (128, 256), (256, None)):

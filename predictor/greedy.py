@@ -120,6 +120,5 @@ def greedy_layout(
             order.append(kept[int(b)])
             trajectory.append(after)
         kept = kept_next
-    res = GreedyResult(order, ranks_from_order(order, lay.n), trajectory, full, time.perf_counter() - t0, lay)
-    res.forward_tokens = sc.tokens  # type: ignore[attr-defined]
-    return res
+    return GreedyResult(order, ranks_from_order(order, lay.n), trajectory, full, time.perf_counter() - t0, lay,
+                        lm_tokens=int(sc.tokens))

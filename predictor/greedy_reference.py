@@ -29,6 +29,7 @@ def greedy_layout_reference(lm: LM, lay: Layout, objective: str = "joint", strid
     p, a = len(lay.prompt_ids), len(lay.answer_ids)
     kept = list(range(lay.n))
     full = sequence_objective(lm.model, lay.sequence(kept), p, a, objective)
+    tokens = lay.total  # every candidate and state is a full forward of its sequence
     order: list[int] = []
     trajectory: list[float] = []
     steps = 0
@@ -38,12 +39,18 @@ def greedy_layout_reference(lm: LM, lay: Layout, objective: str = "joint", strid
         for j in range(len(kept)):
             cand = kept[:j] + kept[j + 1:]
             scores.append(sequence_objective(lm.model, lay.sequence(cand), p, a, objective))
+            tokens += lay.total - lay.n + len(cand)
         # stable sort: ties go to the lowest original index
         best = sorted(range(len(kept)), key=lambda j: -scores[j])[: min(stride, len(kept))]
-        after = scores[best[0]] if len(best) == 1 else sequence_objective(
-            lm.model, lay.sequence([k for j, k in enumerate(kept) if j not in best]), p, a, objective)
+        if len(best) == 1:
+            after = scores[best[0]]
+        else:
+            rest = [k for j, k in enumerate(kept) if j not in best]
+            after = sequence_objective(lm.model, lay.sequence(rest), p, a, objective)
+            tokens += lay.total - lay.n + len(rest)
         for j in best:
             order.append(kept[j])
             trajectory.append(after)
         kept = [k for j, k in enumerate(kept) if j not in set(best)]
-    return GreedyResult(order, ranks_from_order(order, lay.n), trajectory, full, time.perf_counter() - t0, lay)
+    return GreedyResult(order, ranks_from_order(order, lay.n), trajectory, full, time.perf_counter() - t0, lay,
+                        lm_tokens=tokens)

@@ -9,7 +9,8 @@ from .layout import Layout
 @dataclass
 class GreedyResult:
     """order: reasoning indices in deletion order; ranks[i]: step (1..n) at which token i goes;
-    trajectory[k]: objective after the deletion of order[k]; full_objective: before any deletion."""
+    trajectory[k]: objective after the deletion of order[k]; full_objective: before any deletion;
+    lm_tokens: tokens the search ran through the LM (prompt, states, candidate suffixes; None: not counted)."""
 
     order: list[int]
     ranks: list[int]
@@ -17,6 +18,7 @@ class GreedyResult:
     full_objective: float
     seconds: float
     layout: Layout
+    lm_tokens: int | None = None
 
 
 def ranks_from_order(order: list[int], n: int | None = None) -> list[int]:

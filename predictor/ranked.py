@@ -18,7 +18,7 @@ RANKED_FIELDS = {
 def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,
                   tokenizer, device: str | None = None, matmul: str | None = None) -> dict[str, Any]:
     """The ranked record of DESIGN.md, plus `prompt_format` (`layout.prompt_format`: "chat", "plain+bos"
-    or "plain"); the optional extra fields `device` ("cpu", "cuda") and `matmul` ("onednn" when the
+    or "plain"), `lm_tokens` (LM tokens the search ran, when counted); the optional extra fields `device` ("cpu", "cuda") and `matmul` ("onednn" when the
     CPU linears ran through oneDNN) say how `seconds` was measured."""
     from .layout import prompt_format
 
@@ -32,6 +32,8 @@ def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objectiv
         "trajectory": [round(x, 6) for x in res.trajectory], "full_objective": round(res.full_objective, 6),
         "seconds": round(res.seconds, 3), "prompt_format": prompt_format(tokenizer),
     }
+    if res.lm_tokens is not None:
+        rec["lm_tokens"] = int(res.lm_tokens)
     if device is not None:
         rec["device"] = device
     if matmul is not None:

@@ -85,9 +85,9 @@ def test_bound_and_reuse_give_the_stored_order_with_fewer_tokens(lm, monkeypatch
     plain = greedy_layout(lm, lay, bound=False)
     assert fast.order == plain.order == rec["order"]
     np.testing.assert_allclose(fast.trajectory, plain.trajectory, atol=1e-3)
-    print(f"tokens: default {fast.forward_tokens}, reuse alone {plain.forward_tokens}")
-    assert fast.forward_tokens < 0.6 * plain.forward_tokens  # 1,926 vs 3,974 measured (0.48)
+    print(f"tokens: default {fast.lm_tokens}, reuse alone {plain.lm_tokens}")
+    assert fast.lm_tokens < 0.6 * plain.lm_tokens  # 1,926 vs 3,974 measured (0.48)
     monkeypatch.setattr(gsr, "supported", lambda model: False)
     masked = greedy_layout(lm, lay)
-    assert masked.order == rec["order"] and masked.forward_tokens == fast.forward_tokens
+    assert masked.order == rec["order"] and masked.lm_tokens == fast.lm_tokens
     np.testing.assert_allclose(masked.trajectory, fast.trajectory, atol=1e-3)

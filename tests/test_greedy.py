@@ -79,12 +79,12 @@ def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, 
                                 batch_tokens=budget)
             assert fast.order == ref.order, (pack, reuse, bound, budget)
             np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
-            assert tokens.setdefault((pack, reuse, bound), fast.forward_tokens) == fast.forward_tokens
+            assert tokens.setdefault((pack, reuse, bound), fast.lm_tokens) == fast.lm_tokens
     # the tiny LM's candidates score too close together for the bound to drop any (tests/test_embedded.py
     # shows it on SmolLM2), but with a store the deleted candidate's suffix replaces the next state forward
     assert tokens[True, True, True] <= tokens[True, True, False] < tokens[True, False, False] == tokens[False, False, False]
     assert tokens[True, False, True] < tokens[True, False, False]
-    assert greedy_prune(tiny_lm, chains[1], objective=objective).forward_tokens == tokens[True, True, True]  # CPU default
+    assert greedy_prune(tiny_lm, chains[1], objective=objective).lm_tokens == tokens[True, True, True]  # CPU default
     monkeypatch.setattr(gc, "default_kv_tokens", lambda model, device: 1)  # rows: one candidate per block
     fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=False)
     assert fast.order == ref.order
