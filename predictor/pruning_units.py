@@ -7,16 +7,27 @@ A *unit* is a run of reasoning tokens kept or removed as one:
   emoji ZWJ sequence, flag, keycap or skin-tone sequence, "\r\n"), so no mark is left orphaned;
 - a `<think>` or `</think>` tag is one unit, and is protected (kept) by default, so R1-style
   chains keep balanced tags;
+- a fenced code block (```` ``` ```` or `~~~` to the matching fence, or to the end of the text when
+  no fence closes it) and an inline code span (`` `x` ``, ``` ``x`` ```) is one unit, kept or removed
+  whole whatever is protected, so fences stay balanced and a kept block keeps its line structure
+  (newlines and indentation); the "code" preset protects them;
 - every span a protect preset matches ("numbers", "math") is one protected unit.
 
-Protect presets:
+Protect presets (a name, several joined by "+" such as "code+numbers", or a list of names):
 - "digits": every token that holds a digit (token by token: separators, decimal points and signs
   between digit tokens are not kept; use "numbers" to keep whole numbers);
-- "numbers": whole numbers with their sign, currency sign (`CURRENCY`), thousands separators (a comma and
-  exactly 3 digits: "1,2,3" is three numbers), decimal point and percent sign (`NUMBER`: "-4", "$1,234.50", "3.5", "50%");
-- "math": "numbers" plus operators (`OPERATOR`) and whole LaTeX math: commands with their brace
-  groups ("\\frac{1}{2}") and paired delimiters ("$...$" holding math markup, "$$...$$", "\\(...\\)",
-  "\\[...\\]").
+- "numbers": whole compound values (`VALUE`): a number with its sign, currency sign (`CURRENCY`),
+  thousands separators (a comma and exactly 3 digits: "1,2,3" is three numbers), decimal point and
+  percent sign ("-4", "$1,234.50", "3.5", "50%"), fractions, ratios, times and dates ("1/2", "2:30",
+  "3:45 pm", "2024/03/15"), mixed numbers ("3 1/2", "1 ½"), powers and scientific notation ("10^3",
+  "10²", "1.5e-3", "3 × 10^8"), unicode fractions ("½"), and the unit written with the value: glued
+  ("40km", "5kg", "10am"), a unit symbol after a space ("5 km/h", "10² m²", "25 °C": `UNIT_SYMBOLS`)
+  or a CJK unit word ("40公里", "5支", "3个": `CJK_UNITS`);
+- "math": "numbers" plus operators (`OPERATOR`; a "/" between letters keeps its words: "km/h" is
+  one unit) and whole LaTeX math: commands with their brace groups ("\\frac{1}{2}") and paired
+  delimiters ("$...$" holding math markup, "$$...$$", "\\(...\\)", "\\[...\\]");
+- "code": every fenced code block and inline code span, verbatim.
+Values inside code blocks do not protect the block (use "code" for that).
 """
 from __future__ import annotations
 
@@ -38,6 +49,52 @@ PERCENT = "%％"  # percent signs a number may end with (％: full-width)
 # "1,2,3" a list of three
 NUMBER = re.compile(rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:,\d{{3}}(?!\d))*(?:\.\d+)?[{PERCENT}]?")
 
+SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻"  # exponents written as superscripts ("10²", "m²", "10⁻³")
+VULGAR_FRACTIONS = "¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞"
+_SP = "[ \u00a0\u202f]"  # one space inside a value (also no-break and narrow no-break), never a newline
+# unit symbols a value keeps after a space ("5 km/h", "1 ½ m", "10² m²"): symbols only, no English words
+# ("in", "a", "am" are left out: "5 in the box"); a glued unit ("40km") is any run of letters
+UNIT_SYMBOLS = sorted({
+    "km", "m", "cm", "mm", "µm", "μm", "nm", "mi", "ft", "yd", "kg", "g", "mg", "µg", "μg", "lb", "lbs", "oz",
+    "L", "l", "mL", "ml", "cl", "dl", "s", "ms", "µs", "μs", "ns", "min", "mins", "h", "hr", "hrs", "kph", "mph",
+    "Hz", "kHz", "MHz", "GHz", "W", "kW", "MW", "Wh", "kWh", "V", "mV", "kV", "mA", "J", "kJ", "cal", "kcal",
+    "N", "Pa", "kPa", "MPa", "hPa", "atm", "mol", "mmol", "°", "°C", "°F", "℃", "℉", "kB", "KB", "MB", "GB",
+    "TB", "px", "ha", "rad", "rpm"}, key=lambda u: (-len(u), u))
+# CJK unit and measure words a value keeps ("40公里" is one value, never "40公")
+CJK_UNITS = sorted({
+    "公里", "千米", "厘米", "毫米", "米", "千克", "公斤", "克", "斤", "吨", "毫升", "升", "小时", "分钟", "秒", "天",
+    "周", "个月", "月", "年", "岁", "元", "块", "角", "分", "美元", "欧元", "个", "只", "支", "本", "张", "条", "件",
+    "辆", "次", "人", "度", "倍", "页", "位", "名", "台", "瓶", "杯", "碗", "盒", "箱", "袋", "份", "根", "颗", "棵",
+    "朵", "双", "对", "套", "平方米", "立方米", "公顷", "亩", "里", "步", "圈", "道", "题", "层", "号", "日", "时",
+    "キロ", "メートル", "センチ", "グラム", "リットル", "円", "ドル", "個", "枚", "歳", "時間", "分間", "秒間", "回",
+    "匹", "冊", "台", "杯", "階", "번", "개", "원", "명", "살", "시간", "분", "초"}, key=lambda u: (-len(u), u))
+_UNIT = "(?:" + "|".join(map(re.escape, UNIT_SYMBOLS)) + ")"
+_UNIT_POWER = rf"(?:[{SUPERSCRIPTS}]+|\^\d+)?"
+_POWER = (rf"(?:(?:\^|\*\*)(?:\{{[-+−]?\d+(?:\.\d+)?\}}|\([-+−]?\d+(?:\.\d+)?\)|[-+−]?\d+(?:\.\d+)?)"
+          rf"|[{SUPERSCRIPTS}]+)")
+_VALUE_UNIT = (
+    rf"(?:{_SP}?(?:[ap]\.m\.|[AP]\.M\.|[ap]m|[AP]M)(?!\w)"  # a time's am / pm ("3:45 pm")
+    rf"|[A-Za-zµμΩ°℃℉]+[{SUPERSCRIPTS}]*(?:/[A-Za-zµμΩ°]+[{SUPERSCRIPTS}]*)?"  # a glued unit ("40km", "5m/s²")
+    rf"|{_SP}{_UNIT}{_UNIT_POWER}(?:/{_UNIT}{_UNIT_POWER})?(?![A-Za-z\d])"  # a unit symbol after a space
+    rf"|{_SP}?(?:" + "|".join(map(re.escape, CJK_UNITS)) + "))")  # a CJK unit word ("40公里", "3 个")
+# A compound value (the "numbers" preset): a number (`NUMBER`'s sign, currency, thousands and decimals)
+# with its fraction / ratio / time / date parts ("1/2", "2:30", "2024/03/15") or the fraction of a mixed
+# number ("3 1/2", "1 ½"), exponent ("1.5e-3"), power ("10^3", "10²"), "× 10^n", percent sign and
+# unit; or a unicode fraction on its own ("½"). A mixed number's fraction after a fraction is another
+# value ("1/2 3/4" is two).
+VALUE = re.compile(
+    rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:,\d{{3}}(?!\d))*(?:\.\d+)?"
+    rf"(?:(?:[/⁄:：]\d+(?:\.\d+)?)+|{_SP}?[{VULGAR_FRACTIONS}]|{_SP}\d+[/⁄]\d+(?![\d/⁄:：]|\.\d))?"
+    rf"(?:[eE][-+−]?\d+)?{_POWER}?(?:{_SP}?[×x*·⋅]{_SP}?10{_POWER})?[{PERCENT}]?{_VALUE_UNIT}?"
+    rf"|[{VULGAR_FRACTIONS}]{_VALUE_UNIT}?")
+# a "/" between two words ("km/h", "m/s", "and/or") is no division: with span presets the words and the
+# slash are one unit, so that "math" (which keeps operators) never keeps half of "km/h"
+WORD_SLASH = re.compile(r"(?<![\w/])[A-Za-zµμ°]+(?:/[A-Za-zµμ°]+)+(?![\w/])")
+# code: a fenced block runs to the next fence of the same kind and length or, unclosed, to the end of the
+# text; an inline span is 1 or 2 backticks around text on one line (outside fenced blocks)
+FENCED_CODE = re.compile(r"(`{3,}|~{3,}).*?(?:(?<![`~])\1(?![`~])|\Z)", re.S)
+INLINE_CODE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?(?<!`)\1(?!`)")
+
 
 def _braces(depth: int) -> str:
     """Regex for a brace group `{...}` whose braces nest up to `depth` levels deep."""
@@ -57,11 +114,12 @@ OPERATOR = re.compile(r"[+\-*/=×÷^<>≤≥≠±√∑∏∫−]")
 # before it, so that removing that character never turns it into a sign ("= -5")
 UNSIGNED_MINUS = re.compile(rf"(?<=[\w)\]])[-+−](?=[{CURRENCY}]?\d)")
 
-SPAN_PRESETS: dict[str, tuple[re.Pattern, ...]] = {"numbers": (NUMBER,), "math": (LATEX, NUMBER, OPERATOR)}
+SPAN_PRESETS: dict[str, tuple[re.Pattern, ...]] = {"numbers": (VALUE,), "math": (LATEX, VALUE, OPERATOR),
+                                                   "code": (FENCED_CODE, INLINE_CODE)}
 TOKEN_PRESETS: dict[str, Callable[[str], bool]] = {"digits": lambda tok: any(ch.isdigit() for ch in tok)}
-PRESETS = ("digits", "numbers", "math")
+PRESETS = ("digits", "numbers", "math", "code")
 
-Protect = Union[None, str, Callable[[str], bool], Iterable[int]]
+Protect = Union[None, str, Callable[[str], bool], Iterable[int], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -89,11 +147,27 @@ class Units:
         return self.protected[self.unit_of()]
 
 
+def preset_names(protect: Protect) -> tuple[str, ...] | None:
+    """The preset names `protect` gives: ("numbers",) for "numbers", ("code", "math") for "code+math",
+    "code,math" or ["code", "math"]; None when protect is no preset (None, a predicate, token indices).
+    Unknown names are returned as given (`check_protect` refuses them)."""
+    if isinstance(protect, str):
+        return tuple(p.strip() for p in re.split(r"[+,]", protect))
+    if isinstance(protect, (list, tuple)) and protect and all(isinstance(p, str) for p in protect):
+        return tuple(protect)
+    return None
+
+
 def check_protect(protect: Protect) -> None:
     """ValueError for an unknown preset name or a value that is no preset, predicate or index set."""
-    if isinstance(protect, str) and protect not in PRESETS:
-        raise ValueError(f"unknown protect preset {protect!r}; choose from {', '.join(PRESETS)}")
-    if protect is not None and not isinstance(protect, (str, Iterable)) and not callable(protect):
+    names = preset_names(protect)
+    if names is not None:
+        for name in names:
+            if name not in PRESETS:
+                raise ValueError(f"unknown protect preset {name!r}; choose from {', '.join(PRESETS)} "
+                                 "(several joined by '+', e.g. 'code+numbers')")
+        return
+    if protect is not None and not isinstance(protect, Iterable) and not callable(protect):
         raise ValueError(f"protect must be a preset name ({', '.join(PRESETS)}), a predicate on the decoded "
                          f"token or token indices, got {protect!r}")
 
@@ -117,6 +191,20 @@ def _spans(patterns: Iterable[re.Pattern], text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for p in patterns for m in p.finditer(text) if m.end() > m.start()]
 
 
+def code_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every fenced code block and of every inline code span outside them."""
+    fenced = _spans([FENCED_CODE], text)
+    blank = list(text)
+    for a, b in fenced:
+        blank[a:b] = "\0" * (b - a)
+    return sorted(fenced + _spans([INLINE_CODE], "".join(blank)))
+
+
+def _inside(spans: list[tuple[int, int]], outer: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans that lie within none of the outer spans."""
+    return [(a, b) for a, b in spans if not any(oa <= a and b <= ob for oa, ob in outer)]
+
+
 def _overlaps(texts: list[str], spans: list[tuple[int, int]]) -> np.ndarray:
     """bool [len(texts)]: text u overlaps one of the spans."""
     ends = np.cumsum([len(t) for t in texts])
@@ -131,11 +219,17 @@ def token_protected(protect: Protect, tokens: list[str]) -> np.ndarray:
     """bool [n]: tokens protected by a token preset ("digits"), a predicate on the decoded token, or
     token indices (ValueError for an index outside [0, n)); span presets protect no token here."""
     n = len(tokens)
-    if protect is None or isinstance(protect, str) and protect in SPAN_PRESETS:
+    names = preset_names(protect)
+    if names is not None:
+        check_protect(protect)
+        mask = np.zeros(n, dtype=bool)
+        for name in names:
+            if name in TOKEN_PRESETS:
+                mask |= np.array([bool(TOKEN_PRESETS[name](t)) for t in tokens], dtype=bool)
+        return mask
+    if protect is None:
         return np.zeros(n, dtype=bool)
     check_protect(protect)
-    if isinstance(protect, str):
-        protect = TOKEN_PRESETS[protect]
     if callable(protect):
         return np.array([bool(protect(t)) for t in tokens], dtype=bool)
     mask = np.zeros(n, dtype=bool)
@@ -150,19 +244,25 @@ def pruning_units(tokenizer, ids: list[int], protect: Protect = None, keep_think
     """The units of reasoning ids `ids` (see the module docstring) with their protection.
 
     A unit is protected when one of its tokens is (`token_protected`), it overlaps a span of a span
-    preset, or (keep_think_tags) it is a think tag."""
+    preset (values inside code blocks do not count: only "code" protects code), or (keep_think_tags)
+    it is a think tag."""
     tokens = [tokenizer.decode([t], clean_up_tokenization_spaces=False) for t in ids]
     tok_prot = token_protected(protect, tokens)
     groups = char_groups(tokenizer, ids)
     texts = group_texts(tokenizer, ids, groups)
     text = "".join(texts)
     tags = _spans([THINK_TAG], text)
+    code = code_spans(text)
     clusters = [(m.start(), m.end()) for m in GRAPHEME.finditer(text) if m.end() - m.start() > 1]
-    span_preset = isinstance(protect, str) and protect in SPAN_PRESETS
-    preset_spans = _spans(SPAN_PRESETS[protect], text) if span_preset else []
-    minus_joins = [(m.start() - 1, m.end()) for m in UNSIGNED_MINUS.finditer(text)] if span_preset else []
+    names = [p for p in (preset_names(protect) or ()) if p in SPAN_PRESETS]
+    preset_spans, value_joins = [], []
+    for name in names:
+        preset_spans += code if name == "code" else _inside(_spans(SPAN_PRESETS[name], text), code)
+    if any(name != "code" for name in names):
+        value_joins = ([(m.start() - 1, m.end()) for m in UNSIGNED_MINUS.finditer(text)]
+                       + _spans([WORD_SLASH], text))
     if len(groups) > 1:
-        join = _joins(texts, tags + preset_spans + clusters + minus_joins)
+        join = _joins(texts, tags + code + preset_spans + clusters + value_joins)
         merged_g, merged_t = [groups[0]], [texts[0]]
         for u in range(1, len(groups)):
             if join[u - 1]:
@@ -181,6 +281,14 @@ _NUMBER_END = re.compile(rf"[\d{CURRENCY}{PERCENT}+\-−.,]$")  # a character th
 _NUMBER_START = re.compile(rf"(?:[-+−]?[{CURRENCY}]?|[.,])\d")  # a number's start: sign, currency sign, decimal point
 _SIGNED_START = re.compile(rf"[-+−][{CURRENCY}]?\d")
 _SIGN_EATER = re.compile(r"[\w)\]]$")  # after these a "-" is read as subtraction, not as a sign (`NUMBER`)
+_FENCE_END = re.compile(r"(?:`{3,}|~{3,})[ \t]*$")
+_FENCE_START = re.compile(r"[ \t]*(?:`{3,}|~{3,})")
+# Where a removed gap would make two kept values read as one ("3" ... "7/8" -> "3 7/8", a mixed number),
+# the pruned text marks the cut with an ellipsis: no value holds it (`VALUE`), and a reader sees that text
+# was left out between the two, so "3 … 7/8" cannot read as 3 7/8. Only this case gets it; a space is
+# enough everywhere else ("3" ... "4" -> "3 4").
+VALUE_SEPARATOR = " … "
+_CONTEXT = 48  # characters either side of a junction that a value crossing it is looked for in
 
 
 def _digit_junction(left: str, right: str) -> bool:
@@ -195,24 +303,66 @@ def _digit_junction(left: str, right: str) -> bool:
 
 
 def _word_junction(left: str, right: str, gap: list[str]) -> bool:
-    """True when a removed gap that held whitespace would glue two words ("work" + "100%")."""
-    return (bool(left) and bool(right) and left[-1].isalnum() and right[0].isalnum()
-            and any(ch.isspace() for t in gap for ch in t))
+    """True when a removed gap that held whitespace would glue two words ("work" + "100%"; a code
+    span counts as a word: "`x`" + "then")."""
+    return (bool(left) and bool(right) and (left[-1].isalnum() or left[-1] == "`")
+            and (right[0].isalnum() or right[0] == "`") and any(ch.isspace() for t in gap for ch in t))
+
+
+def value_crosses(left: str, sep: str, right: str) -> bool:
+    """True when, in `left + sep + right` (sep: whitespace or ""), a compound value (`VALUE`) takes
+    characters from both sides: the two would read as one value ("3" + " " + "1/2", "5" + " km").
+    Whitespace at the junction is read as one space (a newline as a newline), as a reader reads it."""
+    left, right = left[-_CONTEXT:], right[:_CONTEXT]
+    a = len(left.rstrip())
+    ws = left[a:] + sep + right[:len(right) - len(right.lstrip())]
+    gap = "\n" if "\n" in ws else (" " if ws else "")
+    s = left[:a] + gap + right.lstrip()
+    return any(m.start() < a and m.end() > a + len(gap) for m in VALUE.finditer(s))
+
+
+def junction(left: str, right: str, gap: list[str]) -> str:
+    """What join_units writes between kept text `left` and the kept text `right` that follows it
+    across the removed units' texts `gap`: "" (the text as kept), " " where a number would change or
+    two words would glue, "\\n" where a code fence would leave its line, `VALUE_SEPARATOR` where even
+    a space would make two values read as one."""
+    if (_FENCE_END.search(left) and not right.startswith(("\n", "\r"))) or \
+            (_FENCE_START.match(right) and left and not left.endswith("\n")):
+        return "\n"
+    crosses = value_crosses(left, "", right)
+    if not (crosses or _digit_junction(left, right) or _word_junction(left, right, gap)):
+        return ""
+    if all(not t.strip() for t in gap):  # only whitespace was removed: a space reads as the original did
+        return "" if left[-1:].isspace() or right[:1].isspace() else " "
+    if not value_crosses(left, " ", right):
+        return "" if left[-1:].isspace() or right[:1].isspace() else " "
+    return VALUE_SEPARATOR[left[-1:].isspace():len(VALUE_SEPARATOR) - right[:1].isspace()]
 
 
 def join_units(texts: list[str], kept_units: list[int], first_text: str | None = None) -> str:
-    """Pruned text: the kept units' texts in order; where a removed gap would glue a number to the
-    next ("3" + "4" -> "34") or to a sign ("-" + "4"), or held whitespace between two words that it
-    would now glue ("Jaydee" + "4560"), a space is written between them.
+    """Pruned text: the kept units' texts in order, with `junction`'s separator where a unit follows a
+    removed gap: a space where the gap would glue a number to the next ("3" + "4" -> "34") or to a sign
+    ("-" + "4"), or held whitespace between two words that it would now glue ("Jaydee" + "4560"); a
+    newline where a code fence would no longer start or end its line; `VALUE_SEPARATOR` where even a
+    space would make two values read as one ("3" + "7/8" -> "3 … 7/8", not the mixed number 3 7/8).
     first_text replaces the first kept unit's text (its standalone decode, as the tokenizer writes the
     start of a text)."""
     out: list[str] = []
+    tail = ""  # the last characters written, for the junction checks
     prev = None
-    for u in kept_units:
+    for j, u in enumerate(kept_units):
         t = first_text if (prev is None and first_text is not None) else texts[u]
-        if prev is not None and u != prev + 1 and out and (
-                _digit_junction(out[-1], t) or _word_junction(out[-1], t, texts[prev + 1:u])):
-            out.append(" ")
+        if prev is not None and u != prev + 1 and out:
+            right = t  # this unit and the kept units right after it, up to the next gap
+            nxt = j + 1
+            while len(right) < _CONTEXT and nxt < len(kept_units) and kept_units[nxt] == kept_units[nxt - 1] + 1:
+                right += texts[kept_units[nxt]]
+                nxt += 1
+            sep = junction(tail, right, texts[prev + 1:u])
+            if sep:
+                out.append(sep)
+                tail = (tail + sep)[-_CONTEXT:]
         out.append(t)
+        tail = (tail + t)[-_CONTEXT:]
         prev = u
     return "".join(out)

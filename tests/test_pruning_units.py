@@ -225,7 +225,7 @@ def test_bad_protect_values_and_numpy_budgets(rp, chains):
     int budget (JSON-serializable)."""
     import json
 
-    with pytest.raises(ValueError, match=r"^protect must be a preset name \(digits, numbers, math\), a predicate"):
+    with pytest.raises(ValueError, match=r"^protect must be a preset name \(digits, numbers, math, code\), a predicate"):
         prune(chains[0], 0.5, protect=3, predictor=rp)
     res = prune(chains[0], keep_tokens=np.int64(3), predictor=rp)
     assert type(res.budget) is int and json.dumps(res.budget) == "3" and len(res.kept) == 3
