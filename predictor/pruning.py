@@ -40,9 +40,15 @@ from .chain_lists import ChainFailure, check_errors, map_chains_batched
 from .chains import Chain, ChainLike
 from .contiguous_selection import rank_values, select_kept_contiguous
 from .layout import encode_chain
-from .pruning_units import Protect, Units, check_protect, join_units, pruning_units
+from .pruning_units import Protect, Units, check_protect, join_units, protected_fill, pruning_units
 from .ranks import scores_to_ranks
 from .lexical import token_steps
+
+
+# For a budget of at most this many tokens a ranker's default contiguity settings do not apply: a gap cost
+# would outweigh every kept token's rank and keep the first or last token whatever the ranks; the
+# top-ranked units win instead (an explicit gap_cost / position_weight still applies).
+SMALL_BUDGET_TOKENS = 4
 
 
 class Ranker(Protocol):
@@ -63,7 +69,9 @@ class PruneResult:
     ranks: int [n] the ranks the removal followed (1 = pruned first); chain: the input chain;
     budget: the tokens the budget asked for (fewer than len(kept) when protected units or whole
     units needed more; see the module docstring); gap_cost, position_weight: the contiguity
-    settings the selection used (0, 0: plain selection by rank)."""
+    settings the selection used (0, 0: plain selection by rank; a budget of at most
+    SMALL_BUDGET_TOKENS under the ranker's defaults selects plainly); n_protected: tokens in protected
+    units (`protected_fill`: their share of the budget)."""
 
     text: str
     kept: list[int]
@@ -74,6 +82,12 @@ class PruneResult:
     budget: int | None = None
     gap_cost: float = 0.0
     position_weight: float = 0.0
+    n_protected: int = 0
+
+    @property
+    def protected_fill(self) -> float:
+        """Protected tokens / budget (`pruning_units.protected_fill`); >= 0.9: warn, little is left to choose."""
+        return protected_fill(self.n_protected, self.budget)
 
     @property
     def over_budget(self) -> bool:
@@ -218,15 +232,17 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
     check_contiguity(gap_cost, position_weight, step_aware, threshold)
     check_errors(errors)
     contiguity = resolve_contiguity(ranker, gap_cost, position_weight, step_aware, threshold)
+    by_default = gap_cost is None and position_weight is None
     out, single = map_chains_batched(
         lambda cs: _prune_many(ranker, cs, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh),
-                               contiguity),
+                               contiguity, by_default),
         chains, errors)
     return out[0] if single else out
 
 
 def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, threshold, protect, step_aware,
-                refresh: int, contiguity: tuple[float, float] = (0.0, 0.0)) -> list[PruneResult]:
+                refresh: int, contiguity: tuple[float, float] = (0.0, 0.0), by_default: bool = False
+                ) -> list[PruneResult]:
     tok = ranker.lm.tokenizer
     # every chain's ids first: raises ChainError (empty, too long) before any forward pass
     ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains]
@@ -236,8 +252,8 @@ def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, th
     else:
         scores = [None] * len(chains)
         ranks = ranker.predict_ranks(chains, refresh=refresh)
-    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh, contiguity)
-            for c, i, r, s in zip(chains, ids, ranks, scores)]
+    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh, contiguity,
+                       by_default) for c, i, r, s in zip(chains, ids, ranks, scores)]
 
 
 def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[int]:
@@ -254,7 +270,9 @@ def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[i
 
 def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
                keep_tokens, threshold, protect, step_aware, refresh: int,
-               contiguity: tuple[float, float] = (0.0, 0.0)) -> PruneResult:
+               contiguity: tuple[float, float] = (0.0, 0.0), by_default: bool = False) -> PruneResult:
+    """by_default: the contiguity settings are the ranker's defaults, which a budget of at most
+    SMALL_BUDGET_TOKENS tokens ignores (plain selection: the top-ranked units win)."""
     n = len(ids)
     units = pruning_units(tok, ids, protect)
     protected = units.protected_tokens()
@@ -263,7 +281,8 @@ def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.
         k = len(kept)
         if refresh > 1:
             kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
-    elif contiguity != (0.0, 0.0):
+    elif contiguity != (0.0, 0.0) and not (by_default and keep_count(n, keep_ratio, keep_tokens)
+                                           <= SMALL_BUDGET_TOKENS):
         k = keep_count(n, keep_ratio, keep_tokens)
         kept = select_kept_contiguous(rank_values(ranks, contiguity[1]), k, contiguity[0], protected, units.groups)
     else:
@@ -274,7 +293,8 @@ def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.
     first = tok.decode([ids[i] for i in units.groups[kept_units[0]]], clean_up_tokenization_spaces=False)
     text = join_units(units.texts, kept_units, first_text=first)
     return PruneResult(text=text, kept=kept, ratio=len(kept) / n, ranks=np.asarray(ranks), n=n, chain=chain,
-                       budget=k, gap_cost=contiguity[0], position_weight=contiguity[1])
+                       budget=k, gap_cost=contiguity[0], position_weight=contiguity[1],
+                       n_protected=int(protected.sum()))
 
 
 def _tokens(tok, ids: list[int], step_aware: bool) -> list[str]:

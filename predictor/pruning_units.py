@@ -366,3 +366,32 @@ def join_units(texts: list[str], kept_units: list[int], first_text: str | None =
         tail = (tail + t)[-_CONTEXT:]
         prev = u
     return "".join(out)
+
+
+PROTECTED_FILL_WARN = 0.9  # protected tokens filling this share of the budget leave the ranks little to choose
+
+
+def protected_fill(n_protected: int, budget: int | None) -> float:
+    """The share of the budget that protected tokens take: n_protected / budget (inf for a budget of
+    0 with protected tokens, 0 without a budget)."""
+    if not budget:
+        return float("inf") if n_protected and budget == 0 else 0.0
+    return n_protected / budget
+
+
+def crowded_by_protection(n_protected: int, budget: int | None, limit: float = PROTECTED_FILL_WARN) -> bool:
+    """True when protected tokens fill at least `limit` (0.9) of the budget: the ranks then choose
+    (almost) nothing and the pruned text is (almost) only what was protected, so a caller should warn."""
+    return protected_fill(n_protected, budget) >= limit
+
+
+def protection_warning(crowded: list[str], total: int, protect: Protect = None,
+                       limit: float = PROTECTED_FILL_WARN) -> str | None:
+    """The warning a caller prints when chains are `crowded_by_protection`: how many, a few ids, and
+    what to do; None when there are none."""
+    if not crowded:
+        return None
+    shown = ", ".join(crowded[:5]) + (", ..." if len(crowded) > 5 else "")
+    what = f" ({protect!r})" if isinstance(protect, str) else ""
+    return (f"{len(crowded)} of {total} chain(s) spend >= {limit:.0%} of the budget on protected tokens{what}, so the "
+            f"ranks choose (almost) no other token: {shown}; raise the budget or protect less")

@@ -256,3 +256,47 @@ def test_gaps_that_held_whitespace_never_glue_two_words():
     assert join_units(texts, [0, 11, 12]) == "Jaydee 100"  # the kept " " already separates them
     assert join_units(["汤姆", "有", "苹果"], [0, 2]) == "汤姆苹果"
     assert join_units(["ab", "cd", "ef"], [0, 2]) == "abef"
+
+
+def test_tiny_budgets_keep_the_top_ranked_units_under_default_contiguity(rp, monkeypatch):
+    """Kind 5 (issue 29): with a predictor's default contiguity (gap cost 2, position weight 0.25, as
+    shipped) a budget of at most SMALL_BUDGET_TOKENS keeps the top-ranked units, not the first or last
+    token; an explicit gap cost still applies, and larger budgets use the defaults."""
+    from predictor.contiguous_selection import rank_values, select_kept_contiguous
+    from predictor.pruning import SMALL_BUDGET_TOKENS
+
+    monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {"gap_cost": 2.0, "position_weight": 0.25}))
+    chain = {"id": "tom", "question": "Tom has 3 apples and buys 4 more. How many?",
+             "reasoning": "Tom has 3 apples. He buys 4 more. So he has 7 apples in all.", "answer": "7"}
+    ranks = rp.predict_ranks(chain)
+    n = len(ranks)
+    top = int(np.argmax(ranks))
+    assert 0 < top < n - 1  # the top-ranked token is neither the first nor the last
+    assert prune(chain, keep_tokens=1, predictor=rp).kept == [top]
+    for k in range(1, SMALL_BUDGET_TOKENS + 1):
+        res = prune(chain, keep_tokens=k, predictor=rp)
+        assert set(res.kept) == set(np.flatnonzero(ranks > n - k).tolist()), k
+        assert res.gap_cost == 2.0  # the records still name the settings in force
+    assert prune(chain, keep_tokens=1, predictor=rp, gap_cost=2.0).kept in ([0], [n - 1])  # explicit: applies
+    k = SMALL_BUDGET_TOKENS + 3
+    assert prune(chain, keep_tokens=k, predictor=rp).kept == select_kept_contiguous(rank_values(ranks, 0.25), k, 2.0)
+
+
+def test_protected_fill_tells_when_protection_crowds_the_budget(rp):
+    """Kind 5 (issue 29): `protected_fill` is protected tokens / budget; at >= 0.9 a caller warns."""
+    from predictor.pruning_units import crowded_by_protection, protected_fill, protection_warning
+
+    ids = encode_chain(rp.lm.tokenizer, as_chain(NUMBERS)).reasoning_ids
+    n_prot = int(pruning_units(rp.lm.tokenizer, ids, "numbers").protected_tokens().sum())
+    crowded = prune(NUMBERS, 0.3, predictor=rp, protect="numbers")
+    assert crowded.n_protected == n_prot and crowded.protected_fill == n_prot / crowded.budget >= 0.9
+    assert crowded_by_protection(crowded.n_protected, crowded.budget)
+    roomy = prune(NUMBERS, 0.9, predictor=rp, protect="numbers")
+    assert roomy.protected_fill < 0.9 and not crowded_by_protection(roomy.n_protected, roomy.budget)
+    plain = prune(NUMBERS, 0.3, predictor=rp)
+    assert plain.n_protected == 0 and plain.protected_fill == 0.0
+    assert protected_fill(9, 10) == 0.9 and crowded_by_protection(9, 10) and not crowded_by_protection(8, 10)
+    assert protection_warning([], 3) is None
+    assert protection_warning(["num"], 3, "numbers") == (
+        "1 of 3 chain(s) spend >= 90% of the budget on protected tokens ('numbers'), so the ranks choose "
+        "(almost) no other token: num; raise the budget or protect less")
