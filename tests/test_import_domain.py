@@ -1,0 +1,55 @@
+"""data/import_domain.py: answer declarations are cut from AQuA rationales; the committed queues are its output."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def importer():
+    spec = importlib.util.spec_from_file_location("import_domain", DATA / "import_domain.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("text,letter,option,want", [
+    ("x = 5\nAnswer: C", "C", "5", "x = 5"),
+    ("x = 5\nANSWER:C", "C", "5", "x = 5"),
+    ("x = 5\nThe answer is C.", "C", "5", "x = 5"),
+    ("x = 5\nC", "C", "5", "x = 5"),
+    ("x = 5\nAnswer C)5", "C", "5", "x = 5"),
+    ("x = 5 ==> the correct answer is C.", "C", "5", "x = 5 ==>"),
+    ("x = 5. Thus, C is the correct answer", "C", "5", "x = 5"),
+    ("x = 5\nHence (C) is correct answer.", "C", "5", "x = 5"),
+    ("x = 5\nAnswer: D", "C", "5", "x = 5\nAnswer: D"),  # names another option: kept
+    ("so the sum is A + B", "B", "9", "so the sum is A + B"),  # no declaration
+])
+def test_strip_declaration(importer, text, letter, option, want):
+    assert importer.strip_declaration(text, letter, option) == want
+
+
+def test_chain_fields(importer):
+    aqua = importer.aqua_chain({"question": "Q?", "options": ["A)1", "B) 2 m"], "rationale": "1+1=2\nAnswer: B",
+                                "correct": "B"}, "aqua-dev-0")
+    assert aqua == {"id": "aqua-dev-0", "question": "Q?\nAnswer Choices: (A) 1 (B) 2 m", "reasoning": "1+1=2",
+                    "answer": "2 m", "choice": "B"}
+    sqa = importer.strategyqa_chain({"qid": "q", "question": " Q? ", "answer": False,
+                                     "facts": ["A  fact", "Another one."]}, "strategyqa-train-3")
+    assert sqa["reasoning"] == "A fact. Another one." and sqa["answer"] == "no" and sqa["question"] == "Q?"
+
+
+@pytest.mark.parametrize("domain,files", [("aqua", ["aqua/dev.json", "aqua/test.json"]),
+                                          ("strategyqa", ["strategyqa/train.json", "strategyqa/dev.json"])])
+def test_committed_queue_is_the_converter_output(importer, domain, files, tmp_path):
+    out = tmp_path / "q.jsonl"
+    importer.main([domain, "--in", *[str(DATA / f) for f in files], "--out", str(out),
+                   "--min-tokens", "20", "--max-tokens", "64", "--seed", "0"])
+    assert out.read_text() == (DATA / "chains" / f"{domain}-20-64.jsonl").read_text()
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(set(ids)) == len(ids) and all(i.startswith(domain + "-") for i in ids)
