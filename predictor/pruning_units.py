@@ -90,9 +90,11 @@ VALUE = re.compile(
 # a "/" between two words ("km/h", "m/s", "and/or") is no division: with span presets the words and the
 # slash are one unit, so that "math" (which keeps operators) never keeps half of "km/h"
 WORD_SLASH = re.compile(r"(?<![\w/])[A-Za-zµμ°]+(?:/[A-Za-zµμ°]+)+(?![\w/])")
-# code: a fenced block runs to the next fence of the same kind and length or, unclosed, to the end of the
-# text; an inline span is 1 or 2 backticks around text on one line (outside fenced blocks)
-FENCED_CODE = re.compile(r"(`{3,}|~{3,}).*?(?:(?<![`~])\1(?![`~])|\Z)", re.S)
+# code: a fenced block opens with a fence at the start of a line (up to 3 spaces in, as Markdown has it: a
+# "```" inside a sentence opens nothing) and runs to the next such fence of the same kind and length or,
+# unclosed, to the end of the text; an inline span is 1 or 2 backticks around text on one line (outside
+# fenced blocks)
+FENCED_CODE = re.compile(r"(?:(?<=\n)|^)[ ]{0,3}(`{3,}|~{3,}).*?(?:(?<=\n)[ ]{0,3}\1(?![`~])|\Z)", re.S)
 INLINE_CODE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?(?<!`)\1(?!`)")
 
 

@@ -75,6 +75,8 @@ def test_code_spans_are_found_whole():
                             "~~~\nif x:\n\ty = 2\n~~~", "```\nprint(total([1, 2]))\n```"]
     assert inline(text) == ["`total([1, 2])`", "``a`b``"]
     assert blocks("open:\n```\nx = 1\nno close") == ["```\nx = 1\nno close"]  # an unclosed fence runs to the end
+    assert blocks("write ``` fences around code, then 3 more words") == []  # a fence starts its line
+    assert blocks("x\n```\na ``` b\n```\ny") == ["```\na ``` b\n```"]
     assert [m.group() for m in INLINE_CODE.finditer("a ` lone tick and `x` y")] == ["` lone tick and `"]
 
 
