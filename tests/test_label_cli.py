@@ -49,7 +49,7 @@ def test_label_skips_unscorable_chains_with_reason(tmp_path, tiny_dir, capsys):
     out = tmp_path / "o.jsonl"
     assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--shard", "0/1"]) == 0
     err = capsys.readouterr().err
-    assert "skipped: chain 'e': reasoning is empty" in err
+    assert "skipped 1 chain(s): empty reasoning" in err and "e.g. chain 'e': reasoning is empty" in err  # as predict
     assert len(out.read_text().splitlines()) == 1
 
 
@@ -144,7 +144,7 @@ def test_label_and_merge_refuse_to_mix_layouts(tmp_path, tiny_dir, capsys):
 
 def test_search_cost_grows_like_n_cubed():
     """Kind 8: the progress bar weighs chains by the search's cost, not by their tokens."""
-    from predictor.commands.label import search_cost
+    from predictor.engines.jobs import search_cost
 
     assert search_cost(3, 0) == 9 / 2 + 4 / 2 + 1 / 2  # m^2/2 for m = 3, 2, 1
     assert search_cost(2, 5) == (4 / 2 + 2 * 5) + (1 / 2 + 5)

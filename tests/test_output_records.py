@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from predictor.commands.resume_check import done_ids_matching
+from predictor.engines.resume_check import done_ids_matching
 from predictor.engines.parts import iter_output_records
 from predictor.jsonl_io import OutputRecords, ResumableJsonlWriter
 

@@ -233,7 +233,7 @@ def test_cli_prune_keeps_protected_tokens_over_budget(chains_file, tmp_path, mod
 
 def test_cli_finished_or_mismatched_output_is_handled_before_the_lm_loads(tmp_path, chains, model_dir, capsys,
                                                                           monkeypatch):
-    import predictor.commands.predict as predict_cmd
+    import predictor.engines.cli_args as cli_args
 
     inp, out = tmp_path / "c.jsonl", tmp_path / "ranks.jsonl"
     inp.write_text("".join(json.dumps(c) + "\n" for c in chains))
@@ -241,7 +241,7 @@ def test_cli_finished_or_mismatched_output_is_handled_before_the_lm_loads(tmp_pa
     assert main(argv) == 0
     before = out.read_text()
     capsys.readouterr()
-    monkeypatch.setattr(predict_cmd, "load_predictor_from_args", lambda args: pytest.fail("the LM was loaded"))
+    monkeypatch.setattr(cli_args, "load_predictor_from_args", lambda args: pytest.fail("the LM was loaded"))
     assert main(argv) == 0 and out.read_text() == before
     assert "2 already done (nothing left: the LM was not loaded)" in capsys.readouterr().err
     assert main(argv + ["--refresh", "2"]) == 2

@@ -260,7 +260,7 @@ def test_lm_agnostic_predictor_scores_with_an_lm_of_another_shape(tiny_lm, token
 def test_resume_check_expects_the_default_predictor_of_the_named_lm():
     import argparse
 
-    from predictor.commands.resume_check import expected_scorer_name
+    from predictor.engines.resume_check import expected_scorer_name
 
     def expected(**kw):
         return expected_scorer_name(argparse.Namespace(**{"scorer": None, "predictor": None, "model": None, **kw}))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..engines.cli_args import BATCH, add_engine_arguments
+
 
 def add_lm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, metavar="M",
@@ -16,27 +18,25 @@ def add_lm_arguments(p: argparse.ArgumentParser) -> None:
                         "(torch's MKL). Ignored on GPU and for other dtypes")
 
 
-def load_lm_from_args(args: argparse.Namespace, matmul: bool = True):
-    """The LM of --model/--device/--threads; with matmul, its linears switched as --matmul says
-    (`apply_matmul` does that later for callers that must copy the plain model first)."""
-    import torch
+def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
+    """--scorer / --predictor / --refresh and the LM options (shared with `predictor prune`)."""
+    from ..scorers import DIRECTORY_SCORERS, SCORERS
 
-    from ..lm import load_lm
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lm = load_lm(args.model, device=args.device)
-    if matmul:
-        apply_matmul(args, lm)
-    return lm
-
-
-def apply_matmul(args: argparse.Namespace, lm) -> None:
-    """Run the LM's linear layers through oneDNN when --matmul onednn applies (CPU float32)."""
-    from ..cpu_matmul import onednn_applicable, use_onednn_linears
-
-    if args.matmul == "onednn" and onednn_applicable(lm.model):
-        use_onednn_linears(lm.model)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
+                   help="rank with a registered scorer instead of a learned predictor")
+    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
+    p.add_argument("--refresh", type=int, default=1, metavar="K",
+                   help="forward passes per chain: re-score the survivors K times (default 1)")
+    p.add_argument("--no-check-lm", action="store_true",
+                   help="use a predictor with an LM other than the one it was trained for")
+    p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
+    p.add_argument("--batch", type=int, default=BATCH, metavar="N",
+                   help=f"chains read and ranked together, several per forward pass (default {BATCH}; "
+                        "the pass size follows a token budget; --engine local only: Ray workers rank "
+                        "one chain at a time)")
+    add_lm_arguments(p)
+    add_engine_arguments(p)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

@@ -14,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_lm_arguments, load_lm_from_args, parse_shard
+from ..engines.cli_args import load_lm_from_args
+from .common import add_lm_arguments, parse_shard
 
 HELP = "fill the feature cache for a chains or ranked JSONL file (one forward pass per chain)"
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_lm_arguments, apply_matmul, load_lm_from_args, parse_shard
+from ..engines.cli_args import apply_matmul, load_lm_from_args
+from .common import add_lm_arguments, parse_shard
 
 HELP = "exact greedy labels for the states a predictor's own pruning reaches (resumable)"
 

@@ -19,10 +19,7 @@ even over the budget (the count of such chains is reported). Streaming, resumabl
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from .common import with_option_names
-from .predict import add_predictor_arguments, run_stream
+from .common import add_predictor_arguments, with_option_names
 
 HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
 
@@ -53,33 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_predictor_arguments(p)
 
 
-def prune_records(rp, chains: list, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One record per chain, the chains ranked together (raises ChainError naming the list index if
-    one is unscorable)."""
-    results = rp.prune(chains, args.keep, **_options(args))
-    return [_fields(c, res) for c, res in zip(chains, results)]
-
-
-def prune_record(rp, chain, args: argparse.Namespace) -> dict[str, Any]:
-    """The record of one chain (a ChainError names the chain, not a list index)."""
-    return _fields(chain, rp.prune(chain, args.keep, **_options(args)))
-
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"keep_tokens": args.keep_tokens, "threshold": args.threshold, "protect": args.protect,
-            "step_aware": args.step_aware, "refresh": args.refresh,
-            "gap_cost": getattr(args, "gap_cost", None), "position_weight": getattr(args, "position_weight", None)}
-
-
-def _fields(chain, res) -> dict[str, Any]:
-    return {
-        "id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
-        "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
-        "gap_cost": res.gap_cost, "position_weight": res.position_weight,
-        "original_reasoning": chain.reasoning,
-    }  # extra input fields, chain_hash, scorer, lm and settings: added by engines.jobs.PruneJob
-
-
 def run(args: argparse.Namespace) -> int:
     from ..pruning import check_budget, check_contiguity
 
@@ -89,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise with_option_names(e) from None
     from ..engines.jobs import PruneJob
+    from ..engines.local import run_job
 
-    return run_stream(args, PruneJob(args), "prune")
+    return run_job(PruneJob(args), args)

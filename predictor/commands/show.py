@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..chains import Chain
     from ..pruning import check_budget
     from ..show import token_view, write_html, write_png
-    from .predict import load_predictor_from_args
+    from ..engines.cli_args import load_predictor_from_args
 
     try:
         check_budget(args.keep)  # fail before loading anything

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_lm_arguments, load_lm_from_args
+from ..engines.cli_args import load_lm_from_args
+from .common import add_lm_arguments
 
 HELP = "re-run the greedy search on stored token ids and compare orders (checks labels made elsewhere)"
 

@@ -1,7 +1,10 @@
-"""Command-line options that choose and size the engine of `label`, `predict` and `prune`."""
+"""Command-line options that choose and size the engine of `label`, `predict` and `prune`, and the LM and
+predictor that the options of every command name (loaded once per process)."""
 from __future__ import annotations
 
 import argparse
+
+BATCH = 32  # chains that predict / prune read and rank together (--batch)
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,3 +24,40 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="--engine ray: CPUs reserved per actor, also its torch threads unless --threads (default 1)")
     g.add_argument("--parts-dir", default=None,
                    help="--engine ray: folder of finished-record parts before the final merge (default: OUT.parts)")
+
+
+def load_lm_from_args(args: argparse.Namespace, matmul: bool = True):
+    """The LM of --model/--device/--threads; with matmul, its linears switched as --matmul says
+    (`apply_matmul` does that later for callers that must copy the plain model first)."""
+    import torch
+
+    from ..lm import load_lm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lm = load_lm(args.model, device=args.device)
+    if matmul:
+        apply_matmul(args, lm)
+    return lm
+
+
+def apply_matmul(args: argparse.Namespace, lm) -> None:
+    """Run the LM's linear layers through oneDNN when --matmul onednn applies (CPU float32)."""
+    from ..cpu_matmul import onednn_applicable, use_onednn_linears
+
+    if args.matmul == "onednn" and onednn_applicable(lm.model):
+        use_onednn_linears(lm.model)
+
+
+def load_predictor_from_args(args: argparse.Namespace):
+    """The RankPredictor the arguments name (the LM is loaded once)."""
+    import torch
+
+    from ..lm import load_lm
+    from ..rank_predictor import RankPredictor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lm = load_lm(args.model, device=args.device) if (args.model or args.scorer) else None
+    return RankPredictor.load(args.scorer or args.predictor, lm=lm, device=args.device,
+                              check_lm=not args.no_check_lm)

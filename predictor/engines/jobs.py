@@ -6,7 +6,8 @@ chain's content hash, the run's settings, and for predict/prune the input's extr
 `ChainError` for a chain it must skip; `records` does a list (predict/prune: several chains per
 forward pass, the local loop's --batch), with the same records as `record` one at a time. Both
 engines make records this way, and check resumed records with the same `record_hash`, so their
-outputs cannot drift apart.
+outputs cannot drift apart. A job also names its reader and output (`read_input`, `open_output`) and
+each chain's cost (`cost`), which the local loop (`engines.local`) and `ray_data` use alike.
 """
 from __future__ import annotations
 
@@ -15,21 +16,22 @@ from typing import Any
 
 from ..chains import Chain
 from ..jsonl_io import check_settings
-from ..layout import ChainError
+from ..layout import ChainError, encode_chain
+from .chain_io import AtomicResumableOutput, ChainList, InPlaceOutput, Skips, StreamedChains, check_paths
+from .cli_args import BATCH
+
+
+def search_cost(n: int, answer_len: int, stride: int = 1) -> float:
+    """Token positions the greedy search runs through for n reasoning tokens (prefix KV reuse): step
+    k scores m = n - k candidates, candidate j re-running the m - j kept tokens after it and the
+    answer, so ~sum_m (m^2 / 2 + m * answer_len) = n^3 / 6 + n^2 * answer_len / 2, over `stride`."""
+    steps = range(n, 0, -max(1, stride))
+    return float(sum(m * m / 2 + m * answer_len for m in steps))
 
 
 def _options(args: argparse.Namespace) -> argparse.Namespace:
     """The parsed arguments without the CLI's callback (a plain, picklable namespace)."""
     return argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.startswith("_")})
-
-
-def skip_kind(err: Exception) -> str:
-    """The counted reason of a skipped chain, as `predictor predict` reports it ("empty reasoning", ...)."""
-    from ..commands.predict import Skips
-
-    s = Skips()
-    s.add_chain_error(err)
-    return next(iter(s.counts))
 
 
 class ChainJob:
@@ -41,8 +43,30 @@ class ChainJob:
     key: tuple[str, ...] = ("id",)
     settings_fields: tuple[str, ...] = ()  # the keys of `settings()`, known before loading
 
+    resumes_before_loading = False  # whether the local loop can tell before loading that all is done
+    batch = 1  # chains the local loop hands to `records` together
+
     def __init__(self, args: argparse.Namespace):
         self.args = _options(args)
+
+    def check_paths(self) -> None:
+        """Refuse paths that cannot work (before anything loads)."""
+
+    def read_input(self, skips: Skips, whole: bool = False) -> StreamedChains | ChainList:
+        """The input chains (`--in`, `--limit` unless `whole`), malformed lines counted in `skips`."""
+        return StreamedChains(self.args.inp, skips, None if whole else self.args.limit)
+
+    def open_output(self) -> AtomicResumableOutput | InPlaceOutput:
+        """The resumable output (`--out`; after `load`): OUT.partial, renamed over OUT when done."""
+        return AtomicResumableOutput(self.args.out, match=self.settings(), content=self.record_hash)
+
+    def cost(self, chain: Chain) -> float:
+        """The work of one chain for the progress bar (raises ChainError for a chain to skip)."""
+        return 1.0
+
+    def describe(self) -> str:
+        """What made the records (after `load`), for the run's last line."""
+        raise NotImplementedError
 
     def static_settings(self) -> dict[str, Any]:
         """Settings stored in every record that are known without loading the LM (checked on resume)."""
@@ -117,12 +141,53 @@ class LabelJob(ChainJob):
         # ranked records store their chain's texts (shared/DESIGN.md): hash those
         return chain_hash(*(str(record.get(f, "")) for f in ("question", "reasoning", "answer")))
 
+    def __init__(self, args: argparse.Namespace):
+        from ..objective import check_objective
+
+        super().__init__(args)
+        check_objective(self.args.objective)
+        if self.args.stride < 1:
+            raise ValueError(f"--stride must be >= 1, got {self.args.stride}")
+        if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
+            raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
+
+    def read_input(self, skips: Skips, whole: bool = False) -> ChainList:
+        """Strict (a bad line is an error), then --limit (unless `whole`), then --shard."""
+        return ChainList(self.args.inp, None if whole else self.args.limit, getattr(self.args, "shard", (0, 1)))
+
+    def open_output(self) -> InPlaceOutput:
+        """OUT itself, appended (one file may hold both objectives, never two LMs, strides or layouts)."""
+        self._check_layout_of_file()
+        return InPlaceOutput(self.args.out, self.key, self.chain_key, match=self.settings(), content=self.record_hash)
+
+    def _check_layout_of_file(self) -> None:
+        """Refuse to append to a file whose first record was encoded differently (e.g. another eos token)."""
+        import json
+        from pathlib import Path
+
+        from ..ranked import layout_mismatch
+
+        path = self.args.out
+        if not Path(path).is_file():
+            return
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+        if not line.endswith("\n"):
+            return  # empty, or a first line cut by a kill: the writer drops it
+        diff = layout_mismatch(json.loads(line), self.lm.tokenizer, self.lm.max_length)
+        if diff:
+            raise ValueError(f"{path}:1: field {diff} differs from this tokenizer's encoding of the chain; "
+                             "new labels would mix two layouts: write to another file")
+
     def static_settings(self) -> dict[str, Any]:
         return {"stride": self.args.stride}
 
+    def describe(self) -> str:
+        return f"the greedy search on {self.lm.name!r}"
+
     def load(self) -> None:
-        from ..commands.common import load_lm_from_args
         from ..cpu_matmul import uses_onednn
+        from .cli_args import load_lm_from_args
 
         self.lm = load_lm_from_args(self.args)
         self.matmul = "onednn" if uses_onednn(self.lm.model) else None
@@ -131,10 +196,9 @@ class LabelJob(ChainJob):
         return {"lm": self.lm.fingerprint, "stride": self.args.stride}
 
     def cost(self, chain: Chain) -> float:
-        """The search's cost for `chain` (`commands.label.search_cost`, token positions); raises
-        ChainError for a chain that cannot be labeled or has more reasoning tokens than --max-tokens."""
-        from ..commands.label import search_cost
-        from ..layout import MaxTokensError, chain_name, encode_chain
+        """The search's cost for `chain` (`search_cost`, token positions); raises ChainError for a chain
+        that cannot be labeled or has more reasoning tokens than --max-tokens."""
+        from ..layout import MaxTokensError, chain_name
 
         lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
         limit = getattr(self.args, "max_tokens", None)
@@ -146,7 +210,7 @@ class LabelJob(ChainJob):
         from ..greedy import greedy_prune
         from ..ranked import ranked_record
 
-        self.cost(chain)  # the --max-tokens check (the local loop has made it already; encoding is cheap)
+        self.cost(chain)  # the --max-tokens check (encoding is cheap)
         res = greedy_prune(self.lm, chain, self.args.objective, self.args.stride, self.args.batch_tokens)
         return ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
                              self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
@@ -164,10 +228,26 @@ class LabelJob(ChainJob):
 class _PredictorJob(ChainJob):
     """Common part of `predict` and `prune`: a RankPredictor from --scorer/--predictor/--model."""
 
+    resumes_before_loading = True
+
+    def __init__(self, args: argparse.Namespace):
+        super().__init__(args)
+        if self.args.refresh < 1:
+            raise ValueError(f"--refresh must be >= 1 (forward passes per chain), got {self.args.refresh}")
+        self.batch = getattr(self.args, "batch", BATCH)
+        if self.batch < 1:
+            raise ValueError(f"--batch must be >= 1, got {self.batch}")
+
+    def check_paths(self) -> None:
+        check_paths(self.args.inp, self.args.out)
+
     def load(self) -> None:
-        from ..commands.predict import load_predictor_from_args
+        from .cli_args import load_predictor_from_args
 
         self.rp = load_predictor_from_args(self.args)
+
+    def describe(self) -> str:
+        return repr(self.rp)
 
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rp.name, "lm": self.rp.lm.fingerprint, **self.static_settings()}
@@ -187,14 +267,23 @@ class PredictJob(_PredictorJob):
         return {"refresh": self.args.refresh}
 
     def record(self, chain: Chain) -> dict[str, Any]:
-        from ..commands.predict import predict_record
-
-        return self._full_record(chain, predict_record(self.rp, chain, self.args.refresh))
+        lay_ids = encode_chain(self.rp.lm.tokenizer, chain, self.rp.lm.max_length).reasoning_ids  # ChainError first
+        return self._full_record(chain, self._fields(chain, lay_ids, self.rp.predict_ranks(chain, refresh=self.args.refresh)))
 
     def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
-        from ..commands.predict import predict_records
+        """(raises ChainError naming the list index if one chain is unscorable)"""
+        lm = self.rp.lm
+        ids = [encode_chain(lm.tokenizer, c, lm.max_length).reasoning_ids for c in chains]  # ChainError first
+        ranks = self.rp.predict_ranks(chains, refresh=self.args.refresh)
+        return [self._full_record(c, self._fields(c, i, r)) for c, i, r in zip(chains, ids, ranks)]
 
-        return [self._full_record(c, f) for c, f in zip(chains, predict_records(self.rp, chains, self.args.refresh))]
+    def _fields(self, chain: Chain, lay_ids: list[int], ranks) -> dict[str, Any]:
+        import numpy as np
+
+        from ..token_text import token_pieces
+
+        return {"id": chain.id, "n": len(ranks), "ranks": ranks.tolist(), "order": np.argsort(ranks, kind="stable").tolist(),
+                "tokens": token_pieces(self.rp.lm.tokenizer, lay_ids)}
 
 
 class PruneJob(_PredictorJob):
@@ -222,14 +311,25 @@ class PruneJob(_PredictorJob):
         return {**super().settings(), "gap_cost": gap_cost, "position_weight": position_weight}
 
     def record(self, chain: Chain) -> dict[str, Any]:
-        from ..commands.prune import prune_record
-
-        return self._full_record(chain, prune_record(self.rp, chain, self.args))
+        return self._full_record(chain, self._fields(chain, self.rp.prune(chain, self.args.keep, **self._options())))
 
     def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
-        from ..commands.prune import prune_records
+        """(raises ChainError naming the list index if one chain is unscorable)"""
+        results = self.rp.prune(chains, self.args.keep, **self._options())
+        return [self._full_record(c, self._fields(c, res)) for c, res in zip(chains, results)]
 
-        return [self._full_record(c, f) for c, f in zip(chains, prune_records(self.rp, chains, self.args))]
+    def _options(self) -> dict[str, Any]:
+        a = self.args
+        return {"keep_tokens": a.keep_tokens, "threshold": a.threshold, "protect": a.protect,
+                "step_aware": a.step_aware, "refresh": a.refresh,
+                "gap_cost": getattr(a, "gap_cost", None), "position_weight": getattr(a, "position_weight", None)}
+
+    @staticmethod
+    def _fields(chain: Chain, res) -> dict[str, Any]:
+        return {"id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
+                "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
+                "gap_cost": res.gap_cost, "position_weight": res.position_weight,
+                "original_reasoning": chain.reasoning}
 
     def over_budget(self, record: dict[str, Any]) -> bool:
         budget = record.get("budget")  # as pruning.PruneResult.over_budget, from the record's fields

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..chains import Chain
-from .jobs import ChainJob, skip_kind
+from .chain_io import Skips, chain_error_kind, report_over_budget
+from .jobs import ChainJob
 from .parts import PartWriter, iter_output_records, merge_records, part_files
 
 # chains per Ray task: 1 for the slow exact labeler (a retry redoes one chain), more for one-pass prediction
@@ -139,7 +140,7 @@ class ChainActor:
                 self._prepare()
                 row["record"] = json.dumps(self.job.record(chain), ensure_ascii=False)
             except ChainError as e:
-                row["skip_kind"], row["skip"] = skip_kind(e), str(e)
+                row["skip_kind"], row["skip"] = chain_error_kind(e), str(e)
             except ValueError as e:
                 row["error"] = f"ValueError: {e}"
             except (RuntimeError, OSError) as e:  # e.g. predictor.lm.LMLoadError
@@ -157,24 +158,12 @@ def read_input(job: ChainJob, args: argparse.Namespace) -> tuple[list[Chain], An
     output. The locations are known for predict/prune inputs (as the local engine reports them) and
     empty for label. A predict/prune input none of whose lines can be read raises ValueError, as with
     --engine local."""
-    from ..commands.predict import Skips, StreamedChains, no_chain_read
-
     skips = Skips()
-    if job.command == "label":
-        from ..chains import read_chains
-
-        every = read_chains(args.inp)  # strict, like `label`: a bad line is an error
-        chains = every if args.limit is None else every[: args.limit]
-        where: dict[str, str] = {}
-    else:
-        reader = StreamedChains(args.inp, skips, args.limit)
-        chains = list(reader)
-        if reader.read == 0:
-            skips.report()
-            raise no_chain_read(args.inp, skips)
-        every = chains if args.limit is None else list(StreamedChains(args.inp, Skips()))
-        where = dict(reader.where)
-    return chains, skips, {c.id: k for k, c in enumerate(every)}, where
+    reader = job.read_input(skips)
+    chains = list(reader)
+    reader.check_read()
+    every = chains if args.limit is None else list(job.read_input(Skips(), whole=True))
+    return chains, skips, {c.id: k for k, c in enumerate(every)}, dict(reader.where)
 
 
 def check_resumed_content(job: ChainJob, chains: list[Chain], existing: list[tuple[dict[str, Any], str]],
@@ -213,7 +202,6 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     """Run `job` over args.inp on Ray and merge into args.out; 0 on success (errors raise)."""
     from tqdm import tqdm
 
-    from ..commands.predict import report_over_budget
     from ..jsonl_io import check_settings
 
     out = Path(args.out)

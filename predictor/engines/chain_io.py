@@ -1,0 +1,228 @@
+"""What both engines read and write: the input chains, the counted skips, and the resumable outputs.
+
+Readers: `StreamedChains` (predict, prune: line by line; a malformed line or a duplicate id is skipped
+and counted) and `ChainList` (label: the whole file, strict: a bad line is an error). Outputs:
+`AtomicResumableOutput` (predict, prune: OUT.partial, renamed over OUT once the input is done) and
+`InPlaceOutput` (label: appended to OUT itself, one file may hold both objectives). Both resume: a
+finished record is not redone, and one written with other settings or for a changed chain is refused.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..chains import Chain, ChainFormatError, iter_jsonl_lines, read_chains
+from ..jsonl_io import ResumableJsonlWriter
+
+
+def chain_error_kind(err: Exception) -> str:
+    """The counted reason of a chain that could not be processed ("empty reasoning", ...)."""
+    from ..layout import EmptyReasoningError, MaxTokensError, ProbeTooLongError, TooLongError
+
+    kinds = {ProbeTooLongError: "too long for the LM with the probe", TooLongError: "too long for the LM",
+             EmptyReasoningError: "empty reasoning", MaxTokensError: "more reasoning tokens than --max-tokens"}
+    return next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable")
+
+
+class Skips:
+    """Counted skipped input chains with their reasons (first examples kept for the report)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, kind: str, message: str) -> None:
+        self.counts[kind] += 1
+        self.examples.setdefault(kind, [])
+        if len(self.examples[kind]) < 3:
+            self.examples[kind].append(message)
+
+    def add_chain_error(self, err: Exception, where: str | None = None) -> None:
+        """Count a chain that could not be processed; where: its "file:line", put before the message."""
+        self.add(chain_error_kind(err), f"{where}: {err}" if where else str(err))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def report(self, file=None) -> None:
+        file = file or sys.stderr
+        for kind, k in self.counts.most_common():
+            print(f"skipped {k} chain(s): {kind}", file=file)
+            for ex in self.examples[kind]:
+                print(f"  e.g. {ex}", file=file)
+
+
+def no_chain_read(inp: str | Path, skips: Skips) -> ValueError:
+    """The error of a predict/prune run none of whose input lines could be read."""
+    return ValueError(f"{inp}: no chain could be read ({skips.total} line(s) skipped); nothing written")
+
+
+class StreamedChains:
+    """Iterate the valid chains of a JSONL file one by one; malformed lines (bad UTF-8, bad JSON,
+    bad fields) and duplicate ids are counted in `skips`; `read` counts the chains yielded."""
+
+    def __init__(self, path: str | Path, skips: Skips, limit: int | None = None):
+        self.inp, self.path, self.skips, self.limit = path, Path(path), skips, limit
+        self.read = 0
+        self.where: dict[str, str] = {}  # chain id -> "file:line" of the chains yielded
+
+    def __iter__(self) -> Iterator[Chain]:
+        seen: set[str] = set()
+        k = 0
+        for lineno, obj in iter_jsonl_lines(self.path):
+            if self.limit is not None and k >= self.limit:
+                return
+            k += 1
+            where = f"{self.path}:{lineno}"
+            try:
+                if isinstance(obj, ChainFormatError):
+                    raise obj
+                c = Chain.from_mapping(obj, where)
+            except ChainFormatError as e:
+                self.skips.add("not valid UTF-8" if "not valid UTF-8" in str(e) else "malformed JSONL line", str(e))
+                continue
+            if not c.id:
+                c = Chain(c.question, c.reasoning, c.answer, f"{self.path.stem}-{lineno}", c.extra)
+            if c.id in seen:
+                self.skips.add("duplicate id", f"{where}: duplicate id {c.id!r}")
+                continue
+            seen.add(c.id)
+            self.where[c.id] = where
+            self.read += 1
+            yield c
+
+    def check_read(self) -> None:
+        """ValueError if no line of the input could be read (after a full pass)."""
+        if self.read == 0:
+            self.skips.report()
+            raise no_chain_read(self.inp, self.skips)
+
+
+class ChainList:
+    """All chains of a JSONL file, strictly read (`chains.read_chains`: a bad line is an error), then
+    the first `limit`, then those with index % N == i for `shard` = (i, N)."""
+
+    def __init__(self, path: str | Path, limit: int | None = None, shard: tuple[int, int] = (0, 1)):
+        chains = read_chains(path)
+        chains = chains if limit is None else chains[:limit]
+        i, n = shard
+        self.chains = [c for k, c in enumerate(chains) if k % n == i]
+        self.read = len(self.chains)
+        self.where: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[Chain]:
+        return iter(self.chains)
+
+    def check_read(self) -> None:
+        """An empty list is a run with nothing to do, not an error."""
+
+
+def count_lines(path: str | Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def partial_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def check_paths(inp: str, out: str) -> None:
+    """Refuse to write over the input (also through OUT.partial)."""
+    src = Path(inp)
+    if src.is_dir():
+        raise ValueError(f"{inp}: is a directory, not a chains file")
+    if not src.is_file():
+        raise FileNotFoundError(f"{inp}: no such input file")
+    for target in (Path(out), partial_path(out)):
+        if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(target, src)):
+            raise ValueError(f"--out {out} would overwrite the input {inp}; choose another output path")
+
+
+class AtomicResumableOutput:
+    """Append records to OUT.partial (resumable, fsynced); on success rename it over OUT atomically.
+
+    A previous complete OUT seeds the partial file, so its ids are skipped too; OUT itself is only
+    ever replaced whole. `match`: the run's settings, stored in every record; resuming output written
+    with other settings (another scorer, budget, refresh) is refused rather than silently reused.
+    `content`: record -> the content hash of its chain (`ChainJob.record_hash`), for `check_content`."""
+
+    def __init__(self, out: str | Path, match: dict[str, Any] | None = None,
+                 content: Callable[[dict[str, Any]], str | None] | None = None):
+        self.out, self.partial = Path(out), partial_path(out)
+        if not self.partial.exists() and self.out.exists():
+            shutil.copyfile(self.out, self.partial)
+        try:
+            self.writer = ResumableJsonlWriter(self.partial, match=match, content=content)
+        except ValueError as e:  # written with other settings: name OUT, not the scratch file
+            raise ValueError(self._name_out(e)) from None
+        self.done = self.writer.done
+        self.resumed = len(self.done)
+
+    def _name_out(self, e: Exception) -> str:
+        return str(e).replace(str(self.partial), str(self.out))
+
+    def is_done(self, chain: Chain) -> bool:
+        return chain.id in self.done
+
+    def check_content(self, chain: Chain) -> None:
+        """Refuse to resume the finished record of `chain` if the chain's content changed since."""
+        try:
+            self.writer.check_content(chain.id, chain.content_hash)
+        except ValueError as e:
+            raise ValueError(self._name_out(e)) from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write(record)
+
+    def __enter__(self) -> "AtomicResumableOutput":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.writer.close()
+        if exc_type is None:
+            os.replace(self.partial, self.out)
+        elif self.partial.stat().st_size == 0:
+            self.partial.unlink()  # nothing was written: leave no empty scratch file
+
+
+class InPlaceOutput:
+    """Append records to OUT itself (resumable, fsynced line by line): records are identified by
+    `key` (fields), `chain_key` gives the key a chain's record will have."""
+
+    def __init__(self, out: str | Path, key: tuple[str, ...], chain_key: Callable[[Chain], tuple[str, ...]],
+                 match: dict[str, Any] | None = None, content: Callable[[dict[str, Any]], str | None] | None = None):
+        self.writer = ResumableJsonlWriter(out, key=key, match=match, content=content)
+        self.chain_key = chain_key
+        self.done = self.writer.done
+        self.resumed = len(self.done)
+
+    def is_done(self, chain: Chain) -> bool:
+        return self.chain_key(chain) in self.done
+
+    def check_content(self, chain: Chain) -> None:
+        self.writer.check_content(self.chain_key(chain), chain.content_hash)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.writer.write(record)
+
+    def __enter__(self) -> "InPlaceOutput":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.writer.close()
+
+
+def report_over_budget(ids: list[str]) -> None:
+    """Say on stderr how many chains kept more tokens than their budget (prune's protected tokens, or
+    whole units that cannot make the budget exactly)."""
+    if ids:
+        print(f"{len(ids)} chain(s) kept more tokens than the budget: their protected tokens or whole units "
+              f"(a character or tag spread over several tokens) need more (field 'budget' < len(kept)), "
+              f"e.g. {', '.join(ids[:3])}", file=sys.stderr)

@@ -1,0 +1,112 @@
+"""The local engine: the one loop that runs `label`, `predict` and `prune` in this process.
+
+    read the input (the job's reader; skips counted) -> resume (the job's output: finished records
+    are not redone, other settings or a changed chain are refused) -> load the LM once -> chains to
+    records, --batch at a time (`ChainJob.records`) -> write each as it comes -> report the skips
+
+The progress bar counts each chain to do by its cost (`ChainJob.cost`: the greedy search's token
+positions for label, 1 for one-pass prediction), so its time estimate holds when long chains follow
+short ones. `run_job` is the commands' one call: --engine ray hands the same job to `ray_data`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .chain_io import Skips, StreamedChains, partial_path, report_over_budget
+
+if TYPE_CHECKING:
+    from .jobs import ChainJob
+
+
+def run_job(job: ChainJob, args: argparse.Namespace) -> int:
+    """Run `job` over args.inp into args.out with the engine args.engine names; 0 on success."""
+    job.check_paths()
+    if args.engine == "ray":
+        from .ray_data import run_ray
+
+        return run_ray(job, args)
+    return run_local(job, args)
+
+
+def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
+    """Refuse an output of other settings, and finish a run whose every input chain is done, before the LM
+    loads (job.static_settings(): the settings that do not depend on the loaded predictor)."""
+    from .resume_check import done_ids_matching, expected_scorer_name
+
+    match = {"scorer": expected_scorer_name(args), **job.static_settings()}
+    done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    # a chain not done yet, or whose content changed since (the full path refuses that with its message);
+    # a cut last line is left to the writer to cut off
+    if not done or not clean or any(done.get(c.id, "") != c.content_hash
+                                    for c in StreamedChains(args.inp, Skips(), args.limit)):
+        return False
+    if partial_path(args.out).exists():
+        os.replace(partial_path(args.out), args.out)
+    print(f"{job.command}: wrote 0 chain(s) to {args.out}; {len(done)} already done (nothing left: the LM was not "
+          "loaded)", file=sys.stderr)
+    return True
+
+
+def run_local(job: ChainJob, args: argparse.Namespace) -> int:
+    """The local loop (see the module doc); 0 on success (errors raise)."""
+    from tqdm import tqdm
+
+    from ..layout import ChainError
+
+    if job.resumes_before_loading and finished_before_loading(job, args):
+        return 0
+    job.load()
+    skips = Skips()
+    written, finished, over_budget = 0, 0, []
+    with job.open_output() as out:
+        cost, n, done = {}, 0, 0  # the chains to do and their cost; one that cannot be done is skipped here
+        first = job.read_input(Skips())  # its malformed lines are counted by the second read
+        for chain in first:
+            n += 1
+            if out.is_done(chain):
+                out.check_content(chain)  # refused before any work
+                done += 1
+                continue
+            try:
+                cost[chain.id] = job.cost(chain)
+            except ChainError as e:
+                skips.add_chain_error(e, first.where.get(chain.id))
+        print(f"{n} chains, {done} already done, {len(cost)} to do", file=sys.stderr)
+        chains = job.read_input(skips)
+        bar = tqdm(total=sum(cost.values()), dynamic_ncols=True, desc=job.command, file=sys.stderr,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+        pending: list = []
+
+        def flush() -> None:
+            nonlocal written, finished
+            for chain, rec in zip(pending, job.records(pending)):
+                if isinstance(rec, ChainError):
+                    skips.add_chain_error(rec, chains.where.get(chain.id))
+                else:
+                    if job.over_budget(rec):
+                        over_budget.append(chain.id)
+                    out.write(rec)
+                    written += 1
+                finished += 1
+                bar.set_postfix_str(f"{finished}/{len(cost)} chains, last {chain.id}", refresh=False)
+                bar.update(cost[chain.id])
+            pending.clear()
+
+        for chain in chains:
+            if chain.id not in cost:  # done, or skipped above
+                continue
+            pending.append(chain)
+            if len(pending) >= job.batch:
+                flush()
+        flush()
+        bar.close()
+        chains.check_read()
+    skips.report()
+    report_over_budget(over_budget)
+    print(f"{job.command}: wrote {written} chain(s) to {args.out} with {job.describe()}; {out.resumed} already done; "
+          f"{skips.total} skipped", file=sys.stderr)
+    return 0
