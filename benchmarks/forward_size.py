@@ -1,6 +1,6 @@
 """LM tokens per second of one plain forward (oneDNN linears, LM head on every position) by input length.
 
-The bound's waves (`predictor/greedy_suffix_reuse.py`) are often short forwards; this shows how the
+The bound's waves (`predictor/greedy/suffix_reuse.py`) are often short forwards; this shows how the
 per-token rate falls with the length: a forward costs a fixed part (streaming every weight once, the
 Python around 30 layers) plus a part per token.
 

@@ -3,7 +3,7 @@
 naive: every candidate deletion scored by a full forward pass of prompt + candidate + answer, batches of
 32 equal-length sequences, torch's default (MKL) matmuls, full logits. Labeler paths (`greedy.py`, linear
 layers through oneDNN): packed + suffix reuse (each candidate's suffix carried to the next step,
-`greedy_suffix_reuse.py`, every candidate scored completely); packed + suffix reuse + bound (the CPU
+`greedy/suffix_reuse.py`, every candidate scored completely); packed + suffix reuse + bound (the CPU
 default: a candidate stops being scored once its upper bound falls below the best complete score);
 with --fresh also packed, each state fresh (a block's suffixes packed into one sequence over one shared
 prefix cache, every state scored from scratch); with --rows also one padded row per candidate with a

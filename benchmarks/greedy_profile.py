@@ -93,7 +93,7 @@ def main() -> None:
 
 def by_size(lm, rec, chain, args, pack, reuse, bound) -> None:
     """Time every packed block forward of one search; print them grouped by input count."""
-    import predictor.greedy_suffix_reuse as gsr
+    import predictor.greedy.suffix_reuse as gsr
     from predictor.greedy import greedy_prune
 
     timed: list[tuple[int, float]] = []

@@ -32,7 +32,7 @@ def main() -> None:
 
     from predictor.chains import read_gsm8k
     from predictor.greedy import greedy_prune
-    from predictor.greedy_reference import greedy_prune_reference
+    from predictor.greedy.reference import greedy_prune_reference
     from predictor.layout import encode_chain
     from predictor.lm import load_lm
 

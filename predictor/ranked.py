@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chains import Chain, ChainFormatError, iter_jsonl
-from .greedy_result import GreedyResult, ranks_from_order
+from .ranks import ranks_from_order
+
+if TYPE_CHECKING:
+    from .greedy import GreedyResult
 
 RANKED_FIELDS = {
     "id": str, "question": str, "reasoning": str, "answer": str, "lm": str, "objective": str, "stride": int,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from predictor.greedy import greedy_prune
-from predictor.greedy_reference import greedy_prune_reference
+from predictor.greedy.reference import greedy_prune_reference
 from predictor.layout import adds_bos, encode_chain, prompt_format
 from predictor.chains import as_chain
 

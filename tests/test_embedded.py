@@ -26,7 +26,7 @@ def test_embedded_lm_shape(lm):
 
 def test_fast_greedy_matches_reference_on_embedded(lm):
     from predictor.greedy import greedy_prune
-    from predictor.greedy_reference import greedy_prune_reference
+    from predictor.greedy.reference import greedy_prune_reference
 
     fast = greedy_prune(lm, CHAIN, max_steps=3)
     ref = greedy_prune_reference(lm, CHAIN, max_steps=3)
@@ -73,7 +73,7 @@ def test_bound_and_reuse_give_the_stored_order_with_fewer_tokens(lm, monkeypatch
     alone, which gives it too, as does the default through the 4D-mask attention path."""
     from pathlib import Path
 
-    import predictor.greedy_suffix_reuse as gsr
+    import predictor.greedy.suffix_reuse as gsr
     from predictor.greedy import greedy_layout
     from predictor.layout import Layout
     from predictor.ranked import read_ranked

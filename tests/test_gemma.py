@@ -43,7 +43,7 @@ def test_bos_lowers_the_nll_of_a_chain(lm):
 
 def test_fast_greedy_matches_reference_on_gemma(lm):
     from predictor.greedy import greedy_prune
-    from predictor.greedy_reference import greedy_prune_reference
+    from predictor.greedy.reference import greedy_prune_reference
 
     fast, ref = greedy_prune(lm, CHAIN), greedy_prune_reference(lm, CHAIN)
     assert fast.order == ref.order

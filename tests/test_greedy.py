@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from predictor.greedy import greedy_prune
-from predictor.greedy_reference import greedy_prune_reference
+from predictor.greedy.reference import greedy_prune_reference
 from predictor.layout import ChainError
 
 
@@ -68,7 +68,7 @@ def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, 
     """Packed blocks with and without suffix reuse and the bound (CPU) and padded rows (CUDA), with one
     candidate per block or many: the same order and trajectory as the reference, the same LM tokens
     whatever the budget, and fewer tokens with each of reuse and the bound."""
-    import predictor.greedy_candidates as gc
+    import predictor.greedy.candidates as gc
 
     ref = greedy_prune_reference(tiny_lm, chains[1], objective=objective)
     tokens = {}
@@ -98,8 +98,8 @@ def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, ob
     then follows the best complete one), so that partly scored suffixes are reused at the next step.
     A store budget too small to keep anything falls back to fresh, complete scoring each step."""
     from predictor.chains import as_chain
-    from predictor.greedy_candidates import CandidateScorer
-    from predictor.greedy_suffix_reuse import SuffixReuseScorer
+    from predictor.greedy.candidates import CandidateScorer
+    from predictor.greedy.suffix_reuse import SuffixReuseScorer
     from predictor.layout import encode_chain
 
     lay = encode_chain(tiny_lm.tokenizer, as_chain(chains[1]))
@@ -135,7 +135,7 @@ def test_suffix_reuse_scores_every_state_like_a_fresh_scorer(tiny_lm, chains, ob
 def test_suffix_reuse_with_the_shortest_answers(tiny_lm, answer_len):
     """A one-token answer leaves the last candidate no suffix input at all; orders still match."""
     from predictor.greedy import greedy_layout
-    from predictor.greedy_reference import greedy_layout_reference
+    from predictor.greedy.reference import greedy_layout_reference
     from predictor.layout import Layout
 
     lay = Layout([1, 40, 41, 42], [50, 51, 52, 50, 53, 54, 55], [60, 61][:answer_len])
@@ -183,7 +183,7 @@ CHAINS_LONG = {"question": "A pen costs $2. How much do 5 pens cost?",
 def test_tie_equal_neighbours_copies_exact_scores_only():
     """Two equal adjacent tokens tie exactly (the lower index's score wins); a candidate's upper bound
     (bound on, dropped early) is neither copied onto an exact neighbour nor overwritten by one."""
-    from predictor.greedy_candidates import tie_equal_neighbours
+    from predictor.greedy.candidates import tie_equal_neighbours
 
     seq = [5, 5, 5, 7, 7, 9]
     scores = np.array([-1.0, -1.1, -0.9, -2.0, -2.2, -3.0])

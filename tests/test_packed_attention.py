@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from predictor.chains import as_chain
-from predictor.greedy_suffix_reuse import SuffixReuseScorer
+from predictor.greedy.suffix_reuse import SuffixReuseScorer
 from predictor.layout import encode_chain
 
 
@@ -52,7 +52,7 @@ def _offsets(done, lay, m):
 
 
 def test_outside_a_block_the_implementation_is_plain_sdpa(tiny_lm):
-    from predictor.packed_attention import IMPLEMENTATION, packed_attention
+    from predictor.greedy.packed_attention import IMPLEMENTATION, packed_attention
 
     ids = torch.tensor([[5, 9, 200, 31, 7, 44]])
     ref = tiny_lm.model(input_ids=ids).logits
@@ -66,7 +66,7 @@ def test_outside_a_block_the_implementation_is_plain_sdpa(tiny_lm):
 def test_unsupported_attention_falls_back_to_the_masked_path(tiny_lm, chains, monkeypatch):
     """An attention call with a keyword the packed path does not know (e.g. a soft cap or sinks) makes
     the scorer switch to the 4D-mask path for good, with the same scores."""
-    import predictor.packed_attention as pa
+    import predictor.greedy.packed_attention as pa
 
     lay = encode_chain(tiny_lm.tokenizer, as_chain(chains[0]))
     ref, _ = _walk(tiny_lm, lay, False, 64, steps=2)
@@ -78,7 +78,7 @@ def test_unsupported_attention_falls_back_to_the_masked_path(tiny_lm, chains, mo
 
 
 def test_soft_capped_models_are_not_supported(tiny_lm, monkeypatch):
-    from predictor.packed_attention import supported
+    from predictor.greedy.packed_attention import supported
 
     assert supported(tiny_lm.model)
     monkeypatch.setattr(tiny_lm.model.config, "attn_logit_softcapping", 50.0, raising=False)

@@ -2,10 +2,10 @@
 
 Greedy pruning (Singh & Hakkani-Tur 2026, arXiv 2601.03066): repeatedly delete the reasoning token
 whose deletion leaves the highest objective (ties: lowest original index) until none is left.
-Each step scores every candidate deletion (`greedy_candidates`); on CPU the scorer also carries each
+Each step scores every candidate deletion (`candidates`); on CPU the scorer also carries each
 candidate's suffix from one step to the next and stops scoring a candidate once an upper bound on its
-score falls below the best complete score (`greedy_suffix_reuse`). The result equals
-`greedy_reference` up to float round-off. `stride > 1` deletes the `stride` best candidates per step:
+score falls below the best complete score (`suffix_reuse`). The result equals
+`reference` up to float round-off. `stride > 1` deletes the `stride` best candidates per step:
 an explicit approximation. Sliding-window models on sequences longer than their window fall back to
 the reference search.
 """
@@ -16,14 +16,15 @@ import time
 import numpy as np
 import torch
 
-from .chains import ChainLike, as_chain
-from .greedy_candidates import CandidateScorer, needs_reference
-from .greedy_reference import greedy_layout_reference
-from .greedy_result import GreedyResult, ranks_from_order
-from .greedy_suffix_reuse import SuffixReuseScorer
-from .layout import Layout, encode_chain
-from .lm import LM
-from .objective import check_objective
+from ..chains import ChainLike, as_chain
+from ..layout import Layout, encode_chain
+from ..lm import LM
+from ..objective import check_objective
+from ..ranks import ranks_from_order
+from .candidates import CandidateScorer, needs_reference
+from .reference import greedy_layout_reference
+from .result import GreedyResult
+from .suffix_reuse import SuffixReuseScorer
 
 
 def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = None,

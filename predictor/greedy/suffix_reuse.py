@@ -28,7 +28,7 @@ deletion order is the one full scoring gives; the guess only decides how much wo
 The scores returned for dropped candidates are those upper bounds (below the best); the best score is
 exact. Partly scored suffixes are still reused at the next step. Token counts are in
 docs/benchmarks.md ("Short chains").
-Tests compare orders and best scores with `greedy_reference` and the fresh scorer.
+Tests compare orders and best scores with `reference` and the fresh scorer.
 
 Memory: every candidate's suffix KV slot is held for one step (about n^2/2 tokens of KV for n
 reasoning tokens; the previous step's and the current one's while a step is scored); when one step's
@@ -42,10 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .greedy_candidates import CandidateScorer, kv_bytes_per_token, tie_equal_neighbours
-from .kv_cache import cache_from_kv, cache_kwargs, layer_kv, output_cache
-from .layout import Layout
-from .lm import LM
+from ..kv_cache import cache_from_kv, cache_kwargs, layer_kv, output_cache
+from ..layout import Layout
+from ..lm import LM
+from .candidates import CandidateScorer, kv_bytes_per_token, tie_equal_neighbours
 from .packed_attention import PackedAttentionUnsupported, active, build_block, packed_attention, supported
 
 

@@ -1,6 +1,6 @@
 """Attention for packed candidate blocks: each query sees only its shared prefix and its own candidate.
 
-The packed layout (`greedy_suffix_reuse`) runs many candidates' suffix inputs as one sequence. Through
+The packed layout (`suffix_reuse`) runs many candidates' suffix inputs as one sequence. Through
 a 4D mask, every query would scan the prefix plus every candidate's keys of the block, most of them
 masked. Here the block's queries are cut into chunks of consecutive candidates and each chunk runs one
 sdpa call over its own keys only: the prefix (up to the chunk's last candidate), the chunk's
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .attention_impl import attention_implementation
+from ..attention_impl import attention_implementation
 
 IMPLEMENTATION = "predictor_packed"  # the attention implementation name registered with transformers
 

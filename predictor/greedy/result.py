@@ -1,9 +1,9 @@
-"""The result of a greedy pruning search (fast or reference) and the order -> ranks conversion."""
+"""The result of a greedy pruning search (fast or reference)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layout import Layout
+from ..layout import Layout
 
 
 @dataclass
@@ -19,11 +19,3 @@ class GreedyResult:
     seconds: float
     layout: Layout
     lm_tokens: int | None = None
-
-
-def ranks_from_order(order: list[int], n: int | None = None) -> list[int]:
-    """ranks[i] = 1-based step at which token i was deleted (0 if a partial search never deleted it)."""
-    ranks = [0] * (len(order) if n is None else n)
-    for step, i in enumerate(order, 1):
-        ranks[i] = step
-    return ranks

@@ -7,20 +7,20 @@ Deleting kept token j leaves prompt + kept[:j] unchanged, so for a state we
      p + j cached positions (the other cached positions are masked out) with positions shifted by one.
 Candidates are batched by a token budget. Rows layout (here; the CUDA default): each candidate is a
 padded row with its own prefix copy (bounded by a KV-memory budget). Packed layout
-(`greedy_suffix_reuse`, the CPU default): a block's suffixes go back to back into one sequence over one
+(`suffix_reuse`, the CPU default): a block's suffixes go back to back into one sequence over one
 shared prefix, each candidate attending to its prefix and its own inputs only. Log-probs are
 computed from hidden states only at the positions the objective needs. The scores equal those of
-full forwards of each candidate sequence (`greedy_reference`) up to float round-off.
+full forwards of each candidate sequence (`reference`) up to float round-off.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
-from .layout import Layout
-from .lm import LM, base_and_head
-from .objective import upcast
+from ..kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
+from ..layout import Layout
+from ..lm import LM, base_and_head
+from ..objective import upcast
 
 
 def default_batch_tokens(device: torch.device) -> int:
@@ -68,7 +68,7 @@ def tie_equal_neighbours(seq: list[int], m: int, scores: np.ndarray, exact: list
 
 class CandidateScorer:
     """Per-chain state: prompt KV, helpers that score sequences sharing cached prefixes, and the padded
-    rows layout (the CUDA default; `greedy_suffix_reuse.SuffixReuseScorer` is the packed one).
+    rows layout (the CUDA default; `suffix_reuse.SuffixReuseScorer` is the packed one).
 
     `candidates(kept)` scores one state from scratch; `advance(j)` tells the scorer that kept[j] was
     deleted (a no-op here; `SuffixReuseScorer` keeps what the next state can reuse)."""

@@ -1,22 +1,23 @@
 """Plain greedy pruning: every candidate deletion scored by a full forward pass, no cache, no batching.
 
 This is the paper's procedure (O(n^2) full prefills per chain), kept as the ground truth that the
-fast labeler (`greedy.py`) is tested and benchmarked against.
+fast labeler (`search.py`) is tested and benchmarked against.
 """
 from __future__ import annotations
 
 import time
 
-from .chains import ChainLike, as_chain
-from .greedy_result import GreedyResult, ranks_from_order
-from .layout import Layout, encode_chain
-from .lm import LM
-from .objective import check_objective, sequence_objective
+from ..chains import ChainLike, as_chain
+from ..layout import Layout, encode_chain
+from ..lm import LM
+from ..objective import check_objective, sequence_objective
+from ..ranks import ranks_from_order
+from .result import GreedyResult
 
 
 def greedy_prune_reference(lm: LM, chain: ChainLike, objective: str = "joint", stride: int = 1,
                            max_steps: int | None = None) -> GreedyResult:
-    """Reference greedy search; same result contract as `greedy.greedy_prune`."""
+    """Reference greedy search; same result contract as `search.greedy_prune`."""
     lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
     return greedy_layout_reference(lm, lay, objective, stride, max_steps)
 
