@@ -1,7 +1,7 @@
 """predictor: learn the greedy pruning order of LLM reasoning tokens and prune with one forward pass.
 
 Public API (imported lazily, so `import predictor` is cheap and has no side effects):
-    load_lm, greedy_prune, observe, extract_features, RankPredictor, prune, read_chains, Chain
+    load_lm, greedy_prune, observe, extract_features, RankPredictor, prune, PruneOptions, read_chains, Chain
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _EXPORTS = {
     "FeatureCache": "predictor.feature_cache",
     "RankPredictor": "predictor.rank_predictor",
     "prune": "predictor.rank_predictor",
+    "PruneOptions": "predictor.pruning",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -2,6 +2,8 @@
 
     res = prune_with(rp, chain, keep_ratio=0.5, protect="numbers")   # rp: a RankPredictor (any `Ranker`)
     res.text, res.kept, res.ratio, res.budget
+    opts = PruneOptions(keep_tokens=40, step_aware=True)             # the options as one value, checked once
+    res = prune_with(rp, chain, options=opts)
 
 The user-facing entry that also takes predictor names is `predictor.prune` (in rank_predictor.py:
 `prune(chain, keep_tokens=40, predictor="surprisal", protect="numbers", step_aware=True)`) and
@@ -41,8 +43,8 @@ from .chains import Chain, ChainLike
 from .contiguous_selection import rank_values, select_kept_contiguous
 from .layout import encode_chain
 from .pruning_units import Protect, Units, check_protect, join_units, protected_fill, pruning_units
-from .ranks import scores_to_ranks
 from .lexical import token_steps
+from .ranks import scores_to_ranks
 
 
 # For a budget of at most this many tokens a ranker's default contiguity settings do not apply: a gap cost
@@ -98,6 +100,36 @@ class PruneResult:
         """The input chain with its reasoning replaced by the pruned text."""
         c = self.chain
         return Chain(c.question, self.text, c.answer, c.id, c.extra)
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    """The pruning options, validated once (ValueError naming the option): exactly one budget
+    (keep_ratio, keep_tokens or threshold), what to protect, step-aware removal, forward passes
+    (refresh) and the contiguity settings (None: the ranker's defaults); see `prune_with`."""
+
+    keep_ratio: float | None = None
+    keep_tokens: int | None = None
+    threshold: float | None = None
+    protect: Protect = None
+    step_aware: bool = False
+    refresh: int = 1
+    gap_cost: float | None = None
+    position_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        check_budget(self.keep_ratio, self.keep_tokens, self.threshold)
+        if isinstance(self.refresh, bool) or not isinstance(self.refresh, numbers.Integral) or self.refresh < 1:
+            raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {self.refresh!r}")
+        check_protect(self.protect)
+        check_contiguity(self.gap_cost, self.position_weight, self.step_aware, self.threshold)
+
+    def contiguity(self, ranker: Any) -> tuple[float, float]:
+        """(gap_cost, position_weight) to prune with (`resolve_contiguity`)."""
+        return resolve_contiguity(ranker, self.gap_cost, self.position_weight, self.step_aware, self.threshold)
+
+    def keep_count(self, n: int) -> int:
+        return keep_count(n, self.keep_ratio, self.keep_tokens)
 
 
 def round_half_up(x: float) -> int:
@@ -200,7 +232,7 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
 def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *,
                keep_tokens: int | None = None, threshold: float | None = None, protect: Protect = None,
                step_aware: bool = False, refresh: int = 1, gap_cost: float | None = None,
-               position_weight: float | None = None, errors: str = "raise"
+               position_weight: float | None = None, errors: str = "raise", options: PruneOptions | None = None
                ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
     """Prune one chain (or each of a list) to a budget with a ranker's ranks (all chains of a list
     ranked together, several per forward pass).
@@ -222,38 +254,35 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
         errors: "raise": an unscorable chain raises ChainError (naming its list index); "skip": it
             is returned as a `ChainFailure` (index, id, error) in its place (the other chains of its
             batch are then pruned one at a time).
+        options: all of the above but errors as one `PruneOptions` (instead of those arguments).
     Returns:
         PruneResult per chain (a list for a list input).
     """
-    check_budget(keep_ratio, keep_tokens, threshold)
-    if isinstance(refresh, bool) or not isinstance(refresh, numbers.Integral) or refresh < 1:
-        raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
-    check_protect(protect)
-    check_contiguity(gap_cost, position_weight, step_aware, threshold)
+    if options is None:
+        options = PruneOptions(keep_ratio, keep_tokens, threshold, protect, step_aware, refresh, gap_cost,
+                               position_weight)
+    elif any(v is not None for v in (keep_ratio, keep_tokens, threshold, protect, gap_cost, position_weight)) \
+            or step_aware or refresh != 1:
+        raise ValueError("give the pruning options either as `options` or as arguments, not both")
     check_errors(errors)
-    contiguity = resolve_contiguity(ranker, gap_cost, position_weight, step_aware, threshold)
-    by_default = gap_cost is None and position_weight is None
-    out, single = map_chains_batched(
-        lambda cs: _prune_many(ranker, cs, keep_ratio, keep_tokens, threshold, protect, step_aware, int(refresh),
-                               contiguity, by_default),
-        chains, errors)
+    out, single = map_chains_batched(lambda cs: _prune_many(ranker, cs, options), chains, errors)
     return out[0] if single else out
 
 
-def _prune_many(ranker: Ranker, chains: list[Chain], keep_ratio, keep_tokens, threshold, protect, step_aware,
-                refresh: int, contiguity: tuple[float, float] = (0.0, 0.0), by_default: bool = False
-                ) -> list[PruneResult]:
+def _prune_many(ranker: Ranker, chains: list[Chain], opts: PruneOptions) -> list[PruneResult]:
     tok = ranker.lm.tokenizer
+    contiguity = opts.contiguity(ranker)
+    by_default = opts.gap_cost is None and opts.position_weight is None
+    refresh = int(opts.refresh)
     # every chain's ids first: raises ChainError (empty, too long) before any forward pass
     ids = [encode_chain(tok, c, ranker.lm.max_length).reasoning_ids for c in chains]
-    if threshold is not None:
+    if opts.threshold is not None:
         scores = [np.asarray(s, dtype=np.float64) for s in ranker.score_many(chains)]
         ranks = [scores_to_ranks(s) for s in scores] if refresh == 1 else ranker.predict_ranks(chains, refresh=refresh)
     else:
         scores = [None] * len(chains)
         ranks = ranker.predict_ranks(chains, refresh=refresh)
-    return [_prune_one(tok, c, i, r, s, keep_ratio, keep_tokens, threshold, protect, step_aware, refresh, contiguity,
-                       by_default) for c, i, r, s in zip(chains, ids, ranks, scores)]
+    return [_prune_one(tok, c, i, r, s, opts, contiguity, by_default) for c, i, r, s in zip(chains, ids, ranks, scores)]
 
 
 def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[int]:
@@ -268,25 +297,24 @@ def threshold_kept(scores: np.ndarray, units: Units, threshold: float) -> list[i
     return sorted(i for u in np.flatnonzero(keep) for i in units.groups[u])
 
 
-def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, keep_ratio,
-               keep_tokens, threshold, protect, step_aware, refresh: int,
+def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.ndarray | None, opts: PruneOptions,
                contiguity: tuple[float, float] = (0.0, 0.0), by_default: bool = False) -> PruneResult:
     """by_default: the contiguity settings are the ranker's defaults, which a budget of at most
     SMALL_BUDGET_TOKENS tokens ignores (plain selection: the top-ranked units win)."""
     n = len(ids)
-    units = pruning_units(tok, ids, protect)
+    step_aware = opts.step_aware
+    units = pruning_units(tok, ids, opts.protect)
     protected = units.protected_tokens()
-    if threshold is not None:
-        kept = threshold_kept(scores, units, threshold)
+    if opts.threshold is not None:
+        kept = threshold_kept(scores, units, opts.threshold)
         k = len(kept)
-        if refresh > 1:
+        if opts.refresh > 1:
             kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
-    elif contiguity != (0.0, 0.0) and not (by_default and keep_count(n, keep_ratio, keep_tokens)
-                                           <= SMALL_BUDGET_TOKENS):
-        k = keep_count(n, keep_ratio, keep_tokens)
+    elif contiguity != (0.0, 0.0) and not (by_default and opts.keep_count(n) <= SMALL_BUDGET_TOKENS):
+        k = opts.keep_count(n)
         kept = select_kept_contiguous(rank_values(ranks, contiguity[1]), k, contiguity[0], protected, units.groups)
     else:
-        k = keep_count(n, keep_ratio, keep_tokens)
+        k = opts.keep_count(n)
         kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
     unit_of = units.unit_of()
     kept_units = sorted({int(unit_of[i]) for i in kept})

@@ -30,10 +30,10 @@ from .lm import LM
 from .observe import Observation, observe_batch
 from .predictor_dir import (PredictorMismatchError, check_fingerprint, default_predictor_dir, pretrained_dir,
                             read_metadata, regressor_kind, shipped_predictors)
-from .pruning import PruneResult, check_budget, check_contiguity, prune_with
-from .pruning_units import Protect, check_protect
-from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
+from .pruning import PruneOptions, PruneResult, check_contiguity, prune_with
+from .pruning_units import Protect
 from .ranks import scores_to_ranks
+from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
 
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
@@ -244,12 +244,7 @@ def prune(chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, 
     the other arguments: see `predictor.pruning.prune_with`. Returns a PruneResult per chain (a
     `ChainFailure` in place of an unscorable one with errors="skip").
     """
-    check_budget(keep_ratio, keep_tokens, threshold)  # every option before loading anything
-    if isinstance(refresh, bool) or not isinstance(refresh, (int, np.integer)) or refresh < 1:
-        raise ValueError(f"refresh must be an integer >= 1 (forward passes), got {refresh!r}")
-    check_protect(protect)
-    check_contiguity(gap_cost, position_weight, step_aware, threshold)
+    # every option before loading anything
+    options = PruneOptions(keep_ratio, keep_tokens, threshold, protect, step_aware, refresh, gap_cost, position_weight)
     check_errors(errors)
-    return prune_with(resolve_predictor(predictor, lm), chains, keep_ratio, keep_tokens=keep_tokens,
-                      threshold=threshold, protect=protect, step_aware=step_aware, refresh=refresh,
-                      gap_cost=gap_cost, position_weight=position_weight, errors=errors)
+    return prune_with(resolve_predictor(predictor, lm), chains, options=options, errors=errors)

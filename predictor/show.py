@@ -76,12 +76,13 @@ def kept_at_budget(ranks: np.ndarray, k: int) -> list[int]:
 
 
 def token_view(chain: Any, predictor: Any = None, lm: Any = None, keep_ratio: float = 0.5,
-               greedy_ranks: Sequence[int] | None = None, **prune_kwargs: Any) -> TokenView:
+               greedy_ranks: Sequence[int] | None = None, options: Any = None, **prune_kwargs: Any) -> TokenView:
     """Predict ranks and prune one chain, and collect what the heatmap shows.
 
     chain: a chain mapping or Chain; a ranked record (with "ranks") also gives the greedy ranks.
     predictor: as for `prune` (RankPredictor, scorer name, predictor dir; None = the shipped one).
     greedy_ranks: exact ranks to compare with (default: chain["ranks"] when present).
+    options: the `pruning.PruneOptions` to prune with (instead of keep_ratio and prune_kwargs).
     prune_kwargs: more `prune` options (protect, step_aware, refresh).
     Raises ValueError when the greedy ranks do not match the chain's token count."""
     from .chains import as_chain
@@ -93,7 +94,11 @@ def token_view(chain: Any, predictor: Any = None, lm: Any = None, keep_ratio: fl
         greedy_ranks = chain["ranks"]
     c = as_chain(chain)
     rp = resolve_predictor(predictor, lm)
-    res = rp.prune(c, keep_ratio, **prune_kwargs)
+    if options is None:
+        from .pruning import PruneOptions
+
+        options = PruneOptions(keep_ratio=keep_ratio, **prune_kwargs)
+    res = rp.prune(c, options=options)
     tok = rp.lm.tokenizer
     ids = encode_chain(tok, c, rp.lm.max_length).reasoning_ids
     tokens = token_pieces(tok, ids)

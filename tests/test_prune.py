@@ -361,3 +361,21 @@ def test_cli_over_budget_report_names_whole_units_too(tmp_path, model_dir, capsy
     err = capsys.readouterr().err
     assert "1 chain(s) kept more tokens than the budget" in err
     assert "protected tokens or whole units" in err
+
+
+def test_prune_options_are_one_checked_value(rp, chains):
+    """`PruneOptions` checks every option once; `options=` prunes as the same loose arguments do."""
+    from predictor.pruning import PruneOptions
+
+    with pytest.raises(ValueError, match="exactly one of keep_ratio, keep_tokens, threshold"):
+        PruneOptions(keep_ratio=0.5, keep_tokens=3)
+    with pytest.raises(ValueError, match="refresh must be an integer >= 1"):
+        PruneOptions(keep_ratio=0.5, refresh=0)
+    with pytest.raises(ValueError, match="gap_cost > 0 applies"):
+        PruneOptions(threshold=0.5, gap_cost=1.0)
+    opts = PruneOptions(keep_tokens=4, protect="digits", step_aware=True)
+    a, b = rp.prune(chains[1], options=opts), rp.prune(chains[1], keep_tokens=4, protect="digits", step_aware=True)
+    assert a.kept == b.kept and a.text == b.text and a.budget == b.budget
+    assert prune(chains[1], predictor=rp, keep_tokens=4, protect="digits", step_aware=True).kept == a.kept
+    with pytest.raises(ValueError, match="either as `options` or as arguments"):
+        rp.prune(chains[1], 0.5, options=opts)

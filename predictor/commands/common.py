@@ -50,17 +50,3 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < N")
     return i, n
-
-
-# the Python names of the pruning options, as the prune / show command lines spell them
-PRUNE_OPTION_NAMES = {"keep_ratio": "--keep", "keep_tokens": "--keep-tokens", "threshold": "--threshold",
-                      "gap_cost": "--gap-cost", "position_weight": "--position-weight", "step_aware": "--step-aware"}
-
-
-def with_option_names(err: ValueError, names: dict[str, str] = PRUNE_OPTION_NAMES) -> ValueError:
-    """The ValueError of a Python-level check (`pruning.check_budget`, ...) with each option's Python
-    name replaced by its command-line name ("keep_ratio must be ..." -> "--keep must be ...")."""
-    import re
-
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
-    return ValueError(pattern.sub(lambda m: names[m.group(1)], str(err)))

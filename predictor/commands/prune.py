@@ -19,7 +19,7 @@ even over the budget (the count of such chains is reported). Streaming, resumabl
 from __future__ import annotations
 
 import argparse
-from .common import add_predictor_arguments, with_option_names
+from .common import add_predictor_arguments
 
 HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
 
@@ -51,14 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pruning import check_budget, check_contiguity
-
-    try:  # fail before loading anything
-        check_budget(args.keep, args.keep_tokens, args.threshold)
-        check_contiguity(args.gap_cost, args.position_weight, args.step_aware, args.threshold)
-    except ValueError as e:
-        raise with_option_names(e) from None
     from ..engines.jobs import PruneJob
     from ..engines.local import run_job
 
-    return run_job(PruneJob(args), args)
+    return run_job(PruneJob(args), args)  # the options are checked before anything loads

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_lm_arguments, with_option_names
+from .common import add_lm_arguments
 
 HELP = "write a token heatmap (HTML, PNG) of one chain's predicted and greedy ranks"
 
@@ -62,20 +62,16 @@ def find_record(path: str, chain_id: str | None) -> tuple[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from ..chains import Chain
-    from ..pruning import check_budget
+    from ..engines.cli_args import load_predictor_from_args, prune_options
     from ..show import token_view, write_html, write_png
-    from ..engines.cli_args import load_predictor_from_args
 
-    try:
-        check_budget(args.keep)  # fail before loading anything
-    except ValueError as e:
-        raise with_option_names(e) from None
+    options = prune_options(keep_ratio=args.keep)  # fail before loading anything
     where, rec = find_record(args.inp, args.id)
     chain = Chain.from_mapping(rec, where)  # a malformed chain fails before the LM loads
     if not chain.id:
         rec = {**rec, "id": args.id or f"{Path(args.inp).stem}-{where.rsplit(':', 1)[1]}"}
     rp = load_predictor_from_args(args)
-    view = token_view(rec, predictor=rp, keep_ratio=args.keep)
+    view = token_view(rec, predictor=rp, options=options)
     write_html(view, args.out)
     if args.png:
         write_png(view, args.png)

@@ -61,3 +61,27 @@ def load_predictor_from_args(args: argparse.Namespace):
     lm = load_lm(args.model, device=args.device) if (args.model or args.scorer) else None
     return RankPredictor.load(args.scorer or args.predictor, lm=lm, device=args.device,
                               check_lm=not args.no_check_lm)
+
+
+# the Python names of the pruning options, as the prune / show command lines spell them
+PRUNE_OPTION_NAMES = {"keep_ratio": "--keep", "keep_tokens": "--keep-tokens", "threshold": "--threshold",
+                      "gap_cost": "--gap-cost", "position_weight": "--position-weight", "step_aware": "--step-aware"}
+
+
+def with_option_names(err: ValueError, names: dict[str, str] = PRUNE_OPTION_NAMES) -> ValueError:
+    """The ValueError of a Python-level check (`pruning.check_budget`, ...) with each option's Python
+    name replaced by its command-line name ("keep_ratio must be ..." -> "--keep must be ...")."""
+    import re
+
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+    return ValueError(pattern.sub(lambda m: names[m.group(1)], str(err)))
+
+
+def prune_options(**options):
+    """`pruning.PruneOptions(**options)`, its ValueError naming the command-line options (--keep, ...)."""
+    from ..pruning import PruneOptions
+
+    try:
+        return PruneOptions(**options)
+    except ValueError as e:
+        raise with_option_names(e) from None

@@ -292,37 +292,36 @@ class PruneJob(_PredictorJob):
     command = "prune"
     settings_fields = ("scorer", "lm", "settings", "gap_cost", "position_weight")
 
-    def static_settings(self) -> dict[str, Any]:
+    def __init__(self, args: argparse.Namespace):
+        from .cli_args import prune_options
+
+        super().__init__(args)
         a = self.args
-        return {"settings": {"keep": a.keep, "keep_tokens": a.keep_tokens, "threshold": a.threshold,
-                             "step_aware": a.step_aware, "protect": a.protect, "refresh": a.refresh,
-                             "gap_cost": getattr(a, "gap_cost", None),
-                             "position_weight": getattr(a, "position_weight", None)}}
+        self.options = prune_options(keep_ratio=a.keep, keep_tokens=a.keep_tokens, threshold=a.threshold,
+                                     protect=a.protect, step_aware=a.step_aware, refresh=a.refresh,
+                                     gap_cost=getattr(a, "gap_cost", None),
+                                     position_weight=getattr(a, "position_weight", None))
+
+    def static_settings(self) -> dict[str, Any]:
+        o = self.options
+        return {"settings": {"keep": o.keep_ratio, "keep_tokens": o.keep_tokens, "threshold": o.threshold,
+                             "step_aware": o.step_aware, "protect": o.protect, "refresh": o.refresh,
+                             "gap_cost": o.gap_cost, "position_weight": o.position_weight}}
 
     def settings(self) -> dict[str, Any]:
         """Also the contiguity settings the selection uses (after `load`: the options as given fall back
         on the predictor's `prune_defaults`), so that records pruned under other predictor defaults are
         refused on resume, not mixed."""
-        from ..pruning import resolve_contiguity
-
-        a = self.args
-        gap_cost, position_weight = resolve_contiguity(self.rp, getattr(a, "gap_cost", None),
-                                                       getattr(a, "position_weight", None), a.step_aware, a.threshold)
+        gap_cost, position_weight = self.options.contiguity(self.rp)
         return {**super().settings(), "gap_cost": gap_cost, "position_weight": position_weight}
 
     def record(self, chain: Chain) -> dict[str, Any]:
-        return self._full_record(chain, self._fields(chain, self.rp.prune(chain, self.args.keep, **self._options())))
+        return self._full_record(chain, self._fields(chain, self.rp.prune(chain, options=self.options)))
 
     def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
         """(raises ChainError naming the list index if one chain is unscorable)"""
-        results = self.rp.prune(chains, self.args.keep, **self._options())
+        results = self.rp.prune(chains, options=self.options)
         return [self._full_record(c, self._fields(c, res)) for c, res in zip(chains, results)]
-
-    def _options(self) -> dict[str, Any]:
-        a = self.args
-        return {"keep_tokens": a.keep_tokens, "threshold": a.threshold, "protect": a.protect,
-                "step_aware": a.step_aware, "refresh": a.refresh,
-                "gap_cost": getattr(a, "gap_cost", None), "position_weight": getattr(a, "position_weight", None)}
 
     @staticmethod
     def _fields(chain: Chain, res) -> dict[str, Any]:
