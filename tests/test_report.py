@@ -8,7 +8,7 @@ import pytest
 
 from predictor.evaluation.fidelity import (both_objectives, chain_fidelity, contiguous_keep_indices, gap_recovered,
                                            greedy_keep_indices, keep_indices, summarize_fidelity)
-from predictor.evaluation.functions import category_ranks
+from predictor.evaluation.categories import category_ranks
 from predictor.evaluation.report import render_markdown, write_report
 
 CHAINS = [  # short reasoning: greedy labeling is O(n^2) candidate passes
@@ -120,7 +120,7 @@ def fixture(tiny_lm):
                                                  [normalized_ranks(r["ranks"]) for r in train])
     meta = {"feature_spec": spec.to_dict(), "feature_names": tables[0].names, "lm_fingerprint": tiny_lm.fingerprint,
             "lm_name": tiny_lm.name, "objective": "joint", "regressor": reg.kind,
-            "split": {"train_ids": [r["id"] for r in train], "test_ids": [r["id"] for r in test]}}
+            "split": {"train": [r["id"] for r in train], "test": [r["id"] for r in test]}}
     return {"joint": joint, "answer": answer, "train": train, "test": test, "regressor": reg, "metadata": meta}
 
 
