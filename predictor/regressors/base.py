@@ -8,10 +8,11 @@ LightGBM text models and safetensors only: nothing is ever pickled.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -22,6 +23,23 @@ CONFIG_FILE = "regressor.json"
 
 class RegressorLoadError(ValueError):
     """A regressor directory is missing a file or holds an inconsistent one."""
+
+
+class RankRegressor:
+    """What every regressor shares: its parameters are its `__init__` arguments, each stored under its
+    own name (so `get_params` cannot forget one), and it is fitted once `fitted_attr` is set."""
+
+    kind: str
+    fitted_attr: ClassVar[str] = "n_features_"
+
+    def get_params(self) -> dict[str, Any]:
+        """{name: value} of every `__init__` argument (tuples as lists: the JSON config's form)."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {n: list(v) if isinstance(v, tuple) else v for n, v in ((n, getattr(self, n)) for n in names)}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, self.fitted_attr):
+            raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
 
 
 def check_xy(X: Sequence[np.ndarray], y: Sequence[np.ndarray] | None = None,

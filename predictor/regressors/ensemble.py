@@ -15,13 +15,15 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..ranks import normalized_ranks
-from .base import RegressorLoadError, check_xy, read_config, write_config
+from .base import RankRegressor, RegressorLoadError, check_xy, read_config, write_config
 
 KIND = "ensemble"
 
 
-class EnsembleRegressor:
+class EnsembleRegressor(RankRegressor):
     """Mean within-chain rank of several regressors; `predict` returns a score per token [n_i]."""
+
+    fitted_attr = "members_"
 
     def __init__(self, kinds: Sequence[str] = ("lgbm-regression", "lgbm-lambdarank", "mlp"),
                  member_params: dict[str, dict[str, Any]] | None = None, seed: int = 0, progress: bool = False):
@@ -33,10 +35,6 @@ class EnsembleRegressor:
         self.progress = progress
 
     kind = KIND
-
-    def get_params(self) -> dict[str, Any]:
-        return {"kinds": list(self.kinds), "member_params": self.member_params, "seed": self.seed,
-                "progress": self.progress}
 
     @classmethod
     def from_fitted(cls, members: Sequence[Any], seed: int = 0) -> "EnsembleRegressor":
@@ -54,7 +52,7 @@ class EnsembleRegressor:
     def fit(self, X: Sequence[np.ndarray], y: Sequence[np.ndarray], X_val: Sequence[np.ndarray] | None = None,
             y_val: Sequence[np.ndarray] | None = None, feature_names: list[str] | None = None) -> "EnsembleRegressor":
         """Fit every member on the same data (each early-stops on the validation chains)."""
-        from . import make_regressor
+        from .registry import make_regressor
 
         members = []
         for kind in self.kinds:
@@ -63,10 +61,6 @@ class EnsembleRegressor:
         self.members_ = members
         self.n_features_ = members[0].n_features_
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "members_"):
-            raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
 
     def predict(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Mean within-chain unit rank over members, per chain [n_i]; higher = kept longer."""
@@ -87,7 +81,7 @@ class EnsembleRegressor:
 
     @classmethod
     def load(cls, directory: str | Path) -> "EnsembleRegressor":
-        from . import load_regressor
+        from .registry import load_regressor
 
         d = Path(directory)
         cfg = read_config(d, KIND)

@@ -18,15 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from .base import (RegressorLoadError, add_chain_features, check_xy, mean_chain_spearman, read_config, split_rows,
-                   write_config)
+from .base import (RankRegressor, RegressorLoadError, add_chain_features, check_xy, mean_chain_spearman, read_config,
+                   split_rows, write_config)
 
 MODEL_FILE = "model.txt"
 OBJECTIVES = ("regression", "lambdarank")
 
 
-class LGBMRankRegressor:
+class LGBMRankRegressor(RankRegressor):
     """Gradient-boosted trees on per-token features; `predict` returns a score per token [n_i]."""
+
+    fitted_attr = "booster_"
 
     def __init__(self, objective: str = "regression", n_estimators: int = 2000, learning_rate: float = 0.03,
                  num_leaves: int = 15, min_child_samples: int = 20, feature_fraction: float = 0.3,
@@ -55,12 +57,6 @@ class LGBMRankRegressor:
     @property
     def kind(self) -> str:
         return f"lgbm-{self.objective}"
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "objective", "n_estimators", "learning_rate", "num_leaves", "min_child_samples", "feature_fraction",
-            "bagging_fraction", "reg_lambda", "early_stopping_rounds", "levels", "chain_features", "seed", "n_jobs",
-            "progress")}
 
     def _lgb_params(self, max_group: int) -> dict[str, Any]:
         p: dict[str, Any] = {
@@ -136,10 +132,6 @@ class LGBMRankRegressor:
         score = booster.best_score.get("val", {}).get("chain_spearman") if valid_sets else None
         self.best_score_ = None if score is None else float(score)
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_"):
-            raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
 
     def predict(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Scores per chain [n_i]; higher = kept longer."""

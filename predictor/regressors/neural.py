@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import RegressorLoadError, add_chain_features, check_xy, read_config, write_config
+from .base import RankRegressor, RegressorLoadError, add_chain_features, check_xy, read_config, write_config
 
 WEIGHTS_FILE = "model.safetensors"
 KINDS = ("mlp", "sequence")
@@ -74,8 +74,10 @@ def _collate(items):
     return pad_batch([a for a, _ in items], [b for _, b in items])
 
 
-class NeuralRankRegressor:
+class NeuralRankRegressor(RankRegressor):
     """A per-token MLP ("mlp") or a sequence model over the chain ("sequence") scoring each token."""
+
+    fitted_attr = "net_"
 
     def __init__(self, kind: str = "mlp", hidden: int = 128, layers: int = 2, heads: int = 4,
                  arch: str = "transformer", dropout: float = 0.1, loss: str = "mse+pairwise", lr: float = 1e-3,
@@ -101,11 +103,6 @@ class NeuralRankRegressor:
         self.seed = seed
         self.accelerator = accelerator
         self.progress = progress
-
-    def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "kind", "hidden", "layers", "heads", "arch", "dropout", "loss", "lr", "weight_decay", "batch_size",
-            "max_epochs", "patience", "clip", "chain_features", "seed", "accelerator", "progress")}
 
     def build_net(self, n_features: int) -> torch.nn.Module:
         """The plain nn.Module (weights random until trained or loaded)."""
@@ -175,10 +172,6 @@ class NeuralRankRegressor:
         self.best_epoch_ = int(best["epoch"]) if best["state"] is not None else int(trainer.current_epoch)
         self.best_score_ = float(best["score"]) if best["state"] is not None else None
         return self
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "net_"):
-            raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
 
     @torch.no_grad()
     def predict(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -14,13 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from .base import RegressorLoadError, check_xy, mean_chain_spearman, read_config, split_rows, write_config
+from .base import (RankRegressor, RegressorLoadError, check_xy, mean_chain_spearman, read_config, split_rows,
+                   write_config)
 
 WEIGHTS_FILE = "model.safetensors"
 
 
-class RidgeRankRegressor:
+class RidgeRankRegressor(RankRegressor):
     """Linear scores w . standardized(x) + b per token; `predict` returns [n_i] per chain."""
+
+    fitted_attr = "coef_"
 
     kind = "ridge"
 
@@ -32,9 +35,6 @@ class RidgeRankRegressor:
         self.progress = progress
         if not self.alphas or min(self.alphas) <= 0:
             raise ValueError(f"alphas must be positive, got {alphas!r}")
-
-    def get_params(self) -> dict[str, Any]:
-        return {"alphas": list(self.alphas), "clip": self.clip, "seed": self.seed, "progress": self.progress}
 
     def _standardize(self, X: list[np.ndarray]) -> np.ndarray:
         return np.clip((np.concatenate(X) - self.mean_) / self.std_, -self.clip, self.clip)
@@ -65,8 +65,7 @@ class RidgeRankRegressor:
         return self
 
     def predict(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("this regressor is not fitted yet; call fit() or load()")
+        self._check_fitted()
         Xs, _ = check_xy(X, n_features=self.n_features_)
         return split_rows(self._standardize(Xs) @ self.coef_ + self.intercept_, Xs)
 
