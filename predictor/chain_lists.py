@@ -37,11 +37,11 @@ def check_errors(errors: Any) -> None:
         raise ValueError(f"errors must be one of {', '.join(map(repr, ERRORS))}, got {errors!r}")
 
 
-def map_chains(fn: Callable[[Chain], T], chains: ChainLike | list[ChainLike],
-               errors: str = "raise") -> tuple[list[Union[T, ChainFailure]], bool]:
+def map_chains(fn: Callable[..., T], chains: ChainLike | list[ChainLike],
+               errors: str = "raise", with_index: bool = False) -> tuple[list[Union[T, ChainFailure]], bool]:
     """(fn(chain) for each chain, was_single). Errors that make one chain unscorable (ChainError,
     ChainFormatError) are prefixed with the list index, or returned as ChainFailure with "skip";
-    any other error (a bad option, a crash) always raises."""
+    any other error (a bad option, a crash) always raises. with_index: fn(index, chain)."""
     check_errors(errors)
     single = isinstance(chains, (Chain, Mapping))
     items = [chains] if single else list(chains)
@@ -50,7 +50,7 @@ def map_chains(fn: Callable[[Chain], T], chains: ChainLike | list[ChainLike],
         cid = item.id if isinstance(item, Chain) else str(item.get("id", "")) if isinstance(item, Mapping) else ""
         try:
             chain = as_chain(item) if single else as_chain(item, f"chains[{i}]")
-            out.append(fn(chain))
+            out.append(fn(i, chain) if with_index else fn(chain))
         except (ChainError, ChainFormatError) as e:
             msg = str(e) if single or isinstance(e, ChainFormatError) else f"chains[{i}]: {e}"
             if errors == "raise":

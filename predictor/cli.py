@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; finished records are kept and a re-run resumes", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing errors, no traceback
+        from .predictor_dir import PredictorMismatchError, cli_mismatch_error
+
+        if isinstance(e, PredictorMismatchError):  # its remedies as options (--no-check-lm), not API arguments
+            e = cli_mismatch_error(e)
         print(f"predictor {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -119,6 +119,19 @@ class PredictorMismatchError(ValueError):
     """A predictor was trained for another LM than the one it is asked to score with."""
 
 
+# the remedies the fingerprint error names, in the API's words; the CLI says them as options (CLI_REMEDY)
+API_REMEDY = {"universal": 'RankPredictor.load("universal", lm=...)', "override": "check_lm=False"}
+CLI_REMEDY = {"universal": "--predictor universal", "override": "--no-check-lm"}
+
+
+def cli_mismatch_error(err: PredictorMismatchError) -> PredictorMismatchError:
+    """The fingerprint error as the command line says it: its remedies name the CLI options."""
+    msg = str(err)
+    for k, v in API_REMEDY.items():
+        msg = msg.replace(v, CLI_REMEDY[k])
+    return PredictorMismatchError(msg)
+
+
 def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") -> None:
     """Raise PredictorMismatchError naming both fingerprints when `lm` is not the predictor's LM.
 
@@ -130,8 +143,8 @@ def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") ->
         raise PredictorMismatchError(
             f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
             f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless. "
-            "Load the matching LM, use the LM-agnostic predictor (RankPredictor.load(\"universal\", lm=...), "
-            "CLI --predictor universal), or pass check_lm=False to override."
+            f"Load the matching LM, use the LM-agnostic predictor ({API_REMEDY['universal']}), or pass "
+            f"{API_REMEDY['override']} to override."
         )
 
 

@@ -38,11 +38,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .chain_lists import ChainFailure, check_errors, map_chains_batched
+from .chain_lists import ChainFailure, check_errors, map_chains, map_chains_batched
 from .chains import Chain, ChainLike
 from .contiguous_selection import rank_values, select_kept_contiguous
-from .layout import encode_chain
-from .pruning_units import Protect, Units, check_protect, join_units, protected_fill, pruning_units
+from .layout import chain_name, encode_chain
+from .pruning_units import (Protect, Units, check_protect, crowded_by_protection, join_units, protected_fill,
+                            protection_warning, pruning_units)
 from .lexical import token_steps
 from .ranks import scores_to_ranks
 
@@ -73,7 +74,13 @@ class PruneResult:
     units needed more; see the module docstring); gap_cost, position_weight: the contiguity
     settings the selection used (0, 0: plain selection by rank; a budget of at most
     SMALL_BUDGET_TOKENS under the ranker's defaults selects plainly); n_protected: tokens in protected
-    units (`protected_fill`: their share of the budget)."""
+    units (`protected_fill`: their share of the budget); spans: the [start, end) character runs of
+    `chain.reasoning` (the string as given, surrounding whitespace included) that the kept tokens hold,
+    in order (None when the tokenizer's decode does not give the reasoning back exactly).
+
+    The scoring layout strips the reasoning (shared/DESIGN.md), so `kept` indexes the tokens of
+    `chain.reasoning.strip()`; `spans` maps them back to the stored string. The whitespace around the
+    reasoning is kept in `text`, and a result that keeps every token has `text == chain.reasoning`."""
 
     text: str
     kept: list[int]
@@ -85,6 +92,7 @@ class PruneResult:
     gap_cost: float = 0.0
     position_weight: float = 0.0
     n_protected: int = 0
+    spans: list[tuple[int, int]] | None = None
 
     @property
     def protected_fill(self) -> float:
@@ -232,8 +240,8 @@ def select_kept(ranks: np.ndarray, tokens: list[str], k: int, protected: np.ndar
 def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None, *,
                keep_tokens: int | None = None, threshold: float | None = None, protect: Protect = None,
                step_aware: bool = False, refresh: int = 1, gap_cost: float | None = None,
-               position_weight: float | None = None, errors: str = "raise", options: PruneOptions | None = None
-               ) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
+               position_weight: float | None = None, errors: str = "raise", options: PruneOptions | None = None,
+               ranks: Any = None, warn: bool = True) -> PruneResult | ChainFailure | list[PruneResult | ChainFailure]:
     """Prune one chain (or each of a list) to a budget with a ranker's ranks (all chains of a list
     ranked together, several per forward pass).
 
@@ -255,6 +263,12 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
             is returned as a `ChainFailure` (index, id, error) in its place (the other chains of its
             batch are then pruned one at a time).
         options: all of the above but errors as one `PruneOptions` (instead of those arguments).
+        ranks: precomputed ranks (int [n], 1 = pruned first; a list of them for a list of chains), e.g.
+            `RankPredictor.predict_ranks` or the "ranks" of a `predictor predict` record: no forward
+            pass runs, so several budgets cost one pass. Not with threshold (it needs the scores) or
+            refresh > 1 (the ranks are final); ValueError for a rank array of the wrong length.
+        warn: warn (`warnings.warn`, on stderr) when protected tokens fill >= 90% of a chain's
+            budget (`pruning_units.crowded_by_protection`).
     Returns:
         PruneResult per chain (a list for a list input).
     """
@@ -265,8 +279,59 @@ def prune_with(ranker: Ranker, chains: ChainLike | list[ChainLike], keep_ratio: 
             or step_aware or refresh != 1:
         raise ValueError("give the pruning options either as `options` or as arguments, not both")
     check_errors(errors)
-    out, single = map_chains_batched(lambda cs: _prune_many(ranker, cs, options), chains, errors)
+    if ranks is None:
+        out, single = map_chains_batched(lambda cs: _prune_many(ranker, cs, options), chains, errors)
+    else:
+        out, single = _prune_ranked(ranker, chains, ranks, options, errors)
+    if warn:
+        _warn_crowded(out, options)
     return out[0] if single else out
+
+
+def _warn_crowded(results: list, options: PruneOptions) -> None:
+    import warnings
+
+    crowded = [r.chain.id or f"chains[{i}]" for i, r in enumerate(results)
+               if isinstance(r, PruneResult) and crowded_by_protection(r.n_protected, r.budget)]
+    msg = protection_warning(crowded, len(results), options.protect)
+    if msg:
+        warnings.warn(msg, stacklevel=3)
+
+
+def _prune_ranked(ranker: Ranker, chains: ChainLike | list[ChainLike], ranks: Any, opts: PruneOptions,
+                  errors: str) -> tuple[list, bool]:
+    """`prune_with` on precomputed ranks: no forward pass."""
+    from collections.abc import Mapping
+
+    if opts.threshold is not None:
+        raise ValueError("ranks= works with keep_ratio / keep_tokens budgets; threshold needs the scores (one "
+                         "forward pass): drop ranks= or use keep_ratio / keep_tokens")
+    if opts.refresh != 1:
+        raise ValueError("refresh applies when prune predicts the ranks; with ranks= the ranks are given "
+                         "(predict them with refresh=K): drop refresh")
+    single = isinstance(chains, (Chain, Mapping))
+    if single:
+        given = [ranks]
+    else:
+        given = list(ranks) if not isinstance(ranks, np.ndarray) or ranks.ndim == 2 else [ranks]
+        if len(given) != len(chains):
+            raise ValueError(f"ranks= needs one rank array per chain: {len(given)} for {len(chains)} chains")
+    contiguity = opts.contiguity(ranker)
+    by_default = opts.gap_cost is None and opts.position_weight is None
+    tok = ranker.lm.tokenizer
+
+    def one(i: int, chain: Chain) -> PruneResult:
+        ids = encode_chain(tok, chain, ranker.lm.max_length).reasoning_ids
+        r = np.asarray(given[i])
+        name = "ranks" if single else f"ranks[{i}]"
+        if r.ndim != 1 or len(r) != len(ids):
+            raise ValueError(f"{name} has {r.size} values for the {len(ids)} reasoning tokens of {chain_name(chain)}"
+                             " (ranks of another tokenizer or chain?)")
+        if not np.issubdtype(r.dtype, np.number):
+            raise ValueError(f"{name} must hold numbers (ranks, 1 = pruned first), got {r.dtype}")
+        return _prune_one(tok, chain, ids, r, None, opts, contiguity, by_default)
+
+    return map_chains(one, chains, errors, with_index=True)
 
 
 def _prune_many(ranker: Ranker, chains: list[Chain], opts: PruneOptions) -> list[PruneResult]:
@@ -318,11 +383,35 @@ def _prune_one(tok, chain: Chain, ids: list[int], ranks: np.ndarray, scores: np.
         kept = select_kept(ranks, _tokens(tok, ids, step_aware), k, protected, step_aware, units.groups)
     unit_of = units.unit_of()
     kept_units = sorted({int(unit_of[i]) for i in kept})
-    first = tok.decode([ids[i] for i in units.groups[kept_units[0]]], clean_up_tokenization_spaces=False)
-    text = join_units(units.texts, kept_units, first_text=first)
+    text, spans = _kept_text(tok, chain.reasoning, ids, units, kept_units, len(kept) == n)
     return PruneResult(text=text, kept=kept, ratio=len(kept) / n, ranks=np.asarray(ranks), n=n, chain=chain,
                        budget=k, gap_cost=contiguity[0], position_weight=contiguity[1],
-                       n_protected=int(protected.sum()))
+                       n_protected=int(protected.sum()), spans=spans)
+
+
+def _kept_text(tok, reasoning: str, ids: list[int], units: Units, kept_units: list[int], everything: bool
+               ) -> tuple[str, list[tuple[int, int]] | None]:
+    """(pruned text, kept character runs of `reasoning`). The layout scores `reasoning.strip()`; the
+    whitespace around it is put back, so keeping every token gives `reasoning` byte for byte. When the
+    units' texts are the stripped reasoning exactly (a lossless decode), they are its slices and the
+    runs are exact; otherwise (a normalizing tokenizer) the runs are None."""
+    body = reasoning.strip()
+    lead = len(reasoning) - len(reasoning.lstrip())
+    spans: list[tuple[int, int]] | None = None
+    if "".join(units.texts) == body:
+        starts = np.cumsum([0] + [len(t) for t in units.texts])
+        spans = []
+        for u in kept_units:
+            a, b = lead + int(starts[u]), lead + int(starts[u + 1])
+            if spans and spans[-1][1] == a:
+                spans[-1] = (spans[-1][0], b)
+            elif b > a:
+                spans.append((a, b))
+    if everything:
+        return reasoning, spans
+    first = tok.decode([ids[i] for i in units.groups[kept_units[0]]], clean_up_tokenization_spaces=False)
+    text = join_units(units.texts, kept_units, first_text=first)
+    return reasoning[:lead] + text + reasoning[lead + len(body):], spans
 
 
 def _tokens(tok, ids: list[int], step_aware: bool) -> list[str]:
