@@ -23,10 +23,7 @@ demo: setup
 	$(BIN)/python -m predictor demo --out runs/demo --threads 1
 
 train: setup
-	$(BIN)/python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl \
-	    --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl \
-	    --groups attention,probe,logits,position,lexical,hidden --regressors lgbm-regression,sequence \
-	    --threads 1 --out runs/train
+	$(BIN)/python train.py --config configs/smollm2-joint.json
 	$(BIN)/python -m predictor select-prune --predictor runs/train/predictor \
 	    --data data/ranked/gsm8k-smollm2-joint.jsonl --out runs/train/select-prune --threads 1 --write
 

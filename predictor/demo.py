@@ -70,28 +70,24 @@ def format_rows(rows: list[tuple[str, np.ndarray]], n_boot: int) -> str:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the four parts; returns {name: per-chain Spearman array} of part 1 and 4, and the paths written."""
-    import torch
-
     from .metrics import per_chain_spearman
     from .feature_cache import FeatureCache
     from .features import FeatureSpec, features_from_observation
-    from .lm import load_lm
     from .observe import observe
     from .rank_predictor import RankPredictor
     from .ranked import read_ranked, record_chain
     from .ranks import normalized_ranks
     from .regressors import make_regressor
+    from .runtime import load_lm_on
     from .scorers import get_scorer
     from .show import kept_at_budget, token_view, write_html, write_png
     from .splits import split_ids
 
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     records = read_ranked(cfg.data, objective="joint")
     _log("loading the embedded LM and the shipped predictor ...")
-    lm = load_lm()
+    lm = load_lm_on(threads=cfg.threads)
     rp = RankPredictor.load(lm=lm)
     test = held_out(records, rp.scorer.metadata)
     true = [np.asarray(r["ranks"]) for r in test]

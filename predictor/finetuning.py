@@ -62,20 +62,16 @@ def examples_for(records, lm, states=(0.0,)) -> list:
 
 
 def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
-    import torch
-
     from .metrics import per_chain_spearman
-    from .lm import load_lm
     from .lm_ranker import LMRanker
     from .predictor_dir import pretrained_dir, save_predictor
+    from .runtime import load_lm_on
     from .splits import split_ids
     from .training import ci_dict, format_table, read_training_records
     from .training_data import check_records_match_lm, file_sha256
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     records, by_id, extra = read_training_records(cfg)
-    lm = load_lm(cfg.model, device=cfg.device)
+    lm = load_lm_on(cfg.model, cfg.device, cfg.threads)
     check_records_match_lm(records + extra, lm)
     split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)
     train = examples_for([by_id[i] for i in split["train"]], lm, cfg.states) + examples_for(extra, lm)

@@ -171,25 +171,21 @@ def _read_policy_states(cfg: TrainConfig, train_ids: set[str]) -> list[dict[str,
 
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train, select on validation, evaluate on test, save; returns the metrics dict (also metrics.json)."""
-    import torch
-
     from .feature_cache import FeatureCache
     from .features import DEFAULT_GROUPS, FeatureSpec
-    from .lm import load_lm
     from .predictor_dir import pretrained_dir, save_predictor
     from .regressors import make_regressor
+    from .runtime import load_lm_on
     from .splits import split_ids
     from .training_data import build_training_data, check_records_match_lm, file_sha256
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
 
     # 1. ranked chains
     records, by_id, extra = read_training_records(cfg)
 
     # 2. the LM the chains were labeled with
-    lm = load_lm(cfg.model, device=cfg.device)
+    lm = load_lm_on(cfg.model, cfg.device, cfg.threads)
     check_records_match_lm(records + extra, lm)
 
     # 3. split by chain; extra chains only ever train

@@ -6,12 +6,55 @@ import argparse
 from ..engines.cli_args import BATCH, add_engine_arguments
 
 
-def add_lm_arguments(p: argparse.ArgumentParser) -> None:
+MATMUL_COMMANDS = "label, label-states, featurize, verify-ranked"  # where --matmul acts: the LM labels
+
+
+def positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
+def add_threads_argument(p: argparse.ArgumentParser, default: int | None = None, also: str = "") -> None:
+    """--threads, settled by `runtime.set_threads` (default None: the idle cores)."""
+    from ..runtime import THREADS_MEASURED
+
+    when = (f"default: {default}" if default is not None else
+            "default: the idle cores, i.e. usable CPUs minus the 1-minute load average, at least 1; "
+            "OMP_NUM_THREADS if set")
+    p.add_argument("--threads", type=positive_int, default=default, metavar="N",
+                   help=f"torch CPU threads{also} ({when}). torch's own default of one per core collapses "
+                        f"beside busy processes: `predictor label`, one 30-token chain, 2 cores, {THREADS_MEASURED}")
+
+
+class _IgnoredMatmul(argparse.Action):
+    """--matmul where it never acted (predict, prune, evaluate, show): accepted, with a deprecation warning."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"{parser.prog}: warning: --matmul is deprecated here and ignored (it never acted in this command: "
+              f"one forward pass per chain through torch's path, as the predictor was trained); it acts in "
+              f"{MATMUL_COMMANDS}", file=sys.stderr)
+
+
+def add_lm_arguments(p: argparse.ArgumentParser, matmul: bool = True) -> None:
+    """--model, --device, --threads; --matmul where it acts (matmul=True: the commands whose LM labels),
+    else a hidden, deprecated --matmul that warns and is ignored."""
+    from ..runtime import MATMUL_CHOICES
+
     p.add_argument("--model", default=None, metavar="M",
                    help="HF model dir or hub id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--matmul", choices=("onednn", "default"), default="onednn",
+    add_threads_argument(p)
+    if not matmul:
+        p.add_argument("--matmul", choices=MATMUL_CHOICES, action=_IgnoredMatmul, help=argparse.SUPPRESS)
+        return
+    p.add_argument("--matmul", choices=MATMUL_CHOICES, default="onednn",
                    help="CPU float32 linear layers: onednn (default; greedy steps 1.05-1.10x faster than "
                         "torch's MKL on a quiet AMD EPYC, 1.7x with both cores loaded; differs from it by "
                         "float32 round-off) or default "
@@ -35,8 +78,30 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"chains read and ranked together, several per forward pass (default {BATCH}; "
                         "the pass size follows a token budget; --engine local only: Ray workers rank "
                         "one chain at a time)")
-    add_lm_arguments(p)
+    add_lm_arguments(p, matmul=False)
     add_engine_arguments(p)
+
+
+def comma_list(item: type = str):
+    """An argparse type: "a,b,c" -> [item(a), item(b), item(c)] (blanks dropped, items stripped); the one
+    comma-list reader of the command line."""
+    what = {float: "numbers", int: "integers"}.get(item, "values")
+
+    def parse(text: str) -> list:
+        try:
+            return [item(x.strip()) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+    parse.__name__ = f"comma-separated {what}"
+    return parse
+
+
+def config_defaults(cls) -> dict:
+    """{field: default} of a config dataclass (TrainConfig, FinetuneConfig, ...), for argparse defaults."""
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

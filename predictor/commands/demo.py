@@ -13,13 +13,14 @@ HELP = "a few-minute tour: rank, prune, heatmap and a small training run on the 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..demo import DEMO_DATA
+    from ..demo import DEMO_DATA, DemoConfig
+    from .common import add_threads_argument
 
     p.add_argument("--data", default=DEMO_DATA, help="ranked JSONL (default: %(default)s)")
     p.add_argument("--out", default="runs/demo", help="folder for the heatmap (default: %(default)s)")
     p.add_argument("--train-chains", type=int, default=30,
                    help="training chains of the small predictor (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="torch / LightGBM CPU threads (default: %(default)s)")
+    add_threads_argument(p, default=DemoConfig.threads, also=" and LightGBM's")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

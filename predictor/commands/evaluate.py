@@ -19,20 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from .common import add_lm_arguments
+from .common import add_lm_arguments, comma_list
 
 HELP = "evaluate scorers vs the greedy oracle on held-out chains -> report.md/json + plots"
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _csv(text)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+_csv = comma_list(str)
+_ints = comma_list(int)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,24 +55,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="write report.md/json only")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap / random-baseline seed (default 0)")
-    add_lm_arguments(p)
+    add_lm_arguments(p, matmul=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from .. import __version__ as version
     from ..evaluation import evaluate, write_report
     from ..feature_cache import FeatureCache
     from ..rank_predictor import RankPredictor
     from ..ranked import read_ranked
+    from ..runtime import load_lm_on, set_threads
     from ..scorers import SCORERS
 
     bad = [s for s in args.scorers if s not in SCORERS]
     if bad:
         raise ValueError(f"unknown scorer(s) {', '.join(bad)}; registered: {', '.join(SCORERS)}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if not Path(args.data).exists():
         raise FileNotFoundError(f"ranked data {args.data} does not exist")
     t0 = time.perf_counter()
@@ -92,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.data} has no JOINT-objective records to evaluate")
     lm = None
     if args.model is not None:
-        from ..lm import load_lm
-
-        lm = load_lm(args.model, device=args.device)
+        lm = load_lm_on(args.model, args.device, args.threads)
     rp = RankPredictor.load(args.predictor, lm=lm, device=args.device)
     fps = {r["lm"] for r in joint}
     if rp.lm.fingerprint not in fps:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..engines.cli_args import load_lm_from_args
-from .common import add_lm_arguments, parse_shard
+from .common import add_lm_arguments, comma_list, parse_shard
 
 HELP = "fill the feature cache for a chains or ranked JSONL file (one forward pass per chain)"
 
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--in", dest="inp", required=True, help="ranked JSONL (from `label`) or chains JSONL")
     add_lm_arguments(p)
-    p.add_argument("--groups", default=",".join(DEFAULT_GROUPS),
+    p.add_argument("--groups", type=comma_list(), default=",".join(DEFAULT_GROUPS),
                    help=f"comma-separated feature groups among {','.join(FEATURE_GROUPS)} (default: %(default)s)")
     p.add_argument("--no-per-head", action="store_true", help="only layer/chain aggregates of attention stats")
     p.add_argument("--cache", default=None, help="feature cache root (default: $PREDICTOR_CACHE/features)")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.inp).is_file():
         raise FileNotFoundError(f"{args.inp}: no such file")
-    spec = FeatureSpec(groups=tuple(g.strip() for g in args.groups.split(",") if g.strip()),
+    spec = FeatureSpec(groups=tuple(args.groups),
                        per_head=not args.no_per_head)
     items, ranked = _read_input(args.inp)
     if args.limit is not None:

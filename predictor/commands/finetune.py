@@ -16,26 +16,29 @@ from __future__ import annotations
 
 import argparse
 
-from .train import _floats
+from .common import add_threads_argument, comma_list, config_defaults
 
 HELP = "fine-tune the LM (LoRA + head) as the token scorer; saves a predictor directory"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="data/ranked/gsm8k-smollm2-joint.jsonl", help="ranked JSONL (default: %(default)s)")
+    from ..finetuning import FinetuneConfig
+
+    d = config_defaults(FinetuneConfig)
+    p.add_argument("--data", default=d["data"], help="ranked JSONL (default: %(default)s)")
     p.add_argument("--extra-train", default=None, metavar="FILE",
                    help="ranked JSONL used for training only (full chains; chains in --data are dropped from it)")
-    p.add_argument("--out", default="runs/finetune", help="run directory (default: %(default)s)")
+    p.add_argument("--out", default=d["out"], help="run directory (default: %(default)s)")
     p.add_argument("--model", default=None, metavar="M", help="the labeling LM (default: the embedded SmolLM2)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--objective", default="joint", choices=("joint", "answer"),
+    p.add_argument("--objective", default=d["objective"], choices=("joint", "answer"),
                    help="which labels of --data to learn (default: %(default)s)")
-    p.add_argument("--states", type=_floats, default=(0.0, 0.25, 0.5, 0.75),
+    p.add_argument("--states", type=comma_list(float), default=d["states"],
                    help="pruned greedy states of the training chains used as examples (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=int, default=d["seed"],
                    help="split and training seed; the split equals `predictor train`'s for the same seed (default 0)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N chains of --data")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(p)
     p.add_argument("--epochs", type=int, default=3, help="epoch cap (default: %(default)s)")
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank; LoRA alpha is twice it (default: %(default)s)")
     p.add_argument("--top-layers", type=float, default=1.0,
@@ -44,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=4, help="examples per step (default: %(default)s)")
     p.add_argument("--ship", action="store_true", help="also write the predictor to predictor/pretrained/NAME/")
-    p.add_argument("--ship-name", default="smollm2-joint-finetuned", help="(default: %(default)s)")
+    p.add_argument("--ship-name", default=d["ship_name"], help="(default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

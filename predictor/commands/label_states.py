@@ -15,16 +15,13 @@ import argparse
 import sys
 
 from ..engines.cli_args import apply_matmul, load_lm_from_args
-from .common import add_lm_arguments, parse_shard
+from .common import add_lm_arguments, comma_list, parse_shard
 
 HELP = "exact greedy labels for the states a predictor's own pruning reaches (resumable)"
 
 
 def _fractions(text: str) -> tuple[float, ...]:
-    try:
-        fr = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--fractions must be comma-separated numbers, got {text!r}") from None
+    fr = tuple(comma_list(float)(text))
     if not fr or not all(0 < f < 1 for f in fr):
         raise argparse.ArgumentTypeError(f"--fractions must lie in (0, 1), got {text!r}")
     return fr

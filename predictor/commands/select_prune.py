@@ -18,14 +18,11 @@ import json
 import sys
 from pathlib import Path
 
+from .common import add_threads_argument, comma_list
+
+_floats = comma_list(float)
+
 HELP = "choose prune's contiguity settings (gap cost, position weight) on a predictor's validation chains"
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-draws", type=int, default=3, help="random kept sets per chain and ratio: their mean "
                                                                "is the baseline (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random kept sets (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,15 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if args.random_draws < 1:
         print("--random-draws must be >= 1", file=sys.stderr)
         return 2
-    import torch
-
     from ..evaluation.prune_selection import render_markdown, select_prune, write_defaults
     from ..jsonl_io import atomic_write_text
     from ..rank_predictor import RankPredictor
     from ..ranked import read_ranked
+    from ..runtime import set_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     records = read_ranked(args.data, objective="joint")
     rp = RankPredictor.load(args.predictor)
     split = (getattr(rp.scorer, "metadata", None) or {}).get("split")

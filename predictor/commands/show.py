@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
-    add_lm_arguments(p)
+    add_lm_arguments(p, matmul=False)
 
 
 def find_record(path: str, chain_id: str | None) -> tuple[str, dict]:

@@ -14,31 +14,61 @@ from __future__ import annotations
 
 import argparse
 
+from .common import comma_list
+
 HELP = "train regressors on ranked chains, select on validation, save a predictor directory"
 
 
-def _floats(text: str) -> tuple[float, ...]:
+_floats = comma_list(float)  # kept for importers (finetune)
+_ints = comma_list(int)
+_names = comma_list(str)
+
+
+class _ConfigFile(argparse.Action):
+    """--config FILE: a JSON object of this command's options ({"extra-train": "...", "groups": [...],
+    "no-ensemble": true, ...}), read in place as if its options stood there on the command line."""
+
+    def __call__(self, parser, namespace, path, option_string=None):
+        try:
+            argv = config_argv(path)
+        except ValueError as e:
+            parser.error(str(e))
+        parser.parse_args(argv, namespace)
+
+
+def config_argv(path: str) -> list[str]:
+    """The command-line tokens of a --config JSON file: "key": value -> --key value (lists comma-joined,
+    true -> the bare flag, false / null -> nothing)."""
+    import json
+
     try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--config {path}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"--config {path}: expected a JSON object of options")
+    argv: list[str] = []
+    for key, value in cfg.items():
+        if key.startswith("_"):  # "_comment" and the like
+            continue
+        opt = "--" + key.lstrip("-").replace("_", "-")
+        if value is True:
+            argv.append(opt)
+        elif value is not False and value is not None:
+            argv += [opt, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return argv
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..training import DEFAULT_DATA, DEFAULT_REGRESSORS
+    from ..training import TrainConfig
+    from .common import add_threads_argument, config_defaults
 
-    p.add_argument("--data", default=DEFAULT_DATA, help="ranked JSONL from `predictor label` (default: %(default)s)")
+    d = config_defaults(TrainConfig)
+    p.add_argument("--config", action=_ConfigFile, metavar="JSON",
+                   help="a JSON object of these options (configs/smollm2-joint.json: the shipped predictor's "
+                        "run, `make train`); read where it stands, so options after it override it")
+    p.add_argument("--data", default=d["data"], help="ranked JSONL from `predictor label` (default: %(default)s)")
     p.add_argument("--extra-train", default=None, metavar="FILE",
                    help="another ranked JSONL whose chains are used for training only, never split into val/test "
                         "(chains also in --data are dropped from it); full chains only unless --extra-states")
@@ -47,18 +77,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy-states", default=None, metavar="FILE",
                    help="state records from `predictor label-states` (a predictor's own pruned states, labeled "
                         "exactly) used as extra training examples; states of val/test chains are ignored")
-    p.add_argument("--out", default="runs/train", help="run directory for models, metrics.json (default: %(default)s)")
+    p.add_argument("--out", default=d["out"], help="run directory for models, metrics.json (default: %(default)s)")
     p.add_argument("--model", default=None, metavar="M",
                    help="the LM the chains were labeled with: HF dir or hub id (default: the embedded SmolLM2)")
     p.add_argument("--device", default=None, help="LM device: cpu, cuda, ... (default: cuda if available)")
-    p.add_argument("--objective", default="joint", choices=("joint", "answer"),
+    p.add_argument("--objective", default=d["objective"], choices=("joint", "answer"),
                    help="which labels of the ranked file to train on (default: %(default)s)")
-    p.add_argument("--regressors", type=_names, default=DEFAULT_REGRESSORS,
+    p.add_argument("--regressors", type=_names, default=d["regressors"],
                    help="comma-separated among lgbm-regression, lgbm-lambdarank, mlp, sequence, ridge, ensemble "
                         "(default: the first four; their rank-average ensemble is also tried unless --no-ensemble)")
     p.add_argument("--no-ensemble", action="store_true",
                    help="do not try the rank-average ensemble of the trained regressors")
-    p.add_argument("--states", type=_floats, default=(0.0, 0.25, 0.5, 0.75),
+    p.add_argument("--states", type=_floats, default=d["states"],
                    help="pruned-state fractions used as extra training examples (one forward pass each; "
                         "default: %(default)s; '0' = full chains only)")
     p.add_argument("--groups", type=_names, default=None,
@@ -66,18 +96,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: attention,probe,logits,position,lexical; pooled_attention, logits, position and "
                         "lexical only make an LM-agnostic predictor)")
     p.add_argument("--no-per-head", action="store_true", help="only layer/chain aggregates of attention stats")
-    p.add_argument("--split", type=_floats, default=(0.7, 0.15, 0.15), metavar="TR,VA,TE",
+    p.add_argument("--split", type=_floats, default=d["fractions"], metavar="TR,VA,TE",
                    help="train,val,test fractions of chains (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="split and training seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d["seed"], help="split and training seed (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N chains of the file")
-    p.add_argument("--refresh", type=_ints, default=(), metavar="K,...",
+    p.add_argument("--refresh", type=_ints, default=d["refresh"], metavar="K,...",
                    help="also evaluate the selected predictor with K forward passes per chain (e.g. 4,10; default: one pass only)")
     p.add_argument("--ship", action="store_true",
                    help="also write the selected predictor to predictor/pretrained/NAME/ (--ship-name)")
-    p.add_argument("--ship-name", default="smollm2-joint",
+    p.add_argument("--ship-name", default=d["ship_name"],
                    help="folder name under predictor/pretrained/ for --ship (default: %(default)s)")
     p.add_argument("--cache", default=None, help="feature cache root (default: $PREDICTOR_CACHE/features)")
-    p.add_argument("--threads", type=int, default=None, help="torch / LightGBM CPU threads")
+    add_threads_argument(p, also=" (LightGBM's too when given; else LightGBM runs 1)")
     p.add_argument("--max-epochs", type=int, default=None, help="neural regressors: epoch cap (default 100)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from ..engines.cli_args import load_lm_from_args
-from .common import add_lm_arguments
+from .common import add_lm_arguments, comma_list
 
 HELP = "re-run the greedy search on stored token ids and compare orders (checks labels made elsewhere)"
 
@@ -25,7 +25,7 @@ HELP = "re-run the greedy search on stored token ids and compare orders (checks 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="ranked JSONL")
     p.add_argument("--limit", type=int, default=5, help="check the first N records (default: %(default)s)")
-    p.add_argument("--ids", default=None, help="comma-separated record ids to check instead of the first N")
+    p.add_argument("--ids", type=comma_list(), default=None, help="comma-separated record ids to check instead of the first N")
     p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
     add_lm_arguments(p)
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     recs = read_ranked(args.file)
     if args.ids:
-        want = [x.strip() for x in args.ids.split(",") if x.strip()]
+        want = args.ids
         by_id = {str(r["id"]): r for r in recs}
         missing = [i for i in want if i not in by_id]
         if missing:

@@ -27,38 +27,27 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_lm_from_args(args: argparse.Namespace, matmul: bool = True):
-    """The LM of --model/--device/--threads; with matmul, its linears switched as --matmul says
-    (`apply_matmul` does that later for callers that must copy the plain model first)."""
-    import torch
+    """The LM of --model/--device/--threads (`runtime.load_lm_on`); with matmul, its linears switched as
+    --matmul says (`apply_matmul` does that later for callers that must copy the plain model first)."""
+    from ..runtime import load_lm_on
 
-    from ..lm import load_lm
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lm = load_lm(args.model, device=args.device)
-    if matmul:
-        apply_matmul(args, lm)
-    return lm
+    return load_lm_on(args.model, args.device, args.threads, getattr(args, "matmul", None) if matmul else None)
 
 
 def apply_matmul(args: argparse.Namespace, lm) -> None:
     """Run the LM's linear layers through oneDNN when --matmul onednn applies (CPU float32)."""
-    from ..cpu_matmul import onednn_applicable, use_onednn_linears
+    from ..runtime import use_matmul
 
-    if args.matmul == "onednn" and onednn_applicable(lm.model):
-        use_onednn_linears(lm.model)
+    use_matmul(lm, getattr(args, "matmul", None))
 
 
 def load_predictor_from_args(args: argparse.Namespace):
-    """The RankPredictor the arguments name (the LM is loaded once)."""
-    import torch
-
-    from ..lm import load_lm
+    """The RankPredictor the arguments name (the LM is loaded once, threads settled by `runtime`)."""
     from ..rank_predictor import RankPredictor
+    from ..runtime import load_lm_on, set_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lm = load_lm(args.model, device=args.device) if (args.model or args.scorer) else None
+    set_threads(args.threads)
+    lm = load_lm_on(args.model, args.device, args.threads) if (args.model or args.scorer) else None
     return RankPredictor.load(args.scorer or args.predictor, lm=lm, device=args.device,
                               check_lm=not args.no_check_lm)
 
