@@ -187,6 +187,17 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # ours, if it was not renamed (failure, or we lost the race)
 
 
+def _convert_once(emb: EmbeddedLM, target: Path) -> None:
+    """Convert under a file lock (TARGET.lock): of several processes on a fresh cache (Ray workers, shards),
+    one converts and the others wait and load its copy instead of converting and throwing theirs away."""
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not _cache_is_current(target):  # another process may have finished it while we waited
+            _convert_gguf(emb.gguf(), target)
+
+
 def _resolve(name_or_path: str | None) -> tuple[str, str]:
     """Return (display name, local dir or hub id) for `from_pretrained`."""
     if name_or_path is None:
@@ -196,7 +207,7 @@ def _resolve(name_or_path: str | None) -> tuple[str, str]:
         emb = EMBEDDED_LMS.get(name_or_path) or by_name[name_or_path]
         target = cache_root() / "models" / emb.name
         if not _cache_is_current(target):
-            _convert_gguf(emb.gguf(), target)
+            _convert_once(emb, target)
         return emb.name, str(target)
     p = Path(name_or_path)
     if p.exists():

@@ -1,6 +1,8 @@
 """LM loading: local directories, fingerprints, clear errors."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from predictor.lm import LMLoadError, load_lm
@@ -76,3 +78,33 @@ def test_load_warns_when_tokenizer_and_config_eos_differ(tiny_lm, tmp_path):
     tiny_lm.tokenizer.save_pretrained(tmp_path)
     with pytest.warns(UserWarning, match=r"eos_token_id \(2\) differs from the model config's \(0\)"):
         load_lm(str(tmp_path), device="cpu")
+
+
+def test_embedded_conversion_runs_once_under_a_lock(tmp_path, monkeypatch):
+    """Several processes (here threads, each with its own lock file handle) on a fresh cache: one converts,
+    the others wait for it and use its copy."""
+    import threading
+    import time
+
+    from predictor import lm as lm_mod
+
+    calls = []
+
+    def fake_convert(gguf, target):
+        calls.append(target)
+        time.sleep(0.3)
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+        (target / "source.json").write_text(json.dumps({"version": lm_mod.CONVERSION_VERSION}))
+
+    monkeypatch.setenv("PREDICTOR_CACHE", str(tmp_path))
+    monkeypatch.setattr(lm_mod, "_convert_gguf", fake_convert)
+    monkeypatch.setitem(lm_mod.EMBEDDED_LMS, "fake", lm_mod.EmbeddedLM("fake-lm", lambda: tmp_path / "x.gguf", ""))
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(lm_mod._resolve("fake"))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert out == [("fake-lm", str(tmp_path / "models" / "fake-lm"))] * 4
