@@ -15,10 +15,9 @@ def scores_to_ranks(scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or not np.isfinite(scores).all():
         raise ValueError("scores must be a finite 1-D array")
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.int64)
-    ranks[order] = np.arange(1, len(scores) + 1)
-    return ranks
+    from scipy.stats import rankdata  # ordinal: a stable sort, so among ties the lower index goes first
+
+    return rankdata(scores, method="ordinal").astype(np.int64, copy=False)
 
 
 def normalized_ranks(ranks: np.ndarray) -> np.ndarray:

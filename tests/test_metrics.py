@@ -65,3 +65,56 @@ def test_precision_first_pruned():
     assert precision_first_pruned(pred, true, 0.5) == 0.5
     with pytest.raises(ValueError):
         precision_first_pruned(pred, true, 0.0)
+
+
+def _bootstrap_ci_by_hand(values, n_boot=2000, seed=0, alpha=0.05, weights=None):
+    """The hand-written bootstrap that scipy.stats.bootstrap replaced (reference for the test below)."""
+    v = np.asarray(values, dtype=np.float64)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = np.isfinite(v) if w is None else np.isfinite(v) & np.isfinite(w)
+    v, w = v[keep], (None if w is None else w[keep])
+
+    def stat(idx):
+        return v[idx].mean(axis=-1) if w is None else (w * v)[idx].sum(axis=-1) / w[idx].sum(axis=-1)
+
+    if len(v) == 0 or (w is not None and w.sum() <= 0):
+        return float("nan"), float("nan"), float("nan")
+    mean = float(stat(np.arange(len(v))))
+    if len(v) == 1:
+        return mean, mean, mean
+    means = stat(np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v))))
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return mean, float(min(lo, mean)), float(max(hi, mean))
+
+
+def test_bootstrap_ci_equals_the_hand_written_percentile_bootstrap():
+    """Same draws, same percentile interval: equal up to the round-off of the interpolation."""
+    rng = np.random.default_rng(7)
+    for t in range(120):
+        n = int(rng.integers(1, 60))
+        v = rng.normal(size=n)
+        if t % 7 == 0:
+            v[rng.integers(0, n)] = np.nan
+        w = rng.integers(1, 50, size=n).astype(float) if t % 2 else None
+        kw = dict(n_boot=int(rng.choice([50, 999, 2000])), seed=int(rng.integers(0, 100)),
+                  alpha=float(rng.choice([0.05, 0.1])), weights=w)
+        np.testing.assert_allclose(bootstrap_ci(v, **kw), _bootstrap_ci_by_hand(v, **kw), rtol=0, atol=1e-12)
+
+
+def test_scores_to_ranks_equals_the_stable_argsort():
+    """rankdata(method="ordinal") gives the ranks of a stable argsort: among ties the lower index first."""
+    from predictor.ranks import scores_to_ranks
+
+    rng = np.random.default_rng(3)
+    for t in range(500):
+        n = int(rng.integers(1, 200))
+        s = rng.integers(0, 4, size=n).astype(float) if t % 2 else rng.normal(size=n)
+        order = np.argsort(s, kind="stable")
+        want = np.empty(n, dtype=np.int64)
+        want[order] = np.arange(1, n + 1)
+        got = scores_to_ranks(s)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(scores_to_ranks([2.0, 1.0, 1.0, 3.0]), [3, 1, 2, 4])
+    with pytest.raises(ValueError):
+        scores_to_ranks([1.0, np.nan])

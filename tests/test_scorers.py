@@ -179,3 +179,30 @@ def test_learned_scorer_checks_lm_fingerprint_and_features(tiny_lm, tokenizer, c
     with pytest.raises(ValueError, match="differ from those the predictor was trained on"):
         scorer.score(observe(other, chains[0]))
     assert not fake_learned(tiny_lm, groups=("logits", "position")).needs_attention
+
+
+def _pool1d_by_hand(x, kernel, mode):
+    """The window-by-window pooling that torch's avg_pool1d / max_pool1d replaced (reference)."""
+    n, h = len(x), kernel // 2
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        w = x[max(0, i - h): i + h + 1]
+        out[i] = w.mean() if mode == "avg" else w.max()
+    return out
+
+
+def test_pool1d_equals_the_window_loop():
+    rng = np.random.default_rng(0)
+    for t in range(600):
+        n = int(rng.integers(1, 90))
+        x = rng.normal(size=n) * 10.0 ** int(rng.integers(-3, 3))
+        if t % 4 == 0:
+            x = np.round(x, 1)  # ties and plateaus
+        for kernel in (1, 3, 5, 7):
+            for mode in ("avg", "max"):
+                np.testing.assert_array_equal(pool1d(x, kernel, mode), _pool1d_by_hand(x, kernel, mode))
+        for kernel in (9, 31):  # wider windows: numpy sums in another order
+            np.testing.assert_array_equal(pool1d(x, kernel, "max"), _pool1d_by_hand(x, kernel, "max"))
+            np.testing.assert_allclose(pool1d(x, kernel, "avg"), _pool1d_by_hand(x, kernel, "avg"), rtol=0,
+                                       atol=1e-14 * np.abs(x).max())
+    assert pool1d(np.zeros(0), 5).shape == (0,)
