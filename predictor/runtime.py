@@ -18,7 +18,7 @@ import os
 # Measured on this project's 2-core AMD EPYC, whole `predictor label` processes (LM load included) on one
 # 30-token GSM8K chain, other processes busy; quoted by --threads' help and docs/architecture.md.
 THREADS_MEASURED = ("with one other busy process 15.7 s at 1 thread vs 89 s at 2 (issue 30); with three, "
-                    "24 s and 36 s at 1 thread vs 152 s at 2")
+                    "24 s and 36 s at 1 thread vs 152 s and 234 s at 2")
 
 MATMUL_CHOICES = ("onednn", "default")
 
