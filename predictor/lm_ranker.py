@@ -154,9 +154,9 @@ class LMRanker:
     def fit(self, lm, train: Sequence[RankExample], val: Sequence[RankExample] | None = None) -> "LMRanker":
         """Fine-tune adapters + head on `train`; early-stop on validation per-chain Spearman."""
         import lightning as L
-        from lightning.pytorch.callbacks import Callback, EarlyStopping
+        from lightning.pytorch.callbacks import EarlyStopping
 
-        from .regressors.lightning_module import RankModule
+        from .regressors.lightning_module import KeepBest, RankModule
         from .regressors.neural import _quiet_lightning
 
         if not train:
@@ -168,22 +168,13 @@ class LMRanker:
         train_dl = torch.utils.data.DataLoader(_Examples(train), batch_size=self.batch_size, shuffle=True,
                                                collate_fn=_collate, generator=g)
         val_dl = None
-        best: dict[str, Any] = {"score": -np.inf, "state": None}
+        best = KeepBest(lambda module: _trainable_state(module.net))
         callbacks: list[Any] = []
         if val:
             val_dl = torch.utils.data.DataLoader(_Examples(val), batch_size=self.batch_size, shuffle=False,
                                                  collate_fn=_collate)
 
-            class _KeepBest(Callback):
-                def on_validation_end(self, trainer, pl_module):
-                    if trainer.sanity_checking:
-                        return
-                    score = float(trainer.callback_metrics.get("val_spearman", -np.inf))
-                    if score > best["score"]:
-                        best.update(score=score, state={k: v.detach().cpu().clone() for k, v in
-                                                        _trainable_state(pl_module.net).items()})
-
-            callbacks += [_KeepBest(), EarlyStopping("val_spearman", mode="max", patience=self.patience)]
+            callbacks += [best, EarlyStopping("val_spearman", mode="max", patience=self.patience)]
         with _quiet_lightning():
             accelerator = self.accelerator if self.accelerator != "auto" else lm.device.type  # train where the LM is
             trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=accelerator, devices=1,
@@ -191,9 +182,9 @@ class LMRanker:
                                 enable_model_summary=False, callbacks=callbacks, num_sanity_val_steps=0,
                                 val_check_interval=self.val_every if val else None)
             trainer.fit(module, train_dl, val_dl)
-        if best["state"] is not None:
-            net.load_state_dict(best["state"], strict=False)
-        self.best_score_ = None if best["state"] is None else float(best["score"])
+        if best.state is not None:
+            net.load_state_dict(best.state, strict=False)
+        self.best_score_ = None if best.state is None else float(best.score)
         self._finish(net.to(lm.device))  # Lightning may hand the module back on another device
         return self
 

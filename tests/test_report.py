@@ -206,3 +206,22 @@ def test_unseen_split_leaves_out_every_chain_the_predictor_trained_or_selected_o
     test, train, desc = split_records(recs, meta, unseen=True)
     assert [r["id"] for r in test] == ["c", "e", "x"] and train == []
     assert "3 of 6" in desc and "3 share an id" in desc
+
+
+def test_plots_save_writes_matplotlibs_png_atomically(tmp_path):
+    """plots._save goes through jsonl_io.atomic_write_bytes: the same bytes as savefig to the path, no temp left."""
+    from predictor.evaluation import plots
+
+    plt = plots._plt()
+
+    def fig():
+        f, ax = plt.subplots()
+        ax.plot([1, 2, 3], [3, 1, 2])
+        return f
+
+    f = fig()
+    f.savefig(tmp_path / "direct.png", dpi=120, bbox_inches="tight")
+    plt.close(f)
+    plots._save(fig(), tmp_path / "sub" / "saved.png")
+    assert (tmp_path / "sub" / "saved.png").read_bytes() == (tmp_path / "direct.png").read_bytes()
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["saved.png"]

@@ -17,12 +17,16 @@ def _plt():
 
 
 def _save(fig, path: str | Path) -> Path:
+    """The figure as a PNG at path, written by the project's one atomic writer (`jsonl_io.atomic_write_bytes`)."""
+    import io
+
+    from ..jsonl_io import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     _plt().close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

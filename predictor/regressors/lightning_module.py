@@ -13,6 +13,29 @@ from torch import nn
 from .losses import get_loss
 
 
+class KeepBest(L.Callback):
+    """The one keep-best callback of the Lightning trainers (the neural regressors, the fine-tuned ranker):
+    after each validation, when `monitor` beats the best so far, a CPU copy of `state_of(module)` (default:
+    the module's net's state_dict) is kept in memory, with its score and epoch. Lightning's ModelCheckpoint
+    would write every best state to disk (for the fine-tuned ranker, a whole LM copy); here no checkpoint
+    file exists anywhere, and the caller loads `best.state` after fit."""
+
+    def __init__(self, state_of=None, monitor: str = "val_spearman"):
+        self.state_of = state_of or (lambda module: module.net.state_dict())
+        self.monitor = monitor
+        self.score, self.state, self.epoch = -np.inf, None, -1
+
+    # on_validation_end, not on_validation_epoch_end: Lightning runs callbacks' epoch-end hooks before the
+    # module's, which is where val_spearman is logged (we would read the last epoch's).
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        score = float(trainer.callback_metrics.get(self.monitor, -np.inf))
+        if score > self.score:
+            self.score, self.epoch = score, trainer.current_epoch
+            self.state = {k: v.detach().cpu().clone() for k, v in self.state_of(pl_module).items()}
+
+
 class RankModule(L.LightningModule):
     def __init__(self, net: nn.Module, loss: str = "mse", lr: float = 1e-3, weight_decay: float = 1e-2):
         super().__init__()

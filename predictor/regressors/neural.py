@@ -9,7 +9,6 @@ save() writes model.safetensors (network weights + feature_mean/feature_std) and
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import sys
 import warnings
@@ -124,9 +123,9 @@ class NeuralRankRegressor(RankRegressor):
             fast_dev_run: bool = False) -> "NeuralRankRegressor":
         """Train on chains X [n_i, F] with normalized ranks y [n_i]; early-stop on validation Spearman."""
         import lightning as L
-        from lightning.pytorch.callbacks import Callback, EarlyStopping
+        from lightning.pytorch.callbacks import EarlyStopping
 
-        from .lightning_module import RankModule
+        from .lightning_module import KeepBest, RankModule
 
         Xs, ys = check_xy(X, y)
         flat = np.concatenate(add_chain_features(Xs, self.chain_features)).astype(np.float64)
@@ -140,37 +139,25 @@ class NeuralRankRegressor(RankRegressor):
         train_dl = torch.utils.data.DataLoader(_Chains(self._standardize(Xs), ys), batch_size=self.batch_size,
                                                shuffle=True, collate_fn=_collate, generator=g)
         val_dl = None
-        best: dict[str, Any] = {"score": -np.inf, "state": None, "epoch": -1}
+        best = KeepBest()
         callbacks: list[Any] = []
         if X_val is not None and y_val is not None:
             Xv, yv = check_xy(X_val, y_val, self.n_features_)
             val_dl = torch.utils.data.DataLoader(_Chains(self._standardize(Xv), yv), batch_size=self.batch_size,
                                                  shuffle=False, collate_fn=_collate)
 
-            class _KeepBest(Callback):  # best weights in memory: no checkpoint files anywhere
-                # on_validation_end, not on_validation_epoch_end: Lightning runs callbacks' epoch-end hooks
-                # before the module's, which is where val_spearman is logged (we would read the last epoch's).
-                def on_validation_end(self, trainer, pl_module):
-                    if trainer.sanity_checking:
-                        return
-                    score = float(trainer.callback_metrics.get("val_spearman", -np.inf))
-                    if score > best["score"]:
-                        best.update(score=score, epoch=trainer.current_epoch,
-                                    state=copy.deepcopy({k: v.detach().cpu() for k, v in
-                                                         pl_module.net.state_dict().items()}))
-
-            callbacks += [_KeepBest(), EarlyStopping("val_spearman", mode="max", patience=self.patience)]
+            callbacks += [best, EarlyStopping("val_spearman", mode="max", patience=self.patience)]
         with _quiet_lightning():
             trainer = L.Trainer(max_epochs=self.max_epochs, accelerator=self.accelerator, devices=1,
                                 deterministic=True, logger=False, enable_checkpointing=False,
                                 enable_progress_bar=self.progress, enable_model_summary=False, callbacks=callbacks,
                                 num_sanity_val_steps=0, fast_dev_run=fast_dev_run)
             trainer.fit(module, train_dl, val_dl)
-        if best["state"] is not None:
-            net.load_state_dict(best["state"])
+        if best.state is not None:
+            net.load_state_dict(best.state)
         self.net_ = net.cpu().eval()
-        self.best_epoch_ = int(best["epoch"]) if best["state"] is not None else int(trainer.current_epoch)
-        self.best_score_ = float(best["score"]) if best["state"] is not None else None
+        self.best_epoch_ = int(best.epoch) if best.state is not None else int(trainer.current_epoch)
+        self.best_score_ = float(best.score) if best.state is not None else None
         return self
 
     @torch.no_grad()
