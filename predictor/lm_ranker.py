@@ -214,6 +214,10 @@ class LMRanker:
 
     # --- files ----------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
+        """Adapters (peft's own state dict: `get_peft_model_state_dict`, read back by `set_peft_model_state_dict`)
+        and head as safetensors, parameters in regressor.json. `PeftModel.save_pretrained` would store the
+        same adapter tensors plus an adapter_config.json repeating regressor.json, and needs the unmerged
+        model; the predictor directories written so far keep loading without pickle either way."""
         from safetensors.torch import save_file
 
         if not hasattr(self, "net_"):

@@ -126,3 +126,13 @@ def test_config_file_errors(tmp_path):
         _parse(f"train --config {bad}")
     with pytest.raises(SystemExit):
         _parse(f"train --config {tmp_path / 'missing.json'}")
+
+
+def test_prune_cli_defaults_are_prune_options_defaults():
+    from predictor.pruning import PruneOptions
+
+    args = _parse("prune --in a --out b --keep 0.5")
+    d = config_defaults(PruneOptions)
+    for name in ("gap_cost", "position_weight", "protect", "step_aware", "refresh"):
+        assert getattr(args, name) == d[name], name
+    assert _parse("predict --in a --out b").refresh == d["refresh"]

@@ -63,14 +63,15 @@ def add_lm_arguments(p: argparse.ArgumentParser, matmul: bool = True) -> None:
 
 def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     """--scorer / --predictor / --refresh and the LM options (shared with `predictor prune`)."""
+    from ..pruning import PruneOptions
     from ..scorers import DIRECTORY_SCORERS, SCORERS
 
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
                    help="rank with a registered scorer instead of a learned predictor")
     g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
-    p.add_argument("--refresh", type=int, default=1, metavar="K",
-                   help="forward passes per chain: re-score the survivors K times (default 1)")
+    p.add_argument("--refresh", type=int, default=PruneOptions.refresh, metavar="K",
+                   help="forward passes per chain: re-score the survivors K times (default %(default)s)")
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
     p.add_argument("--limit", type=int, default=None, help="process at most this many input chains")
