@@ -21,6 +21,9 @@ What happens, in order (predictor/training.py, `run_training`):
 Example (the README's `make demo`; how the shipped predictor was trained, plus --ship --refresh 2,5,10):
     python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl \
         --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl --out runs/demo
+
+The shipped predictor's run is a named file (`make train`; options after --config override it):
+    python train.py --config configs/smollm2-joint.json [--out runs/mine]
 """
 import argparse
 import sys
