@@ -2,14 +2,14 @@
 
 Every command, `run_training`, `run_finetune`, `run_demo` and the engines' workers go through
 `set_threads` and `load_lm_on`; nothing else calls `torch.set_num_threads` or repeats the
-`load_lm(model, device=...)` + oneDNN steps.
+`load_lm(model, device=...)` + oneDNN steps. The library faces (`load_lm`, `RankPredictor.load`)
+leave threads to their caller.
 
 Threads. torch's own default (one thread per core) collapses on a shared machine: its OpenMP
 threads wait for each other at every operation, so one of them sharing a core with another busy
-process holds all of them back. `predictor label` on one 30-token chain, on this project's 2-core
-machine, with other labelers running (see THREADS_MEASURED). The default is therefore the cores
-left idle: the CPUs this process may run on minus the 1-minute load average, at least 1 and at
-most torch's own default; a set OMP_NUM_THREADS (or --threads) wins.
+process holds all of them back (`predictor label` on one 30-token chain: THREADS_MEASURED). The
+default is therefore the cores left idle: the CPUs this process may run on minus the 1-minute load
+average, at least 1 and at most torch's own default; --threads, then a set OMP_NUM_THREADS, win.
 """
 from __future__ import annotations
 
