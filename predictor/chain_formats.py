@@ -34,7 +34,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -346,7 +346,8 @@ class Located:
 
     @property
     def default_id(self) -> str:
-        return f"{self.path.stem}-{self.item if self.item is not None else self.line}"
+        stem = "stdin" if self.path == STDIN else self.path.stem
+        return f"{stem}-{self.item if self.item is not None else self.line}"
 
 
 def is_json_array_file(path: str | Path) -> bool:
@@ -361,8 +362,8 @@ def is_json_array_file(path: str | Path) -> bool:
     return head.lstrip(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"["
 
 
-def _array_items(path: Path) -> Iterator[Located]:
-    raw = path.read_bytes()
+def _array_items(path: Path, raw: bytes | None = None) -> Iterator[Located]:
+    raw = path.read_bytes() if raw is None else raw
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -411,10 +412,51 @@ def _array_items(path: Path) -> Iterator[Located]:
         raise bad(ws.match(text, pos).end(), "extra data after the array")
 
 
+STDIN = Path("<stdin>")  # how records read from standard input ("-") are named: "<stdin>:3", ids "stdin-3"
+
+
+def _line_value(raw: bytes, lineno: int, path: Path) -> Any:
+    """One JSON Lines line as `chains.iter_jsonl_lines` reads it: the parsed value or its ChainFormatError."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return ChainFormatError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line)")
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        from .chains import json_error_text
+
+        return ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
+
+
+def _stdin_records(stream=None) -> Iterator[Located]:
+    """The records of standard input as they come, line by line (a JSON array: read whole first)."""
+    import sys
+
+    f = stream if stream is not None else sys.stdin.buffer
+    for lineno, raw in enumerate(f, 1):  # a binary stream iterates on b"\n" only
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not raw.strip():
+            continue
+        if raw.lstrip().startswith(b"["):  # the first non-blank line opens a JSON array
+            yield from _array_items(STDIN, b"\n" * (lineno - 1) + raw + f.read())
+            return
+        yield Located(lineno, None, _line_value(raw, lineno, STDIN), STDIN)
+        for lineno2, raw2 in enumerate(f, lineno + 1):
+            if raw2.strip():
+                yield Located(lineno2, None, _line_value(raw2, lineno2, STDIN), STDIN)
+        return
+
+
 def iter_records(path: str | Path) -> Iterator[Located]:
     """Every record of a JSON Lines file (a bad line: a Located holding its ChainFormatError, as
     `chains.iter_jsonl_lines` yields it) or of a JSON array file (`is_json_array_file`; invalid JSON
-    raises ChainFormatError naming file:line:column, as no record after it can be read)."""
+    raises ChainFormatError naming file:line:column, as no record after it can be read). path "-":
+    standard input, read as it comes (JSON Lines; a JSON array is read whole)."""
+    if str(path) == "-":
+        yield from _stdin_records()
+        return
     path = Path(path)
     if path.is_file() and is_json_array_file(path):
         yield from _array_items(path)
@@ -431,10 +473,31 @@ class ChainRecord:
     chain: Chain
     layout: RecordLayout
     record: Any
+    raw_id: Any = None  # the record's id as written (None without one)
 
     def written(self, reasoning: str) -> dict[str, Any]:
         """The record, in its own format, with its reasoning replaced (`write_record`)."""
         return write_record(self.record, self.layout, reasoning)
+
+
+@dataclass(frozen=True)
+class SourcedChain(Chain):
+    """A `Chain` that knows the record it was read from (`source`), so that an output can be written
+    in the input's own format (`ChainRecord.written`) and keep the input's id as it was (an integer
+    stays an integer: `out_id`)."""
+
+    source: ChainRecord | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def out_id(self) -> Any:
+        """The id as the input wrote it: an integer id stays an integer; a default id is a string."""
+        raw = self.source.raw_id if self.source is not None else None
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) and str(raw) == self.id else self.id
+
+
+def out_id(chain: Chain) -> Any:
+    """The id an output record gives `chain` (`SourcedChain.out_id`; a plain Chain's string id)."""
+    return chain.out_id if isinstance(chain, SourcedChain) else chain.id
 
 
 def iter_chains(path: str | Path, fmt: str = "auto", fields: str | Mapping[str, Any] | None = None
@@ -451,4 +514,10 @@ def iter_chains(path: str | Path, fmt: str = "auto", fields: str | Mapping[str, 
         except ChainFormatError as e:
             yield e
             continue
-        yield ChainRecord(at, chain, layout, at.value)
+        try:
+            raw_id = _get(at.value, mapping.get("id", ("id",)))
+        except KeyError:
+            raw_id = None
+        rec = ChainRecord(at, chain, layout, at.value, raw_id)
+        yield ChainRecord(at, SourcedChain(chain.question, chain.reasoning, chain.answer, chain.id, chain.extra,
+                                           source=rec), layout, at.value, raw_id)

@@ -99,7 +99,7 @@ def test_ids_must_be_strings_or_integers(tmp_path, model_dir, capsys):
     with pytest.raises(ChainFormatError, match=rf"{p}:1: field 'id' must be a string or an integer, got true"):
         read_chains(p)
     assert main(prune_argv(p, tmp_path / "o.jsonl", model_dir)) == 0
-    assert [r["id"] for r in read(tmp_path / "o.jsonl")] == ["7"]
+    assert [r["id"] for r in read(tmp_path / "o.jsonl")] == [7]  # an integer id stays an integer
     err = capsys.readouterr().err
     assert "got true" in err and "got 1.5" in err
 

@@ -25,14 +25,18 @@ from __future__ import annotations
 
 import argparse
 
+from ..engines.record_io import add_format_arguments
 from .common import add_predictor_arguments
 
 HELP = "rank the reasoning tokens of a chains file with a predictor or scorer (resumable)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--in", dest="inp", required=True, help="chains JSONL (id, question, reasoning, answer)")
-    p.add_argument("--out", required=True, help="ranks JSONL (resumes if OUT.partial or OUT exists)")
+    p.add_argument("--in", dest="inp", required=True,
+                   help="chains JSONL or JSON array (chain or messages records, or --field); - reads standard input")
+    p.add_argument("--out", required=True,
+                   help="ranks JSONL (resumes if OUT.partial or OUT exists); - (or a pipe) streams, no resume")
+    add_format_arguments(p)
     add_predictor_arguments(p)
 
 

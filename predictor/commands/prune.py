@@ -19,14 +19,22 @@ even over the budget (the count of such chains is reported). Streaming, resumabl
 from __future__ import annotations
 
 import argparse
+from ..engines.record_io import add_format_arguments
 from .common import add_predictor_arguments
 
 HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--in", dest="inp", required=True, help="chains JSONL (id, question, reasoning, answer)")
-    p.add_argument("--out", required=True, help="pruned chains JSONL (resumes if OUT.partial or OUT exists)")
+    p.add_argument("--in", dest="inp", required=True,
+                   help="chains JSONL or JSON array (chain or messages records, or --field); - reads standard input")
+    p.add_argument("--out", required=True,
+                   help="pruned records JSONL in the input's format (resumes if OUT.partial or OUT exists); - (or a "
+                        "pipe) streams, no resume")
+    add_format_arguments(p)
+    p.add_argument("--ranks", default=None, metavar="FILE",
+                   help="prune with the ranks of a `predictor predict` output (matched by id and chain hash): no "
+                        "forward pass, so several budgets cost one; not with --threshold, --scorer, --predictor")
     b = p.add_mutually_exclusive_group(required=True)
     b.add_argument("--keep", type=float, metavar="RATIO", help="fraction of reasoning tokens to keep, in (0, 1]")
     b.add_argument("--keep-tokens", type=int, metavar="N", help="reasoning tokens to keep per chain")

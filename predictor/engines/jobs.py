@@ -239,7 +239,49 @@ class _PredictorJob(ChainJob):
             raise ValueError(f"--batch must be >= 1, got {self.batch}")
 
     def check_paths(self) -> None:
-        check_paths(self.args.inp, self.args.out)
+        from .record_io import check_stream_paths, is_stdio, is_stream
+
+        check_stream_paths(self.args.inp, self.args.out, getattr(self.args, "engine", "local"))
+        if not (is_stdio(self.args.inp) or is_stream(self.args.out)):
+            check_paths(self.args.inp, self.args.out)
+        elif not is_stdio(self.args.inp):  # the input must be a file; a stream cannot overwrite it
+            from pathlib import Path
+
+            if Path(self.args.inp).is_dir():
+                raise ValueError(f"{self.args.inp}: is a directory, not a chains file")
+            if not Path(self.args.inp).is_file():
+                raise FileNotFoundError(f"{self.args.inp}: no such input file")
+        if getattr(self.args, "field", None):  # a bad mapping is refused before anything loads
+            from ..chain_formats import parse_fields
+
+            parse_fields(self.args.field)
+            if getattr(self.args, "format", "auto") != "auto":
+                raise ValueError(f"--field maps the fields of other schemas; it does not apply to --format "
+                                 f"{self.args.format}")
+
+    @property
+    def streams(self) -> bool:
+        """True when OUT is a stream (`record_io.is_stream`: "-", a FIFO, a character device): no resume."""
+        from .record_io import is_stream
+
+        return is_stream(self.args.out)
+
+    def read_input(self, skips: Skips, whole: bool = False):
+        """The input records (`record_io.FormattedChains`: --format / --field, JSON arrays, "-" = stdin)."""
+        from .record_io import FormattedChains
+
+        return FormattedChains(self.args.inp, skips, None if whole else self.args.limit,
+                               getattr(self.args, "format", "auto"), getattr(self.args, "field", None),
+                               announce=None if getattr(self, "_announced", False) else self.command)
+        self._announced = True  # the format found is said once, on the first read
+
+    def open_output(self):
+        """OUT.partial renamed over OUT when done, or a stream (`record_io.StreamOutput`) for "-" / a pipe."""
+        from .record_io import StreamOutput
+
+        if self.streams:
+            return StreamOutput(self.args.out)
+        return super().open_output()
 
     def load(self) -> None:
         from .cli_args import load_predictor_from_args
@@ -252,9 +294,11 @@ class _PredictorJob(ChainJob):
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rp.name, "lm": self.rp.lm.fingerprint, **self.static_settings()}
 
-    def _full_record(self, chain: Chain, fields: dict[str, Any]) -> dict[str, Any]:
-        # extra input fields pass through; the fields this tool writes take precedence
-        return {**chain.extra, **fields, "chain_hash": chain.content_hash, **self.settings()}
+    def _full_record(self, chain: Chain, fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+        # extra input fields pass through (or the whole input record, `base`); the fields this tool writes take
+        # precedence
+        return {**(chain.extra if base is None else base), **fields, "chain_hash": chain.content_hash,
+                **self.settings()}
 
 
 class PredictJob(_PredictorJob):
@@ -282,8 +326,12 @@ class PredictJob(_PredictorJob):
 
         from ..token_text import token_pieces
 
-        return {"id": chain.id, "n": len(ranks), "ranks": ranks.tolist(), "order": np.argsort(ranks, kind="stable").tolist(),
-                "tokens": token_pieces(self.rp.lm.tokenizer, lay_ids)}
+        from ..chain_formats import out_id
+
+        defaults = getattr(self.rp, "prune_defaults", None)  # for `prune --ranks` (not a setting: not matched)
+        return {"id": out_id(chain), "n": len(ranks), "ranks": ranks.tolist(),
+                "order": np.argsort(ranks, kind="stable").tolist(), "tokens": token_pieces(self.rp.lm.tokenizer, lay_ids),
+                **({"prune_defaults": defaults} if defaults else {})}
 
 
 class PruneJob(_PredictorJob):
@@ -301,12 +349,57 @@ class PruneJob(_PredictorJob):
                                      protect=a.protect, step_aware=a.step_aware, refresh=a.refresh,
                                      gap_cost=getattr(a, "gap_cost", None),
                                      position_weight=getattr(a, "position_weight", None))
+        self.ranks = None  # --ranks FILE: a predict output, read by id (no forward pass)
+        if getattr(a, "ranks", None):
+            self._check_ranks_options()
+
+    def _check_ranks_options(self) -> None:
+        import dataclasses
+
+        from .record_io import RanksFile
+
+        a = self.args
+        if a.threshold is not None:
+            raise ValueError("--ranks works with --keep / --keep-tokens; --threshold needs the scores (one forward "
+                             "pass): drop --ranks")
+        if a.scorer or a.predictor:
+            raise ValueError("--ranks FILE gives the ranks (of the scorer its predict run used): drop --scorer / "
+                             "--predictor")
+        self.ranks = RanksFile(a.ranks)
+        if a.refresh != self.ranks.refresh:
+            raise ValueError(f"--ranks {a.ranks} holds ranks predicted with --refresh {self.ranks.refresh}; pass "
+                             f"--refresh {self.ranks.refresh} (or predict again)")
+        self.prune_with = dataclasses.replace(self.options, refresh=1)  # the ranks are final
+
+    def load(self) -> None:
+        if self.ranks is None:
+            return super().load()
+        from .cli_args import load_lm_from_args
+        from .record_io import GivenRanks
+
+        lm = load_lm_from_args(self.args, matmul=False)  # its tokenizer and context: no forward pass runs
+        if not self.args.no_check_lm and self.ranks.lm and lm.fingerprint != self.ranks.lm:
+            raise ValueError(f"--ranks {self.args.ranks} was predicted with LM fingerprint {self.ranks.lm}, but "
+                             f"--model gives {lm.name!r} [{lm.fingerprint}]: pass the --model of the predict run "
+                             "(or --no-check-lm)")
+        self.rp = GivenRanks(lm, self.ranks)
+
+    def _prune(self, chains: Chain | list[Chain]):
+        """The PruneResult of one chain (or a list of them: several per forward pass)."""
+        if self.ranks is None:
+            return self.rp.prune(chains, options=self.options, warn=False)
+        from ..pruning import prune_with
+
+        ranks = (self.ranks.ranks_for(chains) if isinstance(chains, Chain)
+                 else [self.ranks.ranks_for(c) for c in chains])
+        return prune_with(self.rp, chains, options=self.prune_with, ranks=ranks, warn=False)
 
     def static_settings(self) -> dict[str, Any]:
         o = self.options
         return {"settings": {"keep": o.keep_ratio, "keep_tokens": o.keep_tokens, "threshold": o.threshold,
                              "step_aware": o.step_aware, "protect": o.protect, "refresh": o.refresh,
-                             "gap_cost": o.gap_cost, "position_weight": o.position_weight}}
+                             "gap_cost": o.gap_cost, "position_weight": o.position_weight},
+                **({"scorer": self.ranks.scorer} if self.ranks is not None else {})}
 
     def settings(self) -> dict[str, Any]:
         """Also the contiguity settings the selection uses (after `load`: the options as given fall back
@@ -316,19 +409,39 @@ class PruneJob(_PredictorJob):
         return {**super().settings(), "gap_cost": gap_cost, "position_weight": position_weight}
 
     def record(self, chain: Chain) -> dict[str, Any]:
-        return self._full_record(chain, self._fields(chain, self.rp.prune(chain, options=self.options)))
+        return self._record(chain, self._prune(chain))
 
     def _records_together(self, chains: list[Chain]) -> list[dict[str, Any]]:
         """(raises ChainError naming the list index if one chain is unscorable)"""
-        results = self.rp.prune(chains, options=self.options)
-        return [self._full_record(c, self._fields(c, res)) for c, res in zip(chains, results)]
+        return [self._record(c, res) for c, res in zip(chains, self._prune(chains))]
+
+    def _record(self, chain: Chain, res) -> dict[str, Any]:
+        """The input record in its own format with the reasoning replaced in place (a chain record: its
+        reasoning field; a messages record: the <think> part) and the prune fields."""
+        source = getattr(chain, "source", None)
+        fields = self._fields(chain, res)
+        if source is None or source.layout.format == "chain":
+            return self._full_record(chain, fields)
+        for k in ("question", "reasoning", "answer"):
+            fields.pop(k)
+        return self._full_record(chain, fields, base=source.written(res.text))
 
     @staticmethod
     def _fields(chain: Chain, res) -> dict[str, Any]:
-        return {"id": chain.id, "question": chain.question, "reasoning": res.text, "answer": chain.answer,
+        from ..chain_formats import out_id
+
+        return {"id": out_id(chain), "question": chain.question, "reasoning": res.text, "answer": chain.answer,
                 "kept": res.kept, "ratio": res.ratio, "budget": res.budget, "n": res.n,
                 "gap_cost": res.gap_cost, "position_weight": res.position_weight,
-                "original_reasoning": chain.reasoning}
+                "original_reasoning": chain.reasoning,
+                "kept_spans": [list(s) for s in res.spans] if res.spans is not None else None,
+                "n_protected": res.n_protected}
+
+    def crowded(self, record: dict[str, Any]) -> bool:
+        """True for a record whose protected tokens fill >= 90% of its budget (`crowded_by_protection`)."""
+        from ..pruning_units import crowded_by_protection
+
+        return crowded_by_protection(int(record.get("n_protected") or 0), record.get("budget"))
 
     def over_budget(self, record: dict[str, Any]) -> bool:
         budget = record.get("budget")  # as pruning.PruneResult.over_budget, from the record's fields

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .chain_io import Skips, StreamedChains, partial_path, report_over_budget
+from .chain_io import Skips, partial_path, report_over_budget
 
 if TYPE_CHECKING:
     from .jobs import ChainJob
@@ -32,6 +32,16 @@ def run_job(job: ChainJob, args: argparse.Namespace) -> int:
     return run_local(job, args)
 
 
+def report_crowded(ids: list[str], total: int, options=None) -> None:
+    """Say on stderr how many chains spent >= 90% of their budget on protected tokens
+    (`pruning_units.protection_warning`)."""
+    from ..pruning_units import protection_warning
+
+    msg = protection_warning(ids, total, getattr(options, "protect", None))
+    if msg:
+        print(f"warning: {msg}", file=sys.stderr)
+
+
 def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
     """Refuse an output of other settings, and finish a run whose every input chain is done, before the LM
     loads (job.static_settings(): the settings that do not depend on the loaded predictor)."""
@@ -42,7 +52,7 @@ def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
     # a chain not done yet, or whose content changed since (the full path refuses that with its message);
     # a cut last line is left to the writer to cut off
     if not done or not clean or any(done.get(c.id, "") != c.content_hash
-                                    for c in StreamedChains(args.inp, Skips(), args.limit)):
+                                    for c in job.read_input(Skips())):
         return False
     if partial_path(args.out).exists():
         os.replace(partial_path(args.out), args.out)
@@ -57,28 +67,34 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
 
     from ..layout import ChainError
 
-    if job.resumes_before_loading and finished_before_loading(job, args):
+    streams = getattr(job, "streams", False)  # OUT is "-" or a pipe: nothing to resume, OUT is never read
+    one_pass = str(args.inp) == "-"  # standard input can be read once: each chain is done as it comes
+    if job.resumes_before_loading and not streams and finished_before_loading(job, args):
         return 0
     job.load()
     skips = Skips()
-    written, finished, over_budget = 0, 0, []
+    written, finished, over_budget, crowded = 0, 0, [], []
     with job.open_output() as out:
         cost, n, done = {}, 0, 0  # the chains to do and their cost; one that cannot be done is skipped here
-        first = job.read_input(Skips())  # its malformed lines are counted by the second read
-        for chain in first:
-            n += 1
-            if out.is_done(chain):
-                out.check_content(chain)  # refused before any work
-                done += 1
-                continue
-            try:
-                cost[chain.id] = job.cost(chain)
-            except ChainError as e:
-                skips.add_chain_error(e, first.where.get(chain.id))
-        print(f"{n} chains, {done} already done, {len(cost)} to do", file=sys.stderr)
+        if not one_pass:
+            first = job.read_input(Skips())  # its malformed lines are counted by the second read
+            for chain in first:
+                n += 1
+                if out.is_done(chain):
+                    out.check_content(chain)  # refused before any work
+                    done += 1
+                    continue
+                try:
+                    cost[chain.id] = job.cost(chain)
+                except ChainError as e:
+                    skips.add_chain_error(e, first.where.get(chain.id))
+            print(f"{n} chains, {done} already done, {len(cost)} to do", file=sys.stderr)
+        else:
+            print(f"{job.command}: reading chains from standard input as they come", file=sys.stderr)
         chains = job.read_input(skips)
-        bar = tqdm(total=sum(cost.values()), dynamic_ncols=True, desc=job.command, file=sys.stderr,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+        bar = tqdm(total=sum(cost.values()) if not one_pass else None, dynamic_ncols=True, desc=job.command,
+                   file=sys.stderr, bar_format=None if one_pass else
+                   "{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
         pending: list = []
 
         def flush() -> None:
@@ -89,6 +105,8 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
                 else:
                     if job.over_budget(rec):
                         over_budget.append(chain.id)
+                    if getattr(job, "crowded", None) and job.crowded(rec):
+                        crowded.append(chain.id)
                     out.write(rec)
                     written += 1
                 finished += 1
@@ -97,7 +115,13 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
             pending.clear()
 
         for chain in chains:
-            if chain.id not in cost:  # done, or skipped above
+            if one_pass:
+                try:
+                    cost[chain.id] = job.cost(chain)
+                except ChainError as e:
+                    skips.add_chain_error(e, chains.where.get(chain.id))
+                    continue
+            elif chain.id not in cost:  # done, or skipped above
                 continue
             pending.append(chain)
             if len(pending) >= job.batch:
@@ -107,6 +131,8 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
         chains.check_read()
     skips.report()
     report_over_budget(over_budget)
-    print(f"{job.command}: wrote {written} chain(s) to {args.out} with {job.describe()}; {out.resumed} already done; "
+    report_crowded(crowded, written, getattr(job, "options", None))
+    where = "standard output" if str(args.out) == "-" else args.out
+    print(f"{job.command}: wrote {written} chain(s) to {where} with {job.describe()}; {out.resumed} already done; "
           f"{skips.total} skipped", file=sys.stderr)
     return 0
