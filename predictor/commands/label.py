@@ -9,6 +9,8 @@ with a counted reason. The progress bar counts the search's cost (`engines.jobs.
 positions per chain of n reasoning tokens), so its time estimate holds when long chains follow short ones.
 
 --stride K > 1 deletes the K best tokens per step: about K times faster, but approximate.
+--budget F < 1 runs the approximate search of `predictor.greedy.approximate` at about F x the exact
+search's LM tokens. 
 """
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=["joint", "answer"], default="joint",
                    help="joint = log P(R_kept, A | Q) (default); answer = log P(A | Q, R_kept)")
     p.add_argument("--stride", type=int, default=1, help="tokens deleted per step; >1 is approximate (default 1)")
+    p.add_argument("--budget", type=float, default=1.0, metavar="F",
+                   help="share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact "
+                        "search, below 1 the approximate search (lazy, windowed re-scoring; records carry "
+                        "'budget' and 'lm_tokens'). Agreement with exact greedy: see below")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
                    help="label only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
     p.add_argument("--limit", type=int, default=None, help="label at most this many chains of the input")

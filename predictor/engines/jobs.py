@@ -148,6 +148,12 @@ class LabelJob(ChainJob):
         check_objective(self.args.objective)
         if self.args.stride < 1:
             raise ValueError(f"--stride must be >= 1, got {self.args.stride}")
+        budget = getattr(self.args, "budget", 1.0)
+        if not (0 < budget <= 1):
+            raise ValueError(f"--budget must be in (0, 1] (the share of the exact search's cost), got {budget}")
+        if budget < 1 and self.args.stride != 1:
+            raise ValueError("--budget and --stride are two approximations: choose one")
+        self.budget = float(budget)
         if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
             raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
 
@@ -180,10 +186,11 @@ class LabelJob(ChainJob):
                              "new labels would mix two layouts: write to another file")
 
     def static_settings(self) -> dict[str, Any]:
-        return {"stride": self.args.stride}
+        return {"stride": self.args.stride, **({"budget": self.budget} if self.budget < 1 else {})}
 
     def describe(self) -> str:
-        return f"the greedy search on {self.lm.name!r}"
+        how = f"the approximate greedy search (budget {self.budget:g})" if self.budget < 1 else "the greedy search"
+        return f"{how} on {self.lm.name!r}"
 
     def load(self) -> None:
         from ..cpu_matmul import uses_onednn
@@ -193,7 +200,7 @@ class LabelJob(ChainJob):
         self.matmul = "onednn" if uses_onednn(self.lm.model) else None
 
     def settings(self) -> dict[str, Any]:
-        return {"lm": self.lm.fingerprint, "stride": self.args.stride}
+        return {"lm": self.lm.fingerprint, **self.static_settings()}
 
     def cost(self, chain: Chain) -> float:
         """The search's cost for `chain` (`search_cost`, token positions); raises ChainError for a chain
@@ -204,16 +211,27 @@ class LabelJob(ChainJob):
         limit = getattr(self.args, "max_tokens", None)
         if limit is not None and lay.n > limit:
             raise MaxTokensError(f"{chain_name(chain)}: {lay.n} reasoning tokens, more than --max-tokens {limit}")
-        return search_cost(lay.n, len(lay.answer_ids), self.args.stride)
+        return self.budget * search_cost(lay.n, len(lay.answer_ids), self.args.stride)
 
     def record(self, chain: Chain) -> dict[str, Any]:
         from ..greedy import greedy_prune
         from ..ranked import ranked_record
 
         self.cost(chain)  # the --max-tokens check (encoding is cheap)
-        res = greedy_prune(self.lm, chain, self.args.objective, self.args.stride, self.args.batch_tokens)
-        return ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
-                             self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
+        if self.budget < 1:
+            from ..greedy.approximate import approximate_greedy_layout
+            from ..layout import encode_chain
+
+            lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
+            res = approximate_greedy_layout(self.lm, lay, self.args.objective, self.budget,
+                                            batch_tokens=self.args.batch_tokens)
+        else:
+            res = greedy_prune(self.lm, chain, self.args.objective, self.args.stride, self.args.batch_tokens)
+        rec = ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
+                            self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
+        if self.budget < 1:
+            rec["budget"] = self.budget
+        return rec
 
     def check_existing(self, record: dict[str, Any], where: str) -> None:
         from ..ranked import layout_mismatch

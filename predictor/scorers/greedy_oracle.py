@@ -2,13 +2,15 @@
 
 Runs the fast exact search of `predictor.greedy` on the observed state (obs.layout, which may be a
 reduced, partly pruned state), so `ranks()` equals `greedy_prune(lm, chain).ranks` on a full chain.
-Cost: n(n+1)/2 candidate evaluations (batched, with prefix KV reuse) instead of one pass.
+Cost: n(n+1)/2 candidate evaluations (batched, with prefix KV reuse) instead of one pass; with
+`budget` < 1 the approximate search of `predictor.greedy.approximate` spends about that share of it.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..greedy import greedy_layout
+from ..greedy.approximate import approximate_greedy_layout, check_budget
 from ..lm import LM
 from ..objective import check_objective
 from ..observe import Observation
@@ -23,18 +25,25 @@ def require_lm(obs: Observation, who: str) -> LM:
 
 
 class GreedyScorer(Scorer):
-    """score[i] = step at which the greedy search deletes token i (1 = first)."""
+    """score[i] = step at which the greedy search deletes token i (1 = first).
+
+    budget: share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact
+    search, below 1 the approximate one (agreement with exact: docs/approximate_greedy.md)."""
 
     name = "greedy"
 
-    def __init__(self, objective: str = "joint", batch_tokens: int | None = None):
+    def __init__(self, objective: str = "joint", batch_tokens: int | None = None, budget: float = 1.0):
         self.objective = check_objective(objective)
         self.batch_tokens = batch_tokens
+        self.budget = check_budget(budget)
 
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "greedy")
-        return np.asarray(greedy_layout(lm, obs.layout, self.objective, batch_tokens=self.batch_tokens).ranks,
-                          dtype=np.float64)
+        if self.budget < 1:
+            res = approximate_greedy_layout(lm, obs.layout, self.objective, self.budget, batch_tokens=self.batch_tokens)
+        else:
+            res = greedy_layout(lm, obs.layout, self.objective, batch_tokens=self.batch_tokens)
+        return np.asarray(res.ranks, dtype=np.float64)
 
     def extra_forward_passes(self, n: int) -> int:
-        return n * (n + 1) // 2
+        return max(1, round(self.budget * n * (n + 1) / 2))

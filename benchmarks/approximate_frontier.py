@@ -1,0 +1,160 @@
+"""The cost/quality frontier between one pass and the exact greedy search (issue 28).
+
+For every chain of a ranked file (exact greedy labels), runs each method and measures its mean
+per-chain Spearman with the exact ranks (95% bootstrap CI), the LM tokens it ran as a share of the
+exact search's (the record's `lm_tokens`, or the exact search re-run here with --rerun-exact), and
+seconds per chain. Methods:
+  one-pass      the shipped predictor, one forward pass (`predict_ranks`)
+  refresh-K     the predictor re-run on the survivors K times (`predict_ranks(refresh=K)`)
+  stride-S      the exact search deleting S tokens per step (`greedy_layout(stride=S)`)
+  budget-F      the approximate search (`predictor.greedy.approximate`, `label --budget F`)
+  exact         the exact search re-run (--rerun-exact: its seconds, same run)
+The predictor's LM tokens are counted as K x (prompt + reasoning + answer), the forward passes it runs.
+Writes OUT/frontier.json, OUT/frontier.md (the table) and OUT/frontier.png (Spearman against LM-token
+share, log x). One thread by default; seconds are only comparable within one run.
+
+    python benchmarks/approximate_frontier.py --ranked data/ranked/long/gsm8k-smollm2-joint.jsonl \\
+        --split test --budgets 0.02,0.03,0.05,0.1,0.2,0.5 --strides 4,8 --refresh 1,5 --out reports/frontier/long
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ranked", nargs="+", required=True, help="ranked JSONL file(s) with exact greedy labels")
+    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                   help="chains of this split (by chain id, predictor.splits; default all)")
+    p.add_argument("--min-n", type=int, default=1, help="shortest reasoning (tokens) to include")
+    p.add_argument("--max-n", type=int, default=100000, help="longest reasoning (tokens) to include")
+    p.add_argument("--limit", type=int, default=None, help="at most this many chains (file order)")
+    p.add_argument("--budgets", default="0.03,0.1", help="comma list of --budget values (default %(default)s)")
+    p.add_argument("--strides", default="", help="comma list of strides (default none)")
+    p.add_argument("--refresh", default="1", help="comma list of predictor refresh counts; '' for none")
+    p.add_argument("--predictor", default=None, help="predictor dir (default: the shipped one)")
+    p.add_argument("--rerun-exact", action="store_true", help="re-run the exact search (its seconds and tokens)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out", required=True, help="output folder")
+    return p.parse_args(argv)
+
+
+def _floats(s: str) -> list[float]:
+    return [float(x) for x in s.split(",") if x.strip()]
+
+
+def main(argv=None) -> int:
+    args = _args(argv)
+    torch.set_num_threads(args.threads)
+    from scipy.stats import spearmanr
+
+    from predictor import RankPredictor, load_lm
+    from predictor.greedy import greedy_layout
+    from predictor.greedy.approximate import approximate_greedy_layout
+    from predictor.layout import Layout
+    from predictor.metrics import bootstrap_ci
+    from predictor.splits import split_ids
+
+    recs = [json.loads(line) for f in args.ranked for line in open(f) if line.strip()]
+    if args.split != "all":
+        keep = set(split_ids([r["id"] for r in recs])[args.split])
+        recs = [r for r in recs if r["id"] in keep]
+    recs = [r for r in recs if args.min_n <= len(r["reasoning_ids"]) <= args.max_n][: args.limit]
+    if not recs:
+        raise SystemExit("no chains match")
+    lm = load_lm()
+    rp = RankPredictor.load(args.predictor, lm=lm) if _floats(args.refresh) else None
+    rows: dict[str, list[dict]] = {}
+
+    def add(name, r, ranks, tokens, secs, exact_tokens):
+        rho = float(spearmanr(r["ranks"], ranks)[0]) if len(r["ranks"]) > 1 else 1.0
+        rows.setdefault(name, []).append({"id": r["id"], "n": len(r["ranks"]), "spearman": rho,
+                                          "lm_tokens": int(tokens), "share": tokens / exact_tokens,
+                                          "seconds": secs})
+        print(f"{r['id']} n={len(r['ranks'])} {name}: {rho:.3f}, {tokens / exact_tokens:.3f} of exact tokens, "
+              f"{secs:.1f} s", flush=True)
+
+    for r in recs:
+        lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
+        chain = {"id": r["id"], "question": r["question"], "reasoning": r["reasoning"], "answer": r["answer"]}
+        exact_tokens = r.get("lm_tokens")
+        if args.rerun_exact or not exact_tokens:
+            t = time.perf_counter()
+            ex = greedy_layout(lm, lay, r["objective"])
+            secs = time.perf_counter() - t
+            if ex.order != r["order"]:
+                print(f"{r['id']}: the re-run exact order differs from the record's (float round-off)")
+            exact_tokens = ex.lm_tokens
+            add("exact", r, ex.ranks, ex.lm_tokens, secs, exact_tokens)
+        for k in [int(x) for x in _floats(args.refresh)]:
+            t = time.perf_counter()
+            ranks = rp.predict_ranks(chain, refresh=k)
+            add("one-pass" if k == 1 else f"refresh-{k}", r, ranks, k * lay.total, time.perf_counter() - t,
+                exact_tokens)
+        for s in [int(x) for x in _floats(args.strides)]:
+            t = time.perf_counter()
+            res = greedy_layout(lm, lay, r["objective"], stride=s)
+            add(f"stride-{s}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
+        for f in _floats(args.budgets):
+            t = time.perf_counter()
+            res = approximate_greedy_layout(lm, lay, r["objective"], budget=f)
+            add(f"budget-{f:g}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for name, rs in rows.items():
+        mean, lo, hi = bootstrap_ci([x["spearman"] for x in rs])
+        summary.append({"method": name, "chains": len(rs), "spearman": mean, "ci": [lo, hi],
+                        "min": min(x["spearman"] for x in rs),
+                        "share": float(np.mean([x["share"] for x in rs])),
+                        "seconds": float(np.median([x["seconds"] for x in rs]))})
+    ns = [len(r["ranks"]) for r in recs]
+    head = (f"{len(recs)} chains of {min(ns)}-{max(ns)} reasoning tokens (median {int(np.median(ns))}) from "
+            f"{', '.join(args.ranked)}, split {args.split}; {args.threads} thread(s)")
+    lines = [head, "", "| method | Spearman with exact greedy [95% CI] | lowest chain | LM tokens / exact | s per chain (median) |",
+             "|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['method']} | {s['spearman']:.3f} [{s['ci'][0]:.3f}, {s['ci'][1]:.3f}] | {s['min']:.3f} | "
+                     f"{s['share']:.3f} | {s['seconds']:.1f} |")
+    (out / "frontier.md").write_text("\n".join(lines) + "\n")
+    (out / "frontier.json").write_text(json.dumps({"header": head, "summary": summary, "chains": rows}, indent=1))
+    _plot(summary, out / "frontier.png", head)
+    print("\n".join(lines))
+    return 0
+
+
+def _plot(summary: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for s in summary:
+        fam = s["method"].split("-")[0]
+        color = {"one": "tab:gray", "refresh": "tab:blue", "stride": "tab:orange", "budget": "tab:green",
+                 "exact": "black"}.get(fam, "tab:red")
+        ax.errorbar([s["share"]], [s["spearman"]], yerr=[[s["spearman"] - s["ci"][0]], [s["ci"][1] - s["spearman"]]],
+                    fmt="o", color=color, capsize=3)
+        ax.annotate(s["method"], (s["share"], s["spearman"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("LM tokens / exact search's LM tokens (log)")
+    ax.set_ylabel("mean per-chain Spearman with exact greedy")
+    ax.set_title(title[:90], fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(path)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
