@@ -323,18 +323,33 @@ def value_crosses(left: str, sep: str, right: str) -> bool:
     return any(m.start() < a and m.end() > a + len(gap) for m in VALUE.finditer(s))
 
 
-def junction(left: str, right: str, gap: list[str]) -> str:
+def _reaches_back(left: str, right: str, run: int | None) -> bool:
+    """True when a value that crosses `left + " " + right` starts before the last `run` characters of
+    `left`: it would take in text that an earlier junction put next to this run."""
+    if run is None:
+        return False
+    left, right = left[-_CONTEXT:], right[:_CONTEXT]
+    a = len(left.rstrip())
+    s = left[:a] + " " + right.lstrip()
+    start = len(left) - run
+    return any(m.start() < min(a, start) and m.end() > a + 1 for m in VALUE.finditer(s))
+
+
+def junction(left: str, right: str, gap: list[str], run: int | None = None) -> str:
     """What join_units writes between kept text `left` and the kept text `right` that follows it
     across the removed units' texts `gap`: "" (the text as kept), " " where a number would change or
     two words would glue, "\\n" where a code fence would leave its line, `VALUE_SEPARATOR` where even
-    a space would make two values read as one."""
+    a space would make two values read as one. run: how many characters at the end of `left` were
+    contiguous with the gap in the reasoning (None: all of them); a value that a space would make
+    reach further left than that (over an earlier junction: "4" ... " ×" ... "10^8") is a new one."""
     if (_FENCE_END.search(left) and not right.startswith(("\n", "\r"))) or \
             (_FENCE_START.match(right) and left and not left.endswith("\n")):
         return "\n"
     crosses = value_crosses(left, "", right)
     if not (crosses or _digit_junction(left, right) or _word_junction(left, right, gap)):
         return ""
-    if all(not t.strip() for t in gap):  # only whitespace was removed: a space reads as the original did
+    if all(not t.strip() for t in gap) and not _reaches_back(left, right, run):
+        # only whitespace was removed: a space reads as the original did
         return "" if left[-1:].isspace() or right[:1].isspace() else " "
     if not value_crosses(left, " ", right):
         return "" if left[-1:].isspace() or right[:1].isspace() else " "
@@ -351,6 +366,7 @@ def join_units(texts: list[str], kept_units: list[int], first_text: str | None =
     start of a text)."""
     out: list[str] = []
     tail = ""  # the last characters written, for the junction checks
+    run = 0  # characters at the end of tail that are contiguous in the reasoning
     prev = None
     for j, u in enumerate(kept_units):
         t = first_text if (prev is None and first_text is not None) else texts[u]
@@ -360,12 +376,14 @@ def join_units(texts: list[str], kept_units: list[int], first_text: str | None =
             while len(right) < _CONTEXT and nxt < len(kept_units) and kept_units[nxt] == kept_units[nxt - 1] + 1:
                 right += texts[kept_units[nxt]]
                 nxt += 1
-            sep = junction(tail, right, texts[prev + 1:u])
+            sep = junction(tail, right, texts[prev + 1:u], run if run < len(tail) else None)
             if sep:
                 out.append(sep)
                 tail = (tail + sep)[-_CONTEXT:]
+            run = 0
         out.append(t)
         tail = (tail + t)[-_CONTEXT:]
+        run += len(t)
         prev = u
     return "".join(out)
 
