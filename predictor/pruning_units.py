@@ -77,13 +77,13 @@ _VALUE_UNIT = (
     rf"|[A-Za-zµμΩ°℃℉]+[{SUPERSCRIPTS}]*(?:/[A-Za-zµμΩ°]+[{SUPERSCRIPTS}]*)?"  # a glued unit ("40km", "5m/s²")
     rf"|{_SP}{_UNIT}{_UNIT_POWER}(?:/{_UNIT}{_UNIT_POWER})?(?![A-Za-z\d])"  # a unit symbol after a space
     rf"|{_SP}?(?:" + "|".join(map(re.escape, CJK_UNITS)) + "))")  # a CJK unit word ("40公里", "3 个")
-# A compound value (the "numbers" preset): a number (`NUMBER`'s sign, currency, thousands and decimals)
-# with its fraction / ratio / time / date parts ("1/2", "2:30", "2024/03/15") or the fraction of a mixed
-# number ("3 1/2", "1 ½"), exponent ("1.5e-3"), power ("10^3", "10²"), "× 10^n", percent sign and
-# unit; or a unicode fraction on its own ("½"). A mixed number's fraction after a fraction is another
-# value ("1/2 3/4" is two).
+# A compound value (the "numbers" preset): a number (`NUMBER`'s sign, currency, thousands and decimals,
+# and further dotted parts: a date "15.03.2024", a version "1.2.3", "1.234.567") with its fraction / ratio /
+# time / date parts ("1/2", "2:30", "2024/03/15") or the fraction of a mixed number ("3 1/2", "1 ½"),
+# exponent ("1.5e-3"), power ("10^3", "10²"), "× 10^n", percent sign and unit; or a unicode fraction on
+# its own ("½"). A mixed number's fraction after a fraction is another value ("1/2 3/4" is two).
 VALUE = re.compile(
-    rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:,\d{{3}}(?!\d))*(?:\.\d+)?"
+    rf"(?:(?<![\w)\]])[-+−])?[{CURRENCY}]?\d+(?:,\d{{3}}(?!\d))*(?:\.\d+)*"
     rf"(?:(?:[/⁄:：]\d+(?:\.\d+)?)+|{_SP}?[{VULGAR_FRACTIONS}]|{_SP}\d+[/⁄]\d+(?![\d/⁄:：]|\.\d))?"
     rf"(?:[eE][-+−]?\d+)?{_POWER}?(?:{_SP}?[×x*·⋅]{_SP}?10{_POWER})?[{PERCENT}]?{_VALUE_UNIT}?"
     rf"|[{VULGAR_FRACTIONS}]{_VALUE_UNIT}?")

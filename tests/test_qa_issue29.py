@@ -46,3 +46,17 @@ def test_kept_values_are_the_reasonings_for_any_kept_set_over_several_junctions(
     want = VALUE.findall(text)
     for s, got in random_kept_values(units_of(tokenizer, text, protect), text):
         assert is_sublist(got, want), s
+
+
+@pytest.mark.parametrize("protect", ["numbers", "math"])
+def test_dotted_dates_versions_and_thousands_are_one_value(tokenizer, protect):
+    """'15.03.2024' (a date as German or Russian text writes it), 'v1.2.3', '192.168.0.1' and
+    '1.234.567' were kept as '15.03 2024', '1.2 3': the dot between two kept parts went."""
+    text = "Am 15.03.2024 kamen 1.234.567 Leute, Version v1.2.3 auf 192.168.0.1 mit 3.5 GB."
+    want = ["15.03.2024", "1.234.567", "1.2.3", "192.168.0.1", "3.5 GB"]
+    assert VALUE.findall(text) == want
+    units = units_of(tokenizer, text, protect)
+    for piece in want:
+        assert any(piece in t for t in units.texts), (piece, units.texts)
+    for s, got in random_kept_values(units, text, tries=300):
+        assert got == want, s
