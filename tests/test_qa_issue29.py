@@ -60,3 +60,17 @@ def test_dotted_dates_versions_and_thousands_are_one_value(tokenizer, protect):
         assert any(piece in t for t in units.texts), (piece, units.texts)
     for s, got in random_kept_values(units, text, tries=300):
         assert got == want, s
+
+
+def test_cli_protect_takes_the_code_preset_and_combinations(capsys):
+    """`predictor prune --protect code` (the issue's code preset) and 'code+numbers' were refused by
+    argparse ("invalid choice: 'code'"); an unknown name is still refused, naming the presets."""
+    from predictor.cli import build_parser
+
+    parser = build_parser()
+    base = ["prune", "--in", "c.jsonl", "--out", "o.jsonl", "--keep", "0.5"]
+    for preset in ("code", "code+numbers", "math+code", "numbers", "digits"):
+        assert parser.parse_args(base + ["--protect", preset]).protect == preset
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--protect", "cod"])
+    assert "unknown protect preset 'cod'; choose from digits, numbers, math, code" in capsys.readouterr().err

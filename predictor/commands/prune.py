@@ -10,7 +10,8 @@ characters; see `predictor.pruning`. --step-aware removes whole low-scoring reas
 first. --gap-cost / --position-weight choose contiguity-aware selection (fewer, longer removed
 runs; default: the predictor's own setting if it has one, else plain selection by rank; see
 docs/pruning.md). --protect numbers keeps whole numbers (sign, currency, separators, decimal point, percent),
-math also operators and LaTeX math, digits every token holding a digit; protected tokens are kept
+math also operators and LaTeX math, code every code block and inline code span, digits every token
+holding a digit (several joined by "+": code+numbers); protected tokens are kept
 even over the budget (the count of such chains is reported). Streaming, resumable and atomic like
 `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
 
@@ -23,6 +24,17 @@ from ..engines.record_io import add_format_arguments
 from .common import add_predictor_arguments
 
 HELP = "prune the reasoning of a chains file to a budget with a predictor or scorer (resumable)"
+
+
+def protect_preset(text: str) -> str:
+    """--protect: a preset name or several joined by "+" ("code+numbers"), checked by `check_protect`."""
+    from ..pruning_units import check_protect
+
+    try:
+        check_protect(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,9 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="in [0, 1]: blend each token's relative position into its value before the "
                         "contiguity-aware selection (0: rank only; 1 keeps a contiguous suffix). Default: "
                         "the predictor's own setting, else 0; 0 for scorers")
-    p.add_argument("--protect", choices=["numbers", "math", "digits"], default=None,
+    p.add_argument("--protect", type=protect_preset, default=None, metavar="PRESET",
                    help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
-                        "or tokens holding a digit (digits)")
+                        "code blocks and inline code (code), or tokens holding a digit (digits); several "
+                        "joined by '+', e.g. code+numbers")
     add_predictor_arguments(p)
 
 
