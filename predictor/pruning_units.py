@@ -69,6 +69,7 @@ CJK_UNITS = sorted({
     "キロ", "メートル", "センチ", "グラム", "リットル", "円", "ドル", "個", "枚", "歳", "時間", "分間", "秒間", "回",
     "匹", "冊", "台", "杯", "階", "번", "개", "원", "명", "살", "시간", "분", "초"}, key=lambda u: (-len(u), u))
 _UNIT = "(?:" + "|".join(map(re.escape, UNIT_SYMBOLS)) + ")"
+_CJK_UNIT = "(?:" + "|".join(map(re.escape, CJK_UNITS)) + ")"
 _UNIT_POWER = rf"(?:[{SUPERSCRIPTS}]+|\^\d+)?"
 _POWER = (rf"(?:(?:\^|\*\*)(?:\{{[-+−]?\d+(?:\.\d+)?\}}|\([-+−]?\d+(?:\.\d+)?\)|[-+−]?\d+(?:\.\d+)?)"
           rf"|[{SUPERSCRIPTS}]+)")
@@ -76,7 +77,7 @@ _VALUE_UNIT = (
     rf"(?:{_SP}?(?:[ap]\.m\.|[AP]\.M\.|[ap]m|[AP]M)(?!\w)"  # a time's am / pm ("3:45 pm")
     rf"|[A-Za-zµμΩ°℃℉]+[{SUPERSCRIPTS}]*(?:/[A-Za-zµμΩ°]+[{SUPERSCRIPTS}]*)?"  # a glued unit ("40km", "5m/s²")
     rf"|{_SP}{_UNIT}{_UNIT_POWER}(?:/{_UNIT}{_UNIT_POWER})?(?![A-Za-z\d])"  # a unit symbol after a space
-    rf"|{_SP}?(?:" + "|".join(map(re.escape, CJK_UNITS)) + "))")  # a CJK unit word ("40公里", "3 个")
+    rf"|{_SP}?{_CJK_UNIT}(?:[/／]{_CJK_UNIT})?)")  # a CJK unit word ("40公里", "3 个", "40公里/小时")
 # A compound value (the "numbers" preset): a number (`NUMBER`'s sign, currency, thousands and decimals,
 # and further dotted parts: a date "15.03.2024", a version "1.2.3", "1.234.567") with its fraction / ratio /
 # time / date parts ("1/2", "2:30", "2024/03/15") or the fraction of a mixed number ("3 1/2", "1 ½"),
@@ -87,9 +88,10 @@ VALUE = re.compile(
     rf"(?:(?:[/⁄:：]\d+(?:\.\d+)?)+|{_SP}?[{VULGAR_FRACTIONS}]|{_SP}\d+[/⁄]\d+(?![\d/⁄:：]|\.\d))?"
     rf"(?:[eE][-+−]?\d+)?{_POWER}?(?:{_SP}?[×x*·⋅]{_SP}?10{_POWER})?[{PERCENT}]?{_VALUE_UNIT}?"
     rf"|[{VULGAR_FRACTIONS}]{_VALUE_UNIT}?")
-# a "/" between two words ("km/h", "m/s", "and/or") is no division: with span presets the words and the
+# a "/" between two words ("km/h", "m/s", "and/or", "公里/小时") is no division: with span presets the words and the
 # slash are one unit, so that "math" (which keeps operators) never keeps half of "km/h"
-WORD_SLASH = re.compile(r"(?<![\w/])[A-Za-zµμ°]+(?:/[A-Za-zµμ°]+)+(?![\w/])")
+WORD_SLASH = re.compile(r"(?<![\w/])[A-Za-zµμ°]+(?:/[A-Za-zµμ°]+)+(?![\w/])"
+                        rf"|{_CJK_UNIT}(?:[/／]{_CJK_UNIT})+")  # CJK text has no spaces: unit words ("公里/小时")
 # code: a fenced block opens with a fence at the start of a line (up to 3 spaces in, as Markdown has it: a
 # "```" inside a sentence opens nothing) and runs to the next such fence of the same kind and length or,
 # unclosed, to the end of the text; an inline span is 1 or 2 backticks around text on one line (outside

@@ -74,3 +74,17 @@ def test_cli_protect_takes_the_code_preset_and_combinations(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--protect", "cod"])
     assert "unknown protect preset 'cod'; choose from digits, numbers, math, code" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("protect", ["numbers", "math"])
+def test_cjk_unit_per_unit_is_kept_whole(tokenizer, protect):
+    """'40公里/小时' under math kept '40公里/' and the operator '/' without '小时', so the pruned text read
+    '40公里/3小时' (40 km divided by 3 hours); a CJK unit word over a CJK unit word is one value, like
+    '5 km/h', and '公里/小时' without a number is one unit (never half of it)."""
+    text = "他每小时走40公里/小时，共3小时。速度单位是公里/小时，即5米／秒。"
+    assert VALUE.findall(text) == ["40公里/小时", "3小时", "5米／秒"]
+    units = units_of(tokenizer, text, protect)
+    assert "40公里/小时" in units.texts and "公里/小时" in units.texts
+    for s, got in random_kept_values(units, text, tries=300):
+        assert got == ["40公里/小时", "3小时", "5米／秒"], s
+        assert s.count("/") == s.count("公里/小时"), s
