@@ -144,7 +144,7 @@ def test_label_and_merge_refuse_to_mix_layouts(tmp_path, tiny_dir, capsys):
 
 def test_search_cost_grows_like_n_cubed():
     """Kind 8: the progress bar weighs chains by the search's cost, not by their tokens."""
-    from predictor.engines.jobs import search_cost
+    from predictor.engines.label_job import search_cost
 
     assert search_cost(3, 0) == 9 / 2 + 4 / 2 + 1 / 2  # m^2/2 for m = 3, 2, 1
     assert search_cost(2, 5) == (4 / 2 + 2 * 5) + (1 / 2 + 5)

@@ -5,7 +5,7 @@ Re-running with the same --out resumes: finished ids are skipped, and a line cut
 dropped, so Ctrl-C loses at most the chain in progress. A re-run refuses to resume a record whose
 input chain has changed since (question, reasoning or answer differ). Chains that cannot be scored
 (empty reasoning, longer than the LM's context, more reasoning tokens than --max-tokens) are skipped
-with a counted reason. The progress bar counts the search's cost (`engines.jobs.search_cost`, ~n^3/6 token
+with a counted reason. The progress bar counts the search's cost (`engines.label_job.search_cost`, ~n^3/6 token
 positions per chain of n reasoning tokens), so its time estimate holds when long chains follow short ones.
 
 --stride K > 1 deletes the K best tokens per step: about K times faster, but approximate.
@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engines.jobs import LabelJob
+    from ..engines.label_job import LabelJob
     from ..engines.local import run_job
 
     return run_job(LabelJob(args), args)

@@ -1,0 +1,140 @@
+"""`predictor label`'s per-chain work: the greedy search (exact, strided or approximate) -> ranked record.
+
+See `jobs.ChainJob` for the job contract both engines use; `search_cost` is the progress bar's cost.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..chains import Chain
+from ..layout import encode_chain
+from .chain_io import ChainList, InPlaceOutput, Skips
+from .jobs import ChainJob
+
+
+def search_cost(n: int, answer_len: int, stride: int = 1) -> float:
+    """Token positions the greedy search runs through for n reasoning tokens (prefix KV reuse): step
+    k scores m = n - k candidates, candidate j re-running the m - j kept tokens after it and the
+    answer, so ~sum_m (m^2 / 2 + m * answer_len) = n^3 / 6 + n^2 * answer_len / 2, over `stride`."""
+    steps = range(n, 0, -max(1, stride))
+    return float(sum(m * m / 2 + m * answer_len for m in steps))
+
+
+
+class LabelJob(ChainJob):
+    """`predictor label`: the exact greedy search -> ranked record (shared/DESIGN.md)."""
+
+    command = "label"
+    key = ("id", "objective")
+    settings_fields = ("lm", "stride")
+
+    def chain_key(self, chain: Chain) -> tuple[str, ...]:
+        return (chain.id, self.args.objective)
+
+    def record_hash(self, record: dict[str, Any]) -> str | None:
+        from ..chains import chain_hash
+
+        # ranked records store their chain's texts (shared/DESIGN.md): hash those
+        return chain_hash(*(str(record.get(f, "")) for f in ("question", "reasoning", "answer")))
+
+    def __init__(self, args: argparse.Namespace):
+        from ..objective import check_objective
+
+        super().__init__(args)
+        check_objective(self.args.objective)
+        if self.args.stride < 1:
+            raise ValueError(f"--stride must be >= 1, got {self.args.stride}")
+        budget = getattr(self.args, "budget", 1.0)
+        if not (0 < budget <= 1):
+            raise ValueError(f"--budget must be in (0, 1] (the share of the exact search's cost), got {budget}")
+        if budget < 1 and self.args.stride != 1:
+            raise ValueError("--budget and --stride are two approximations: choose one")
+        self.budget = float(budget)
+        if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
+            raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
+
+    def read_input(self, skips: Skips, whole: bool = False) -> ChainList:
+        """Strict (a bad line is an error), then --limit (unless `whole`), then --shard."""
+        return ChainList(self.args.inp, None if whole else self.args.limit, getattr(self.args, "shard", (0, 1)))
+
+    def open_output(self) -> InPlaceOutput:
+        """OUT itself, appended (one file may hold both objectives, never two LMs, strides or layouts)."""
+        self._check_layout_of_file()
+        return InPlaceOutput(self.args.out, self.key, self.chain_key, match=self.settings(), content=self.record_hash)
+
+    def _check_layout_of_file(self) -> None:
+        """Refuse to append to a file whose first record was encoded differently (e.g. another eos token)."""
+        import json
+        from pathlib import Path
+
+        from ..ranked import layout_mismatch
+
+        path = self.args.out
+        if not Path(path).is_file():
+            return
+        with open(path, encoding="utf-8") as f:
+            line = f.readline()
+        if not line.endswith("\n"):
+            return  # empty, or a first line cut by a kill: the writer drops it
+        diff = layout_mismatch(json.loads(line), self.lm.tokenizer, self.lm.max_length)
+        if diff:
+            raise ValueError(f"{path}:1: field {diff} differs from this tokenizer's encoding of the chain; "
+                             "new labels would mix two layouts: write to another file")
+
+    def static_settings(self) -> dict[str, Any]:
+        return {"stride": self.args.stride, **({"budget": self.budget} if self.budget < 1 else {})}
+
+    def describe(self) -> str:
+        how = f"the approximate greedy search (budget {self.budget:g})" if self.budget < 1 else "the greedy search"
+        return f"{how} on {self.lm.name!r}"
+
+    def load(self) -> None:
+        from ..cpu_matmul import uses_onednn
+        from .cli_args import load_lm_from_args
+
+        self.lm = load_lm_from_args(self.args)
+        self.matmul = "onednn" if uses_onednn(self.lm.model) else None
+
+    def settings(self) -> dict[str, Any]:
+        return {"lm": self.lm.fingerprint, **self.static_settings()}
+
+    def cost(self, chain: Chain) -> float:
+        """The search's cost for `chain` (`search_cost`, token positions); raises ChainError for a chain
+        that cannot be labeled or has more reasoning tokens than --max-tokens."""
+        from ..layout import MaxTokensError, chain_name
+
+        lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
+        limit = getattr(self.args, "max_tokens", None)
+        if limit is not None and lay.n > limit:
+            raise MaxTokensError(f"{chain_name(chain)}: {lay.n} reasoning tokens, more than --max-tokens {limit}")
+        return self.budget * search_cost(lay.n, len(lay.answer_ids), self.args.stride)
+
+    def record(self, chain: Chain) -> dict[str, Any]:
+        from ..greedy import greedy_prune
+        from ..ranked import ranked_record
+
+        self.cost(chain)  # the --max-tokens check (encoding is cheap)
+        if self.budget < 1:
+            from ..greedy.approximate import approximate_greedy_layout
+            from ..layout import encode_chain
+
+            lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
+            res = approximate_greedy_layout(self.lm, lay, self.args.objective, self.budget,
+                                            batch_tokens=self.args.batch_tokens)
+        else:
+            res = greedy_prune(self.lm, chain, self.args.objective, self.args.stride, self.args.batch_tokens)
+        rec = ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
+                            self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
+        if self.budget < 1:
+            rec["budget"] = self.budget
+        return rec
+
+    def check_existing(self, record: dict[str, Any], where: str) -> None:
+        from ..ranked import layout_mismatch
+
+        super().check_existing(record, where)
+        diff = layout_mismatch(record, self.lm.tokenizer, self.lm.max_length)
+        if diff:
+            raise ValueError(f"{where}: field {diff} differs from this tokenizer's encoding of the chain; "
+                             "new labels would mix two layouts: write to another file")
