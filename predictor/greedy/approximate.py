@@ -101,7 +101,7 @@ class ApproximateOptions:
         per_step = max(0.0, left) / max(1, n)
         mean_suffix = n / 4 + a  # a candidate's suffix, averaged over the search
         window = None if per_step >= 2 * mean_suffix else max(8, int(per_step / 2))
-        return cls(window=window, init_window=init_window, batch=2, neighbours=0, step_tokens=per_step)
+        return cls(window=window, init_window=init_window, batch=2, neighbours=1, step_tokens=per_step)
 
 
 def check_budget(budget: float) -> float:
@@ -321,17 +321,22 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
                 rest[kept[j]] = g - local[j]
             return cur.tokens - before
 
-        if last is not None and opts.neighbours:
-            bank -= spend(sorted({j for d in range(opts.neighbours) for j in (last - 1 - d, last + d) if 0 <= j < m}))
+        # the neighbours of the last deletion join the step's first round (one forward for both)
+        near = {j for d in range(opts.neighbours) for j in (last - 1 - d, last + d) if 0 <= j < m} if last is not None else set()
         while True:
             ranked = sorted(range(m), key=lambda j: (-prio[j], j))
             stale = [j for j in ranked if j not in fresh]
             best_fresh = max((prio[j] for j in fresh), default=-math.inf)
             if not stale or (ranked[0] in fresh and prio[stale[0]] < best_fresh - opts.margin):
                 break
-            todo = stale[: opts.batch]
-            if bank < rescore.cost(todo[0]):
+            todo = stale[: opts.batch] if stale and bank >= rescore.cost(stale[0]) else []
+            if not todo:
                 break  # out of budget this step: take the highest priority as it stands
+            # the neighbours come on top of the first round only when the allowance pays for them too
+            extra = near - set(todo)
+            if extra and bank >= sum(rescore.cost(j) for j in [*todo, *extra]):
+                todo = sorted(set(todo) | extra)
+            near = set()
             bank -= spend(todo)
         b = min(range(m), key=lambda j: (-prio[j], j))  # ties: lowest index
         while b > 0 and cur.seq[b - 1] == cur.seq[b]:  # equal neighbours leave the same sequence: the lower one
