@@ -58,7 +58,7 @@ PRUNE_OPTION_NAMES = {"keep_ratio": "--keep", "keep_tokens": "--keep-tokens", "t
 
 
 def with_option_names(err: ValueError, names: dict[str, str] = PRUNE_OPTION_NAMES) -> ValueError:
-    """The ValueError of a Python-level check (`pruning.check_budget`, ...) with each option's Python
+    """The ValueError of a Python-level check (`prune_options.check_budget`, ...) with each option's Python
     name replaced by its command-line name ("keep_ratio must be ..." -> "--keep must be ...")."""
     import re
 
