@@ -14,7 +14,7 @@ Writes OUT/frontier.json, OUT/frontier.md (the table) and OUT/frontier.png (Spea
 share, log x). One thread by default; seconds are only comparable within one run.
 
     python benchmarks/approximate_frontier.py --ranked data/ranked/long/gsm8k-smollm2-joint.jsonl \\
-        --split test --budgets 0.02,0.03,0.05,0.1,0.2,0.5 --strides 4,8 --refresh 1,5 --out reports/frontier/long
+        --ids gsm8k-train-1503,gsm8k-train-366,gsm8k-train-3029 --budgets 0.1,0.3 --refresh 1,5 --out reports/frontier/long
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def _args(argv=None) -> argparse.Namespace:
                    help="chains of this split (by chain id, predictor.splits; default all)")
     p.add_argument("--min-n", type=int, default=1, help="shortest reasoning (tokens) to include")
     p.add_argument("--max-n", type=int, default=100000, help="longest reasoning (tokens) to include")
+    p.add_argument("--ids", default=None, help="comma list of chain ids to keep (default: all)")
     p.add_argument("--limit", type=int, default=None, help="at most this many chains (file order)")
     p.add_argument("--budgets", default="0.03,0.1", help="comma list of --budget values (default %(default)s)")
     p.add_argument("--strides", default="", help="comma list of strides (default none)")
@@ -65,6 +66,9 @@ def main(argv=None) -> int:
     if args.split != "all":
         keep = set(split_ids([r["id"] for r in recs])[args.split])
         recs = [r for r in recs if r["id"] in keep]
+    if args.ids:
+        want = set(args.ids.split(","))
+        recs = [r for r in recs if r["id"] in want]
     recs = [r for r in recs if args.min_n <= len(r["reasoning_ids"]) <= args.max_n][: args.limit]
     if not recs:
         raise SystemExit("no chains match")

@@ -10,7 +10,10 @@ positions per chain of n reasoning tokens), so its time estimate holds when long
 
 --stride K > 1 deletes the K best tokens per step: about K times faster, but approximate.
 --budget F < 1 runs the approximate search of `predictor.greedy.approximate` at about F x the exact
-search's LM tokens. 
+search's LM tokens. Measured agreement with the exact order (mean per-chain Spearman [95% CI],
+docs/approximate_greedy.md): --budget 0.1 gave 0.80 [0.73, 0.92] on 4 GSM8K test chains of 43-48
+tokens (15% of the exact tokens, 5.6x faster) and 0.73 [0.60, 0.85] on 3 chains of 102-157 tokens
+(8% of the tokens), against 0.67 and 0.58 for the one-pass predictor.
 """
 from __future__ import annotations
 
