@@ -11,7 +11,7 @@ that says how much keeping each token is worth. Here:
 2. `masked_objectives`: the objective of every masked sequence `prompt + kept reasoning + answer`
    (the default layout, `predictor.layout`), JOINT = sum of log-probs of every token after the prompt
    (kept reasoning + answer) or ANSWER = answer tokens only (`predictor.objective`), computed as the
-   greedy labeler scores a state (`greedy_candidates.CandidateScorer.step`): the prompt's KV cache once
+   greedy labeler scores a state (`greedy.candidates.CandidateScorer.step`): the prompt's KV cache once
    per chain, then the masks' suffixes as right-padded rows on top of it, log-probs only at the scored
    positions, summed in float64. Equals full forwards of each sequence (`objective.sequence_objective`)
    up to float round-off.
