@@ -113,7 +113,7 @@ FLOOR_WHOLE = 0.65
 FLOOR_WINDOW = 0.6
 
 
-@pytest.mark.parametrize("budget", [0, -0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("budget", [0, -0.1, 1.5, float("nan"), True])
 def test_bad_budget_raises(tiny_lm, budget):
     with pytest.raises(ValueError, match="budget"):
         approximate_greedy_layout(tiny_lm, _layout(tiny_lm, LONG), budget=budget)

@@ -105,7 +105,7 @@ class ApproximateOptions:
 
 
 def check_budget(budget: float) -> float:
-    if not (isinstance(budget, (int, float)) and 0 < budget <= 1):
+    if isinstance(budget, bool) or not (isinstance(budget, (int, float)) and 0 < budget <= 1):
         raise ValueError(f"budget must be in (0, 1] (the share of the exact search's cost), got {budget!r}")
     return float(budget)
 
