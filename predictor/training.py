@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from .domains import chain_domain, per_domain
 from .metrics import bootstrap_ci, per_chain_spearman
 from .jsonl_io import atomic_write_text
 
@@ -32,6 +33,8 @@ BASELINE_COLUMNS = {"surprisal": "logit.surprisal", "entropy": "logit.entropy", 
 @dataclass
 class TrainConfig:
     data: str = DEFAULT_DATA
+    # ranked JSONL of other chain styles, split by the same id-hash rule as `data`; scored per domain
+    domain_data: tuple[str, ...] = ()
     extra_train: str | None = None  # ranked JSONL used for training only (ids also in `data` are dropped)
     extra_states: bool = False  # also give the extra chains the pruned `states` (default: full chains only)
     policy_states: str | None = None  # state records of `predictor label-states` (training parents only)
@@ -105,6 +108,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_domain_table(rows: list[dict[str, Any]], domains: Sequence[str]) -> str:
+    """Per-domain test table: name, then each domain's mean per-chain Spearman [95% CI] (n chains)."""
+    def cell(m):
+        return "-" if not m else f"{m['mean']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}] n={m['n_chains']}"
+
+    width = max([len("test chains by domain")] + [len(r["name"]) for r in rows])
+    head = f"{'test chains by domain':{width}s} " + " ".join(f"{d:36s}" for d in domains)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        doms = r.get("domains", {})
+        lines.append(f"{r['name']:{width}s} " + " ".join(f"{cell(doms.get(d, {}).get('test')):36s}" for d in domains))
+    return "\n".join(lines)
+
+
 def refresh_spearman(lm, regressor, metadata: dict[str, Any], records: Sequence[dict[str, Any]],
                      refresh: int, progress: bool = True) -> np.ndarray:
     """Per-chain Spearman of greedy ranks with ranks predicted with `refresh` forward passes per chain."""
@@ -138,12 +155,35 @@ def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> lis
     return extra
 
 
-def read_training_records(cfg) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """(records of cfg.data for cfg.objective, the same by id, --extra-train records not in cfg.data).
-
-    cfg: any config with data, objective, limit and extra_train (TrainConfig, FinetuneConfig).
-    Raises FileNotFoundError / ValueError naming the file."""
+def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of every --domain-data file (appended to by_id); an id in two files is an error."""
     from .ranked import read_ranked
+
+    out = []
+    for path in getattr(cfg, "domain_data", ()) or ():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such ranked file (--domain-data)")
+        recs = read_ranked(path, objective=cfg.objective)
+        if not recs:
+            raise ValueError(f"{path}: no {cfg.objective} chains (--domain-data)")
+        for r in recs:
+            cid = str(r["id"])
+            if cid in by_id:
+                raise ValueError(f"{path}: chain {cid!r} is also in another training file (--data / --domain-data)")
+            by_id[cid] = r
+        out += recs
+    return out
+
+
+def read_training_records(cfg) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """(records of cfg.data and cfg.domain_data for cfg.objective, the same by id, --extra-train records
+    not among them).
+
+    cfg: any config with data, objective, limit and extra_train (TrainConfig, FinetuneConfig), and
+    optionally domain_data. Raises FileNotFoundError / ValueError naming the file, and
+    predictor.sealed.SealedError when a chain of the sealed test set is among them."""
+    from .ranked import read_ranked
+    from .sealed import check_unsealed
 
     if not Path(cfg.data).is_file():
         raise FileNotFoundError(f"{cfg.data}: no such ranked file (label chains with `predictor label` first)")
@@ -151,7 +191,10 @@ def read_training_records(cfg) -> tuple[list[dict[str, Any]], dict[str, dict[str
     if len(records) < 3:
         raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
     by_id = {str(r["id"]): r for r in records}
-    return records, by_id, _read_extra_train(cfg, by_id)
+    records = records + _read_domain_data(cfg, by_id)
+    extra = _read_extra_train(cfg, by_id)
+    check_unsealed([*by_id, *(str(r["id"]) for r in extra)], "training data")
+    return records, by_id, extra
 
 
 def _read_policy_states(cfg: TrainConfig, train_ids: set[str]) -> list[dict[str, Any]]:
@@ -204,6 +247,16 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     X_tr, y_tr = data.select(train_ids, fractions=None)  # all states
     X_va, y_va = data.select(split["val"])                    # full chains only
     X_te, y_te = data.select(split["test"])
+    held_ids = {"val": data.select_ids(split["val"]), "test": data.select_ids(split["test"])}
+    domains = sorted({chain_domain(by_id[c]) for c in held_ids["val"] + held_ids["test"]})
+
+    def score(row: dict[str, Any], part: str, rho: np.ndarray) -> None:
+        """row[part] = all held-out chains of that split; with several domains also row["domains"][d][part]."""
+        row[part] = ci_dict(rho, cfg.n_boot, cfg.seed)
+        if len(domains) > 1:
+            for d, m in per_domain(rho, held_ids[part], lambda r: ci_dict(r, cfg.n_boot, cfg.seed),
+                                   lambda c: chain_domain(by_id[c])).items():
+                row.setdefault("domains", {}).setdefault(d, {})[part] = m
     _log(f"{len(data.feature_names)} features; {len(X_tr)} training examples (chains x states)")
 
     base_meta = {
@@ -213,6 +266,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         "n_train_chains": len(train_ids), "split": split, "states": list(cfg.states), "seed": cfg.seed,
         "lm_agnostic": spec.lm_agnostic,
     }
+    if cfg.domain_data:
+        base_meta["domain_data"] = [{"path": str(p), "sha256": file_sha256(p)} for p in cfg.domain_data]
     if extra:
         base_meta.update(extra_train_data=str(cfg.extra_train), extra_train_data_sha256=file_sha256(cfg.extra_train),
                          extra_train_ids=[str(r["id"]) for r in extra])
@@ -228,8 +283,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         reg.fit(X_tr, y_tr, X_va, y_va, feature_names=data.feature_names)
         fit_s = time.perf_counter() - t0
-        row = {"name": kind, "kind": kind, "fit_seconds": fit_s, "passes": 1, "params": reg.get_params(),
-               "val": ci_dict(per_chain_spearman(reg.predict(X_va), y_va), cfg.n_boot, cfg.seed)}
+        row = {"name": kind, "kind": kind, "fit_seconds": fit_s, "passes": 1, "params": reg.get_params()}
+        score(row, "val", per_chain_spearman(reg.predict(X_va), y_va))
         _log(f"  {kind}: val Spearman {row['val']['mean']:+.3f} ({fit_s:.1f} s)")
         models[kind] = reg
         rows.append(row)
@@ -240,8 +295,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
 
         ens = EnsembleRegressor.from_fitted(list(models.values()), seed=cfg.seed)
         row = {"name": f"ensemble ({' + '.join(models)})", "kind": "ensemble", "passes": 1,
-               "fit_seconds": sum(r["fit_seconds"] for r in rows), "params": ens.get_params(),
-               "val": ci_dict(per_chain_spearman(ens.predict(X_va), y_va), cfg.n_boot, cfg.seed)}
+               "fit_seconds": sum(r["fit_seconds"] for r in rows), "params": ens.get_params()}
+        score(row, "val", per_chain_spearman(ens.predict(X_va), y_va))
         _log(f"  ensemble: val Spearman {row['val']['mean']:+.3f}")
         models["ensemble"] = ens
         rows.append(row)
@@ -252,25 +307,26 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         row = {"name": f"baseline: {label}", "kind": "baseline", "column": data.feature_names[j], "sign": sign,
                "passes": 1}
         for part, X, y in (("val", X_va, y_va), ("test", X_te, y_te)):
-            row[part] = ci_dict(per_chain_spearman([sign * x[:, j] for x in X], y), cfg.n_boot, cfg.seed)
+            score(row, part, per_chain_spearman([sign * x[:, j] for x in X], y))
         rows.append(row)
 
     # 7. select on validation, then (only now) look at the test chains
     best = max((r for r in rows if r["kind"] != "baseline"), key=lambda r: r["val"]["mean"])
     for r in rows:
         if r["kind"] != "baseline":
-            r["test"] = ci_dict(per_chain_spearman(models[r["kind"]].predict(X_te), y_te), cfg.n_boot, cfg.seed)
+            score(r, "test", per_chain_spearman(models[r["kind"]].predict(X_te), y_te))
     _log(f"selected {best['kind']} (best validation Spearman)")
     best_reg = models[best["kind"]]
     meta = {**base_meta, "regressor_params": best_reg.get_params(),
-            "metrics": {"val": best["val"], "test": best["test"]}}
+            "metrics": {"val": best["val"], "test": best["test"],
+                        **({"domains": best["domains"]} if "domains" in best else {})}}
 
     # 8. refresh: re-score the survivors `k` times per chain (k forward passes)
     for k in cfg.refresh:
         row = {"name": f"{best['kind']} + refresh", "kind": "refresh", "passes": k}
         for part in ("val", "test"):
-            recs = [by_id[c] for c in split[part]]
-            row[part] = ci_dict(refresh_spearman(lm, best_reg, meta, recs, k, cfg.progress), cfg.n_boot, cfg.seed)
+            recs = [by_id[c] for c in held_ids[part]]
+            score(row, part, refresh_spearman(lm, best_reg, meta, recs, k, cfg.progress))
         meta["metrics"][f"refresh{k}"] = {"val": row["val"], "test": row["test"]}
         rows.append(row)
 
@@ -283,6 +339,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         save_predictor(pretrained_dir(cfg.ship_name), best_reg, meta)
         _log(f"shipped the predictor to {pretrained_dir(cfg.ship_name)}")
     table = format_table(rows)
+    if len(domains) > 1:
+        table += "\n\n" + format_domain_table(rows, domains)
     result = {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
               "selected": best["kind"], "n_features": len(data.feature_names), "split": split, "rows": rows,
               "table": table}

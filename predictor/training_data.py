@@ -42,14 +42,21 @@ class TrainingData:
     feature_groups: list[str]
     examples: list[StateExample] = field(default_factory=list)
 
+    def _picked(self, ids: Iterable[str], fractions: Sequence[float] | None) -> list[StateExample]:
+        ids = set(ids)
+        return [e for e in self.examples if e.chain_id in ids and
+                (fractions is None or (e.source == "greedy" and any(abs(e.fraction - f) < 1e-9 for f in fractions)))]
+
     def select(self, ids: Iterable[str], fractions: Sequence[float] | None = (0.0,)
                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(X, y) lists of the examples of these chains at these greedy-state fractions (None: every state,
-        policy states included)."""
-        ids = set(ids)
-        ex = [e for e in self.examples if e.chain_id in ids and
-              (fractions is None or (e.source == "greedy" and any(abs(e.fraction - f) < 1e-9 for f in fractions)))]
+        policy states included), in the order of `examples`."""
+        ex = self._picked(ids, fractions)
         return [e.X for e in ex], [e.y for e in ex]
+
+    def select_ids(self, ids: Iterable[str], fractions: Sequence[float] | None = (0.0,)) -> list[str]:
+        """The chain id of each example `select(ids, fractions)` returns, in the same order."""
+        return [e.chain_id for e in self._picked(ids, fractions)]
 
 
 def state_targets(order: Sequence[int], fraction: float) -> tuple[list[int], np.ndarray] | None:

@@ -187,3 +187,63 @@ def test_summary_table_never_cuts_names():
     lines = table.splitlines()
     assert lines[2].startswith(long + " ") and lines[3].startswith("mlp ")
     assert lines[2].index("+0.500") == lines[3].index("+0.500")  # columns stay aligned
+
+
+def test_chain_domain_and_per_domain_scores():
+    from predictor.domains import chain_domain, group_by_domain, per_domain
+
+    assert chain_domain("gsm8k-train-12") == "gsm8k" and chain_domain("aqua-test-238") == "aqua"
+    assert chain_domain("c1") == "other" and chain_domain("-x") == "other"
+    assert chain_domain({"id": "aqua-dev-1", "domain": "algebra"}) == "algebra"
+    assert chain_domain({"id": "aqua-dev-1"}) == "aqua"
+    ids = ["a-1", "b-1", "a-2", "b-2", "a-3"]
+    assert group_by_domain(ids) == {"a": [0, 2, 4], "b": [1, 3]}
+    got = per_domain([0.1, 0.5, 0.3, 0.7, 0.2], ids, lambda v: {"mean": float(v.mean()), "n": len(v)})
+    assert got == {"a": {"mean": pytest.approx(0.2), "n": 3}, "b": {"mean": pytest.approx(0.6), "n": 2}}
+    with pytest.raises(ValueError, match="5 chain ids"):
+        per_domain([0.1], ids, lambda v: {})
+
+
+def test_domain_data_is_split_like_data_and_scored_per_domain(tiny_lm, ranked_file, tmp_path, monkeypatch, capsys):
+    """--domain-data chains go to train/val/test by the same id hash; the GSM8K-style file's split is
+    unchanged, each domain's test chains get their own row cells, and a sealed id is refused."""
+    import predictor.lm
+    from predictor.cli import main
+    from predictor.predictor_dir import load_predictor
+    from predictor.sealed import all_sealed_ids
+    from predictor.splits import split_ids
+
+    monkeypatch.setattr(predictor.lm, "load_lm", lambda *a, **k: tiny_lm)
+    more = [{"id": f"dom-{i}", "question": f"What is {i} times 3?", "reasoning": f"{i} * 3 = {3 * i}, so {3 * i}.",
+             "answer": str(3 * i)} for i in range(1, 9)]
+    dom = write_ranked(tmp_path / "dom.jsonl", more, tiny_lm, seed=2)
+    common = ["--data", str(ranked_file), "--regressors", "lgbm-regression", "--states", "0",
+              "--split", "0.5,0.25,0.25", "--groups", "logits,position", "--cache", str(tmp_path / "cache"),
+              "--no-progress"]
+    assert main(["train", *common, "--domain-data", str(dom), "--out", str(tmp_path / "dom")]) == 0
+    out = capsys.readouterr().out
+    m = json.loads((tmp_path / "dom" / "metrics.json").read_text())
+    ids = ["c1", "c2", "c3", "c4"] + [c["id"] for c in more]
+    assert m["split"] == split_ids(ids, (0.5, 0.25, 0.25), seed=0)
+    held = {p: m["split"][p] for p in ("val", "test")}
+    for row in m["rows"]:
+        for part in ("val", "test"):
+            doms = {d: v[part]["n_chains"] for d, v in row["domains"].items() if part in v}
+            want = {}
+            for c in held[part]:
+                d = "dom" if c.startswith("dom-") else "other"
+                want[d] = want.get(d, 0) + 1
+            assert doms == want
+            total = sum(np.asarray(v[part]["per_chain"]).sum() for v in row["domains"].values() if part in v)
+            assert total == pytest.approx(np.sum(row[part]["per_chain"]))
+    assert "test chains by domain" in out
+    _, meta = load_predictor(tmp_path / "dom" / "predictor")
+    assert [d["path"] for d in meta["domain_data"]] == [str(dom)]
+    # a chain in two files, and a sealed chain, are refused with the file named
+    dup = write_ranked(tmp_path / "dup.jsonl", [more[0]], tiny_lm)
+    assert main(["train", *common, "--domain-data", f"{dom},{dup}", "--out", str(tmp_path / "x")]) == 2
+    assert "dup.jsonl" in capsys.readouterr().err
+    sealed_id = sorted(all_sealed_ids())[0]
+    bad = write_ranked(tmp_path / "sealed.jsonl", [{**more[0], "id": sealed_id}], tiny_lm)
+    assert main(["train", *common, "--domain-data", str(bad), "--out", str(tmp_path / "y")]) == 2
+    assert "sealed" in capsys.readouterr().err.lower()

@@ -69,6 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a JSON object of these options (configs/smollm2-joint.json: the shipped predictor's "
                         "run, `make train`); read where it stands, so options after it override it")
     p.add_argument("--data", default=d["data"], help="ranked JSONL from `predictor label` (default: %(default)s)")
+    p.add_argument("--domain-data", type=_names, default=list(d["domain_data"]), metavar="FILE,...",
+                   help="ranked JSONL of other chain styles (e.g. data/ranked/aqua/aqua-smollm2-joint.jsonl), split "
+                        "into train/val/test by the same id hash as --data; validation mixes all chains, and the "
+                        "table adds each domain's test chains on their own (domain = a record's `domain` field, "
+                        "else its id's prefix before '-')")
     p.add_argument("--extra-train", default=None, metavar="FILE",
                    help="another ranked JSONL whose chains are used for training only, never split into val/test "
                         "(chains also in --data are dropped from it); full chains only unless --extra-states")
@@ -124,7 +129,7 @@ def config_from_args(args: argparse.Namespace):
     params = {}
     if args.max_epochs is not None:
         params = {k: {"max_epochs": args.max_epochs} for k in ("mlp", "sequence")}
-    return TrainConfig(data=args.data, extra_train=args.extra_train, extra_states=args.extra_states,
+    return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=args.extra_train, extra_states=args.extra_states,
                        policy_states=args.policy_states, out=args.out,
                        model=args.model, device=args.device, objective=args.objective,
                        regressors=tuple(args.regressors), states=tuple(args.states),
