@@ -14,12 +14,13 @@ from predictor.regressors.losses import get_loss, listnet_loss, mse_loss, pairwi
 
 FAST = {"lgbm-regression": {"n_estimators": 150, "min_child_samples": 5},
         "lgbm-lambdarank": {"n_estimators": 150, "min_child_samples": 5},
+        "lgbm-xendcg": {"n_estimators": 150, "min_child_samples": 5, "levels": 8},
         "mlp": {"max_epochs": 12, "hidden": 32, "batch_size": 8, "lr": 3e-3},
         "sequence": {"max_epochs": 12, "hidden": 32, "batch_size": 8, "lr": 3e-3}}
 FAST["ridge"] = {}
 FAST["ensemble"] = {"kinds": ("lgbm-regression", "mlp"),
                     "member_params": {"lgbm-regression": FAST["lgbm-regression"], "mlp": FAST["mlp"]}}
-MODEL_FILES = {"ridge": ["model.safetensors"], "lgbm-regression": ["model.txt"], "lgbm-lambdarank": ["model.txt"], "mlp": ["model.safetensors"],
+MODEL_FILES = {"ridge": ["model.safetensors"], "lgbm-regression": ["model.txt"], "lgbm-lambdarank": ["model.txt"], "lgbm-xendcg": ["model.txt"], "mlp": ["model.safetensors"],
                "sequence": ["model.safetensors"], "ensemble": ["member0", "member1"]}
 
 
@@ -192,3 +193,42 @@ def test_lightning_epoch_bars_go_to_stderr_not_stdout(data, capsys):
     make_regressor("mlp", seed=0, **dict(FAST["mlp"], max_epochs=2, progress=True)).fit(Xt, yt, Xv, yv)
     out, err = capsys.readouterr()
     assert "Epoch" in err and "Epoch" not in out and out == ""
+
+
+def test_lambdarank_levels_beyond_lightgbms_default_label_gain(data):
+    """31 is only the default label_gain's length: with our own label_gain, 100 levels train, and the
+    relevance labels use all of them (floor(y * 99))."""
+    (Xt, yt), (Xv, yv), (Xs, ys) = data
+    reg = make_regressor("lgbm-lambdarank", seed=0, levels=100, **FAST["lgbm-lambdarank"])
+    labels = reg._labels(yt)
+    assert labels.max() == 99 and labels.min() == 0 and len(np.unique(labels)) > 31
+    reg.fit(Xt, yt, Xv, yv)
+    assert mean_chain_spearman(reg.predict(Xs), ys) > 0.8
+    from predictor.regressors.lgbm import LGBMRankRegressor
+
+    for objective, bad in (("lambdarank", 1), ("lambdarank", 1001), ("rank_xendcg", 32), ("regression", True)):
+        with pytest.raises(ValueError, match="levels"):
+            LGBMRankRegressor(objective=objective, levels=bad)
+
+
+def test_cli_regressor_param_reaches_the_regressor_and_bad_names_are_refused():
+    from predictor.commands.train import parse_regressor_param
+
+    assert parse_regressor_param("lgbm-lambdarank:levels=100") == ("lgbm-lambdarank", "levels", 100)
+    assert parse_regressor_param("sequence:arch=gru") == ("sequence", "arch", "gru")
+    for bad in ("levels=100", "lgbm-lambdarank:levels", "lgbm-lambdarank:=3"):
+        with pytest.raises(ValueError, match="KIND:NAME=VALUE"):
+            parse_regressor_param(bad)
+    import argparse
+
+    from predictor.commands.train import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = config_from_args(p.parse_args(["--regressor-param", "lgbm-xendcg:levels=8",
+                                         "--regressor-param", "lgbm-xendcg:num_leaves=7"]))
+    assert cfg.params["lgbm-xendcg"] == {"levels": 8, "num_leaves": 7}
+    with pytest.raises(ValueError, match="takes no argument 'levelz'"):
+        config_from_args(p.parse_args(["--regressor-param", "lgbm-lambdarank:levelz=8"]))
+    with pytest.raises(ValueError, match="unknown regressor"):
+        config_from_args(p.parse_args(["--regressor-param", "xgb:levels=8"]))

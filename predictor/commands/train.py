@@ -89,8 +89,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", default=d["objective"], choices=("joint", "answer"),
                    help="which labels of the ranked file to train on (default: %(default)s)")
     p.add_argument("--regressors", type=_names, default=d["regressors"],
-                   help="comma-separated among lgbm-regression, lgbm-lambdarank, mlp, sequence, ridge, ensemble "
-                        "(default: the first four; their rank-average ensemble is also tried unless --no-ensemble)")
+                   help="comma-separated among lgbm-regression, lgbm-lambdarank, lgbm-xendcg, mlp, sequence, ridge, "
+                        "ensemble (default: %(default)s; their rank-average ensemble is also tried unless --no-ensemble)")
+    p.add_argument("--regressor-param", action="append", default=[], metavar="KIND:NAME=VALUE",
+                   help="one constructor argument of one regressor kind, repeatable; VALUE is read as JSON when it "
+                        "parses, else as text (e.g. lgbm-lambdarank:levels=100, sequence:hidden=256)")
     p.add_argument("--no-ensemble", action="store_true",
                    help="do not try the rank-average ensemble of the trained regressors")
     p.add_argument("--states", type=_floats, default=d["states"],
@@ -117,6 +120,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _constructor_args(kind: str) -> set[str]:
+    import inspect
+
+    from ..regressors.registry import REGISTRY, regressor_class
+
+    sig = inspect.signature(regressor_class(kind).__init__)
+    return {n for n in sig.parameters if n != "self" and n not in REGISTRY[kind][2]}
+
+
+def parse_regressor_param(text: str) -> tuple[str, str, object]:
+    """'KIND:NAME=VALUE' -> (kind, name, value), VALUE read as JSON when it parses (100, 0.5, true, [1,2]),
+    else kept as text. Raises ValueError naming the option when the form is wrong."""
+    import json
+
+    kind, sep, rest = text.partition(":")
+    name, eq, raw = rest.partition("=")
+    if not (sep and eq and kind and name.isidentifier()):
+        raise ValueError(f"--regressor-param {text!r}: expected KIND:NAME=VALUE, e.g. lgbm-lambdarank:levels=100")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return kind, name, value
+
+
 def config_from_args(args: argparse.Namespace):
     from ..regressors import REGRESSOR_KINDS
     from ..training import TrainConfig
@@ -126,9 +154,18 @@ def config_from_args(args: argparse.Namespace):
         raise ValueError(f"unknown regressors {bad}; choose from {', '.join(REGRESSOR_KINDS)}")
     if len(args.split) != 3:
         raise ValueError("--split needs three fractions: train,val,test")
-    params = {}
+    params: dict[str, dict] = {}
     if args.max_epochs is not None:
         params = {k: {"max_epochs": args.max_epochs} for k in ("mlp", "sequence")}
+    for kind, name, value in map(parse_regressor_param, args.regressor_param):
+        if kind not in REGRESSOR_KINDS:
+            raise ValueError(f"--regressor-param {kind}:{name}: unknown regressor {kind!r}; choose from "
+                             f"{', '.join(REGRESSOR_KINDS)}")
+        accepted = _constructor_args(kind)
+        if name not in accepted:
+            raise ValueError(f"--regressor-param {kind}:{name}: {kind} takes no argument {name!r}; it takes "
+                             f"{', '.join(sorted(accepted))}")
+        params.setdefault(kind, {})[name] = value
     return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=args.extra_train, extra_states=args.extra_states,
                        policy_states=args.policy_states, out=args.out,
                        model=args.model, device=args.device, objective=args.objective,

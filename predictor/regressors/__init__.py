@@ -5,7 +5,7 @@
     scores = reg.predict(X_test)                   # list of [n_i]; higher = kept longer
     reg.save("dir"); reg = load_regressor("dir")   # LightGBM text / safetensors + JSON, never pickle
 
-Kinds: "lgbm-regression", "lgbm-lambdarank" (lgbm.py), "mlp" (per-token MLP) and "sequence"
+Kinds: "lgbm-regression", "lgbm-lambdarank", "lgbm-xendcg" (lgbm.py), "mlp" (per-token MLP) and "sequence"
 (transformer encoder or BiGRU over the chain) (neural.py), and "ensemble" (rank average of members,
 ensemble.py), and "ridge" (linear probe on standardized features, ridge.py); `registry` names them all,
 `base.RankRegressor` is what they share.

@@ -1,10 +1,15 @@
-"""LightGBM regressors of the greedy rank: pointwise regression or LambdaRank (one group per chain).
+"""LightGBM regressors of the greedy rank: pointwise regression or a listwise ranking objective.
 
 - objective="regression": L2 regression on the normalized rank (1 = kept longest).
 - objective="lambdarank": LambdaRank (Burges, "From RankNet to LambdaRank to LambdaMART", 2010)
   via LightGBM's own objective; each chain (or pruned state of a chain) is one query group, the
   relevance label of a token is floor(normalized_rank * (levels - 1)) with a linear label_gain
-  (0, 1, ..., levels - 1) and truncation at the longest group, so the whole order counts.
+  (0, 1, ..., levels - 1) and truncation at the longest group, so the whole order counts. 31 levels
+  is only the length of LightGBM's *default* label_gain; with our own label_gain any number of
+  levels trains (up to MAX_LEVELS here: chains longer than that share levels).
+- objective="rank_xendcg": XE-NDCG (Bruch, "An Alternative Cross Entropy Loss for Learning-to-Rank",
+  WWW 2021) via LightGBM's `rank_xendcg`, same groups and labels; its gain is 2^label, so few
+  levels (MAX_XENDCG_LEVELS at most) keep the lower levels from vanishing.
 
 Early stopping (when a validation set is given) monitors the mean per-chain Spearman correlation
 on the validation chains, the metric the predictor is selected and judged on. The model is saved
@@ -22,7 +27,11 @@ from .base import (RankRegressor, RegressorLoadError, add_chain_features, check_
                    split_rows, write_config)
 
 MODEL_FILE = "model.txt"
-OBJECTIVES = ("regression", "lambdarank")
+OBJECTIVES = ("regression", "lambdarank", "rank_xendcg")
+KINDS = {"regression": "lgbm-regression", "lambdarank": "lgbm-lambdarank", "rank_xendcg": "lgbm-xendcg"}
+RANKING = ("lambdarank", "rank_xendcg")  # one query group per chain, integer relevance labels
+MAX_LEVELS = 1000
+MAX_XENDCG_LEVELS = 31  # 2^30 is the largest gain before float32 sums lose the low levels entirely
 
 
 class LGBMRankRegressor(RankRegressor):
@@ -37,8 +46,9 @@ class LGBMRankRegressor(RankRegressor):
                  progress: bool = False):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        if not 2 <= levels <= 31:
-            raise ValueError("levels must be in 2..31 (LightGBM's label_gain limit)")
+        cap = MAX_XENDCG_LEVELS if objective == "rank_xendcg" else MAX_LEVELS
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= cap:
+            raise ValueError(f"levels must be an integer in 2..{cap} for objective {objective!r}, got {levels!r}")
         self.objective = objective
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -56,7 +66,7 @@ class LGBMRankRegressor(RankRegressor):
 
     @property
     def kind(self) -> str:
-        return f"lgbm-{self.objective}"
+        return KINDS[self.objective]
 
     def _lgb_params(self, max_group: int) -> dict[str, Any]:
         p: dict[str, Any] = {
@@ -69,18 +79,20 @@ class LGBMRankRegressor(RankRegressor):
         if self.objective == "lambdarank":
             p["label_gain"] = list(range(self.levels))
             p["lambdarank_truncation_level"] = max_group
+        if self.objective == "rank_xendcg":
+            p["objective_seed"] = self.seed
         return p
 
     def _labels(self, y: list[np.ndarray]) -> np.ndarray:
         flat = np.concatenate(y)
-        if self.objective == "lambdarank":  # integer relevance 0..levels-1
+        if self.objective in RANKING:  # integer relevance 0..levels-1
             return np.floor(np.clip(flat, 0, 1) * (self.levels - 1) + 1e-9).astype(np.int32)
         return flat
 
     def _dataset(self, lgb, X: list[np.ndarray], y: list[np.ndarray], names: list[str] | None, ref=None):
         ds = lgb.Dataset(np.concatenate(X), label=self._labels(y), feature_name=names or "auto",
                          reference=ref, free_raw_data=True, params={"verbosity": -1})
-        if self.objective == "lambdarank":
+        if self.objective in RANKING:
             ds.set_group([len(x) for x in X])
         return ds
 
@@ -162,7 +174,7 @@ class LGBMRankRegressor(RankRegressor):
 
         d = Path(directory)
         cfg = read_config(d)
-        if cfg["kind"] not in ("lgbm-regression", "lgbm-lambdarank"):
+        if cfg["kind"] not in KINDS.values():
             raise RegressorLoadError(f"{d / 'regressor.json'}: kind {cfg['kind']!r} is not a LightGBM regressor")
         path = d / MODEL_FILE
         if not path.is_file():

@@ -16,6 +16,7 @@ from .base import RegressorLoadError, read_config
 REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
     "lgbm-regression": ("lgbm", "LGBMRankRegressor", {"objective": "regression"}),
     "lgbm-lambdarank": ("lgbm", "LGBMRankRegressor", {"objective": "lambdarank"}),
+    "lgbm-xendcg": ("lgbm", "LGBMRankRegressor", {"objective": "rank_xendcg"}),
     "mlp": ("neural", "NeuralRankRegressor", {"kind": "mlp"}),
     "sequence": ("neural", "NeuralRankRegressor", {"kind": "sequence"}),
     "ensemble": ("ensemble", "EnsembleRegressor", {}),
