@@ -16,6 +16,11 @@ attention features with non-attention signals (logits, position, lexical functio
                       of each stat divided by its chain mean: pooled.<stat>.d1of4.q50
     hidden            the residual stream at the token after the decoder layers at relative depths
                       spec.hidden_depths (KVzap-style inputs, Jegou et al. 2025): hid.L15.d000..d575
+    value_norm        attention weighted by ||W_o^h v_j|| / ||x_i|| (predictor.attention_flow): vn.answer.L03.H07
+                      (per head with spec.per_head), per-layer and chain aggregates of vn.answer, vn.later,
+                      vn.later_max and the value norm itself (vn.vnorm)
+    multihop          answer -> reasoning -> reasoning attention paths: hop.hop2.L03 per layer, hop.hop2_bins.r0a3
+                      (reasoning hop in depth bin 0, answer hop in bin 3), hop.rollout, hop.rollout_last (+ _rel)
 
 The probe is appended after the answer, so causality keeps it out of every other column; rows are
 only ever the chain's reasoning tokens. All values are finite float32.
@@ -33,12 +38,15 @@ import numpy as np
 from .chains import Chain, ChainLike, as_chain_list
 from .layout import Layout
 from .lexical import CATEGORIES, FLAG_NAMES, categorize, token_flags, token_lines, word_ids
+from .attention_flow import FLOW_BINS, FLOW_STATS, bin_pairs
 from .observe import DEFAULT_PROBE, WINDOW, Observation, layers_at_depths, observe_batch
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
-FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden")
+FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden", "value_norm",
+                  "multihop")
 DEFAULT_GROUPS = ("attention", "probe", "logits", "position", "lexical")
 ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
+FLOW_GROUPS = frozenset({"value_norm", "multihop"})  # need observe(..., flow=True) (predictor.attention_flow)
 # groups whose columns mean the same for every LM (no per-layer, per-head or hidden-size columns):
 # a predictor trained on only these can score with another LM (`RankPredictor.load("universal", lm=...)`)
 LM_AGNOSTIC_GROUPS = frozenset({"pooled_attention", "logits", "position", "lexical"})
@@ -79,6 +87,19 @@ class FeatureSpec:
     @property
     def needs_attention(self) -> bool:
         return bool(ATTENTION_GROUPS & set(self.groups))
+
+    @property
+    def needs_flow(self) -> bool:
+        return bool(FLOW_GROUPS & set(self.groups))
+
+    def observe_kwargs(self) -> dict:
+        """The keyword arguments of `observe_batch` (besides attention) that this spec's pass needs."""
+        kw: dict = {"probe": self.probe if self.needs_probe else None, "window": self.window}
+        if "hidden" in self.groups:
+            kw["hidden_depths"] = self.hidden_depths
+        if self.needs_flow:
+            kw["flow"] = True
+        return kw
 
     @property
     def needs_probe(self) -> bool:
@@ -276,6 +297,24 @@ def features_from_observation(obs: Observation, spec: FeatureSpec | None = None)
                 flat = a[ls].reshape(-1, n)
                 b.add("pooled_attention", [f"pooled.{stat}.d{d}of{spec.pooled_bins}.q{round(q * 100):03d}" for q in qs],
                       np.quantile(flat, qs, axis=0).T)
+    if spec.needs_flow and not obs.flow:
+        raise ValueError(f"feature groups {sorted(FLOW_GROUPS & set(spec.groups))} need an observation "
+                         "with flow statistics (observe(..., flow=True))")
+    if "value_norm" in spec.groups:
+        _attention_block(b, "value_norm", "vn.answer", obs.flow["vn_answer"].astype(np.float64), spec.per_head)
+        for stat, name in (("vn_later", "later"), ("vn_later_max", "later_max"), ("vnorm", "vnorm")):
+            _attention_block(b, "value_norm", f"vn.{name}", obs.flow[stat].astype(np.float64), False)
+    if "multihop" in spec.groups:
+        hop2 = obs.flow["hop2"].astype(np.float64)
+        b.add("multihop", [f"hop.hop2.L{l:02d}" for l in range(len(hop2))], hop2.T)
+        b.add1("multihop", "hop.hop2.mean", hop2.mean(0))
+        b.add1("multihop", "hop.hop2.mean_rel", _rel(hop2.mean(0)))
+        b.add("multihop", [f"hop.hop2_bins.r{b1}a{b2}of{FLOW_BINS}" for b1, b2 in bin_pairs()],
+              obs.flow["hop2_bins"].astype(np.float64).T)
+        for stat in ("rollout", "rollout_last"):
+            x = obs.flow[stat][0].astype(np.float64)
+            b.add1("multihop", f"hop.{stat}", x)
+            b.add1("multihop", f"hop.{stat}_rel", _rel(x))
     if "hidden" in spec.groups:
         if not obs.hidden:
             raise ValueError("the hidden group needs an observation with hidden states "
@@ -297,6 +336,9 @@ def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int,
               for k in set(ATTN_HEAD_STATS) | set(POOLED_STATS) | set(spec.extra_stats)},
         tokens=["a", " b"],
         hidden={l: np.zeros((n, hidden_size), np.float32) for l in spec.hidden_layers(num_layers)},
+        flow={**{k: np.zeros((num_layers, num_heads, n), np.float32) for k in FLOW_STATS},
+              "hop2": np.zeros((num_layers, n), np.float32), "hop2_bins": np.zeros((len(bin_pairs()), n), np.float32),
+              "rollout": np.zeros((1, n), np.float32), "rollout_last": np.zeros((1, n), np.float32)},
     )
     t = features_from_observation(obs, spec)
     return t.names, t.groups
@@ -310,9 +352,7 @@ def observe_for(lm, chain: ChainLike, spec: FeatureSpec, kept: list[int] | None 
 def observe_for_many(lm, chains: list[ChainLike], spec: FeatureSpec,
                      kept: list[list[int] | None] | None = None) -> list[Observation]:
     """`observe_for` of several chains, several per forward pass (kept: per chain, or None)."""
-    return observe_batch(lm, chains, attention=spec.needs_attention,
-                         probe=spec.probe if spec.needs_probe else None, window=spec.window, kept=kept,
-                         hidden_layers=spec.hidden_layers(lm.num_layers))
+    return observe_batch(lm, chains, attention=spec.needs_attention, kept=kept, **spec.observe_kwargs())
 
 
 def extract_features(lm, chain: ChainLike | list[ChainLike], spec: FeatureSpec | None = None,

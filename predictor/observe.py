@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .attention_flow import flow_attention
 from .attention_stats import ATTENTION_STATS, Span, chunked_stats, reduce_weights, stats_attention, supports_chunked
 from .batching import plan_batches, token_budget
 from .chains import Chain, ChainLike, as_chain
@@ -41,6 +42,8 @@ class Observation:
     attn[stat]: float32 [layers, heads, n] (ATTENTION_STATS), empty when observed without attention.
     hidden[l]: float32 [n, d_model], the residual stream at each reasoning token after decoder layer l
     (1-based; l = num_layers is the final, normed output), for the layers asked for (else empty).
+    flow[stat]: float32, `attention_flow.FLOW_STATS` [layers, heads, n] and MULTIHOP_STATS, only when
+    observed with flow=True (value-norm-weighted and multi-hop attention; else empty).
     logprob/entropy/token_rank: float32 [n]: log p(token | prefix), predictive entropy (nats) at the
     token's position, and the token's rank under that prediction (1 = argmax).
     """
@@ -53,6 +56,7 @@ class Observation:
     attn: dict[str, np.ndarray] = field(default_factory=dict)
     hidden: dict[int, np.ndarray] = field(default_factory=dict)
     tokens: list[str] = field(default_factory=list)
+    flow: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
     lm: LM | None = field(default=None, repr=False, compare=False)
 
@@ -142,8 +146,8 @@ def _pad_id(tokenizer) -> int:
 
 
 def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention: bool, window: int,
-                   hidden_layers: tuple[int, ...], method: str) -> list[tuple]:
-    """One right-padded forward pass over seqs; per row: (logprob, entropy, rank, attn, hidden)."""
+                   hidden_layers: tuple[int, ...], method: str, flow: bool = False) -> list[tuple]:
+    """One right-padded forward pass over seqs; per row: (logprob, entropy, rank, attn, hidden, flow)."""
     base, head, cap = base_and_head(lm.model)
     B, T = len(seqs), max(len(s) for s in seqs)
     x = torch.full((B, T), _pad_id(lm.tokenizer), dtype=torch.long)
@@ -183,8 +187,13 @@ def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention:
             return hook
         handles += [m.register_forward_hook(eager_hook(i)) for i, m in enumerate(mods)]
         ctx = eager_attention(lm.model)
+    flows: list = []
     try:
-        with ctx as collected:
+        with contextlib.ExitStack() as stack:
+            collected = stack.enter_context(ctx)
+            if flow:  # inside ctx: the flow wrapper calls whatever attention ctx switched on
+                flows = stack.enter_context(flow_attention(lm.model, attention_modules(lm.model),
+                                                           decoder_layers(lm.model), spans))
             out = base(input_ids=x, use_cache=False)
         if attention and method == "chunked":
             stats = collected
@@ -203,7 +212,8 @@ def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention:
         attn = {k: torch.stack([stats[i][b][k] for i in range(len(mods))]).numpy() for k in ATTENTION_STATS} \
             if attention else {}
         res.append((tok_lp[a:a + sp.n].float().numpy(), entropy[a:a + sp.n].float().numpy(),
-                    rank[a:a + sp.n].numpy().astype(np.float32), attn, {l: hidden[l][b] for l in hidden_layers}))
+                    rank[a:a + sp.n].numpy().astype(np.float32), attn, {l: hidden[l][b] for l in hidden_layers},
+                    {k: v.numpy() for k, v in flows[b].items()} if flow else {}))
         a += sp.n
     return res
 
@@ -212,13 +222,15 @@ def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention:
 def observe_batch(lm: LM, chains: list[ChainLike], attention: bool = True, probe: str | None = DEFAULT_PROBE,
                   window: int = WINDOW, kept: list[list[int] | None] | None = None,
                   hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = (),
-                  forward: bool = True, method: str = "auto", budget: int | None = None) -> list[Observation]:
+                  forward: bool = True, method: str = "auto", budget: int | None = None,
+                  flow: bool = False) -> list[Observation]:
     """`observe` for several chains, several per forward pass; the same results as one at a time.
 
     kept: per chain, the reasoning indices to observe (or None for all). method: "chunked" (sdpa +
     blockwise statistics from queries and keys), "eager" (the reference: eager attention weights),
     "auto" (chunked for sdpa models, else eager). budget: padded token slots per pass (default
     `batching.token_budget`: fixed on CPU, by free memory on GPU); 1 observes one chain per pass.
+    flow: also collect `Observation.flow` (value-norm-weighted and multi-hop attention, `attention_flow`).
     Raises ChainError (empty, too long) or ProbeTooLongError (the chain fits, the probe does not; see
     `observe`) for the first unscorable chain, before any pass runs.
     """
@@ -258,18 +270,18 @@ def observe_batch(lm: LM, chains: list[ChainLike], attention: bool = True, probe
     for batch in plan_batches([len(s) for s in seqs], budget):
         tb = time.perf_counter()
         rows = _forward_batch(lm, [lays[i] for i in batch], [seqs[i] for i in batch], attention, window,
-                              hidden_layers, method)
+                              hidden_layers, method, flow)
         sec = (time.perf_counter() - tb) / len(batch)
-        for i, (lp, ent, rank, attn, hid) in zip(batch, rows):
+        for i, (lp, ent, rank, attn, hid, flo) in zip(batch, rows):
             results[i] = Observation(chain=chains_[i], layout=lays[i], logprob=lp, entropy=ent, token_rank=rank,
-                                     attn=attn, hidden=hid, tokens=decode(lays[i]), seconds=sec, lm=lm)
+                                     attn=attn, hidden=hid, flow=flo, tokens=decode(lays[i]), seconds=sec, lm=lm)
     return results  # type: ignore[return-value]
 
 
 def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None = DEFAULT_PROBE,
             window: int = WINDOW, kept: list[int] | None = None,
             hidden_layers: tuple[int, ...] = (), hidden_depths: tuple[float, ...] = (),
-            forward: bool = True, method: str = "auto") -> Observation:
+            forward: bool = True, method: str = "auto", flow: bool = False) -> Observation:
     """Run one forward pass over a chain (default layout + probe) and collect what scorers need.
 
     kept: observe only these reasoning token indices (sorted), e.g. the survivors of a partial
@@ -285,7 +297,7 @@ def observe(lm: LM, chain: ChainLike, attention: bool = True, probe: str | None 
     """
     return observe_batch(lm, [chain], attention=attention, probe=probe, window=window, kept=[kept],
                          hidden_layers=hidden_layers, hidden_depths=hidden_depths, forward=forward,
-                         method=method)[0]
+                         method=method, flow=flow)[0]
 
 
 def observe_many(lm: LM, chains: ChainLike | list[ChainLike], **kw) -> list[Observation]:

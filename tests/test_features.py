@@ -77,7 +77,7 @@ def test_attention_columns_match_brute_force(lm, chains):
 
 def test_non_attention_columns(lm, chains):
     chain = chains[1]
-    obs = observe(lm, chain, hidden_layers=ALL.hidden_layers(L))
+    obs = observe(lm, chain, hidden_layers=ALL.hidden_layers(L), flow=True)
     t = features_from_observation(obs, ALL)
     n = obs.n
     np.testing.assert_allclose(t.column("logit.surprisal"), -obs.logprob, rtol=1e-6)
@@ -107,7 +107,7 @@ def test_names_stable_unique_and_predictable(lm, chains):
     assert groups.count("probe") == L * H + 2 * L + 4
     assert groups.count("pooled_attention") == 5 * 4 * 5
     # non-attention columns do not depend on the LM's shape
-    shaped = ("attn.", "probe", "pooled.", "hid.")
+    shaped = ("attn.", "probe", "pooled.", "hid.", "vn.", "hop.hop2.L")
     assert [x for x in names if not x.startswith(shaped)] == \
         [x for x in feature_names(ALL, 30, 9, hidden_size=576)[0] if not x.startswith(shaped)]
     assert [x for x, g in zip(names, groups) if g == "logits"][:3] == ["logit.surprisal", "logit.entropy", "logit.log_rank"]
