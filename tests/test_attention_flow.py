@@ -164,3 +164,12 @@ def test_grouped_query_heads_share_values_but_not_output_slices(tokenizer):
     np.testing.assert_allclose(obs.flow["vnorm"], ref["vnorm"], rtol=1e-6)
     assert not np.allclose(obs.flow["vnorm"][0, 0], obs.flow["vnorm"][0, 1])
     np.testing.assert_allclose(obs.flow["rollout_last"], ref["rollout_last"], rtol=1e-6, atol=1e-9)
+
+
+def test_adding_the_flow_groups_changes_no_other_column(tiny_lm):
+    wide = extract_features(tiny_lm, CHAINS, FeatureSpec(groups=DEFAULT_GROUPS + ("value_norm", "multihop")))
+    plain = extract_features(tiny_lm, CHAINS, FeatureSpec(groups=DEFAULT_GROUPS))
+    for w, p in zip(wide, plain):
+        sub = w.select(DEFAULT_GROUPS)
+        assert sub.names == p.names
+        np.testing.assert_array_equal(sub.values, p.values)
