@@ -243,6 +243,22 @@ def _coverage(recs: list[dict], position: dict[str, int]) -> str:
     return text
 
 
+ROWS_MARKER = "<!-- rows: "
+
+
+def _fill_rows(text: str) -> str:
+    """A static section's `<!-- rows: long/x.jsonl aqua/y.jsonl -->` line becomes one table row per file
+    (paths under data/ranked/), computed like the tables above, so counts never go stale."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(ROWS_MARKER):
+            names = line[len(ROWS_MARKER):].split("-->")[0].split()
+            out += [_rows(name, read_ranked(HERE / "ranked" / name)) + "\n" for name in names]
+        else:
+            out.append(line)
+    return "".join(out)
+
+
 def _read_dir(folder: Path) -> dict[str, list[dict]]:
     """file name -> records, for every non-empty ranked file directly in `folder`."""
     return {path.name: recs for path in sorted(folder.glob("*.jsonl")) if (recs := read_ranked(path))}
@@ -293,7 +309,7 @@ def card_text() -> str:
         sampled = SAMPLED_CARD.format(n_chains=len(chains), agree=sum(c["answer"] == c["gsm8k_answer"] for c in chains),
                                       rows="\n".join(_rows(n, r) for n, r in ranked.items()) or "| (none yet) |")
     # static sections (data/card/*.md, in name order) end the card: cards of data that no ranked file describes yet
-    static = "".join(path.read_text(encoding="utf-8") for path in sorted((HERE / "card").glob("*.md")))
+    static = "".join(_fill_rows(path.read_text(encoding="utf-8")) for path in sorted((HERE / "card").glob("*.md")))
     return CARD.format(gpu_main=_gpu_note(main_joint, "", 26, 1.96), gemma=gemma, policy=policy, sampled=sampled, n_queue=f"{len(queue_ids):,}", rows="\n".join(rows), coverage=coverage,
                        matmul=matmul, verify_matmul=VERIFY_MATMUL,
                        lm=", ".join(sorted(lms)),
