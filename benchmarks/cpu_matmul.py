@@ -50,7 +50,7 @@ def linear_table(model, rows: int, repeats: int) -> None:
 
 def greedy_table(lm, chains, steps: int, repeats: int) -> None:
     from predictor.cpu_matmul import use_onednn_linears
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
     from predictor.lm import LM
 
     fast = LM(model=copy.deepcopy(lm.model), tokenizer=lm.tokenizer, name=lm.name, fingerprint=lm.fingerprint)
@@ -60,8 +60,8 @@ def greedy_table(lm, chains, steps: int, repeats: int) -> None:
     for c in chains:
         d_t, f_t = [], []
         for _ in range(repeats):
-            d = greedy_prune(lm, c, max_steps=steps)
-            f = greedy_prune(fast, c, max_steps=steps)
+            d = greedy_prune(lm, c, SearchOptions(max_steps=steps))
+            f = greedy_prune(fast, c, SearchOptions(max_steps=steps))
             d_t.append(d.seconds)
             f_t.append(f.seconds)
         diff = float(np.max(np.abs(np.array(d.trajectory) - np.array(f.trajectory))))

@@ -36,11 +36,11 @@ def profile_step(lm, chain) -> None:
     """Print the operators of one greedy step (all candidate deletions of the full chain), by self time."""
     from torch.profiler import ProfilerActivity, profile
 
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
 
-    greedy_prune(lm, chain, max_steps=1)  # warm-up
+    greedy_prune(lm, chain, SearchOptions(max_steps=1))  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        res = greedy_prune(lm, chain, max_steps=1)
+        res = greedy_prune(lm, chain, SearchOptions(max_steps=1))
     print(f"{chain.id}: one step, {res.lm_tokens} LM tokens")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
@@ -52,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
     from predictor.layout import encode_chain
     from predictor.lm import load_lm
 
@@ -70,7 +70,7 @@ def main() -> None:
         g_t, p_t, tokens = [], [], 0
         for _ in range(args.repeats):
             t = time.perf_counter()
-            res = greedy_prune(lm, c, max_steps=args.steps)
+            res = greedy_prune(lm, c, SearchOptions(max_steps=args.steps))
             g_t.append(time.perf_counter() - t)
             tokens = res.lm_tokens
             # rows as wide as the fast path's average suffix (answer + half the chain)

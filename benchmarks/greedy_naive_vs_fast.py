@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from predictor.cpu_matmul import use_onednn_linears
-    from predictor.greedy import greedy_layout
+    from predictor.greedy import SearchOptions, greedy_layout
     from predictor.layout import Layout
     from predictor.lm import load_lm
     from predictor.ranked import read_ranked
@@ -93,7 +93,7 @@ def main() -> None:
             lay = Layout(rec["prompt_ids"], rec["reasoning_ids"], rec["answer_ids"])
 
             def fast(**kw):
-                r = greedy_layout(fast_lm, lay, max_steps=steps, **kw)
+                r = greedy_layout(fast_lm, lay, SearchOptions(max_steps=steps, **kw))
                 return r.order, r.lm_tokens
 
             runs = {naive: lambda: naive_greedy(lm.model, lay, steps)}
@@ -103,7 +103,7 @@ def main() -> None:
                 runs["fast, packed, each state fresh"] = lambda: fast(pack=True, reuse=False, bound=False)
             runs["fast, packed + suffix reuse"] = lambda: fast(bound=False)
             runs["fast, packed + suffix reuse + bound (default)"] = lambda: fast()
-            greedy_layout(fast_lm, lay, max_steps=1)  # warm-up
+            greedy_layout(fast_lm, lay, SearchOptions(max_steps=1))  # warm-up
             naive_greedy(lm.model, lay, 1)
             walls = {k: [] for k in runs}
             cpus = {k: [] for k in runs}

@@ -55,7 +55,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from predictor.cpu_matmul import onednn_applicable, use_onednn_linears
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
     from predictor.lm import load_lm
     from predictor.ranked import read_ranked, record_chain
 
@@ -67,14 +67,14 @@ def main() -> None:
     pack = not args.rows
     reuse = False if (args.rows or args.fresh) else None
     bound = False if (args.rows or args.fresh or args.no_bound) else None
-    greedy_prune(lm, chain, max_steps=1, pack=pack, reuse=reuse, bound=bound)  # warm-up
+    greedy_prune(lm, chain, SearchOptions(max_steps=1, pack=pack, reuse=reuse, bound=bound))  # warm-up
     if args.by_size:
         by_size(lm, rec, chain, args, pack, reuse, bound)
         return
     t = time.perf_counter()
     cpu = time.process_time()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse, bound=bound)
+        res = greedy_prune(lm, chain, SearchOptions(max_steps=args.steps, pack=pack, reuse=reuse, bound=bound))
     wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert res.order == rec["order"][: len(res.order)], "the profiled search's order differs from the stored labels"
     print(f"{rec['id']}: n={args.length}, {len(res.order)} steps, {res.lm_tokens} LM tokens, {wall:.1f} s wall, "
@@ -94,7 +94,7 @@ def main() -> None:
 def by_size(lm, rec, chain, args, pack, reuse, bound) -> None:
     """Time every packed block forward of one search; print them grouped by input count."""
     import predictor.greedy.suffix_reuse as gsr
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
 
     timed: list[tuple[int, float]] = []
     block = gsr.SuffixReuseScorer._block
@@ -108,7 +108,7 @@ def by_size(lm, rec, chain, args, pack, reuse, bound) -> None:
     gsr.SuffixReuseScorer._block = timed_block
     try:
         t = time.perf_counter()
-        res = greedy_prune(lm, chain, max_steps=args.steps, pack=pack, reuse=reuse, bound=bound)
+        res = greedy_prune(lm, chain, SearchOptions(max_steps=args.steps, pack=pack, reuse=reuse, bound=bound))
         wall = time.perf_counter() - t
     finally:
         gsr.SuffixReuseScorer._block = block

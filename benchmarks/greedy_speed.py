@@ -31,7 +31,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from predictor.chains import read_gsm8k
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
     from predictor.greedy.reference import greedy_prune_reference
     from predictor.layout import encode_chain
     from predictor.lm import load_lm
@@ -51,7 +51,7 @@ def main() -> None:
         ref_t, fast_t = [], []
         for _ in range(args.repeats):
             t = time.perf_counter(); ref = greedy_prune_reference(lm, c, max_steps=steps); ref_t.append(time.perf_counter() - t)
-            t = time.perf_counter(); fast = greedy_prune(lm, c, max_steps=steps); fast_t.append(time.perf_counter() - t)
+            t = time.perf_counter(); fast = greedy_prune(lm, c, SearchOptions(max_steps=steps)); fast_t.append(time.perf_counter() - t)
         r, f = statistics.median(ref_t), statistics.median(fast_t)
         k = len(fast.order)
         diff = float(np.max(np.abs(np.array(fast.trajectory) - np.array(ref.trajectory))))

@@ -64,7 +64,7 @@ def main() -> None:
 
     from predictor.chains import iter_jsonl, read_gsm8k
     from predictor.evaluation import stored_split_ids
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
     from predictor.layout import encode_chain
     from predictor.lm import load_lm
     from predictor.ranked import read_ranked, record_chain
@@ -98,7 +98,7 @@ def main() -> None:
             n, a = lay.n, len(lay.answer_ids)
             tp = statistics.median(_seconds(rp.predict_ranks, c) for _ in range(args.repeats))
             steps = None if n <= args.full_upto else args.max_steps
-            tg = _seconds(lambda: greedy_prune(lm, c, max_steps=steps))
+            tg = _seconds(lambda: greedy_prune(lm, c, SearchOptions(max_steps=steps)))
             est = ""
             if steps is not None:
                 tg *= greedy_tokens(n, a) / greedy_tokens(n, a, steps)

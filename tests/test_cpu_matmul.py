@@ -10,7 +10,7 @@ import torch
 
 from predictor.cli import main
 from predictor.cpu_matmul import onednn_applicable, use_onednn_linears, uses_onednn
-from predictor.greedy import greedy_prune
+from predictor.greedy import SearchOptions, greedy_prune
 from predictor.lm import LM
 
 from conftest import CHAINS, make_tiny_lm
@@ -42,8 +42,8 @@ def test_conversion_swaps_linears_and_keeps_the_outputs(pair):
 def test_greedy_labels_agree_with_the_default_path(pair, objective):
     lm, fast = pair
     for chain in CHAINS:
-        ref = greedy_prune(lm, chain, objective)
-        got = greedy_prune(fast, chain, objective, batch_tokens=7)  # also across block boundaries
+        ref = greedy_prune(lm, chain, SearchOptions(objective))
+        got = greedy_prune(fast, chain, SearchOptions(objective, batch_tokens=7))  # also across block boundaries
         assert got.order == ref.order
         np.testing.assert_allclose(got.trajectory, ref.trajectory, atol=1e-3)
 

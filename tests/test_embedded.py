@@ -25,10 +25,10 @@ def test_embedded_lm_shape(lm):
 
 
 def test_fast_greedy_matches_reference_on_embedded(lm):
-    from predictor.greedy import greedy_prune
+    from predictor.greedy import SearchOptions, greedy_prune
     from predictor.greedy.reference import greedy_prune_reference
 
-    fast = greedy_prune(lm, CHAIN, max_steps=3)
+    fast = greedy_prune(lm, CHAIN, SearchOptions(max_steps=3))
     ref = greedy_prune_reference(lm, CHAIN, max_steps=3)
     assert fast.order == ref.order
     np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-3)
@@ -74,7 +74,7 @@ def test_bound_and_reuse_give_the_stored_order_with_fewer_tokens(lm, monkeypatch
     from pathlib import Path
 
     import predictor.greedy.suffix_reuse as gsr
-    from predictor.greedy import greedy_layout
+    from predictor.greedy import SearchOptions, greedy_layout
     from predictor.layout import Layout
     from predictor.ranked import read_ranked
 
@@ -82,7 +82,7 @@ def test_bound_and_reuse_give_the_stored_order_with_fewer_tokens(lm, monkeypatch
     rec = next(r for r in read_ranked(path, objective="joint") if r["id"] == "gsm8k-train-588")
     lay = Layout(rec["prompt_ids"], rec["reasoning_ids"], rec["answer_ids"])
     fast = greedy_layout(lm, lay)
-    plain = greedy_layout(lm, lay, bound=False)
+    plain = greedy_layout(lm, lay, SearchOptions(bound=False))
     assert fast.order == plain.order == rec["order"]
     np.testing.assert_allclose(fast.trajectory, plain.trajectory, atol=1e-3)
     print(f"tokens: default {fast.lm_tokens}, reuse alone {plain.lm_tokens}")

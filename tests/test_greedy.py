@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from predictor.greedy import greedy_prune
+from predictor.greedy import SearchOptions, greedy_prune
 from predictor.greedy.reference import greedy_prune_reference
 from predictor.layout import ChainError
 
@@ -14,7 +14,7 @@ from predictor.layout import ChainError
 @pytest.mark.parametrize("batch_tokens", [None, 9])
 def test_fast_equals_reference(tiny_lm, chains, objective, stride, batch_tokens):
     for chain in chains:
-        fast = greedy_prune(tiny_lm, chain, objective, stride, batch_tokens=batch_tokens)
+        fast = greedy_prune(tiny_lm, chain, SearchOptions(objective, stride, batch_tokens=batch_tokens))
         ref = greedy_prune_reference(tiny_lm, chain, objective, stride)
         assert fast.order == ref.order
         np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-4)
@@ -56,11 +56,11 @@ def test_bad_inputs(tiny_lm):
     with pytest.raises(ChainError, match="empty"):
         greedy_prune(tiny_lm, {"question": "q", "reasoning": "   \n", "answer": "1"})
     with pytest.raises(ValueError, match="unknown objective"):
-        greedy_prune(tiny_lm, {"question": "q", "reasoning": "a b", "answer": "1"}, objective="nope")
+        SearchOptions(objective="nope")
     with pytest.raises(ChainError, match="exceed the LM's context"):
         greedy_prune(tiny_lm, {"question": "q", "reasoning": "word " * 600, "answer": "1"})
     with pytest.raises(ValueError, match="stride"):
-        greedy_prune(tiny_lm, {"question": "q", "reasoning": "a b", "answer": "1"}, stride=0)
+        SearchOptions(stride=0)
 
 
 @pytest.mark.parametrize("objective", ["joint", "answer"])
@@ -75,8 +75,8 @@ def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, 
     for pack, reuse, bound in ((True, True, True), (True, True, False), (True, False, True), (True, False, False),
                                (False, False, False)):
         for budget in (1, 64, 100_000):
-            fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=pack, reuse=reuse, bound=bound,
-                                batch_tokens=budget)
+            fast = greedy_prune(tiny_lm, chains[1], SearchOptions(objective, pack=pack, reuse=reuse, bound=bound,
+                                                                   batch_tokens=budget))
             assert fast.order == ref.order, (pack, reuse, bound, budget)
             np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
             assert tokens.setdefault((pack, reuse, bound), fast.lm_tokens) == fast.lm_tokens
@@ -84,9 +84,9 @@ def test_packed_and_row_blocks_of_any_size_match_the_reference(tiny_lm, chains, 
     # shows it on SmolLM2), but with a store the deleted candidate's suffix replaces the next state forward
     assert tokens[True, True, True] <= tokens[True, True, False] < tokens[True, False, False] == tokens[False, False, False]
     assert tokens[True, False, True] < tokens[True, False, False]
-    assert greedy_prune(tiny_lm, chains[1], objective=objective).lm_tokens == tokens[True, True, True]  # CPU default
+    assert greedy_prune(tiny_lm, chains[1], SearchOptions(objective)).lm_tokens == tokens[True, True, True]  # CPU default
     monkeypatch.setattr(gc, "default_kv_tokens", lambda model, device: 1)  # rows: one candidate per block
-    fast = greedy_prune(tiny_lm, chains[1], objective=objective, pack=False)
+    fast = greedy_prune(tiny_lm, chains[1], SearchOptions(objective, pack=False))
     assert fast.order == ref.order
 
 
@@ -140,17 +140,37 @@ def test_suffix_reuse_with_the_shortest_answers(tiny_lm, answer_len):
 
     lay = Layout([1, 40, 41, 42], [50, 51, 52, 50, 53, 54, 55], [60, 61][:answer_len])
     for budget in (1, 4, None):
-        fast = greedy_layout(tiny_lm, lay, batch_tokens=budget)
+        fast = greedy_layout(tiny_lm, lay, SearchOptions(batch_tokens=budget))
         ref = greedy_layout_reference(tiny_lm, lay)
         assert fast.order == ref.order
         np.testing.assert_allclose(fast.trajectory, ref.trajectory, atol=1e-8)
 
 
-def test_reuse_and_bound_need_the_packed_layout(tiny_lm, chains):
+def test_reuse_and_bound_need_the_packed_layout():
     with pytest.raises(ValueError, match="packed"):
-        greedy_prune(tiny_lm, chains[0], pack=False, reuse=True)
+        SearchOptions(pack=False, reuse=True)
     with pytest.raises(ValueError, match="packed"):
-        greedy_prune(tiny_lm, chains[0], pack=False, bound=True)
+        SearchOptions(pack=False, bound=True)
+
+
+@pytest.mark.parametrize("bad", [{"stride": 1.5}, {"stride": True}, {"batch_tokens": 0}, {"max_steps": -1}])
+def test_search_options_are_validated(bad):
+    with pytest.raises(ValueError):
+        SearchOptions(**bad)
+
+
+def test_loose_fields_still_work_and_do_not_mix_with_options(tiny_lm, chains):
+    """The former signature (objective, stride, ... positional or by name) builds the same SearchOptions."""
+    want = greedy_prune(tiny_lm, chains[0], SearchOptions("answer", 2, max_steps=2))
+    for got in (greedy_prune(tiny_lm, chains[0], "answer", 2, max_steps=2),
+                greedy_prune(tiny_lm, chains[0], objective="answer", stride=2, max_steps=2),
+                greedy_prune(tiny_lm, chains[0], options=SearchOptions("answer", 2, max_steps=2))):
+        assert got.order == want.order and got.lm_tokens == want.lm_tokens
+    assert len(want.order) == 4
+    with pytest.raises(TypeError, match="not both"):
+        greedy_prune(tiny_lm, chains[0], SearchOptions(), stride=2)
+    with pytest.raises(ValueError, match="stride"):
+        greedy_prune(tiny_lm, chains[0], stride=0)
 
 
 def test_sliding_window_model_matches_reference(tokenizer):

@@ -111,7 +111,7 @@ class LabelJob(ChainJob):
         return self.budget * search_cost(lay.n, len(lay.answer_ids), self.args.stride)
 
     def record(self, chain: Chain) -> dict[str, Any]:
-        from ..greedy import greedy_prune
+        from ..greedy import SearchOptions, greedy_prune
         from ..ranked import ranked_record
 
         self.cost(chain)  # the --max-tokens check (encoding is cheap)
@@ -123,7 +123,8 @@ class LabelJob(ChainJob):
             res = approximate_greedy_layout(self.lm, lay, self.args.objective, self.budget,
                                             batch_tokens=self.args.batch_tokens)
         else:
-            res = greedy_prune(self.lm, chain, self.args.objective, self.args.stride, self.args.batch_tokens)
+            res = greedy_prune(self.lm, chain, SearchOptions(self.args.objective, stride=self.args.stride,
+                                                              batch_tokens=self.args.batch_tokens))
         rec = ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
                             self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
         if self.budget < 1:

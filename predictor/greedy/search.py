@@ -12,6 +12,7 @@ the reference search.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,7 +29,8 @@ from .suffix_reuse import SuffixReuseScorer
 
 
 def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = None,
-                pack: bool | None = None, reuse: bool | None = None, bound: bool | None = None) -> CandidateScorer:
+                pack: bool | None = None, reuse: bool | None = None, bound: bool | None = None,
+                guess_margin: float | None = None) -> CandidateScorer:
     """The candidate scorer for one chain: packed with suffix reuse and the bound on CPU, padded rows on CUDA.
 
     reuse / bound None: on whenever the layout is packed. bound=True makes `candidates` return upper
@@ -40,67 +42,99 @@ def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = 
     if (reuse or bound) and not packed:
         raise ValueError("suffix reuse and the bound need the packed layout (pack=True)")
     if packed:
-        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False, bound=bound is not False)
+        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False, bound=bound is not False,
+                                 guess_margin=guess_margin)
     return CandidateScorer(lm, lay, objective, batch_tokens)
 
 
+@dataclass(frozen=True)
+class SearchOptions:
+    """Knobs of the exact search (validated on construction).
+
+    objective: "joint" (log P(R_kept, A | Q), default) or "answer" (log P(A | Q, R_kept)).
+    stride: tokens deleted per step; >1 is an approximation that is ~stride x faster.
+    batch_tokens: candidate tokens per batched forward (None: by device memory).
+    max_steps: stop after this many steps (partial order; for benchmarks). None: all.
+    pack: score a block's candidates packed into one sequence (True) or as padded rows (False);
+        None: packed on CPU, rows on CUDA. Same result either way, up to float round-off.
+    reuse: carry each candidate's suffix KV to the next step (packed layout, stride 1 only);
+        None: whenever packed. Same result either way, up to float round-off.
+    bound: stop scoring a candidate once its upper bound falls below the best complete score
+        (packed layout, stride 1 only); None: whenever packed. Same order and trajectory.
+    guess_margin: an approximation (None: exact): with the bound, also stop scoring a candidate once
+        its guessed complete score (the bound's guess of its remaining suffix log-probs) falls below the
+        best by more than this many nats; it keeps that guess as its score.
+
+    The fields keep the order of `greedy_prune`'s former loose arguments, so
+    `greedy_prune(lm, chain, "joint", 4)` still means SearchOptions("joint", 4)."""
+
+    objective: str = "joint"
+    stride: int = 1
+    batch_tokens: int | None = None
+    max_steps: int | None = None
+    pack: bool | None = None
+    reuse: bool | None = None
+    bound: bool | None = None
+    guess_margin: float | None = None
+
+    def __post_init__(self) -> None:
+        check_objective(self.objective)
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 1:
+            raise ValueError(f"stride must be an integer >= 1, got {self.stride!r}")
+        for name in ("batch_tokens", "max_steps"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "batch_tokens" else 0)):
+                raise ValueError(f"{name} must be an integer >= {1 if name == 'batch_tokens' else 0} or None, got {v!r}")
+        if self.guess_margin is not None and not self.guess_margin >= 0:
+            raise ValueError(f"guess_margin must be >= 0 or None, got {self.guess_margin!r}")
+        if (self.reuse or self.bound) and self.pack is False:
+            raise ValueError("suffix reuse and the bound need the packed layout (pack=True)")
+
+    @classmethod
+    def of(cls, *args, options: "SearchOptions | None" = None, **fields) -> "SearchOptions":
+        """The options of a search call: `options` (keyword or the only positional argument), or the loose
+        fields, positional in field order and/or by name (the former signature). Both: TypeError."""
+        if len(args) == 1 and isinstance(args[0], SearchOptions):
+            options, args = args[0], ()
+        if options is None:
+            return cls(*args, **fields)
+        if args or fields:
+            raise TypeError("pass either a SearchOptions or its fields, not both")
+        return options
+
+
 @torch.no_grad()
-def greedy_prune(
-    lm: LM,
-    chain: ChainLike,
-    objective: str = "joint",
-    stride: int = 1,
-    batch_tokens: int | None = None,
-    max_steps: int | None = None,
-    pack: bool | None = None,
-    reuse: bool | None = None,
-    bound: bool | None = None,
-) -> GreedyResult:
+def greedy_prune(lm: LM, chain: ChainLike, *args, options: SearchOptions | None = None, **fields) -> GreedyResult:
     """Greedy pruning order of one chain's reasoning tokens (exact for stride=1).
 
     Args:
         lm: the LM (see `load_lm`).
         chain: mapping or Chain with question, reasoning, answer.
-        objective: "joint" (log P(R_kept, A | Q), default) or "answer" (log P(A | Q, R_kept)).
-        stride: tokens deleted per step; >1 is an approximation that is ~stride x faster.
-        batch_tokens: candidate tokens per batched forward (default: by device memory).
-        max_steps: stop after this many steps (partial order; for benchmarks). Default: all.
-        pack: score a block's candidates packed into one sequence (True) or as padded rows (False);
-            None: packed on CPU, rows on CUDA. Same result either way, up to float round-off.
-        reuse: carry each candidate's suffix KV to the next step (packed layout, stride 1 only);
-            None: whenever packed. Same result either way, up to float round-off.
-        bound: stop scoring a candidate once its upper bound falls below the best complete score
-            (packed layout, stride 1 only); None: whenever packed. Same order and trajectory.
+        options: the search's knobs (`SearchOptions`; default: the exact search, JOINT objective),
+            passed as the only positional argument after `chain` or by keyword; or instead its fields,
+            loose (`greedy_prune(lm, chain, "answer", max_steps=3)`).
     Returns:
         GreedyResult with order, ranks (1..n), trajectory (n values) and full_objective.
     Raises:
-        ValueError: unknown objective, stride < 1, or reuse=True or bound=True with pack=False.
+        ValueError: an invalid option (unknown objective, stride < 1, reuse=True or bound=True with
+            pack=False, ...); TypeError: both options and loose fields.
     """
+    opts = SearchOptions.of(*args, options=options, **fields)
     lay = encode_chain(lm.tokenizer, as_chain(chain), lm.max_length)
-    return greedy_layout(lm, lay, objective, stride, batch_tokens, max_steps, pack, reuse, bound)
+    return greedy_layout(lm, lay, opts)
 
 
 @torch.no_grad()
-def greedy_layout(
-    lm: LM,
-    lay: Layout,
-    objective: str = "joint",
-    stride: int = 1,
-    batch_tokens: int | None = None,
-    max_steps: int | None = None,
-    pack: bool | None = None,
-    reuse: bool | None = None,
-    bound: bool | None = None,
-) -> GreedyResult:
+def greedy_layout(lm: LM, lay: Layout, *args, options: SearchOptions | None = None, **fields) -> GreedyResult:
     """`greedy_prune` on an encoded layout (e.g. a partly pruned state's; see `greedy_prune` for the args)."""
-    check_objective(objective)
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
+    o = SearchOptions.of(*args, options=options, **fields)
+    objective, stride, max_steps = o.objective, o.stride, o.max_steps
     if needs_reference(lm, lay):
         return greedy_layout_reference(lm, lay, objective, stride, max_steps)
     t0 = time.perf_counter()
     one = stride == 1  # deleting several per step needs every candidate's exact score
-    sc = make_scorer(lm, lay, objective, batch_tokens, pack, reuse if one else False, bound if one else False)
+    sc = make_scorer(lm, lay, objective, o.batch_tokens, o.pack, o.reuse if one else False,
+                     o.bound if one else False, o.guess_margin)
     kept = list(range(lay.n))
     full = sc.step(kept)[0]
     order: list[int] = []

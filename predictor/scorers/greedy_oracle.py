@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..greedy import greedy_layout
+from ..greedy import SearchOptions, greedy_layout
 from ..greedy.approximate import approximate_greedy_layout, check_budget
 from ..lm import LM
 from ..objective import check_objective
@@ -42,7 +42,7 @@ class GreedyScorer(Scorer):
         if self.budget < 1:
             res = approximate_greedy_layout(lm, obs.layout, self.objective, self.budget, batch_tokens=self.batch_tokens)
         else:
-            res = greedy_layout(lm, obs.layout, self.objective, batch_tokens=self.batch_tokens)
+            res = greedy_layout(lm, obs.layout, SearchOptions(self.objective, batch_tokens=self.batch_tokens))
         return np.asarray(res.ranks, dtype=np.float64)
 
     def extra_forward_passes(self, n: int) -> int:
