@@ -56,12 +56,14 @@ def test_budget_one_is_the_exact_search(tiny_lm, exact, objective):
     assert one.order == exact["long", objective].order and one.lm_tokens == exact["long", objective].lm_tokens
 
 
-@pytest.mark.parametrize("objective", ["joint", "answer"])
-def test_rescoring_everything_with_whole_suffixes_equals_exact(tiny_lm, exact, objective):
-    """window None + a lazy round as large as the chain = every gain exact at every step = greedy."""
+@pytest.mark.parametrize("objective,pack", [("joint", True), ("answer", True), ("joint", False)])
+def test_rescoring_everything_with_whole_suffixes_equals_exact(tiny_lm, exact, objective, pack):
+    """window None + a lazy round as large as the chain = every gain exact at every step = greedy, with
+    re-scores packed (the CPU default) or in padded rows (the CUDA one)."""
     lay = _layout(tiny_lm, LONG)
     exact = exact["long", objective]
-    full = approximate_greedy_layout(tiny_lm, lay, objective, options=ApproximateOptions(window=None, batch=10 ** 6))
+    opts = ApproximateOptions(window=None, batch=10 ** 6, pack=pack)
+    full = approximate_greedy_layout(tiny_lm, lay, objective, options=opts)
     assert full.order == exact.order
     np.testing.assert_allclose(full.trajectory, exact.trajectory, atol=1e-8)
     assert full.full_objective == pytest.approx(exact.full_objective, abs=1e-9)
@@ -81,7 +83,9 @@ def test_trajectory_is_the_exact_objective_of_each_kept_state(tiny_lm):
     assert sorted(res.ranks) == list(range(1, lay.n + 1))
 
 
-@pytest.mark.parametrize("options", [None, ApproximateOptions(window=4, init_window=4, batch=3, neighbours=1)])
+@pytest.mark.parametrize("options", [None, ApproximateOptions(window=4, init_window=4, batch=3, neighbours=1),
+                                     ApproximateOptions(window=4, batch=3, neighbours=1, pack=False),
+                                     ApproximateOptions(batch=1, drift=0.5, margin=0.2)])
 def test_lm_tokens_counts_what_ran(tiny_lm, options):
     lay = _layout(tiny_lm, LONG)
     counter = _CountTokens(tiny_lm)
@@ -120,7 +124,7 @@ def test_bad_budget_raises(tiny_lm, budget):
 
 
 @pytest.mark.parametrize("kw", [{"window": 0}, {"init_window": -1}, {"batch": 0}, {"neighbours": -1},
-                                {"step_tokens": -1.0}])
+                                {"step_tokens": -1.0}, {"margin": -0.1}, {"drift": float("nan")}])
 def test_bad_options_raise(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         ApproximateOptions(**kw)

@@ -33,13 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .candidates import default_batch_tokens
-from .result import GreedyResult
-from ..ranks import ranks_from_order
 from ..kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
 from ..layout import Layout
-from ..lm import LM, base_and_head
-from ..objective import check_objective, upcast
+from ..lm import LM
+from ..objective import check_objective
+from ..ranks import ranks_from_order
+from .candidates import CandidateScorer
+from .result import GreedyResult
+from .search import SearchOptions, greedy_layout, make_scorer
 
 # Bounded exact search's LM tokens / (n^3/6 + n^2 a/2): 0.45 on a 102-token GSM8K chain (101,046 tokens,
 # runs/label long chains' `lm_tokens`), 0.55 on a 45-token one (12,833): the cost `budget` is a share of.
@@ -62,7 +63,17 @@ class ApproximateOptions:
     step_tokens: re-scoring LM tokens allowed per step on average (unspent tokens carry over);
         None: no cap, each step re-scores until the highest priority is fresh (plain lazy greedy);
     margin: also re-score candidates whose priority is within `margin` nats of the best fresh gain
-        (priorities are estimates, not bounds)."""
+        (priorities are estimates, not bounds);
+    drift: how far (nats) a stale rest is expected to move per deletion one position away, falling as
+        1/distance and adding up in quadrature over the deletions since its last re-scoring; stale
+        candidates are re-scored in the order of their optimistic priority (priority + that spread),
+        and a step stops re-scoring once the best fresh gain beats every optimistic one by `margin`
+        (0: plain stale priorities);
+    tail: windowed re-scores keep the rest of the suffix beyond the window (its change as of the
+        whole-suffix first scoring, which then also scores each window once more to split the two)
+        instead of dropping it;
+    pack: re-score a block's candidates packed into one sequence (`suffix_reuse`'s layout, through
+        `packed_attention`) or as padded rows; None: packed on CPU, rows on CUDA (as the exact search)."""
 
     window: int | None = None
     init_window: int | None = None
@@ -70,6 +81,9 @@ class ApproximateOptions:
     neighbours: int = 0
     step_tokens: float | None = None
     margin: float = 0.0
+    pack: bool | None = None
+    drift: float = 0.0
+    tail: bool = False
 
     def __post_init__(self) -> None:
         for name in ("window", "init_window"):
@@ -80,6 +94,8 @@ class ApproximateOptions:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if self.neighbours < 0:
             raise ValueError(f"neighbours must be >= 0, got {self.neighbours}")
+        if not self.drift >= 0:
+            raise ValueError(f"drift must be >= 0, got {self.drift}")
         if not self.margin >= 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if self.step_tokens is not None and self.step_tokens < 0:
@@ -113,28 +129,17 @@ def check_budget(budget: float) -> float:
 class _Sequence:
     """The current kept sequence, exact: KV of prompt + seq[:-1] per layer [1, kvh, p+L-1, hd], token
     log-probs tok_lp [L] (float64; tok_lp[t] = log p(seq[t] | prompt + seq[:t])) and the first-token
-    log-prob rows [m+1, V] (rows[j]: next-token distribution after prompt + seq[:j])."""
+    log-prob rows [m+1, V] (rows[j]: next-token distribution after prompt + seq[:j]). Shares the
+    prompt's KV, the LM head and the token count with the candidate scorer `sc`."""
 
-    def __init__(self, model, base, head, cap, lay: Layout):
-        self.base, self.head, self.cap, self.lay = base, head, cap, lay
-        self.dev = next(model.parameters()).device
-        self.p = len(lay.prompt_ids)
-        self.tokens = 0
-        out = self.base(input_ids=torch.tensor([lay.prompt_ids], device=self.dev), use_cache=True)
-        self.tokens += self.p
-        self.kv = layer_kv(output_cache(out))  # prompt only, for now
-        self.prompt_last = self.logprobs(out.last_hidden_state[0, -1:])[0]
+    def __init__(self, sc: CandidateScorer):
+        self.sc, self.lay, self.p, self.dev = sc, sc.lay, sc.p, sc.dev
+        self.kv = sc.prompt_kv  # prompt only, for now
         self.kept: list[int] = []
         self.seq: list[int] = []
         self.tok_lp = torch.zeros(0, dtype=torch.float64, device=self.dev)
-        self.rows = self.prompt_last[None]
-        self.recompute(list(range(lay.n)), 0)
-
-    def logprobs(self, h: torch.Tensor) -> torch.Tensor:
-        logits = upcast(self.head(h))
-        if self.cap:
-            logits = torch.tanh(logits / self.cap) * self.cap
-        return torch.log_softmax(logits, dim=-1)
+        self.rows = sc.prompt_last_lp[None]
+        self.recompute(list(range(self.lay.n)), 0)
 
     @property
     def m(self) -> int:
@@ -143,24 +148,22 @@ class _Sequence:
     def recompute(self, kept: list[int], start: int) -> None:
         """Make `kept` the current sequence, reusing everything before sequence position `start`
         (the first position whose token or context changed)."""
-        lay, p = self.lay, self.p
+        lay, p, sc = self.lay, self.p, self.sc
         seq = [lay.reasoning_ids[i] for i in kept] + lay.answer_ids
         m = len(kept)
         kv = [(k[:, :, : p + start], v[:, :, : p + start]) for k, v in self.kv]
         x = seq[start:-1]
-        rows = self.rows[: start + 1] if start > 0 else self.prompt_last[None]
+        rows = self.rows[: start + 1] if start > 0 else sc.prompt_last_lp[None]
         tok_lp = torch.cat([self.tok_lp[:start], rows[start][seq[start]].double()[None]])
         if x:
             pos = torch.arange(p + start, p + len(seq) - 1, device=self.dev)[None]
-            out = self.base(input_ids=torch.tensor([x], device=self.dev), position_ids=pos, use_cache=True,
-                            **cache_kwargs(self.base, prefix_cache(kv, p + start, 1)))
-            self.tokens += len(x)
-            h = out.last_hidden_state[0]
-            lp = self.logprobs(h)
+            out = sc.base(input_ids=torch.tensor([x], device=self.dev), position_ids=pos, use_cache=True,
+                          **cache_kwargs(sc.base, prefix_cache(kv, p + start, 1)))
+            sc.tokens += len(x)
+            lp = sc._logprobs(out.last_hidden_state[0])
             tgt = torch.tensor(seq[start + 1:], device=self.dev)
             tok_lp = torch.cat([tok_lp, lp.gather(1, tgt[:, None])[:, 0].double()])
-            n_rows = max(0, m - start)  # rows[j] for j = start+1 .. m
-            rows = torch.cat([rows, lp[:n_rows]])
+            rows = torch.cat([rows, lp[:max(0, m - start)]])  # rows[j] for j = start+1 .. m
             kv = layer_kv(output_cache(out))
         self.kept, self.seq, self.tok_lp, self.rows, self.kv = list(kept), seq, tok_lp, rows[: m + 1], kv
 
@@ -183,82 +186,37 @@ class _Sequence:
 
 
 class _WindowScorer:
-    """Gains of deleting chosen kept positions of a `_Sequence`, each over a window of its suffix."""
+    """Gains of deleting chosen kept positions of a `_Sequence`, each over a window of its suffix: the
+    local gain plus the change of the next window targets' log-probs, run by the candidate scorer
+    (`CandidateScorer.suffix_sums`: packed or padded rows)."""
 
-    def __init__(self, cur: _Sequence, joint: bool, window: int | None, batch_tokens: int):
-        self.cur, self.joint, self.window, self.budget = cur, joint, window, batch_tokens
+    def __init__(self, cur: _Sequence, joint: bool, window: int | None):
+        self.cur, self.joint, self.window = cur, joint, window
 
-    def cost(self, j: int) -> int:
-        """LM tokens that re-scoring sequence position j runs."""
+    def inputs(self, j: int) -> int:
+        """Suffix inputs (LM tokens) that re-scoring sequence position j runs: its window targets but the
+        first, which the unchanged prefix predicts."""
         w = len(self.cur.seq) - 1 - j
         return max(0, (w if self.window is None else min(self.window, w)) - 1)
 
+    cost = inputs
+
     def gains(self, js: list[int]) -> np.ndarray:
         """gain[i] = (windowed) objective after deleting position js[i] minus the current objective."""
-        cur = self.cur
-        L = len(cur.seq)
-        out = np.zeros(len(js))
+        cur, sc = self.cur, self.cur.sc
+        if not js:
+            return np.zeros(0)
         order = sorted(range(len(js)), key=lambda i: js[i])
-        i = 0
-        while i < len(order):
-            # block of candidates, sized so that rows x (prefix + inputs) stays within the token budget
-            lens: list[int] = []
-            block: list[int] = []
-            while i < len(order):
-                j = js[order[i]]
-                w = L - 1 - j if self.window is None else min(self.window, L - 1 - j)  # suffix targets
-                if block and (len(block) + 1) * (cur.p + j + max(lens + [w])) > self.budget * 8:
-                    break
-                block.append(order[i])
-                lens.append(w)
-                i += 1
-            self._score_block([js[b] for b in block], lens, out_idx=block, out=out)
+        cands = [js[i] for i in order]
+        lens = [self.inputs(j) for j in cands]
+        new = sc.suffix_sums(cur.seq, cur.m, cur.kv, cands, lens)
+        tok_lp = cur.tok_lp
+        old = torch.stack([tok_lp[j + 2 + sc.first_used(cur.m, j): j + 2 + ln].sum() if ln else tok_lp.new_zeros(())
+                           for j, ln in zip(cands, lens)])
+        local = cur.local_gains(self.joint)[cands]
+        out = np.zeros(len(js))
+        out[order] = local + (new - old).cpu().numpy()
         return out
-
-    def _score_block(self, js: list[int], lens: list[int], out_idx: list[int], out: np.ndarray) -> None:
-        cur, joint = self.cur, self.joint
-        m, seq, tok_lp, p, dev = cur.m, cur.seq, cur.tok_lp, cur.p, cur.dev
-        B = len(js)
-        # own term (joint) and the first suffix target, predicted from the unchanged prefix
-        base = np.zeros(B)
-        for b, j in enumerate(js):
-            w = lens[b]
-            own = -float(tok_lp[j]) if joint else 0.0
-            if w >= 1:
-                t = j + 1  # first suffix target: seq[j+1] after prefix seq[:j]
-                new = float(cur.rows[j][seq[t]]) if j <= m else 0.0
-                if joint or t >= m:
-                    own += new - float(tok_lp[t])
-            base[b] = own
-        Lmax = max(lens) - 1  # inputs seq[j+1 : j+w] predict seq[j+2 : j+w+1]
-        if Lmax > 0:
-            cache_len = p + max(js)
-            ids = torch.zeros(B, Lmax, dtype=torch.long, device=dev)
-            tgt = torch.zeros(B, Lmax, dtype=torch.long, device=dev)
-            use = torch.zeros(B, Lmax, dtype=torch.bool, device=dev)
-            old = torch.zeros(B, Lmax, dtype=torch.float64, device=dev)
-            mask = torch.zeros(B, cache_len + Lmax, dtype=torch.long, device=dev)
-            for b, j in enumerate(js):
-                ln = lens[b] - 1
-                if ln > 0:
-                    ids[b, :ln] = torch.tensor(seq[j + 1: j + 1 + ln])
-                    tgt[b, :ln] = torch.tensor(seq[j + 2: j + 2 + ln])
-                    old[b, :ln] = tok_lp[j + 2: j + 2 + ln]
-                    first = 0 if joint else max(0, m - j - 2)
-                    use[b, first:ln] = True
-                mask[b, : p + j] = 1
-                mask[b, cache_len: cache_len + max(ln, 0)] = 1
-            pos = p + torch.tensor(js, device=dev)[:, None] + torch.arange(Lmax, device=dev)[None]
-            o = cur.base(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
-                         **cache_kwargs(cur.base, prefix_cache(cur.kv, cache_len, B)))
-            cur.tokens += int(sum(max(0, w - 1) for w in lens))
-            h = o.last_hidden_state
-            lp = torch.zeros(B, Lmax, dtype=torch.float64, device=dev)
-            if use.any():
-                lp[use] = cur.logprobs(h[use]).gather(1, tgt[use][:, None])[:, 0].double()
-            delta = ((lp - old) * use).sum(1).cpu().numpy()
-            base = base + delta
-        out[out_idx] = base
 
 
 @torch.no_grad()
@@ -281,26 +239,27 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
     Raises:
         ValueError: unknown objective or budget outside (0, 1].
     """
-    from .search import greedy_layout
-
     check_objective(objective)
     check_budget(budget)
     if options is None and budget >= 1:
-        return greedy_layout(lm, lay, objective)
+        return greedy_layout(lm, lay, SearchOptions(objective, batch_tokens=batch_tokens))
     t0 = time.perf_counter()
     opts = options or ApproximateOptions.for_budget(budget, lay.n, len(lay.answer_ids))
     joint = objective == "joint"
-    base, head, cap = base_and_head(lm.model)
-    cur = _Sequence(lm.model, base, head, cap, lay)
-    bt = batch_tokens or default_batch_tokens(lm.device)
-    rescore = _WindowScorer(cur, joint, opts.window if joint else None, bt)
+    sc = make_scorer(lm, lay, objective, batch_tokens, opts.pack, reuse=False, bound=False)
+    cur = _Sequence(sc)
+    rescore = _WindowScorer(cur, joint, opts.window if joint else None)
     full = cur.objective(joint)
     n = lay.n
     # A candidate's gain = its local part (own log-prob term and the first suffix token's change, exact
     # and free from the current sequence at every step) + the rest of its suffix's change, known from
     # its last re-scoring: priority = local part now + rest then.
-    gains = _WindowScorer(cur, joint, opts.init_window if joint else None, bt).gains(list(range(n)))
+    gains = _WindowScorer(cur, joint, opts.init_window if joint else None).gains(list(range(n)))
     rest = gains - cur.local_gains(joint)  # by original token index (all kept at the start)
+    tail = np.zeros(n)  # by original token index: a windowed re-score's stale remainder (opts.tail)
+    if opts.tail and joint and opts.window is not None and opts.init_window is None:
+        tail = gains - rescore.gains(list(range(n)))
+    spread2 = np.zeros(n)  # by original token index: expected squared drift of `rest` since its re-scoring
     order: list[int] = []
     trajectory: list[float] = []
     bank = 0.0
@@ -314,20 +273,22 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
         fresh: set[int] = set()
 
         def spend(js: list[int]) -> float:
-            before = cur.tokens
+            before = sc.tokens
             for j, g in zip(js, rescore.gains(js)):
                 fresh.add(j)
-                prio[j] = g
-                rest[kept[j]] = g - local[j]
-            return cur.tokens - before
+                prio[j] = g + tail[kept[j]]
+                rest[kept[j]] = prio[j] - local[j]
+                spread2[kept[j]] = 0.0
+            return sc.tokens - before
 
         # the neighbours of the last deletion join the step's first round (one forward for both)
         near = {j for d in range(opts.neighbours) for j in (last - 1 - d, last + d) if 0 <= j < m} if last is not None else set()
         while True:
             ranked = sorted(range(m), key=lambda j: (-prio[j], j))
-            stale = [j for j in ranked if j not in fresh]
+            hope = prio + np.sqrt(spread2[kept])  # optimistic priority (= prio for fresh candidates)
+            stale = sorted((j for j in range(m) if j not in fresh), key=lambda j: (-hope[j], j))
             best_fresh = max((prio[j] for j in fresh), default=-math.inf)
-            if not stale or (ranked[0] in fresh and prio[stale[0]] < best_fresh - opts.margin):
+            if not stale or (ranked[0] in fresh and hope[stale[0]] < best_fresh - opts.margin):
                 break
             todo = stale[: opts.batch] if stale and bank >= rescore.cost(stale[0]) else []
             if not todo:
@@ -344,6 +305,9 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
         order.append(kept[b])
         cur.recompute(kept[:b] + kept[b + 1:], b)
         trajectory.append(cur.objective(joint))
+        if opts.drift:
+            dist = np.abs(np.arange(m - 1) + (np.arange(m - 1) >= b) - b)  # old positions - b
+            spread2[cur.kept] += (opts.drift / dist) ** 2
         last = b
     return GreedyResult(order, ranks_from_order(order, n), trajectory, full, time.perf_counter() - t0, lay,
-                        lm_tokens=int(cur.tokens))
+                        lm_tokens=int(sc.tokens))

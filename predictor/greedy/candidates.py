@@ -56,6 +56,15 @@ def needs_reference(lm: LM, lay: Layout) -> bool:
     return bool(window) and len(lay.prompt_ids) + lay.n + len(lay.answer_ids) > int(window)
 
 
+def head_logprobs(head: torch.nn.Module, cap: float | None, h: torch.Tensor) -> torch.Tensor:
+    """Next-token log-probs [N, V] from final hidden states h [N, d]: the LM head, half precision upcast,
+    the final-logit soft cap (Gemma's; None: none), then log_softmax."""
+    logits = upcast(head(h))
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits, dim=-1)
+
+
 def tie_equal_neighbours(seq: list[int], m: int, scores: np.ndarray, exact: list[bool] | None = None) -> None:
     """Deleting either of two equal adjacent tokens leaves the same sequence: an exact tie that
     round-off must not break (the rule gives it to the lower index). Edits `scores` [m] in place.
@@ -89,14 +98,8 @@ class CandidateScorer:
         self.p = p
         self.tokens = p  # tokens run through the LM, for throughput reporting
 
-    def _logits(self, h: torch.Tensor) -> torch.Tensor:
-        logits = upcast(self.head(h))
-        if self.cap:
-            logits = torch.tanh(logits / self.cap) * self.cap
-        return logits
-
     def _logprobs(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self._logits(h), dim=-1)
+        return head_logprobs(self.head, self.cap, h)
 
     def _target_lp(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """log p(targets) from hidden states h [N, d] in chunks (never N x V at once)."""
@@ -141,16 +144,11 @@ class CandidateScorer:
         _, tok_lp, kv, rows = last[1] if last is not None and last[0] == tuple(kept) else self.step(kept)
         seq = [lay.reasoning_ids[i] for i in kept] + lay.answer_ids
         a = len(lay.answer_ids)
-        scores = np.zeros(m)
         # prefix part: tokens before the deleted one keep their log-probs (joint only)
         prefix = torch.cat([tok_lp.new_zeros(1), torch.cumsum(tok_lp[:m], 0)])
-        j = 0
-        while j < m:  # contiguous block [j, j2) sized so that B * longest suffix <= budget
-            longest = m - j - 2 + a
-            block = min(self.budget // max(1, longest), self.kv_budget // (p + m + a))
-            j2 = min(m, j + max(1, block))
-            self._score_block(seq, m, a, j, j2, prefix, rows, kv, scores)
-            j = j2
+        total = self._first_terms(seq, m, 0, m, prefix, rows) if m else tok_lp.new_zeros(0)
+        total = total + self.suffix_sums(seq, m, kv, list(range(m)), [max(0, m - j - 2 + a) for j in range(m)])
+        scores = total.cpu().numpy()
         tie_equal_neighbours(seq, m, scores)
         return scores
 
@@ -166,35 +164,49 @@ class CandidateScorer:
             first = torch.where(js == m - 1, first, torch.zeros_like(first))
         return (prefix[js] if self.joint else 0) + first
 
-    def _score_block(self, seq, m, a, j0, j1, prefix, rows, kv, scores) -> None:
-        """Score candidates [j0, j1) as one padded row each, every row holding its own copy of the prefix."""
-        p, dev, B = self.p, self.dev, j1 - j0
-        L = m - j0 - 2 + a  # longest suffix input (drop the last token: it predicts nothing)
-        cache_len = p + j1 - 1  # longest prefix in the block
-        js = torch.arange(j0, j1, device=dev)
-        total = self._first_terms(seq, m, j0, j1, prefix, rows)
-        if L > 0:
-            ids = torch.zeros(B, L, dtype=torch.long, device=dev)
-            tgt = torch.zeros(B, L, dtype=torch.long, device=dev)
-            use = torch.zeros(B, L, dtype=torch.bool, device=dev)
-            mask = torch.zeros(B, cache_len + L, dtype=torch.long, device=dev)
-            for b, j in enumerate(range(j0, j1)):
-                suf = seq[j + 1:]
-                ln = len(suf) - 1
-                ids[b, :ln] = torch.tensor(suf[:-1])
-                tgt[b, :ln] = torch.tensor(suf[1:])
-                # output t predicts suf[t+1]; answer tokens start at suffix index m-j-1
-                first_scored = 0 if self.joint else max(0, m - j - 2)
-                use[b, first_scored:ln] = True
-                mask[b, : p + j] = 1
-                mask[b, cache_len: cache_len + ln] = 1
-            pos = p + js[:, None] + torch.arange(L, device=dev)[None]
-            out = self.base(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
-                            **cache_kwargs(self.base, prefix_cache(kv, cache_len, B)))
-            h = out.last_hidden_state
-            lp = self._target_lp(h[use], tgt[use]).double()
-            per_row = torch.zeros(B, dtype=torch.float64, device=dev).index_add_(
-                0, use.nonzero()[:, 0], lp)
-            total = total + per_row
-            self.tokens += int(mask[:, cache_len:].sum())
-        scores[j0:j1] = total.cpu().numpy()
+    def first_used(self, m: int, j: int) -> int:
+        """The first suffix input of candidate j (of m kept) whose target the objective scores: all (joint),
+        else those predicting answer tokens (input t of candidate j predicts seq[j+2+t])."""
+        return 0 if self.joint else max(0, m - j - 2)
+
+    def suffix_sums(self, seq: list[int], m: int, kv, cands: list[int], lens: list[int]) -> torch.Tensor:
+        """Per candidate cands[i] (ascending): the sum of the scored log-probs [len(cands)] (float64) of its
+        first lens[i] suffix inputs, seq[j+1 : j+1+lens[i]] predicting seq[j+2 : j+2+lens[i]] after the
+        prefix prompt + seq[:j] (kv: per layer (keys, values) of at least p + max(cands) positions).
+        Padded rows here, each holding its own copy of the prefix; blocks of consecutive candidates sized
+        so that rows x longest input <= the token budget and rows x prefix <= the KV budget."""
+        out = torch.zeros(len(cands), dtype=torch.float64, device=self.dev)
+        i = 0
+        while i < len(cands):
+            i2 = i + 1
+            while (i2 < len(cands) and (i2 - i + 1) * max(1, max(lens[i:i2 + 1])) <= self.budget
+                   and (i2 - i + 1) * (self.p + cands[i2] + max(lens[i:i2 + 1])) <= self.kv_budget):
+                i2 += 1
+            out[i:i2] = self._row_sums(seq, m, kv, cands[i:i2], lens[i:i2])
+            i = i2
+        return out
+
+    def _row_sums(self, seq, m, kv, cands: list[int], lens: list[int]) -> torch.Tensor:
+        """`suffix_sums` of one block, as one padded row per candidate."""
+        p, dev, B = self.p, self.dev, len(cands)
+        L = max(lens)
+        if L <= 0:
+            return torch.zeros(B, dtype=torch.float64, device=dev)
+        cache_len = p + cands[-1]  # longest prefix in the block
+        ids = torch.zeros(B, L, dtype=torch.long, device=dev)
+        tgt = torch.zeros(B, L, dtype=torch.long, device=dev)
+        use = torch.zeros(B, L, dtype=torch.bool, device=dev)
+        mask = torch.zeros(B, cache_len + L, dtype=torch.long, device=dev)
+        for b, (j, ln) in enumerate(zip(cands, lens)):
+            if ln > 0:
+                ids[b, :ln] = torch.tensor(seq[j + 1:j + 1 + ln])
+                tgt[b, :ln] = torch.tensor(seq[j + 2:j + 2 + ln])
+                use[b, self.first_used(m, j):ln] = True
+            mask[b, : p + j] = 1
+            mask[b, cache_len: cache_len + max(0, ln)] = 1
+        pos = p + torch.tensor(cands, device=dev)[:, None] + torch.arange(L, device=dev)[None]
+        out = self.base(input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
+                        **cache_kwargs(self.base, prefix_cache(kv, cache_len, B)))
+        self.tokens += sum(max(0, ln) for ln in lens)
+        lp = self._target_lp(out.last_hidden_state[use], tgt[use]).double()
+        return torch.zeros(B, dtype=torch.float64, device=dev).index_add_(0, use.nonzero()[:, 0], lp)

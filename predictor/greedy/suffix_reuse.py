@@ -83,7 +83,7 @@ class SuffixReuseScorer(CandidateScorer):
     def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None,
                  store_bytes: int | None = None, reuse: bool = True, bound: bool = True,
                  wave: int = 1, guesses: int = 2, margin: float = 1e-4,
-                 chunk_keys: int = 64):
+                 chunk_keys: int = 64, guess_margin: float | None = None):
         super().__init__(lm, lay, objective, batch_tokens)
         self.d = lm.model.config.get_text_config().hidden_size
         self.bytes_per_stored = kv_bytes_per_token(lm.model) + 4 * self.d + 8
@@ -91,6 +91,7 @@ class SuffixReuseScorer(CandidateScorer):
         self.reuse, self.bound = reuse, bound
         self.wave = max(1, int(wave))
         self.guesses, self.margin = max(1, int(guesses)), float(margin)
+        self.guess_margin = guess_margin
         self.packed_attention = supported(lm.model)
         self.chunk_keys = chunk_keys
         cfg = lm.model.config.get_text_config()
@@ -124,7 +125,7 @@ class SuffixReuseScorer(CandidateScorer):
         reuse = [min(b - j - 1, lens[j], old.done[j]) if old is not None and a > 0 and j < b else 0
                  for j in range(m)]
         # input t of candidate j is scored iff it predicts an answer token (t >= m-j-2) or the objective is joint
-        first_used = [0 if self.joint else max(0, m - j - 2) for j in range(m)]
+        first_used = [self.first_used(m, j) for j in range(m)]
 
         js = torch.arange(m, device=dev)
         nxt = torch.tensor(seq[1:m + 1], device=dev)
@@ -155,6 +156,15 @@ class SuffixReuseScorer(CandidateScorer):
                 best = max(best, float(ub[j]))
             else:
                 alive.append(j)
+        dropped: dict[int, float] = {}  # approximate (guess_margin): candidates left at their guessed score
+        gm = self.guess_margin if bound else None
+        if gm is not None and alive:
+            top = max(self._guessed_score(j, ub, pred, done) for j in range(m))
+            for c in alive:
+                g = self._guessed_score(c, ub, pred, done)
+                if c not in guess and g < top - gm:
+                    dropped[c] = g
+            alive = [c for c in alive if c not in dropped]
         while alive:
             new = self._wave_inputs(alive, guess, lens, done, ub, pred, best)
             guess = set()
@@ -169,7 +179,19 @@ class SuffixReuseScorer(CandidateScorer):
                 if done[c] == lens[c]:
                     best = max(best, float(ub[c]))
             alive = [c for c in alive if done[c] < lens[c] and float(ub[c]) >= best - self.margin]
+            if gm is not None:
+                for c in alive:
+                    g = self._guessed_score(c, ub, pred, done)
+                    if g < best - gm:
+                        dropped[c] = g
+                alive = [c for c in alive if c not in dropped]
+                if not alive:  # a dropped guess that the best complete score does not beat is scored after all
+                    alive = sorted(c for c, g in dropped.items() if g >= best - gm)
+                    for c in alive:
+                        del dropped[c]
         scores = ub.numpy().astype(np.float64)
+        for c, g in dropped.items():
+            scores[c] = min(g, float(ub[c]))
         tie_equal_neighbours(seq, m, scores, [d == n for d, n in zip(done, lens)])
         if store is not None:
             kv, h, lp = store
@@ -262,11 +284,28 @@ class SuffixReuseScorer(CandidateScorer):
             at = torch.tensor([off[j] + reuse[j] - 1 for j in fix], device=dev)
             lp[at] = self._target_lp(h[at], torch.full((len(fix),), seq[b], device=dev)).double()
 
-    def _block(self, seq, m, cands, done, new, off, first_used, store) -> torch.Tensor:
+    def suffix_sums(self, seq: list[int], m: int, kv, cands: list[int], lens: list[int]) -> torch.Tensor:
+        """`CandidateScorer.suffix_sums` in the packed layout, nothing stored: blocks of consecutive
+        candidates whose inputs fit the token budget, each one sequence over the prefix `kv`."""
+        out = torch.zeros(len(cands), dtype=torch.float64)
+        live = [i for i, ln in enumerate(lens) if ln > 0]
+        new = {cands[i]: lens[i] for i in live}
+        at = {cands[i]: i for i in live}
+        used = {j: self.first_used(m, j) for j in new}
+        for block in self._wave_blocks([cands[i] for i in live], new):
+            sums = self._block(seq, m, block, [0] * len(block), [new[c] for c in block], dict.fromkeys(block, 0),
+                               used, None, kv)
+            self.tokens += sum(new[c] for c in block)
+            out[[at[c] for c in block]] = sums
+        return out.to(self.dev)
+
+    def _block(self, seq, m, cands, done, new, off, first_used, store, kv=None) -> torch.Tensor:
         """Run suffix inputs done[i]:done[i]+new[i] of each candidate cands[i] (ascending), packed into one
-        sequence after the shared prefix cache and each candidate's already scored inputs (from `store`,
-        written back there when given); returns each candidate's sum of the new scored log-probs [len(cands)]."""
-        p, dev, st = self.p, self.dev, self.state
+        sequence after the shared prefix cache (`kv`; default: the current state's) and each candidate's
+        already scored inputs (from `store`, written back there when given); returns each candidate's sum
+        of the new scored log-probs [len(cands)]."""
+        p, dev = self.p, self.dev
+        kv = self.state.kv if kv is None else kv
         ids, tgt, pos, q_row, use, dst = [], [], [], [], [], []
         for i, (j, k, n) in enumerate(zip(cands, done, new)):
             start = j + 1 + k  # the first new input of candidate j
@@ -278,7 +317,7 @@ class SuffixReuseScorer(CandidateScorer):
             dst += range(off[j] + k, off[j] + k + n)
         if self.packed_attention:
             try:
-                return self._block_packed(ids, tgt, pos, q_row, use, dst, cands, done, new, off, store)
+                return self._block_packed(ids, tgt, pos, q_row, use, dst, cands, done, new, off, store, kv)
             except PackedAttentionUnsupported:
                 self.packed_attention = False
         T = len(ids)
@@ -295,15 +334,15 @@ class SuffixReuseScorer(CandidateScorer):
             q_row_t[:, None] == torch.tensor(k_row, dtype=torch.long, device=dev)[None],
             (q_row_t[:, None] == q_row_t[None]) & (u[None] <= u[:, None]),
         ], dim=1)
-        dtype = st.kv[0][0].dtype
+        dtype = kv[0][0].dtype
         mask = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill_(~allowed, torch.finfo(dtype).min)
         if known:
             known_t = torch.tensor(known, dtype=torch.long, device=dev)
             kv_in = [(torch.cat([k[:, :, :cache_len], sk[:, known_t][None]], 2),
                       torch.cat([v[:, :, :cache_len], sv[:, known_t][None]], 2))
-                     for (k, v), (sk, sv) in zip(st.kv, store[0])]
+                     for (k, v), (sk, sv) in zip(kv, store[0])]
         else:
-            kv_in = [(k[:, :, :cache_len], v[:, :, :cache_len]) for k, v in st.kv]
+            kv_in = [(k[:, :, :cache_len], v[:, :, :cache_len]) for k, v in kv]
         out = self.base(input_ids=torch.tensor([ids], device=dev), position_ids=torch.tensor([pos], device=dev),
                         attention_mask=mask[None, None], use_cache=True,
                         **cache_kwargs(self.base, cache_from_kv(kv_in)))
@@ -319,11 +358,11 @@ class SuffixReuseScorer(CandidateScorer):
             store[2][dst_t] = lp
         return self._block_sums(cands, q_row, use, lp)
 
-    def _block_packed(self, ids, tgt, pos, q_row, use, dst, cands, done, new, off, store) -> torch.Tensor:
+    def _block_packed(self, ids, tgt, pos, q_row, use, dst, cands, done, new, off, store, kv) -> torch.Tensor:
         """`_block` through `packed_attention`: each chunk of candidates attends to its own keys only."""
-        dev, st = self.dev, self.state
-        blk = build_block(st.kv, store[0] if store is not None else None, self.p, cands, done, new, off, dst,
-                          st.kv[0][0].dtype, dev, self.chunk_keys, self.groups)
+        dev = self.dev
+        blk = build_block(kv, store[0] if store is not None else None, self.p, cands, done, new, off, dst,
+                          kv[0][0].dtype, dev, self.chunk_keys, self.groups)
         with packed_attention(self.model), active(blk):
             out = self.base(input_ids=torch.tensor([ids], device=dev), position_ids=torch.tensor([pos], device=dev),
                             use_cache=False)
