@@ -29,8 +29,7 @@ from .suffix_reuse import SuffixReuseScorer
 
 
 def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = None,
-                pack: bool | None = None, reuse: bool | None = None, bound: bool | None = None,
-                guess_margin: float | None = None) -> CandidateScorer:
+                pack: bool | None = None, reuse: bool | None = None, bound: bool | None = None) -> CandidateScorer:
     """The candidate scorer for one chain: packed with suffix reuse and the bound on CPU, padded rows on CUDA.
 
     reuse / bound None: on whenever the layout is packed. bound=True makes `candidates` return upper
@@ -42,8 +41,7 @@ def make_scorer(lm: LM, lay: Layout, objective: str, batch_tokens: int | None = 
     if (reuse or bound) and not packed:
         raise ValueError("suffix reuse and the bound need the packed layout (pack=True)")
     if packed:
-        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False, bound=bound is not False,
-                                 guess_margin=guess_margin)
+        return SuffixReuseScorer(lm, lay, objective, batch_tokens, reuse=reuse is not False, bound=bound is not False)
     return CandidateScorer(lm, lay, objective, batch_tokens)
 
 
@@ -61,9 +59,6 @@ class SearchOptions:
         None: whenever packed. Same result either way, up to float round-off.
     bound: stop scoring a candidate once its upper bound falls below the best complete score
         (packed layout, stride 1 only); None: whenever packed. Same order and trajectory.
-    guess_margin: an approximation (None: exact): with the bound, also stop scoring a candidate once
-        its guessed complete score (the bound's guess of its remaining suffix log-probs) falls below the
-        best by more than this many nats; it keeps that guess as its score.
 
     The fields keep the order of `greedy_prune`'s former loose arguments, so
     `greedy_prune(lm, chain, "joint", 4)` still means SearchOptions("joint", 4)."""
@@ -75,7 +70,6 @@ class SearchOptions:
     pack: bool | None = None
     reuse: bool | None = None
     bound: bool | None = None
-    guess_margin: float | None = None
 
     def __post_init__(self) -> None:
         check_objective(self.objective)
@@ -85,8 +79,6 @@ class SearchOptions:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "batch_tokens" else 0)):
                 raise ValueError(f"{name} must be an integer >= {1 if name == 'batch_tokens' else 0} or None, got {v!r}")
-        if self.guess_margin is not None and not self.guess_margin >= 0:
-            raise ValueError(f"guess_margin must be >= 0 or None, got {self.guess_margin!r}")
         if (self.reuse or self.bound) and self.pack is False:
             raise ValueError("suffix reuse and the bound need the packed layout (pack=True)")
 
@@ -134,7 +126,7 @@ def greedy_layout(lm: LM, lay: Layout, *args, options: SearchOptions | None = No
     t0 = time.perf_counter()
     one = stride == 1  # deleting several per step needs every candidate's exact score
     sc = make_scorer(lm, lay, objective, o.batch_tokens, o.pack, o.reuse if one else False,
-                     o.bound if one else False, o.guess_margin)
+                     o.bound if one else False)
     kept = list(range(lay.n))
     full = sc.step(kept)[0]
     order: list[int] = []

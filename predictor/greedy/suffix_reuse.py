@@ -83,7 +83,7 @@ class SuffixReuseScorer(CandidateScorer):
     def __init__(self, lm: LM, lay: Layout, objective: str, batch_tokens: int | None,
                  store_bytes: int | None = None, reuse: bool = True, bound: bool = True,
                  wave: int = 1, guesses: int = 2, margin: float = 1e-4,
-                 chunk_keys: int = 64, guess_margin: float | None = None):
+                 chunk_keys: int = 64):
         super().__init__(lm, lay, objective, batch_tokens)
         self.d = lm.model.config.get_text_config().hidden_size
         self.bytes_per_stored = kv_bytes_per_token(lm.model) + 4 * self.d + 8
@@ -91,7 +91,6 @@ class SuffixReuseScorer(CandidateScorer):
         self.reuse, self.bound = reuse, bound
         self.wave = max(1, int(wave))
         self.guesses, self.margin = max(1, int(guesses)), float(margin)
-        self.guess_margin = guess_margin
         self.packed_attention = supported(lm.model)
         self.chunk_keys = chunk_keys
         cfg = lm.model.config.get_text_config()
@@ -156,15 +155,6 @@ class SuffixReuseScorer(CandidateScorer):
                 best = max(best, float(ub[j]))
             else:
                 alive.append(j)
-        dropped: dict[int, float] = {}  # approximate (guess_margin): candidates left at their guessed score
-        gm = self.guess_margin if bound else None
-        if gm is not None and alive:
-            top = max(self._guessed_score(j, ub, pred, done) for j in range(m))
-            for c in alive:
-                g = self._guessed_score(c, ub, pred, done)
-                if c not in guess and g < top - gm:
-                    dropped[c] = g
-            alive = [c for c in alive if c not in dropped]
         while alive:
             new = self._wave_inputs(alive, guess, lens, done, ub, pred, best)
             guess = set()
@@ -179,19 +169,7 @@ class SuffixReuseScorer(CandidateScorer):
                 if done[c] == lens[c]:
                     best = max(best, float(ub[c]))
             alive = [c for c in alive if done[c] < lens[c] and float(ub[c]) >= best - self.margin]
-            if gm is not None:
-                for c in alive:
-                    g = self._guessed_score(c, ub, pred, done)
-                    if g < best - gm:
-                        dropped[c] = g
-                alive = [c for c in alive if c not in dropped]
-                if not alive:  # a dropped guess that the best complete score does not beat is scored after all
-                    alive = sorted(c for c, g in dropped.items() if g >= best - gm)
-                    for c in alive:
-                        del dropped[c]
         scores = ub.numpy().astype(np.float64)
-        for c, g in dropped.items():
-            scores[c] = min(g, float(ub[c]))
         tie_equal_neighbours(seq, m, scores, [d == n for d, n in zip(done, lens)])
         if store is not None:
             kv, h, lp = store
