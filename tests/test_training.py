@@ -247,3 +247,24 @@ def test_domain_data_is_split_like_data_and_scored_per_domain(tiny_lm, ranked_fi
     bad = write_ranked(tmp_path / "sealed.jsonl", [{**more[0], "id": sealed_id}], tiny_lm)
     assert main(["train", *common, "--domain-data", str(bad), "--out", str(tmp_path / "y")]) == 2
     assert "sealed" in capsys.readouterr().err.lower()
+
+
+def test_a_predictor_trained_on_flow_groups_predicts_and_refreshes(tiny_lm, ranked_file, tmp_path, monkeypatch):
+    """value_norm / multihop need the flow pass at prediction time too (LearnedScorer takes the spec's
+    observe options): train with them, refresh through RankPredictor, predict a new chain."""
+    import predictor.lm
+    from predictor.cli import main
+    from predictor.predictor_dir import load_predictor
+    from predictor.rank_predictor import RankPredictor
+    from predictor.scorers.learned import LearnedScorer
+
+    monkeypatch.setattr(predictor.lm, "load_lm", lambda *a, **k: tiny_lm)
+    out = tmp_path / "flow"
+    assert main(["train", "--data", str(ranked_file), "--out", str(out), "--regressors", "lgbm-regression",
+                 "--states", "0", "--split", "0.5,0.25,0.25", "--groups", "position,value_norm,multihop",
+                 "--refresh", "2", "--cache", str(tmp_path / "cache"), "--no-progress"]) == 0
+    reg, meta = load_predictor(out / "predictor")
+    names = meta["feature_names"]
+    assert "vn.answer.all_mean" in names and "hop.rollout" in names
+    ranks = RankPredictor(tiny_lm, LearnedScorer(reg, meta)).predict_ranks(EXTRA_CHAINS[1])
+    assert sorted(ranks.tolist()) == list(range(1, len(ranks) + 1))

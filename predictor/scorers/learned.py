@@ -51,9 +51,7 @@ class LearnedScorer(Scorer):
         self.check_lm = check_lm
         self.needs_attention = self.spec.needs_attention  # type: ignore[misc]
         # the observation pass must match the one the features were trained on (probe text, window)
-        self.observe_kwargs = {"probe": self.spec.probe if self.spec.needs_probe else None, "window": self.spec.window}
-        if "hidden" in self.spec.groups:
-            self.observe_kwargs["hidden_depths"] = self.spec.hidden_depths
+        self.observe_kwargs = self.spec.observe_kwargs()
 
     def score(self, obs: Observation) -> np.ndarray:
         return self.score_many([obs])[0]
