@@ -1,0 +1,133 @@
+"""Does training on other chain styles help there? Cross-fitted per-domain scores with few labels.
+
+With a few dozen labeled chains per new domain, a 15% test split holds a handful of chains. Instead,
+every domain chain gets an out-of-fold prediction: its domain's chains are cut into K folds by a
+seeded hash of their ids; fold k's chains are predicted by a model trained on the main file's training
+chains (+ its --extra-train chains) plus every *other* fold of every domain (all pruned states, as
+`train` does), early-stopped on the main file's validation chains. The reference is the same recipe
+trained on the main file alone. Both predict the same domain chains, so each domain gets a paired
+difference over all of its labeled chains (mean per-chain Spearman with greedy, 95% bootstrap CI).
+
+    python benchmarks/domain_crossfit.py --config configs/smollm2-joint.json \\
+        --domain-data data/ranked/aqua/aqua-smollm2-joint.jsonl,data/ranked/strategyqa/strategyqa-smollm2-joint.jsonl \\
+        --regressor lgbm-regression --folds 3 --out reports/domains/crossfit.json
+
+The main file's test chains are never read. Features come from the training feature cache (the same
+spec as the config's `groups`), so a run after `train` costs the domain chains' passes and K + 1 fits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def fold_of(chain_id: str, folds: int, seed: int) -> int:
+    """The chain's fold in 0..folds-1 (seeded hash of its id; independent of the train/val/test split)."""
+    from predictor.splits import hash_unit
+
+    return min(int(hash_unit(seed + 1000, chain_id) * folds), folds - 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from predictor.commands.train import add_arguments, config_from_args
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)  # the training options (--config, --data, --extra-train, --groups, --states, ...)
+    ap.add_argument("--regressor", default="lgbm-regression", help="the one regressor kind to fit (default: %(default)s)")
+    ap.add_argument("--folds", type=int, default=3, help="folds per domain (default: %(default)s)")
+    ap.add_argument("--json", dest="json_out", default=None, help="write per-chain values and the table here")
+    args = ap.parse_args(argv)
+    if args.folds < 2:
+        ap.error("--folds must be at least 2")
+    cfg = config_from_args(args)
+    if not cfg.domain_data:
+        ap.error("--domain-data is required: the chains to cross-fit")
+
+    from predictor.domains import chain_domain
+    from predictor.evaluation.ablation import paired_difference
+    from predictor.feature_cache import FeatureCache
+    from predictor.features import DEFAULT_GROUPS, FeatureSpec
+    from predictor.metrics import bootstrap_ci, per_chain_spearman
+    from predictor.ranked import read_ranked
+    from predictor.regressors import make_regressor
+    from predictor.runtime import load_lm_on
+    from predictor.splits import split_ids
+    from predictor.training import read_training_records
+    from predictor.training_data import build_training_data, check_records_match_lm
+
+    records, by_id, extra = read_training_records(cfg)  # the main file's records, then the domain files'
+    n_dom = sum(len(read_ranked(path, objective=cfg.objective)) for path in cfg.domain_data)
+    main_recs, domain_recs = records[: len(records) - n_dom], records[len(records) - n_dom:]
+    main_ids = [str(r["id"]) for r in main_recs]
+    split = split_ids(main_ids, cfg.fractions, seed=cfg.seed)  # the main file's split, as `train` makes it
+    extra_ids = [str(r["id"]) for r in extra]
+    dom_ids = [str(r["id"]) for r in domain_recs]
+    fold = {c: fold_of(c, args.folds, cfg.seed) for c in dom_ids}
+    print(f"{len(main_ids)} main chains ({len(split['train'])} train / {len(split['val'])} val; test unread), "
+          f"{len(extra_ids)} extra, {len(dom_ids)} domain chains in {args.folds} folds", file=sys.stderr)
+
+    lm = load_lm_on(cfg.model, cfg.device, cfg.threads)
+    used = [r for r in main_recs if str(r["id"]) in set(split["train"]) | set(split["val"])] + domain_recs + extra
+    check_records_match_lm(used, lm)
+    spec = FeatureSpec(groups=tuple(cfg.groups or DEFAULT_GROUPS), per_head=cfg.per_head)
+    data = build_training_data(used, lm, spec, cfg.states, state_ids=split["train"] + dom_ids,
+                               cache=FeatureCache(cfg.cache), progress=cfg.progress)
+    X_va, y_va = data.select(split["val"])
+    X_dom, y_dom = data.select(dom_ids)
+    order = data.select_ids(dom_ids)
+
+    def fit(train_ids: list[str]):
+        X, y = data.select(train_ids, fractions=None)
+        params = {"seed": cfg.seed, "progress": False, **cfg.params.get(args.regressor, {})}
+        if args.regressor.startswith("lgbm") and cfg.threads:
+            params.setdefault("n_jobs", cfg.threads)
+        t0 = time.perf_counter()
+        reg = make_regressor(args.regressor, **params).fit(X, y, X_va, y_va, feature_names=data.feature_names)
+        print(f"  fit on {len(X)} examples in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        return reg
+
+    base_train = split["train"] + extra_ids
+    print("reference: the main file only", file=sys.stderr)
+    ref = per_chain_spearman(fit(base_train).predict(X_dom), y_dom)
+    cross = np.full(len(order), np.nan)
+    for k in range(args.folds):
+        print(f"fold {k}: + the other folds' domain chains", file=sys.stderr)
+        reg = fit(base_train + [c for c in dom_ids if fold[c] != k])
+        pos = [i for i, c in enumerate(order) if fold[c] == k]
+        rho = per_chain_spearman(reg.predict([X_dom[i] for i in pos]), [y_dom[i] for i in pos])
+        cross[pos] = rho
+
+    result = {"config": {"data": cfg.data, "domain_data": list(cfg.domain_data), "regressor": args.regressor,
+                         "folds": args.folds, "groups": list(spec.groups), "states": list(cfg.states),
+                         "extra_train": cfg.extra_train, "seed": cfg.seed},
+              "ids": order, "main_only": ref.tolist(), "with_domains": cross.tolist(), "domains": {}}
+    lines = ["| domain | chains | main file only | + other domains' chains (out of fold) | paired difference |",
+             "|---|---|---|---|---|"]
+    for dom in sorted({chain_domain(by_id[c]) for c in order}):
+        pos = [i for i, c in enumerate(order) if chain_domain(by_id[c]) == dom]
+        a, b = bootstrap_ci(ref[pos]), bootstrap_ci(cross[pos])
+        d = paired_difference(cross[pos], ref[pos])
+        result["domains"][dom] = {"n": len(pos), "main_only": a, "with_domains": b, "difference": d}
+        lines.append(f"| {dom} | {len(pos)} | {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] | {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}] "
+                     f"| {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
+    table = "\n".join(lines)
+    result["table"] = table
+    print(table)
+    if args.json_out:
+        from predictor.jsonl_io import atomic_write_text
+
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(args.json_out, json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
