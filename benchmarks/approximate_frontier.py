@@ -6,8 +6,9 @@ exact search's (the record's `lm_tokens`, or the exact search re-run here with -
 seconds per chain. Methods:
   one-pass      the shipped predictor, one forward pass (`predict_ranks`)
   refresh-K     the predictor re-run on the survivors K times (`predict_ranks(refresh=K)`)
-  stride-S      the exact search deleting S tokens per step (`greedy_layout(stride=S)`)
+  stride-S      the exact search deleting S tokens per step (`greedy_layout(lm, lay, SearchOptions(stride=S))`)
   budget-F      the approximate search (`predictor.greedy.approximate`, `label --budget F`)
+  NAME          --variants: the approximate search with knobs of `ApproximateOptions` replaced
   exact         the exact search re-run (--rerun-exact: its seconds, same run)
 The predictor's LM tokens are counted as K x (prompt + reasoning + answer), the forward passes it runs.
 Writes OUT/frontier.json, OUT/frontier.md (the table) and OUT/frontier.png (Spearman against LM-token
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +39,32 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--ids", default=None, help="comma list of chain ids to keep (default: all)")
     p.add_argument("--limit", type=int, default=None, help="at most this many chains (file order)")
     p.add_argument("--budgets", default="0.03,0.1", help="comma list of --budget values (default %(default)s)")
+    p.add_argument("--variants", default="",
+                   help="semicolon list of NAME=BUDGET[,FIELD=VALUE...]: the approximate search with "
+                        "ApproximateOptions.for_budget(BUDGET) and these fields replaced (values as Python "
+                        "literals), e.g. 'margin1=0.1,margin=1.0;rows=0.1,pack=False'")
     p.add_argument("--strides", default="", help="comma list of strides (default none)")
     p.add_argument("--refresh", default="1", help="comma list of predictor refresh counts; '' for none")
     p.add_argument("--predictor", default=None, help="predictor dir (default: the shipped one)")
     p.add_argument("--rerun-exact", action="store_true", help="re-run the exact search (its seconds and tokens)")
+    p.add_argument("--estimate-exact", action="store_true",
+                   help="for records without lm_tokens, take the exact search's LM tokens from its cost estimate "
+                        "(`approximate.exact_cost_estimate`, within 0.87-1.2 of the measured counts) instead of "
+                        "re-running it; the table then also lists the recorded exact seconds")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", required=True, help="output folder")
     return p.parse_args(argv)
+
+
+def _variants(s: str) -> list[tuple[str, float, dict]]:
+    import ast
+
+    out = []
+    for item in filter(None, (x.strip() for x in s.split(";"))):
+        name, _, spec = item.partition("=")
+        budget, *fields = spec.split(",")
+        out.append((name, float(budget), {k: ast.literal_eval(v) for k, v in (x.split("=", 1) for x in fields)}))
+    return out
 
 
 def _floats(s: str) -> list[float]:
@@ -56,8 +77,8 @@ def main(argv=None) -> int:
     from scipy.stats import spearmanr
 
     from predictor import RankPredictor, load_lm
-    from predictor.greedy import greedy_layout
-    from predictor.greedy.approximate import approximate_greedy_layout
+    from predictor.greedy import SearchOptions, greedy_layout
+    from predictor.greedy.approximate import ApproximateOptions, approximate_greedy_layout, exact_cost_estimate
     from predictor.layout import Layout
     from predictor.metrics import bootstrap_ci
     from predictor.splits import split_ids
@@ -75,6 +96,7 @@ def main(argv=None) -> int:
     lm = load_lm()
     rp = RankPredictor.load(args.predictor, lm=lm) if _floats(args.refresh) else None
     rows: dict[str, list[dict]] = {}
+    estimated: set[str] = set()
 
     def add(name, r, ranks, tokens, secs, exact_tokens):
         rho = float(spearmanr(r["ranks"], ranks)[0]) if len(r["ranks"]) > 1 else 1.0
@@ -88,9 +110,14 @@ def main(argv=None) -> int:
         lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
         chain = {"id": r["id"], "question": r["question"], "reasoning": r["reasoning"], "answer": r["answer"]}
         exact_tokens = r.get("lm_tokens")
+        if not exact_tokens and args.estimate_exact and not args.rerun_exact:
+            exact_tokens = exact_cost_estimate(lay.n, len(lay.answer_ids))
+            estimated.add(r["id"])
+        if not args.rerun_exact and r.get("seconds") and (args.estimate_exact or r.get("lm_tokens")):
+            add("exact (recorded)", r, r["ranks"], exact_tokens, float(r["seconds"]), exact_tokens)
         if args.rerun_exact or not exact_tokens:
             t = time.perf_counter()
-            ex = greedy_layout(lm, lay, r["objective"])
+            ex = greedy_layout(lm, lay, SearchOptions(r["objective"]))
             secs = time.perf_counter() - t
             if ex.order != r["order"]:
                 print(f"{r['id']}: the re-run exact order differs from the record's (float round-off)")
@@ -103,12 +130,17 @@ def main(argv=None) -> int:
                 exact_tokens)
         for s in [int(x) for x in _floats(args.strides)]:
             t = time.perf_counter()
-            res = greedy_layout(lm, lay, r["objective"], stride=s)
+            res = greedy_layout(lm, lay, SearchOptions(r["objective"], stride=s))
             add(f"stride-{s}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
         for f in _floats(args.budgets):
             t = time.perf_counter()
             res = approximate_greedy_layout(lm, lay, r["objective"], budget=f)
             add(f"budget-{f:g}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
+        for name, f, fields in _variants(args.variants):
+            opts = replace(ApproximateOptions.for_budget(f, lay.n, len(lay.answer_ids)), **fields)
+            t = time.perf_counter()
+            res = approximate_greedy_layout(lm, lay, r["objective"], options=opts)
+            add(name, r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +153,9 @@ def main(argv=None) -> int:
                         "seconds": float(np.median([x["seconds"] for x in rs]))})
     ns = [len(r["ranks"]) for r in recs]
     head = (f"{len(recs)} chains of {min(ns)}-{max(ns)} reasoning tokens (median {int(np.median(ns))}) from "
-            f"{', '.join(args.ranked)}, split {args.split}; {args.threads} thread(s)")
+            f"{', '.join(args.ranked)}, split {args.split}; {args.threads} thread(s)"
+            + (f"; exact LM tokens estimated (no count recorded) for {len(estimated)} chain(s)" if estimated else "")
+            + ("; 'exact (recorded)' seconds: the labeler's own run, other load" if "exact (recorded)" in rows else ""))
     lines = [head, "", "| method | Spearman with exact greedy [95% CI] | lowest chain | LM tokens / exact | s per chain (median) |",
              "|---|---|---|---|---|"]
     for s in summary:
