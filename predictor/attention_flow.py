@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .attention_stats import CHUNK_ELEMENTS, Span
+from .attention_stats import CHUNK_ELEMENTS, Span, chain_mask
 
 FLOW_STATS = ("vnorm", "vn_answer", "vn_later", "vn_later_max")
 MULTIHOP_STATS = ("hop2", "hop2_bins", "rollout", "rollout_last")
@@ -178,7 +178,7 @@ def _flow_attention_forward(module, query, key, value, attention_mask, *args, **
             if span is None:
                 rows.append(None)
                 continue
-            m = None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
+            m = chain_mask(attention_mask, b)
             rows.append(layer_flow(query[b], key[b], value[b], module.o_proj.weight, cap.norms[layer][b], span,
                                    scaling=kwargs.get("scaling"), mask=m,
                                    sliding_window=kwargs.get("sliding_window"), softcap=kwargs.get("softcap")))

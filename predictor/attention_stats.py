@@ -183,6 +183,11 @@ class _Capture:
 _ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("predictor_attention_capture", default=None)
 
 
+
+def chain_mask(attention_mask: torch.Tensor | None, b: int) -> torch.Tensor | None:
+    """Chain b's attention mask of a batch (a batch-1 mask is shared by every chain); None stays None."""
+    return None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
+
 def _stats_attention_forward(module, query, key, value, attention_mask, *args, **kwargs):
     """On a layer being observed: `chunked_attention` per batch row (its output replaces sdpa's, so the
     weights are computed once); on any other layer: sdpa."""
@@ -204,7 +209,7 @@ def _stats_attention_forward(module, query, key, value, attention_mask, *args, *
         if span is None:
             rows.append(None)
             continue
-        m = None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
+        m = chain_mask(attention_mask, b)
         o, st = chunked_attention(query[b], key[b], value[b] if compute_output else None, span,
                                   scaling=kwargs.get("scaling"), mask=m, sliding_window=kwargs.get("sliding_window"),
                                   softcap=kwargs.get("softcap"), chunk_elements=cap.chunk_elements)

@@ -92,3 +92,27 @@ def write_ranked(path, chains, tiny_lm, seed=0):
             validate_ranked(rec, "test")
             f.write(json.dumps(rec) + "\n")
     return path
+
+
+def make_tiny_gemma3(tokenizer, window: int = 512, seed: int = 0, bos_token_id: int | None = None,
+                     eos_token_id: int | None = None):
+    """A 3-layer Gemma 3 (sliding, full, sliding attention; 4 query heads sharing 1 KV head) in float64,
+    weights scaled x4 so attention is far from uniform; bos/eos default to the tokenizer's."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from predictor.lm import wrap_lm
+
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                           num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
+                           sliding_window=window, layer_types=["sliding_attention", "full_attention",
+                                                               "sliding_attention"],
+                           bos_token_id=tokenizer.bos_token_id if bos_token_id is None else bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id if eos_token_id is None else eos_token_id,
+                           pad_token_id=0, attn_implementation="sdpa")
+    model = Gemma3ForCausalLM(cfg).to(torch.float64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0 if p.ndim > 1 else 1.0)
+    return wrap_lm(model, tokenizer, name="tiny-gemma3")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CHAINS, make_tiny_lm
+from conftest import CHAINS, make_tiny_gemma3, make_tiny_lm
 from predictor.attention_flow import FLOW_BINS, FLOW_STATS, MULTIHOP_STATS, bin_pairs, depth_bins
 from predictor.chains import as_chain
 from predictor.features import DEFAULT_GROUPS, FeatureSpec, extract_features, feature_names
@@ -16,22 +16,7 @@ from predictor.observe import attention_modules, observe, observe_batch
 
 
 def tiny_gemma3(tokenizer, window: int = 8):
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    from predictor.lm import wrap_lm
-
-    torch.manual_seed(1)
-    cfg = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                           num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
-                           sliding_window=window, layer_types=["sliding_attention", "full_attention",
-                                                               "sliding_attention"],
-                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                           pad_token_id=0, attn_implementation="sdpa")
-    model = Gemma3ForCausalLM(cfg).to(torch.float64)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(4.0 if p.ndim > 1 else 1.0)
-    return wrap_lm(model, tokenizer, name="tiny-gemma3")
+    return make_tiny_gemma3(tokenizer, window=window, seed=1)
 
 
 @torch.no_grad()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
+from conftest import make_tiny_gemma3
 from predictor.greedy import greedy_prune
 from predictor.greedy.reference import greedy_prune_reference
 from predictor.layout import adds_bos, encode_chain, prompt_format
@@ -60,21 +60,7 @@ def test_special_token_strings_in_data_are_plain_text(tokenizer):
 
 
 def tiny_gemma3(tokenizer, window: int = 512):
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
-
-    from predictor.lm import wrap_lm
-
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                           num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
-                           sliding_window=window, layer_types=["sliding_attention", "full_attention",
-                                                               "sliding_attention"],
-                           bos_token_id=2, eos_token_id=1, pad_token_id=0, attn_implementation="sdpa")
-    model = Gemma3ForCausalLM(cfg).to(torch.float64)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(4.0 if p.ndim > 1 else 1.0)
-    return wrap_lm(model, tokenizer, name="tiny-gemma3")
+    return make_tiny_gemma3(tokenizer, window=window, seed=0, bos_token_id=2, eos_token_id=1)
 
 
 @pytest.mark.parametrize("objective", ["joint", "answer"])
