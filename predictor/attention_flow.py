@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .attention_stats import CHUNK_ELEMENTS, Span, chain_mask
+from .attention_stats import CHUNK_ELEMENTS, Span, per_chain
 
 FLOW_STATS = ("vnorm", "vn_answer", "vn_later", "vn_later_max")
 MULTIHOP_STATS = ("hop2", "hop2_bins", "rollout", "rollout_last")
@@ -173,16 +173,9 @@ def _flow_attention_forward(module, query, key, value, attention_mask, *args, **
     cap = _ACTIVE.get()
     layer = cap.layer_of.get(id(module)) if cap is not None else None
     if layer is not None:
-        rows = []
-        for b, span in enumerate(cap.spans):
-            if span is None:
-                rows.append(None)
-                continue
-            m = chain_mask(attention_mask, b)
-            rows.append(layer_flow(query[b], key[b], value[b], module.o_proj.weight, cap.norms[layer][b], span,
-                                   scaling=kwargs.get("scaling"), mask=m,
-                                   sliding_window=kwargs.get("sliding_window"), softcap=kwargs.get("softcap")))
-        cap.out[layer] = rows
+        cap.out[layer] = per_chain(cap.spans, attention_mask, lambda b, span, m: layer_flow(
+            query[b], key[b], value[b], module.o_proj.weight, cap.norms[layer][b], span, scaling=kwargs.get("scaling"),
+            mask=m, sliding_window=kwargs.get("sliding_window"), softcap=kwargs.get("softcap")))
     return _inner_function(module, cap.inner if cap is not None else "sdpa")(
         module, query, key, value, attention_mask, *args, **kwargs)
 

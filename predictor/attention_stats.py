@@ -184,9 +184,13 @@ _ACTIVE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar("predi
 
 
 
-def chain_mask(attention_mask: torch.Tensor | None, b: int) -> torch.Tensor | None:
-    """Chain b's attention mask of a batch (a batch-1 mask is shared by every chain); None stays None."""
-    return None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
+def per_chain(spans: list, attention_mask: torch.Tensor | None, fn) -> list:
+    """[fn(b, span, chain b's mask) for each chain b of the batch], None where a chain has no span (a
+    batch-1 mask is shared by every chain; no mask stays None)."""
+    def mask(b):
+        return None if attention_mask is None else attention_mask[b if attention_mask.shape[0] > 1 else 0]
+
+    return [None if span is None else fn(b, span, mask(b)) for b, span in enumerate(spans)]
 
 def _stats_attention_forward(module, query, key, value, attention_mask, *args, **kwargs):
     """On a layer being observed: `chunked_attention` per batch row (its output replaces sdpa's, so the
@@ -204,19 +208,15 @@ def _stats_attention_forward(module, query, key, value, attention_mask, *args, *
         out = (torch.zeros(query.shape[0], query.shape[2], query.shape[1], value.shape[-1], dtype=query.dtype,
                            device=query.device), None)  # [B, T, H, d]; rows past a chain's length stay 0
         compute_output = True
-    rows = []
-    for b, span in enumerate(cap.spans):
-        if span is None:
-            rows.append(None)
-            continue
-        m = chain_mask(attention_mask, b)
+    def one(b, span, m):
         o, st = chunked_attention(query[b], key[b], value[b] if compute_output else None, span,
                                   scaling=kwargs.get("scaling"), mask=m, sliding_window=kwargs.get("sliding_window"),
                                   softcap=kwargs.get("softcap"), chunk_elements=cap.chunk_elements)
         if o is not None:
             out[0][b, :span.length] = o.transpose(0, 1)
-        rows.append({name: v.to("cpu", torch.float32) for name, v in st.items()})
-    cap.out[layer] = rows
+        return {name: v.to("cpu", torch.float32) for name, v in st.items()}
+
+    cap.out[layer] = per_chain(cap.spans, attention_mask, one)
     return out
 
 
