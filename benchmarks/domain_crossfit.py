@@ -47,9 +47,25 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.folds < 2:
         ap.error("--folds must be at least 2")
-    cfg = config_from_args(args)
+    from predictor.regressors import REGRESSOR_KINDS
+
+    if args.regressor not in REGRESSOR_KINDS:
+        ap.error(f"--regressor {args.regressor!r}: choose from {', '.join(REGRESSOR_KINDS)}")
+    args.regressors = [args.regressor]  # the one kind fitted here (its --regressor-param are checked)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as e:
+        ap.error(str(e))
     if not cfg.domain_data:
         ap.error("--domain-data is required: the chains to cross-fit")
+    try:
+        return crossfit(args, cfg)
+    except (ValueError, FileNotFoundError) as e:  # bad files, sealed chains, a mismatched LM: no traceback
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def crossfit(args: argparse.Namespace, cfg) -> int:
 
     from predictor.domains import chain_domain
     from predictor.evaluation.ablation import paired_difference

@@ -36,9 +36,13 @@ class _ConfigFile(argparse.Action):
         parser.parse_args(argv, namespace)
 
 
+REPEATED = ("--regressor-param",)  # append options: a --config list gives the option once per item
+
+
 def config_argv(path: str) -> list[str]:
     """The command-line tokens of a --config JSON file: "key": value -> --key value (lists comma-joined,
-    true -> the bare flag, false / null -> nothing)."""
+    except for repeatable options such as "regressor-param", given once per item; true -> the bare flag,
+    false / null -> nothing)."""
     import json
 
     try:
@@ -55,6 +59,9 @@ def config_argv(path: str) -> list[str]:
         opt = "--" + key.lstrip("-").replace("_", "-")
         if value is True:
             argv.append(opt)
+        elif opt in REPEATED and isinstance(value, list):  # one option per item, never comma-joined
+            for item in value:
+                argv += [opt, str(item)]
         elif value is not False and value is not None:
             argv += [opt, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return argv
@@ -121,12 +128,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _constructor_args(kind: str) -> set[str]:
+    return set(_constructor_defaults(kind))
+
+
+def _constructor_defaults(kind: str) -> dict[str, object]:
+    """{argument: default} of a regressor kind's __init__, less the arguments the kind fixes."""
     import inspect
 
     from ..regressors.registry import REGISTRY, regressor_class
 
     sig = inspect.signature(regressor_class(kind).__init__)
-    return {n for n in sig.parameters if n != "self" and n not in REGISTRY[kind][2]}
+    return {n: p.default for n, p in sig.parameters.items() if n != "self" and n not in REGISTRY[kind][2]}
+
+
+def _type_error(default: object, value: object) -> str | None:
+    """Why `value` cannot stand for an argument whose default is `default` (None when it can)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return None if isinstance(value, int) and not isinstance(value, bool) else "an integer"
+    if isinstance(default, float):
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "text"
+    if isinstance(default, (tuple, list)):
+        return None if isinstance(value, list) else "a JSON list, e.g. [1,2]"
+    return None
+
+
+def check_regressor_params(kind: str, params: dict[str, object]) -> None:
+    """Build the regressor once with `params` so that a bad value fails now, naming --regressor-param,
+    not after the LM and the features (ValueError)."""
+    from ..regressors import make_regressor
+
+    defaults = _constructor_defaults(kind)
+    for name, value in params.items():
+        want = _type_error(defaults[name], value)
+        if want:
+            raise ValueError(f"--regressor-param {kind}:{name}={json_text(value)}: expected {want}")
+    try:
+        make_regressor(kind, **params)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"--regressor-param {kind}: {e}") from None
+
+
+def json_text(value: object) -> str:
+    import json
+
+    return json.dumps(value) if not isinstance(value, str) else value
 
 
 def parse_regressor_param(text: str) -> tuple[str, str, object]:
@@ -165,7 +214,14 @@ def config_from_args(args: argparse.Namespace):
         if name not in accepted:
             raise ValueError(f"--regressor-param {kind}:{name}: {kind} takes no argument {name!r}; it takes "
                              f"{', '.join(sorted(accepted))}")
+        if kind not in args.regressors:  # kept (a --config may name more kinds), but said: it does nothing
+            import sys
+
+            print(f"predictor train: warning: --regressor-param {kind}:{name} is unused: {kind} is not among "
+                  f"--regressors ({', '.join(args.regressors)})", file=sys.stderr)
         params.setdefault(kind, {})[name] = value
+    for kind in {k for k, _, _ in map(parse_regressor_param, args.regressor_param)}:
+        check_regressor_params(kind, params[kind])
     return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=args.extra_train, extra_states=args.extra_states,
                        policy_states=args.policy_states, out=args.out,
                        model=args.model, device=args.device, objective=args.objective,

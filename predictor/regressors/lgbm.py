@@ -17,6 +17,7 @@ as LightGBM's text format (model.txt, best iteration only) plus regressor.json; 
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ class LGBMRankRegressor(RankRegressor):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         cap = MAX_XENDCG_LEVELS if objective == "rank_xendcg" else MAX_LEVELS
-        if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= cap:
+        if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or not 2 <= levels <= cap:
             raise ValueError(f"levels must be an integer in 2..{cap} for objective {objective!r}, got {levels!r}")
+        levels = int(levels)  # numpy integers too; saved as JSON
         self.objective = objective
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
