@@ -87,3 +87,15 @@ def test_domain_crossfit_argument_errors_are_clean(args, msg, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "domain_crossfit.py"), *args],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_out_of_range_lightgbm_params_and_fixed_params_raise_value_errors():
+    from predictor.regressors import make_regressor
+
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=(10, 3)).astype(np.float32) for _ in range(4)]
+    y = [np.linspace(0, 1, 10) for _ in range(4)]
+    with pytest.raises(ValueError, match="LightGBM refused"):
+        make_regressor("lgbm-regression", num_leaves=0, n_estimators=5).fit(X, y)
+    with pytest.raises(ValueError, match="fixes objective='rank_xendcg'"):
+        make_regressor("lgbm-xendcg", objective="regression")

@@ -137,6 +137,8 @@ class LGBMRankRegressor(RankRegressor):
             booster = lgb.train(self._lgb_params(max_group), train, num_boost_round=self.n_estimators,
                                 valid_sets=valid_sets, valid_names=["val"] if valid_sets else None,
                                 feval=feval, callbacks=callbacks)
+        except lgb.basic.LightGBMError as e:  # e.g. num_leaves=0, learning_rate=-1: a bad parameter, said plainly
+            raise ValueError(f"{self.kind}: LightGBM refused the parameters: {e}") from None
         finally:
             if bar is not None:
                 bar.close()

@@ -34,7 +34,12 @@ def make_regressor(kind: str, **params: Any):
     """A new, unfitted regressor of this kind; params go to its __init__."""
     if kind not in REGISTRY:
         raise ValueError(f"unknown regressor {kind!r}; choose from {', '.join(REGRESSOR_KINDS)}")
-    return regressor_class(kind)(**REGISTRY[kind][2], **params)
+    fixed = REGISTRY[kind][2]
+    clash = sorted(set(fixed) & set(params))
+    if clash:
+        raise ValueError(f"regressor {kind!r} fixes {', '.join(f'{k}={fixed[k]!r}' for k in clash)}; "
+                         "choose another kind instead of passing it")
+    return regressor_class(kind)(**fixed, **params)
 
 
 def load_regressor(directory: str | Path):
