@@ -72,16 +72,14 @@ def crossfit(args: argparse.Namespace, cfg) -> int:
     from predictor.feature_cache import FeatureCache
     from predictor.features import DEFAULT_GROUPS, FeatureSpec
     from predictor.metrics import bootstrap_ci, per_chain_spearman
-    from predictor.ranked import read_ranked
     from predictor.regressors import make_regressor
     from predictor.runtime import load_lm_on
     from predictor.splits import split_ids
     from predictor.training import read_training_records
     from predictor.training_data import build_training_data, check_records_match_lm
 
-    records, by_id, extra = read_training_records(cfg)  # the main file's records, then the domain files'
-    n_dom = sum(len(read_ranked(path, objective=cfg.objective)) for path in cfg.domain_data)
-    main_recs, domain_recs = records[: len(records) - n_dom], records[len(records) - n_dom:]
+    read = read_training_records(cfg)
+    main_recs, domain_recs, by_id, extra = read.main, read.domain, read.by_id, read.extra
     main_ids = [str(r["id"]) for r in main_recs]
     split = split_ids(main_ids, cfg.fractions, seed=cfg.seed)  # the main file's split, as `train` makes it
     extra_ids = [str(r["id"]) for r in extra]

@@ -70,7 +70,8 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from .training import ci_dict, format_table, read_training_records
     from .training_data import check_records_match_lm, file_sha256
 
-    records, by_id, extra = read_training_records(cfg)
+    read = read_training_records(cfg)
+    records, by_id, extra = read.records, read.by_id, read.extra
     lm = load_lm_on(cfg.model, cfg.device, cfg.threads)
     check_records_match_lm(records + extra, lm)
     split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import rankdata
@@ -92,33 +92,35 @@ def single_signal_baselines(names: list[str], X_train: Sequence[np.ndarray], y_t
     return out
 
 
+def ci_cell(m: dict[str, Any] | None, with_n: bool = False) -> str:
+    """'+0.612 [+0.580, +0.644]' for a ci_dict (with ' n=CHAINS' when with_n), '-' when there is none."""
+    if not m:
+        return "-"
+    text = f"{m['mean']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}]"
+    return f"{text} n={m['n_chains']}" if with_n else text
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text summary table: name, kind, val/test Spearman [95% CI], passes, fit seconds."""
-    def cell(m):
-        return "-" if not m else f"{m['mean']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}]"
-
     width = max([len("predictor")] + [len(r["name"]) for r in rows])  # names are never cut
     head = (f"{'predictor':{width}s} {'val Spearman [95% CI]':26s} {'test Spearman [95% CI]':26s} "
             f"{'passes':>6s} {'fit s':>7s}")
     lines = [head, "-" * len(head)]
     for r in rows:
         fit = f"{r['fit_seconds']:.1f}" if r.get("fit_seconds") is not None else ""
-        lines.append(f"{r['name']:{width}s} {cell(r.get('val')):26s} {cell(r.get('test')):26s} "
+        lines.append(f"{r['name']:{width}s} {ci_cell(r.get('val')):26s} {ci_cell(r.get('test')):26s} "
                      f"{str(r.get('passes', 1)):>6s} {fit:>7s}")
     return "\n".join(lines)
 
 
 def format_domain_table(rows: list[dict[str, Any]], domains: Sequence[str]) -> str:
     """Per-domain test table: name, then each domain's mean per-chain Spearman [95% CI] (n chains)."""
-    def cell(m):
-        return "-" if not m else f"{m['mean']:+.3f} [{m['lo']:+.3f}, {m['hi']:+.3f}] n={m['n_chains']}"
-
     width = max([len("test chains by domain")] + [len(r["name"]) for r in rows])
     head = f"{'test chains by domain':{width}s} " + " ".join(f"{d:36s}" for d in domains)
     lines = [head, "-" * len(head)]
     for r in rows:
         doms = r.get("domains", {})
-        lines.append(f"{r['name']:{width}s} " + " ".join(f"{cell(doms.get(d, {}).get('test')):36s}" for d in domains))
+        lines.append(f"{r['name']:{width}s} " + " ".join(f"{ci_cell(doms.get(d, {}).get('test'), with_n=True):36s}" for d in domains))
     return "\n".join(lines)
 
 
@@ -175,9 +177,22 @@ def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]]) -> list[dict[str, A
     return out
 
 
-def read_training_records(cfg) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """(records of cfg.data and cfg.domain_data for cfg.objective, the same by id, --extra-train records
-    not among them).
+class TrainingRecords(NamedTuple):
+    """What `read_training_records` read: --data's records, --domain-data's, all of them by id, and
+    --extra-train's (never split: they only train)."""
+    main: list[dict[str, Any]]
+    domain: list[dict[str, Any]]
+    by_id: dict[str, dict[str, Any]]
+    extra: list[dict[str, Any]]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """--data's records, then --domain-data's (every record that is split by id)."""
+        return self.main + self.domain
+
+
+def read_training_records(cfg) -> TrainingRecords:
+    """The ranked records a training run reads, for cfg.objective.
 
     cfg: any config with data, objective, limit and extra_train (TrainConfig, FinetuneConfig), and
     optionally domain_data. Raises FileNotFoundError / ValueError naming the file, and
@@ -187,14 +202,14 @@ def read_training_records(cfg) -> tuple[list[dict[str, Any]], dict[str, dict[str
 
     if not Path(cfg.data).is_file():
         raise FileNotFoundError(f"{cfg.data}: no such ranked file (label chains with `predictor label` first)")
-    records = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
-    if len(records) < 3:
-        raise ValueError(f"{cfg.data}: {len(records)} {cfg.objective} chains; need at least 3 to split")
-    by_id = {str(r["id"]): r for r in records}
-    records = records + _read_domain_data(cfg, by_id)
+    main = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
+    if len(main) < 3:
+        raise ValueError(f"{cfg.data}: {len(main)} {cfg.objective} chains; need at least 3 to split")
+    by_id = {str(r["id"]): r for r in main}
+    domain = _read_domain_data(cfg, by_id)
     extra = _read_extra_train(cfg, by_id)
     check_unsealed([*by_id, *(str(r["id"]) for r in extra)], "training data")
-    return records, by_id, extra
+    return TrainingRecords(main, domain, by_id, extra)
 
 
 def _read_policy_states(cfg: TrainConfig, train_ids: set[str]) -> list[dict[str, Any]]:
@@ -225,7 +240,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
 
     # 1. ranked chains
-    records, by_id, extra = read_training_records(cfg)
+    read = read_training_records(cfg)
+    records, by_id, extra = read.records, read.by_id, read.extra
 
     # 2. the LM the chains were labeled with
     lm = load_lm_on(cfg.model, cfg.device, cfg.threads)
