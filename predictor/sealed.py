@@ -13,7 +13,8 @@ is not sealed is in a committed ranked file, and no sealed id is (tests/test_sea
 
 API: `sealed_ids(domain) -> set[str]`, `all_sealed_ids()`, `is_sealed(id)`, `without_sealed(chains)`,
 `check_unsealed(ids, what)`. `python -m predictor.sealed strip --in QUEUE --out FILE` writes a queue
-without its sealed chains (what labelers and training read); `build` wrote the list (once).
+without its sealed chains (what labelers and training read); `only` writes just the sealed chains (to
+label them for the one scoring); `build` wrote the list (once).
 """
 from __future__ import annotations
 
@@ -74,9 +75,18 @@ def read_ids(paths: Iterable[Path]) -> set[str]:
     return out
 
 
+SEALED_RANKED = Path("data") / "ranked" / "sealed"  # the sealed chains' labels, written for the one scoring
+
+
 def ranked_files(root: Path = ROOT) -> list[Path]:
-    """Every committed ranked file (data/ranked/**/*.jsonl)."""
-    return sorted((root / "data" / "ranked").rglob("*.jsonl"))
+    """Every committed ranked file (data/ranked/**/*.jsonl) but the sealed chains' own (data/ranked/sealed/)."""
+    sealed_dir = root / SEALED_RANKED
+    return sorted(p for p in (root / "data" / "ranked").rglob("*.jsonl") if sealed_dir not in p.parents)
+
+
+def sealed_ranked_files(root: Path = ROOT) -> list[Path]:
+    """The labels of sealed chains (data/ranked/sealed/*.jsonl): read only by the one scoring."""
+    return sorted((root / SEALED_RANKED).glob("*.jsonl"))
 
 
 def queue_ids(domain: str, root: Path = ROOT) -> list[str]:
@@ -157,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("strip", help="copy a chains/ranked JSONL file without its sealed chains")
     s.add_argument("--in", dest="inp", type=Path, required=True)
     s.add_argument("--out", type=Path, required=True)
+    o = sub.add_parser("only", help="copy only the sealed chains of a chains JSONL file (to label them once the "
+                                    "final predictor is chosen; write the labels under data/ranked/sealed/)")
+    o.add_argument("--in", dest="inp", type=Path, required=True)
+    o.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     if args.cmd == "build":
         if args.out.exists():
@@ -169,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lines = [line for line in args.inp.read_text(encoding="utf-8").splitlines() if line.strip()]
     sealed = all_sealed_ids()
-    kept = [line for line in lines if str(json.loads(line)["id"]) not in sealed]
+    kept = [line for line in lines if (str(json.loads(line)["id"]) in sealed) == (args.cmd == "only")]
     from .jsonl_io import atomic_write_text
 
     atomic_write_text(args.out, "".join(line + "\n" for line in kept))
-    print(f"wrote {len(kept)} of {len(lines)} records to {args.out} ({len(lines) - len(kept)} sealed left out)")
+    what = "only sealed chains kept" if args.cmd == "only" else f"{len(lines) - len(kept)} sealed left out"
+    print(f"wrote {len(kept)} of {len(lines)} records to {args.out} ({what})")
     return 0
 
 

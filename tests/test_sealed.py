@@ -7,7 +7,7 @@ import pytest
 
 from predictor import sealed
 from predictor.sealed import (QUEUES, SealedError, all_sealed_ids, check_unsealed, ids_digest, is_sealed,
-                              queue_ids, ranked_files, read_ids, sealed_hash, sealed_ids, select,
+                              queue_ids, ranked_files, read_ids, sealed_ranked_files, sealed_hash, sealed_ids, select,
                               without_sealed)
 
 
@@ -81,6 +81,26 @@ def test_strip_writes_the_queue_without_sealed_chains(tmp_path):
     out = tmp_path / "open.jsonl"
     assert sealed.main(["strip", "--in", str(src), "--out", str(out)]) == 0
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "b"]
+
+
+def test_only_writes_just_the_sealed_chains(tmp_path):
+    sid = sorted(sealed_ids("strategyqa"))[0]
+    src = tmp_path / "q.jsonl"
+    src.write_text(json.dumps({"id": "a"}) + "\n" + json.dumps({"id": sid}) + "\n" + json.dumps({"id": "b"}) + "\n")
+    out = tmp_path / "sealed.jsonl"
+    assert sealed.main(["only", "--in", str(src), "--out", str(out)]) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [sid]
+
+
+def test_sealed_labels_live_apart_and_hold_only_sealed_chains(tmp_path):
+    (tmp_path / "data" / "ranked" / "sealed").mkdir(parents=True)
+    sid = sorted(sealed_ids("gsm8k"))[0]
+    (tmp_path / "data" / "ranked" / "sealed" / "gsm8k.jsonl").write_text(json.dumps({"id": sid}) + "\n")
+    (tmp_path / "data" / "ranked" / "open.jsonl").write_text(json.dumps({"id": "a"}) + "\n")
+    assert [p.name for p in ranked_files(tmp_path)] == ["open.jsonl"]
+    assert [p.name for p in sealed_ranked_files(tmp_path)] == ["gsm8k.jsonl"]
+    # the committed sealed labels (once written) are sealed chains only
+    assert read_ids(sealed_ranked_files()) <= all_sealed_ids()
 
 
 def test_build_refuses_to_replace_the_list():
