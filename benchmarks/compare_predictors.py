@@ -43,6 +43,18 @@ def pick_chains(records: list[dict], metas: list[dict], split: str) -> list[dict
     return [r for r in records if str(r["id"]) in pool and str(r["id"]) not in banned]
 
 
+def length_buckets(n_tokens: np.ndarray, edges: list[int]) -> list[tuple[str, np.ndarray]]:
+    """(label, boolean mask over chains) per bucket of reasoning lengths: <= e1, e1+1..e2, ..., > e_last.
+    Every chain falls in exactly one bucket."""
+    n_tokens = np.asarray(n_tokens)
+    bounds = [0, *sorted(edges), None]
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        pick = (n_tokens > lo) & (n_tokens <= hi) if hi is not None else n_tokens > lo
+        out.append((f"{lo + 1}-{hi}" if hi is not None else f">{lo}", pick))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="ranked JSONL (greedy labels)")
@@ -53,8 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="LM (default: the first predictor's own)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--by-length", default=None, metavar="EDGES",
+                    help="also a table per reasoning-length bucket, e.g. 32,48,64: buckets <=32, 33-48, 49-64, >64 "
+                         "tokens (each bucket's chains, same predictors)")
     ap.add_argument("--out", default=None, help="JSON with per-chain values (default: print only)")
     args = ap.parse_args(argv)
+    try:
+        edges = sorted({int(e) for e in args.by_length.split(",")}) if args.by_length else []
+    except ValueError:
+        ap.error(f"--by-length: comma-separated integers, got {args.by_length!r}")
 
     import torch
 
@@ -84,18 +103,38 @@ def main(argv: list[str] | None = None) -> int:
         rp = RankPredictor.load(path, lm=lm)
         per_chain[name] = per_chain_spearman(rp.predict_ranks(chains), true)
     ref = names[0]
-    lines = [f"| predictor | Spearman [95% CI], {len(chosen)} chains | minus {ref} (paired) |", "|---|---|---|"]
-    result = {"data": args.data, "split": args.split, "ids": [str(r["id"]) for r in chosen], "rows": {}}
+
+    def table(pick: np.ndarray, title: str) -> tuple[list[str], dict]:
+        lines = [f"| predictor | {title}: Spearman [95% CI], {int(pick.sum())} chains | minus {ref} (paired) |",
+                 "|---|---|---|"]
+        rows = {}
+        for name in names:
+            vals = per_chain[name][pick]
+            m, lo, hi = bootstrap_ci(vals, n_boot=args.n_boot)
+            row = {"mean": m, "lo": lo, "hi": hi, "n_chains": int(pick.sum())}
+            diff = ""
+            if name != ref:
+                d = paired_difference(vals, per_chain[ref][pick], n_boot=args.n_boot)
+                row["minus_ref"] = list(d)
+                diff = f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
+            rows[name] = row
+            lines.append(f"| {name} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} |")
+        return lines, rows
+
+    everything = np.ones(len(chosen), dtype=bool)
+    lines, rows = table(everything, "all")
     for name in names:
-        m, lo, hi = bootstrap_ci(per_chain[name], n_boot=args.n_boot)
-        row = {"mean": m, "lo": lo, "hi": hi, "per_chain": per_chain[name].tolist()}
-        diff = ""
-        if name != ref:
-            d = paired_difference(per_chain[name], per_chain[ref], n_boot=args.n_boot)
-            row["minus_ref"] = list(d)
-            diff = f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]"
-        result["rows"][name] = row
-        lines.append(f"| {name} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {diff} |")
+        rows[name]["per_chain"] = per_chain[name].tolist()
+    result = {"data": args.data, "split": args.split, "ids": [str(r["id"]) for r in chosen], "rows": rows}
+    if edges:
+        n_tok = np.array([len(t) for t in true])
+        result["n_reasoning_tokens"] = n_tok.tolist()
+        result["by_length"] = {}
+        for label, pick in length_buckets(n_tok, edges):
+            if pick.sum() < 2:  # no interval from one chain
+                continue
+            more, result["by_length"][label] = table(pick, f"{label} tokens")
+            lines += ["", *more]
     print("\n".join(lines))
     if args.out:
         from predictor.jsonl_io import atomic_write_text

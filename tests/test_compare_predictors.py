@@ -6,7 +6,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from compare_predictors import pick_chains  # noqa: E402
+import numpy as np  # noqa: E402
+from compare_predictors import length_buckets, pick_chains  # noqa: E402
 
 
 def _meta(train, val, test, extra=()):
@@ -35,3 +36,11 @@ def test_unseen_is_every_record_no_predictor_used():
     b = _meta(train=["c3"], val=["c4"], test=["c5"], extra=["c6"])
     got = [r["id"] for r in pick_chains(RECORDS, [a, b], "unseen")]
     assert got == ["c2", "c5", "c7", "c8", "c9"]
+
+
+def test_length_buckets_cover_every_chain_once():
+    n = np.array([20, 32, 33, 48, 64, 65, 300])
+    got = length_buckets(n, [48, 32, 64])
+    assert [label for label, _ in got] == ["1-32", "33-48", "49-64", ">64"]
+    assert [n[m].tolist() for _, m in got] == [[20, 32], [33, 48], [64], [65, 300]]
+    assert np.array_equal(sum(m.astype(int) for _, m in got), np.ones(len(n), dtype=int))
