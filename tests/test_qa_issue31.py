@@ -99,3 +99,12 @@ def test_out_of_range_lightgbm_params_and_fixed_params_raise_value_errors():
         make_regressor("lgbm-regression", num_leaves=0, n_estimators=5).fit(X, y)
     with pytest.raises(ValueError, match="fixes objective='rank_xendcg'"):
         make_regressor("lgbm-xendcg", objective="regression")
+
+
+def test_domain_data_path_with_a_comma_is_read_whole_when_the_file_exists(tmp_path):
+    odd = tmp_path / "aqua,v2.jsonl"
+    odd.write_text("")
+    assert _config(["--domain-data", str(odd)]).domain_data == (str(odd),)
+    other = tmp_path / "b.jsonl"
+    assert _config(["--domain-data", f"{odd.parent / 'a.jsonl'},{other}"]).domain_data == (
+        str(tmp_path / "a.jsonl"), str(other))

@@ -98,6 +98,14 @@ def comma_list(item: type = str):
     return parse
 
 
+def file_list(text: str) -> list[str]:
+    """An argparse type for FILE,...: comma-separated paths, unless the whole text names an existing file
+    (a path that itself holds a comma)."""
+    from pathlib import Path
+
+    return [text] if Path(text).is_file() else comma_list(str)(text)
+
+
 def config_defaults(cls) -> dict:
     """{field: default} of a config dataclass (TrainConfig, FinetuneConfig, ...), for argparse defaults."""
     import dataclasses

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import comma_list
+from .common import comma_list, file_list
 
 HELP = "train regressors on ranked chains, select on validation, save a predictor directory"
 
@@ -76,11 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a JSON object of these options (configs/smollm2-joint.json: the shipped predictor's "
                         "run, `make train`); read where it stands, so options after it override it")
     p.add_argument("--data", default=d["data"], help="ranked JSONL from `predictor label` (default: %(default)s)")
-    p.add_argument("--domain-data", type=_names, default=list(d["domain_data"]), metavar="FILE,...",
+    p.add_argument("--domain-data", type=file_list, default=list(d["domain_data"]), metavar="FILE,...",
                    help="ranked JSONL of other chain styles (e.g. data/ranked/aqua/aqua-smollm2-joint.jsonl), split "
                         "into train/val/test by the same id hash as --data; validation mixes all chains, and the "
                         "table adds each domain's test chains on their own (domain = a record's `domain` field, "
-                        "else its id's prefix before '-')")
+                        "else its id's prefix before '-'); a path with a comma is read whole when that file exists")
     p.add_argument("--extra-train", default=None, metavar="FILE",
                    help="another ranked JSONL whose chains are used for training only, never split into val/test "
                         "(chains also in --data are dropped from it); full chains only unless --extra-states")
