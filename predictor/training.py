@@ -333,9 +333,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
             score(r, "test", per_chain_spearman(models[r["kind"]].predict(X_te), y_te))
     _log(f"selected {best['kind']} (best validation Spearman)")
     best_reg = models[best["kind"]]
-    meta = {**base_meta, "regressor_params": best_reg.get_params(),
-            "metrics": {"val": best["val"], "test": best["test"],
-                        **({"domains": best["domains"]} if "domains" in best else {})}}
+
+    def row_metrics(r: dict[str, Any]) -> dict[str, Any]:
+        return {"val": r["val"], "test": r["test"], **({"domains": r["domains"]} if "domains" in r else {})}
+
+    meta = {**base_meta, "regressor_params": best_reg.get_params(), "metrics": row_metrics(best)}
 
     # 8. refresh: re-score the survivors `k` times per chain (k forward passes)
     for k in cfg.refresh:
@@ -349,7 +351,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     # 9. save: every trained model, the selected predictor, metrics and the table
     for kind, reg in models.items():
         r = next(x for x in rows if x["kind"] == kind)
-        save_predictor(out / "models" / kind, reg, {**base_meta, "metrics": {"val": r["val"], "test": r["test"]}})
+        save_predictor(out / "models" / kind, reg, {**base_meta, "metrics": row_metrics(r)})
     save_predictor(out / "predictor", best_reg, meta)
     if cfg.ship:
         save_predictor(pretrained_dir(cfg.ship_name), best_reg, meta)

@@ -237,6 +237,10 @@ def test_domain_data_is_split_like_data_and_scored_per_domain(tiny_lm, ranked_fi
             total = sum(np.asarray(v[part]["per_chain"]).sum() for v in row["domains"].values() if part in v)
             assert total == pytest.approx(np.sum(row[part]["per_chain"]))
     assert "test chains by domain" in out
+    for row in m["rows"]:  # every saved model carries its own per-domain scores
+        if row["kind"] not in ("baseline", "refresh"):
+            _, kmeta = load_predictor(tmp_path / "dom" / "models" / row["kind"])
+            assert kmeta["metrics"]["domains"] == row["domains"]
     _, meta = load_predictor(tmp_path / "dom" / "predictor")
     assert [d["path"] for d in meta["domain_data"]] == [str(dom)]
     # a chain in two files, and a sealed chain, are refused with the file named
