@@ -63,17 +63,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("test", "val", "unseen"), default="test",
                     help="chains: the first predictor's test or val split, or every record (default: test)")
     ap.add_argument("--model", default=None, help="LM (default: the first predictor's own)")
-    ap.add_argument("--threads", type=int, default=1)
+    from predictor.commands.common import add_threads_argument
+
+    add_threads_argument(ap, default=1)
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--by-length", default=None, metavar="EDGES",
-                    help="also a table per reasoning-length bucket, e.g. 32,48,64: buckets <=32, 33-48, 49-64, >64 "
-                         "tokens (each bucket's chains, same predictors)")
+                    help="also a table per reasoning-length bucket, e.g. 32,48,64: buckets 1-32, 33-48, 49-64, >64 "
+                         "reasoning tokens (each bucket's chains, same predictors; a bucket of fewer than 2 chains "
+                         "is named, with no interval)")
     ap.add_argument("--out", default=None, help="JSON with per-chain values (default: print only)")
     args = ap.parse_args(argv)
-    try:
-        edges = sorted({int(e) for e in args.by_length.split(",")}) if args.by_length else []
-    except ValueError:
-        ap.error(f"--by-length: comma-separated integers, got {args.by_length!r}")
+    edges = []
+    if args.by_length is not None:
+        try:
+            edges = sorted({int(e) for e in args.by_length.split(",")})
+        except ValueError:
+            ap.error(f"--by-length: comma-separated integers, got {args.by_length!r}")
+        if not edges or edges[0] < 1:
+            ap.error(f"--by-length: bucket edges are reasoning-token counts >= 1, got {args.by_length!r}")
+    names = args.names.split(",") if args.names else list(args.predictors)
+    if len(names) != len(args.predictors):
+        ap.error("--names needs one name per predictor")
+    if len(set(names)) != len(names):
+        ap.error(f"--names: every predictor needs its own name, got {args.names!r}")
+    if args.out and Path(args.out).is_dir():
+        ap.error(f"--out {args.out}: is a directory; give a JSON file path")
 
     import torch
 
@@ -85,14 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.ranked import read_ranked, record_chain
 
     torch.set_num_threads(args.threads)
-    metas = [read_metadata(p) for p in args.predictors]
-    names = args.names.split(",") if args.names else list(args.predictors)
-    if len(names) != len(args.predictors):
-        ap.error("--names needs one name per predictor")
-    records = read_ranked(args.data, objective="joint")
-    chosen = pick_chains(records, metas, args.split)
+    try:
+        metas = [read_metadata(p) for p in args.predictors]
+        records = read_ranked(args.data, objective="joint")
+        if not records:
+            raise ValueError(f"{args.data}: no JOINT-objective records (this comparison scores JOINT labels)")
+        chosen = pick_chains(records, metas, args.split)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 2
     if not chosen:
-        print("no chain is unseen by every predictor", file=sys.stderr)
+        print(f"{ap.prog}: error: none of the {len(records)} records of {args.data} is in the {args.split} split of "
+              f"{names[0]} and unseen by every predictor (--split unseen: every record no predictor trained or "
+              "selected on)", file=sys.stderr)
         return 1
     print(f"{len(chosen)} chains of {args.data} ({args.split} split of {names[0]}, unseen by all)", file=sys.stderr)
     lm = load_lm(args.model or metas[0].get("lm_name"))
@@ -131,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         result["n_reasoning_tokens"] = n_tok.tolist()
         result["by_length"] = {}
         for label, pick in length_buckets(n_tok, edges):
-            if pick.sum() < 2:  # no interval from one chain
+            if pick.sum() < 2:  # no interval from one chain or none
+                result["by_length"][label] = {"n_chains": int(pick.sum())}
+                lines += ["", f"{label} tokens: {int(pick.sum())} chain(s), too few for an interval"]
                 continue
             more, result["by_length"][label] = table(pick, f"{label} tokens")
             lines += ["", *more]

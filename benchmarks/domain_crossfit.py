@@ -10,9 +10,11 @@ difference over all of its labeled chains (mean per-chain Spearman with greedy, 
 
     python benchmarks/domain_crossfit.py --config configs/smollm2-joint.json \\
         --domain-data data/ranked/aqua/aqua-smollm2-joint.jsonl,data/ranked/strategyqa/strategyqa-smollm2-joint.jsonl \\
-        --regressor lgbm-regression --folds 3 --out reports/domains/crossfit.json
+        --regressor lgbm-regression --folds 3 --json reports/domains/crossfit.json
 
-The main file's test chains are never read. Features come from the training feature cache (the same
+The main file's test chains are never read. Of `train`'s options, --out, --regressors, --no-ensemble,
+--refresh, --ship, --ship-name, --policy-states and --extra-states do not apply here (a warning names
+those given); --regressor picks the one kind fitted and --json is the only output. Features come from the training feature cache (the same
 spec as the config's `groups`), so a run after `train` costs the domain chains' passes and K + 1 fits.
 """
 from __future__ import annotations
@@ -44,9 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--regressor", default="lgbm-regression", help="the one regressor kind to fit (default: %(default)s)")
     ap.add_argument("--folds", type=int, default=3, help="folds per domain (default: %(default)s)")
     ap.add_argument("--json", dest="json_out", default=None, help="write per-chain values and the table here")
+    defaults = vars(ap.parse_args([]))
     args = ap.parse_args(argv)
     if args.folds < 2:
         ap.error("--folds must be at least 2")
+    if args.json_out and Path(args.json_out).is_dir():
+        ap.error(f"--json {args.json_out}: is a directory; give a JSON file path")
+    ignored = [f"--{k.replace('_', '-')}" for k in ("no_ensemble", "refresh", "ship", "ship_name", "policy_states",
+                                                     "extra_states") if getattr(args, k) != defaults[k]]
+    if ignored:
+        print(f"{ap.prog}: warning: {', '.join(ignored)} do not apply to the cross-fit and are ignored", file=sys.stderr)
     from predictor.regressors import REGRESSOR_KINDS
 
     if args.regressor not in REGRESSOR_KINDS:

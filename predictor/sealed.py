@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -128,22 +129,72 @@ def is_sealed(chain_id: str, path: Path = SEALED_FILE) -> bool:
     return str(chain_id) in all_sealed_ids(path)
 
 
-def _id_of(chain: Any) -> str:
-    return str(chain["id"] if isinstance(chain, Mapping) else chain.id)
+def _ids_of(chain: Any) -> list[str]:
+    """A chain's id and, for a pruned state of another chain, that chain's id (`parent_id`)."""
+    if isinstance(chain, Mapping):
+        ids = [chain["id"], chain.get("parent_id")]
+    else:
+        ids = [chain.id, getattr(chain, "parent_id", None)]
+    return [str(i) for i in ids if i is not None]
+
+
+def record_ids(records: Iterable[Any]) -> list[str]:
+    """Every id and parent_id of records (mappings or `Chain`s): what `check_unsealed` should be given."""
+    return [i for r in records for i in _ids_of(r)]
 
 
 def without_sealed(chains: Iterable[Any], path: Path = SEALED_FILE) -> list[Any]:
-    """The chains (mappings or `Chain`s with an id) that are not sealed, in order."""
+    """The chains (mappings or `Chain`s with an id) that are neither sealed nor a state of a sealed
+    chain, in order."""
     sealed = all_sealed_ids(path)
-    return [c for c in chains if _id_of(c) not in sealed]
+    return [c for c in chains if not sealed.intersection(_ids_of(c))]
 
 
 def check_unsealed(ids: Iterable[str], what: str = "data", path: Path = SEALED_FILE) -> None:
-    """Raise SealedError if any of `ids` is sealed (for code that trains or selects on `what`)."""
+    """Raise SealedError if any of `ids` is sealed (for code that trains or selects on `what`; pass
+    `record_ids(records)` so that states of sealed chains count too)."""
     hit = sorted(set(map(str, ids)) & all_sealed_ids(path))
     if hit:
         raise SealedError(f"{what} holds {len(hit)} sealed chain(s) (e.g. {hit[0]!r}); "
                           "see data/sealed_test.md")
+
+
+def filter_file(inp: Path, out: Path, keep_sealed: bool) -> tuple[int, int]:
+    """Copy the lines of a JSONL file whose record is (keep_sealed) or is not sealed (a state counts as
+    its parent chain) to `out`, atomically; returns (kept, read). Raises FileNotFoundError / ValueError
+    naming the file and line (not JSON, no "id", not UTF-8; --out over the input or a directory)."""
+    from .jsonl_io import atomic_write_text
+
+    inp, out = Path(inp), Path(out)
+    if inp.is_dir() or not inp.exists():
+        raise (ValueError if inp.is_dir() else FileNotFoundError)(
+            f"{inp}: {'is a directory, not' if inp.is_dir() else 'no such file; expected'} a JSONL file")
+    if out.is_dir():
+        raise ValueError(f"--out {out}: is a directory; give a file path")
+    if out.resolve() == inp.resolve():
+        raise ValueError(f"--out {out} would overwrite the input {inp}; choose another output path")
+    try:
+        text = inp.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{inp}: not valid UTF-8 (byte {e.start + 1})") from None
+    sealed, kept, n = all_sealed_ids(), [], 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{inp}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(rec, dict) or rec.get("id") is None:
+            raise ValueError(f"{inp}:{lineno}: id: missing (every record needs an \"id\")")
+        n += 1
+        if bool(sealed.intersection(_ids_of(rec))) == keep_sealed:
+            kept.append(line)
+    if keep_sealed and not kept:
+        raise ValueError(f"{inp}: none of its {n} records is sealed (expected a labeling queue: "
+                         f"{', '.join(q for q, _ in QUEUES.values())}); nothing written")
+    atomic_write_text(out, "".join(line + "\n" for line in kept))
+    return len(kept), n
 
 
 def build(root: Path = ROOT) -> dict[str, Any]:
@@ -181,14 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = ", ".join(f"{d} {len(v['ids'])}" for d, v in obj["domains"].items())
         print(f"wrote {args.out}: {sizes}; digest {digest}")
         return 0
-    lines = [line for line in args.inp.read_text(encoding="utf-8").splitlines() if line.strip()]
-    sealed = all_sealed_ids()
-    kept = [line for line in lines if (str(json.loads(line)["id"]) in sealed) == (args.cmd == "only")]
-    from .jsonl_io import atomic_write_text
-
-    atomic_write_text(args.out, "".join(line + "\n" for line in kept))
-    what = "only sealed chains kept" if args.cmd == "only" else f"{len(lines) - len(kept)} sealed left out"
-    print(f"wrote {len(kept)} of {len(lines)} records to {args.out} ({what})")
+    try:
+        kept, n = filter_file(args.inp, args.out, keep_sealed=args.cmd == "only")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+    what = "only sealed chains kept" if args.cmd == "only" else f"{n - kept} sealed left out"
+    print(f"wrote {kept} of {n} records to {args.out} ({what})")
     return 0
 
 

@@ -160,19 +160,22 @@ def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> lis
 def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Records of every --domain-data file (appended to by_id); an id in two files is an error."""
     from .ranked import read_ranked
+    from .sealed import check_unsealed, record_ids
 
-    out = []
+    out, origin = [], dict.fromkeys(by_id, f"{cfg.data} (--data)")
     for path in getattr(cfg, "domain_data", ()) or ():
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: no such ranked file (--domain-data)")
+        if Path(path).is_dir() or not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: {'a directory, not' if Path(path).is_dir() else 'no such'} "
+                                    "ranked file (--domain-data)")
         recs = read_ranked(path, objective=cfg.objective)
         if not recs:
             raise ValueError(f"{path}: no {cfg.objective} chains (--domain-data)")
+        check_unsealed(record_ids(recs), f"{path} (--domain-data)")
         for r in recs:
             cid = str(r["id"])
             if cid in by_id:
-                raise ValueError(f"{path}: chain {cid!r} is also in another training file (--data / --domain-data)")
-            by_id[cid] = r
+                raise ValueError(f"{path}: chain {cid!r} is also in {origin[cid]}; a chain may train from one file only")
+            by_id[cid], origin[cid] = r, f"{path} (--domain-data)"
         out += recs
     return out
 
@@ -198,17 +201,18 @@ def read_training_records(cfg) -> TrainingRecords:
     optionally domain_data. Raises FileNotFoundError / ValueError naming the file, and
     predictor.sealed.SealedError when a chain of the sealed test set is among them."""
     from .ranked import read_ranked
-    from .sealed import check_unsealed
+    from .sealed import check_unsealed, record_ids
 
     if not Path(cfg.data).is_file():
         raise FileNotFoundError(f"{cfg.data}: no such ranked file (label chains with `predictor label` first)")
     main = read_ranked(cfg.data, objective=cfg.objective)[: cfg.limit]
     if len(main) < 3:
         raise ValueError(f"{cfg.data}: {len(main)} {cfg.objective} chains; need at least 3 to split")
+    check_unsealed(record_ids(main), f"{cfg.data} (--data)")
     by_id = {str(r["id"]): r for r in main}
     domain = _read_domain_data(cfg, by_id)
     extra = _read_extra_train(cfg, by_id)
-    check_unsealed([*by_id, *(str(r["id"]) for r in extra)], "training data")
+    check_unsealed(record_ids(extra), f"{cfg.extra_train} (--extra-train)")
     return TrainingRecords(main, domain, by_id, extra)
 
 

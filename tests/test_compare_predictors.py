@@ -44,3 +44,14 @@ def test_length_buckets_cover_every_chain_once():
     assert [label for label, _ in got] == ["1-32", "33-48", "49-64", ">64"]
     assert [n[m].tolist() for _, m in got] == [[20, 32], [33, 48], [64], [65, 300]]
     assert np.array_equal(sum(m.astype(int) for _, m in got), np.ones(len(n), dtype=int))
+
+
+def test_cli_refuses_duplicate_names_bad_edges_and_a_directory_out_before_any_work(tmp_path, capsys):
+    import pytest
+    from compare_predictors import main
+
+    for argv, msg in ((["--names", "x,x"], "its own name"), (["--by-length", "0,32"], "edges are reasoning-token"),
+                      (["--by-length", "a"], "comma-separated integers"), (["--out", str(tmp_path)], "is a directory")):
+        with pytest.raises(SystemExit):
+            main(["--data", "missing.jsonl", "--predictors", "a", "b", *argv])
+        assert msg in capsys.readouterr().err

@@ -58,7 +58,7 @@ def test_config_list_of_regressor_params_gives_the_option_once_per_item(tmp_path
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"regressors": ["lgbm-lambdarank"], "domain-data": ["a.jsonl", "b.jsonl"],
                                 "regressor-param": ["lgbm-lambdarank:levels=100", "lgbm-lambdarank:num_leaves=7"]}))
-    assert config_argv(str(path)) == ["--regressors", "lgbm-lambdarank", "--domain-data", "a.jsonl,b.jsonl",
+    assert config_argv(str(path)) == ["--regressors", "lgbm-lambdarank", "--domain-data", "a.jsonl", "--domain-data", "b.jsonl",
                                       "--regressor-param", "lgbm-lambdarank:levels=100",
                                       "--regressor-param", "lgbm-lambdarank:num_leaves=7"]
     cfg = _config(["--config", str(path)])
@@ -79,11 +79,14 @@ def test_numpy_integer_levels_are_accepted_and_saved_as_int():
     (["--regressor", "lgbm-lambdarank", "--regressor-param", "lgbm-lambdarank:levels=5000",
       "--domain-data", "x.jsonl"], "levels must be an integer"),
     (["--data", "{main}", "--domain-data", "{missing}"], "main.jsonl:1: missing field"),  # a bad ranked file
+    (["--domain-data", "x.jsonl", "--json", "{tmp}"], "is a directory"),  # checked before any work
+    (["--data", "{main}", "--domain-data", "x.jsonl", "--ship", "--no-ensemble"],
+     "--no-ensemble, --ship do not apply to the cross-fit"),
 ])
 def test_domain_crossfit_argument_errors_are_clean(args, msg, tmp_path):
     main = tmp_path / "main.jsonl"
     main.write_text("".join(json.dumps({"id": f"c{i}"}) + "\n" for i in range(3)))
-    args = [a.format(main=main, missing=tmp_path / "missing.jsonl") for a in args]
+    args = [a.format(main=main, missing=tmp_path / "missing.jsonl", tmp=tmp_path) for a in args]
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "domain_crossfit.py"), *args],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
@@ -108,3 +111,8 @@ def test_domain_data_path_with_a_comma_is_read_whole_when_the_file_exists(tmp_pa
     other = tmp_path / "b.jsonl"
     assert _config(["--domain-data", f"{odd.parent / 'a.jsonl'},{other}"]).domain_data == (
         str(tmp_path / "a.jsonl"), str(other))
+    # repeated, and from a --config list, each path whole (commas included)
+    assert _config(["--domain-data", str(odd), "--domain-data", str(other)]).domain_data == (str(odd), str(other))
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"domain-data": [str(odd), str(other)]}))
+    assert _config(["--config", str(cfg)]).domain_data == (str(odd), str(other))

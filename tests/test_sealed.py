@@ -116,3 +116,42 @@ def test_loader_rejects_an_altered_list(tmp_path, monkeypatch):
     monkeypatch.setattr(sealed, "SEALED_FILE", fake)
     with pytest.raises(SealedError, match="altered"):
         sealed_ids("aqua", path=fake)
+
+
+def test_a_state_of_a_sealed_chain_counts_as_sealed(tmp_path):
+    sid = sorted(sealed_ids("aqua"))[0]
+    state = {"id": f"{sid}@shipped:0.5", "parent_id": sid}
+    assert without_sealed([state, {"id": "a"}]) == [{"id": "a"}]
+    with pytest.raises(SealedError, match="states.jsonl"):
+        check_unsealed(sealed.record_ids([state]), "states.jsonl")
+    src = tmp_path / "q.jsonl"
+    src.write_text(json.dumps(state) + "\n" + json.dumps({"id": "a"}) + "\n")
+    assert sealed.main(["strip", "--in", str(src), "--out", str(tmp_path / "o.jsonl")]) == 0
+    assert (tmp_path / "o.jsonl").read_text() == json.dumps({"id": "a"}) + "\n"
+
+
+@pytest.mark.parametrize("content, msg", [
+    ('{"id": "a"}\n\n{"id": "b"\n', "q.jsonl:3: invalid JSON"),
+    ('{"id": "a"}\n{"text": "no id"}\n', "q.jsonl:2: id: missing"),
+    ('[1, 2]\n', "q.jsonl:1: id: missing"),
+])
+def test_strip_and_only_name_the_bad_line_and_write_nothing(tmp_path, capsys, content, msg):
+    src = tmp_path / "q.jsonl"
+    src.write_text(content)
+    for cmd in ("strip", "only"):
+        assert sealed.main([cmd, "--in", str(src), "--out", str(tmp_path / "o.jsonl")]) == 2
+        assert msg in capsys.readouterr().err
+        assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_strip_and_only_refuse_to_overwrite_their_input_and_missing_or_unsealed_input(tmp_path, capsys):
+    src = tmp_path / "q.jsonl"
+    src.write_text(json.dumps({"id": "a"}) + "\n")
+    assert sealed.main(["strip", "--in", str(src), "--out", str(src)]) == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert src.read_text() == json.dumps({"id": "a"}) + "\n"
+    assert sealed.main(["strip", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "nope.jsonl: no such file" in capsys.readouterr().err
+    assert sealed.main(["only", "--in", str(src), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "none of its 1 records is sealed" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

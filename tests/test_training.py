@@ -246,11 +246,13 @@ def test_domain_data_is_split_like_data_and_scored_per_domain(tiny_lm, ranked_fi
     # a chain in two files, and a sealed chain, are refused with the file named
     dup = write_ranked(tmp_path / "dup.jsonl", [more[0]], tiny_lm)
     assert main(["train", *common, "--domain-data", f"{dom},{dup}", "--out", str(tmp_path / "x")]) == 2
-    assert "dup.jsonl" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "dup.jsonl" in err and "is also in " in err and "dom.jsonl (--domain-data)" in err
     sealed_id = sorted(all_sealed_ids())[0]
     bad = write_ranked(tmp_path / "sealed.jsonl", [{**more[0], "id": sealed_id}], tiny_lm)
     assert main(["train", *common, "--domain-data", str(bad), "--out", str(tmp_path / "y")]) == 2
-    assert "sealed" in capsys.readouterr().err.lower()
+    err = capsys.readouterr().err
+    assert "sealed.jsonl (--domain-data) holds 1 sealed chain" in err
 
 
 def test_a_predictor_trained_on_flow_groups_predicts_and_refreshes(tiny_lm, ranked_file, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ class _ConfigFile(argparse.Action):
         parser.parse_args(argv, namespace)
 
 
-REPEATED = ("--regressor-param",)  # append options: a --config list gives the option once per item
+REPEATED = ("--regressor-param", "--domain-data")  # append options: a --config list gives the option once per item
 
 
 def config_argv(path: str) -> list[str]:
@@ -76,11 +76,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a JSON object of these options (configs/smollm2-joint.json: the shipped predictor's "
                         "run, `make train`); read where it stands, so options after it override it")
     p.add_argument("--data", default=d["data"], help="ranked JSONL from `predictor label` (default: %(default)s)")
-    p.add_argument("--domain-data", type=file_list, default=list(d["domain_data"]), metavar="FILE,...",
+    p.add_argument("--domain-data", type=file_list, action="extend", default=list(d["domain_data"]),
+                   metavar="FILE,...",
                    help="ranked JSONL of other chain styles (e.g. data/ranked/aqua/aqua-smollm2-joint.jsonl), split "
                         "into train/val/test by the same id hash as --data; validation mixes all chains, and the "
                         "table adds each domain's test chains on their own (domain = a record's `domain` field, "
-                        "else its id's prefix before '-'); a path with a comma is read whole when that file exists")
+                        "else its id's prefix before '-'). Repeatable: every occurrence adds files (a --config's "
+                        "and the command line's add up); a path holding a comma is read whole when that file exists")
     p.add_argument("--extra-train", default=None, metavar="FILE",
                    help="another ranked JSONL whose chains are used for training only, never split into val/test "
                         "(chains also in --data are dropped from it); full chains only unless --extra-states")
