@@ -74,22 +74,15 @@ def test_helpers():
         sealed_ids("mnist")
 
 
-def test_strip_writes_the_queue_without_sealed_chains(tmp_path):
+@pytest.mark.parametrize("cmd", ["strip", "only"])
+def test_strip_keeps_the_open_chains_and_only_the_sealed_ones(tmp_path, cmd):
     sid = sorted(sealed_ids("strategyqa"))[0]
     src = tmp_path / "q.jsonl"
     src.write_text(json.dumps({"id": "a"}) + "\n" + json.dumps({"id": sid}) + "\n\n" + json.dumps({"id": "b"}) + "\n")
-    out = tmp_path / "open.jsonl"
-    assert sealed.main(["strip", "--in", str(src), "--out", str(out)]) == 0
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "b"]
-
-
-def test_only_writes_just_the_sealed_chains(tmp_path):
-    sid = sorted(sealed_ids("strategyqa"))[0]
-    src = tmp_path / "q.jsonl"
-    src.write_text(json.dumps({"id": "a"}) + "\n" + json.dumps({"id": sid}) + "\n" + json.dumps({"id": "b"}) + "\n")
-    out = tmp_path / "sealed.jsonl"
-    assert sealed.main(["only", "--in", str(src), "--out", str(out)]) == 0
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [sid]
+    out = tmp_path / "out.jsonl"
+    assert sealed.main([cmd, "--in", str(src), "--out", str(out)]) == 0
+    want = ["a", "b"] if cmd == "strip" else [sid]
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == want
 
 
 def test_sealed_labels_live_apart_and_hold_only_sealed_chains(tmp_path):
