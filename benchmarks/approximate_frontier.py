@@ -8,9 +8,15 @@ seconds per chain. Methods:
   refresh-K     the predictor re-run on the survivors K times (`predict_ranks(refresh=K)`)
   stride-S      the exact search deleting S tokens per step (`greedy_layout(lm, lay, SearchOptions(stride=S))`)
   budget-F      the approximate search (`predictor.greedy.approximate`, `label --budget F`)
-  NAME          --variants: the approximate search with knobs of `ApproximateOptions` replaced
+  NAME          --variants: the approximate search with knobs of `ApproximateOptions` replaced; a variant
+                with shortlist K > 0 gets the one-pass predictor, re-run on the current kept sequence, as
+                its proposer (`approximate.predictor_proposer`; field propose=False: none)
   exact         the exact search re-run (--rerun-exact: its seconds, same run)
 The predictor's LM tokens are counted as K x (prompt + reasoning + answer), the forward passes it runs.
+Objective regret (--regret-ratios, default 0.25,0.5,0.75): at each keep ratio, the exact objective (the
+record's, JOINT or ANSWER) of the kept set each method chooses minus that of exact greedy's kept set
+(nats, per chain; one forward per kept set, `evaluation.fidelity.chain_fidelity`); negative = less
+likely than greedy's. Paired differences of Spearman against --paired (default one-pass).
 Writes OUT/frontier.json, OUT/frontier.md (the table) and OUT/frontier.png (Spearman against LM-token
 share, log x). One thread by default; seconds are only comparable within one run.
 
@@ -51,6 +57,9 @@ def _args(argv=None) -> argparse.Namespace:
                    help="for records without lm_tokens, take the exact search's LM tokens from its cost estimate "
                         "(`approximate.exact_cost_estimate`, within 0.87-1.2 of the measured counts) instead of "
                         "re-running it; the table then also lists the recorded exact seconds")
+    p.add_argument("--regret-ratios", default="0.25,0.5,0.75",
+                   help="keep ratios of the objective regret against exact greedy ('' for none)")
+    p.add_argument("--paired", default="one-pass", help="method the paired Spearman differences are against")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", required=True, help="output folder")
     return p.parse_args(argv)
@@ -78,7 +87,8 @@ def main(argv=None) -> int:
 
     from predictor import RankPredictor, load_lm
     from predictor.greedy import SearchOptions, greedy_layout
-    from predictor.greedy.approximate import ApproximateOptions, approximate_greedy_layout, exact_cost_estimate
+    from predictor.greedy.approximate import (ApproximateOptions, approximate_greedy_layout, exact_cost_estimate,
+                                              predictor_proposer)
     from predictor.layout import Layout
     from predictor.metrics import bootstrap_ci
     from predictor.splits import split_ids
@@ -94,17 +104,21 @@ def main(argv=None) -> int:
     if not recs:
         raise SystemExit("no chains match")
     lm = load_lm()
-    rp = RankPredictor.load(args.predictor, lm=lm) if _floats(args.refresh) else None
+    variants = _variants(args.variants)
+    proposing = any(fields.get("shortlist") and fields.get("propose", True) for _, _, fields in variants)
+    rp = RankPredictor.load(args.predictor, lm=lm) if _floats(args.refresh) or proposing else None
+    ratios = _floats(args.regret_ratios)
     rows: dict[str, list[dict]] = {}
     estimated: set[str] = set()
 
     def add(name, r, ranks, tokens, secs, exact_tokens):
         rho = float(spearmanr(r["ranks"], ranks)[0]) if len(r["ranks"]) > 1 else 1.0
+        regret = chain_regret(lm.model, r, ranks, ratios) if ratios else []
         rows.setdefault(name, []).append({"id": r["id"], "n": len(r["ranks"]), "spearman": rho,
                                           "lm_tokens": int(tokens), "share": tokens / exact_tokens,
-                                          "seconds": secs})
+                                          "seconds": secs, "regret": regret})
         print(f"{r['id']} n={len(r['ranks'])} {name}: {rho:.3f}, {tokens / exact_tokens:.3f} of exact tokens, "
-              f"{secs:.1f} s", flush=True)
+              f"{secs:.1f} s, regret {' '.join(f'{x:.2f}' for x in regret)}", flush=True)
 
     for r in recs:
         lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
@@ -136,36 +150,67 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             res = approximate_greedy_layout(lm, lay, r["objective"], budget=f)
             add(f"budget-{f:g}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
-        for name, f, fields in _variants(args.variants):
+        for name, f, fields in variants:
+            fields = dict(fields)
+            propose = fields.pop("propose", True)
             opts = replace(ApproximateOptions.for_budget(f, lay.n, len(lay.answer_ids)), **fields)
+            proposer = predictor_proposer(rp, chain) if opts.shortlist and propose else None
             t = time.perf_counter()
-            res = approximate_greedy_layout(lm, lay, r["objective"], options=opts)
+            res = approximate_greedy_layout(lm, lay, r["objective"], options=opts, proposer=proposer)
             add(name, r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = []
+    ref = {x["id"]: x["spearman"] for x in rows.get(args.paired, [])}
     for name, rs in rows.items():
         mean, lo, hi = bootstrap_ci([x["spearman"] for x in rs])
-        summary.append({"method": name, "chains": len(rs), "spearman": mean, "ci": [lo, hi],
-                        "min": min(x["spearman"] for x in rs),
-                        "share": float(np.mean([x["share"] for x in rs])),
-                        "seconds": float(np.median([x["seconds"] for x in rs]))})
+        shares = [x["share"] for x in rs]
+        s = {"method": name, "chains": len(rs), "spearman": mean, "ci": [lo, hi],
+             "min": min(x["spearman"] for x in rs), "share": float(np.mean(shares)),
+             "share_range": [float(min(shares)), float(max(shares))],
+             "seconds": float(np.median([x["seconds"] for x in rs])),
+             "regret": [list(bootstrap_ci([x["regret"][j] for x in rs])) for j in range(len(ratios))]}
+        both = [x for x in rs if x["id"] in ref]
+        if both and name != args.paired:
+            d = [x["spearman"] - ref[x["id"]] for x in both]
+            s["paired"] = {"vs": args.paired, "diff": list(bootstrap_ci(d)), "better": sum(v > 0 for v in d),
+                           "chains": len(d)}
+        summary.append(s)
     ns = [len(r["ranks"]) for r in recs]
     head = (f"{len(recs)} chains of {min(ns)}-{max(ns)} reasoning tokens (median {int(np.median(ns))}) from "
             f"{', '.join(args.ranked)}, split {args.split}; {args.threads} thread(s)"
             + (f"; exact LM tokens estimated (no count recorded) for {len(estimated)} chain(s)" if estimated else "")
             + ("; 'exact (recorded)' seconds: the labeler's own run, other load" if "exact (recorded)" in rows else ""))
-    lines = [head, "", "| method | Spearman with exact greedy [95% CI] | lowest chain | LM tokens / exact | s per chain (median) |",
-             "|---|---|---|---|---|"]
+    ci = lambda m, lo, hi: f"{m:.3f} [{lo:.3f}, {hi:.3f}]"  # noqa: E731
+    lines = [head, "", "| method | Spearman with exact greedy [95% CI] | lowest chain | LM tokens / exact | s per chain (median) |"
+             + "".join(f" regret at keep {q:g} (nats) |" for q in ratios),
+             "|---|---|---|---|---|" + "---|" * len(ratios)]
     for s in summary:
-        lines.append(f"| {s['method']} | {s['spearman']:.3f} [{s['ci'][0]:.3f}, {s['ci'][1]:.3f}] | {s['min']:.3f} | "
-                     f"{s['share']:.3f} | {s['seconds']:.1f} |")
+        lo, hi = s["share_range"]
+        lines.append(f"| {s['method']} | {ci(s['spearman'], *s['ci'])} | {s['min']:.3f} | {s['share']:.3f} ({lo:.2f}-{hi:.2f}) "
+                     f"| {s['seconds']:.1f} |" + "".join(f" {ci(*g)} |" for g in s["regret"]))
+    paired = [s for s in summary if "paired" in s]
+    if paired:
+        lines += ["", f"Paired Spearman differences against {args.paired} (same chains):", "",
+                  "| method | difference [95% CI] | better on |", "|---|---|---|"]
+        lines += [f"| {s['method']} | {ci(*s['paired']['diff'])} | {s['paired']['better']} of {s['paired']['chains']} |"
+                  for s in paired]
     (out / "frontier.md").write_text("\n".join(lines) + "\n")
     (out / "frontier.json").write_text(json.dumps({"header": head, "summary": summary, "chains": rows}, indent=1))
     _plot(summary, out / "frontier.png", head)
     print("\n".join(lines))
     return 0
+
+
+def chain_regret(model, record: dict, ranks, ratios: list[float]) -> list[float]:
+    """Per keep ratio: the exact objective (the record's) of the kept set `ranks` chooses minus that of
+    exact greedy's kept set (the record's order), nats; one forward per distinct kept set."""
+    from predictor.evaluation.fidelity import chain_fidelity
+
+    fid = chain_fidelity(model, record, {"method": np.asarray(ranks)}, ratios)
+    obj = record.get("objective", "joint")
+    return [float(a - b) for a, b in zip(fid["method"][obj], fid["greedy"][obj])]
 
 
 def _plot(summary: list[dict], path: Path, title: str) -> None:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from scipy.stats import spearmanr
 from predictor.chains import as_chain
 from predictor.cli import main
 from predictor.greedy import greedy_layout
-from predictor.greedy.approximate import ApproximateOptions, approximate_greedy_layout
+from predictor.greedy.approximate import ApproximateOptions, approximate_greedy_layout, predictor_proposer
 from predictor.layout import encode_chain
 from predictor.objective import sequence_objective
 from predictor.ranked import read_ranked
@@ -124,7 +126,8 @@ def test_bad_budget_raises(tiny_lm, budget):
 
 
 @pytest.mark.parametrize("kw", [{"window": 0}, {"init_window": -1}, {"batch": 0}, {"neighbours": -1},
-                                {"step_tokens": -1.0}, {"margin": -0.1}, {"drift": float("nan")}])
+                                {"step_tokens": -1.0}, {"margin": -0.1}, {"drift": float("nan")},
+                                {"shortlist": -1}, {"sample": -2}, {"propose_every": 0}])
 def test_bad_options_raise(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         ApproximateOptions(**kw)
@@ -163,3 +166,66 @@ def test_label_cli_budget(tmp_path, model_dir):
     assert main(["label", "--in", str(chains), "--out", str(exact), "--model", model_dir, "--threads", "1"]) == 0
     assert all("budget" not in r and r["lm_tokens"] > 0 for r in read_ranked(exact))
     assert main([*args, "--budget", "0.5", "--stride", "2"]) == 2
+
+
+@pytest.fixture(scope="module")
+def one_pass(tiny_lm):
+    """A one-pass predictor on the tiny LM (surprisal: one forward per call, like the learned one)."""
+    from predictor import RankPredictor
+
+    return RankPredictor.load("surprisal", lm=tiny_lm)
+
+
+@pytest.mark.parametrize("kw", [{"shortlist": 10 ** 3}, {"sample": 10 ** 3}])
+def test_shortlist_as_large_as_the_chain_equals_exact(tiny_lm, exact, one_pass, kw):
+    """Shortlist mode with K >= n and whole suffixes re-scores every survivor every step: greedy."""
+    chain = CHAINS[1]  # 20 tokens: fast
+    res = approximate_greedy_layout(tiny_lm, _layout(tiny_lm, chain), options=ApproximateOptions(**kw),
+                                    proposer=predictor_proposer(one_pass, chain))
+    assert res.order == exact[chain["id"], "joint"].order
+    np.testing.assert_allclose(res.trajectory, exact[chain["id"], "joint"].trajectory, atol=1e-8)
+
+
+@pytest.mark.parametrize("options", [ApproximateOptions(shortlist=2, window=4, init_window=4, neighbours=1),
+                                     ApproximateOptions(shortlist=3, propose_every=3),
+                                     ApproximateOptions(sample=3, seed=1)])
+def test_shortlist_lm_tokens_count_the_proposer(tiny_lm, one_pass, options):
+    lay = _layout(tiny_lm, LONG)
+    calls = []
+    proposer = predictor_proposer(one_pass, LONG)
+
+    def counted(kept):
+        calls.append(len(kept))
+        return proposer(kept)
+
+    counter = _CountTokens(tiny_lm)
+    try:
+        res = approximate_greedy_layout(tiny_lm, lay, options=options, proposer=counted)
+    finally:
+        counter.handle.remove()
+    assert res.lm_tokens == counter.n > 0
+    if options.shortlist:  # one forward of the kept sequence per proposer call
+        assert len(calls) == -(-lay.n // options.propose_every) and calls[0] == lay.n
+        without = approximate_greedy_layout(tiny_lm, lay, options=options, proposer=lambda k: (proposer(k)[0], 0))
+        assert res.lm_tokens - without.lm_tokens >= sum(len(lay.prompt_ids) + m + len(lay.answer_ids) for m in calls)
+    else:
+        assert not calls
+    assert sorted(res.order) == list(range(lay.n))
+
+
+def test_sample_is_seeded(tiny_lm):
+    lay = _layout(tiny_lm, LONG)
+    a, b = (approximate_greedy_layout(tiny_lm, lay, options=ApproximateOptions(sample=2, seed=3)) for _ in range(2))
+    assert a.order == b.order
+
+
+def test_regret_of_exact_greedy_against_itself_is_zero(tiny_lm, exact):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from approximate_frontier import chain_regret
+
+    lay, ex = _layout(tiny_lm, LONG), exact["long", "joint"]
+    record = {"prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
+              "order": ex.order, "objective": "joint"}
+    assert chain_regret(tiny_lm.model, record, ex.ranks, [0.25, 0.5, 0.75]) == [0.0, 0.0, 0.0]
+    worst = chain_regret(tiny_lm.model, record, np.asarray(ex.ranks)[::-1].copy(), [0.5])
+    assert worst[0] != 0.0

@@ -21,13 +21,21 @@ not submodular:
 The current sequence itself stays exact: after each deletion its log-probs and KV are recomputed from
 the deleted position on, so `trajectory` holds exact objectives. `budget` maps to these knobs by
 `ApproximateOptions.for_budget`; `lm_tokens` counts what ran. With window None and a batch as large
-as the chain every gain is exact and the order is the exact search's (tested). Measured agreement and
-cost: docs/approximate_greedy.md.
+as the chain every gain is exact and the order is the exact search's (tested).
+
+Shortlist mode (`shortlist` K > 0 or `sample` > 0, off by default): no lazy stop. Every step re-scores
+exactly, on the current sequence, a shortlist: the K highest (stale) priorities, the K survivors a
+`proposer` (e.g. the one-pass predictor re-run on the current kept sequence, `predictor_proposer`;
+every `propose_every` steps) ranks first-to-delete, `sample` random survivors (stochastic greedy,
+Mirzasoleiman et al. 2015, seeded) and the `neighbours` of the last deletion; it deletes the best
+fresh gain, so every compared score is fresh. The proposer's forward tokens count in `lm_tokens`.
+Measured agreement and cost: docs/approximate_greedy.md.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +81,13 @@ class ApproximateOptions:
         whole-suffix first scoring, which then also scores each window once more to split the two)
         instead of dropping it;
     pack: re-score a block's candidates packed into one sequence (`suffix_reuse`'s layout, through
-        `packed_attention`) or as padded rows; None: packed on CPU, rows on CUDA (as the exact search)."""
+        `packed_attention`) or as padded rows; None: packed on CPU, rows on CUDA (as the exact search);
+    shortlist: K > 0 switches to shortlist mode (module doc): every step re-scores the K highest
+        priorities, plus the proposer's K first-to-delete survivors when a proposer is given, and
+        deletes the best fresh gain (`batch`, `step_tokens`, `margin`, `drift` then unused);
+    propose_every: steps between proposer runs (between them its last scores of the survivors rank);
+    sample: survivors drawn at random (seeded by `seed`) into every step's shortlist (> 0 alone:
+        stochastic greedy)."""
 
     window: int | None = None
     init_window: int | None = None
@@ -84,6 +98,10 @@ class ApproximateOptions:
     pack: bool | None = None
     drift: float = 0.0
     tail: bool = False
+    shortlist: int = 0
+    propose_every: int = 1
+    sample: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("window", "init_window"):
@@ -92,8 +110,11 @@ class ApproximateOptions:
                 raise ValueError(f"{name} must be an integer >= 1 or None, got {v!r}")
         if self.batch < 1:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
-        if self.neighbours < 0:
-            raise ValueError(f"neighbours must be >= 0, got {self.neighbours}")
+        for name in ("neighbours", "shortlist", "sample"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.propose_every < 1:
+            raise ValueError(f"propose_every must be >= 1, got {self.propose_every}")
         if not self.drift >= 0:
             raise ValueError(f"drift must be >= 0, got {self.drift}")
         if not self.margin >= 0:
@@ -222,7 +243,8 @@ class _WindowScorer:
 @torch.no_grad()
 def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", budget: float = 0.1,
                               options: ApproximateOptions | None = None,
-                              batch_tokens: int | None = None) -> GreedyResult:
+                              batch_tokens: int | None = None,
+                              proposer: Callable[[list[int]], tuple[np.ndarray, int]] | None = None) -> GreedyResult:
     """Approximate greedy pruning order of an encoded chain (see module doc).
 
     Args:
@@ -233,6 +255,8 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
             exact search itself.
         options: explicit knobs (overrides `budget`).
         batch_tokens: candidate tokens per batched forward (default: by device).
+        proposer: for shortlist mode (`options.shortlist`): kept original indices -> (scores of those
+            tokens, higher = pruned later; LM tokens it ran), e.g. `predictor_proposer`.
     Returns:
         GreedyResult (order, ranks, trajectory of the exact objective after each deletion,
         full_objective, seconds, lm_tokens).
@@ -264,6 +288,10 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
     trajectory: list[float] = []
     bank = 0.0
     last = None  # sequence position of the last deletion
+    shortlisting = bool(opts.shortlist or opts.sample)
+    rng = np.random.default_rng(opts.seed)
+    proposed: dict[int, float] | None = None  # by original token index: the proposer's last scores
+    proposer_tokens = 0
     while cur.m:
         kept = cur.kept
         m = len(kept)
@@ -283,23 +311,36 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
 
         # the neighbours of the last deletion join the step's first round (one forward for both)
         near = {j for d in range(opts.neighbours) for j in (last - 1 - d, last + d) if 0 <= j < m} if last is not None else set()
-        while True:
-            ranked = sorted(range(m), key=lambda j: (-prio[j], j))
-            hope = prio + np.sqrt(spread2[kept])  # optimistic priority (= prio for fresh candidates)
-            stale = sorted((j for j in range(m) if j not in fresh), key=lambda j: (-hope[j], j))
-            best_fresh = max((prio[j] for j in fresh), default=-math.inf)
-            if not stale or (ranked[0] in fresh and hope[stale[0]] < best_fresh - opts.margin):
-                break
-            todo = stale[: opts.batch] if stale and bank >= rescore.cost(stale[0]) else []
-            if not todo:
-                break  # out of budget this step: take the highest priority as it stands
-            # the neighbours come on top of the first round only when the allowance pays for them too
-            extra = near - set(todo)
-            if extra and bank >= sum(rescore.cost(j) for j in [*todo, *extra]):
-                todo = sorted(set(todo) | extra)
-            near = set()
-            bank -= spend(todo)
-        b = min(range(m), key=lambda j: (-prio[j], j))  # ties: lowest index
+        if shortlisting:  # every compared gain fresh: re-score the shortlist, delete its best
+            pick = near | set(sorted(range(m), key=lambda j: (-prio[j], j))[: opts.shortlist])
+            if proposer is not None and opts.shortlist:
+                if proposed is None or len(order) % opts.propose_every == 0:
+                    scores, ran = proposer(kept)
+                    proposed, proposer_tokens = dict(zip(kept, np.asarray(scores, dtype=np.float64))), proposer_tokens + ran
+                pick |= set(sorted(range(m), key=lambda j: (proposed[kept[j]], j))[: opts.shortlist])
+            if opts.sample:
+                pick |= set(rng.choice(m, min(opts.sample, m), replace=False).tolist())
+            js = sorted(pick)
+            spend(js)
+            b = max(js, key=lambda j: (prio[j], -j))  # ties: lowest index
+        else:
+            while True:
+                ranked = sorted(range(m), key=lambda j: (-prio[j], j))
+                hope = prio + np.sqrt(spread2[kept])  # optimistic priority (= prio for fresh candidates)
+                stale = sorted((j for j in range(m) if j not in fresh), key=lambda j: (-hope[j], j))
+                best_fresh = max((prio[j] for j in fresh), default=-math.inf)
+                if not stale or (ranked[0] in fresh and hope[stale[0]] < best_fresh - opts.margin):
+                    break
+                todo = stale[: opts.batch] if stale and bank >= rescore.cost(stale[0]) else []
+                if not todo:
+                    break  # out of budget this step: take the highest priority as it stands
+                # the neighbours come on top of the first round only when the allowance pays for them too
+                extra = near - set(todo)
+                if extra and bank >= sum(rescore.cost(j) for j in [*todo, *extra]):
+                    todo = sorted(set(todo) | extra)
+                near = set()
+                bank -= spend(todo)
+            b = min(range(m), key=lambda j: (-prio[j], j))  # ties: lowest index
         while b > 0 and cur.seq[b - 1] == cur.seq[b]:  # equal neighbours leave the same sequence: the lower one
             b -= 1
         order.append(kept[b])
@@ -310,4 +351,30 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
             spread2[cur.kept] += (opts.drift / dist) ** 2
         last = b
     return GreedyResult(order, ranks_from_order(order, n), trajectory, full, time.perf_counter() - t0, lay,
-                        lm_tokens=int(sc.tokens))
+                        lm_tokens=int(sc.tokens) + proposer_tokens)
+
+
+def predictor_proposer(rank_predictor, chain) -> Callable[[list[int]], tuple[np.ndarray, int]]:
+    """A shortlist proposer from a one-pass predictor (a `RankPredictor`, e.g. the shipped one): kept
+    original indices -> (its scores of those tokens on the kept sequence, one forward; the LM tokens
+    that forward ran, counted by a hook on the decoder stack). Duck-typed, so this module does not
+    import the predictor stack (which imports it)."""
+    base = getattr(rank_predictor.lm.model, rank_predictor.lm.model.base_model_prefix)
+
+    def propose(kept: list[int]) -> tuple[np.ndarray, int]:
+        ran = [0]
+
+        def count(_mod, args, kwargs):
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            mask = kwargs.get("attention_mask")
+            ran[0] += int(ids.numel() if mask is None else mask[:, -ids.shape[1]:].sum())
+
+        handle = base.register_forward_pre_hook(count, with_kwargs=True)
+        try:
+            obs = rank_predictor.observe(chain, list(kept))
+            scores = rank_predictor.scorer.score_many([obs])[0]
+        finally:
+            handle.remove()
+        return np.asarray(scores, dtype=np.float64), ran[0]
+
+    return propose
