@@ -105,10 +105,13 @@ def test_train_defaults_come_from_train_config():
 
 
 def test_shipped_training_config_is_make_train():
-    """configs/smollm2-joint.json parses to what the Makefile's train line said before it used the file."""
+    """configs/smollm2-joint.json parses to the shipped run's command line."""
     make_args = ("--data data/ranked/gsm8k-smollm2-joint.jsonl "
+                 "--domain-data data/ranked/aqua/aqua-smollm2-joint.jsonl "
+                 "--domain-data data/ranked/strategyqa/strategyqa-smollm2-joint.jsonl "
                  "--extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl "
-                 "--groups attention,probe,logits,position,lexical,hidden --regressors lgbm-regression,sequence "
+                 "--groups attention,probe,logits,position,lexical,hidden "
+                 "--regressors lgbm-regression,lgbm-lambdarank,sequence --regressor-param lgbm-lambdarank:levels=100 "
                  "--threads 1 --out runs/train")
     a = vars(_parse("train --config configs/smollm2-joint.json"))
     b = vars(_parse(f"train {make_args}"))
