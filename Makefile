@@ -1,5 +1,5 @@
 # Fresh machine: `make demo` (set up + a few-minute tour of the main job) or `make test` (set up + tests).
-# `make train` retrains the shipped predictor from scratch (about 40 minutes on 2 CPU cores, see README).
+# `make train` retrains the shipped predictor from scratch (about 65 minutes on 2 shared CPU cores, see README).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
