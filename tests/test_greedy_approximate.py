@@ -168,6 +168,26 @@ def test_label_cli_budget(tmp_path, model_dir):
     assert main([*args, "--budget", "0.5", "--stride", "2"]) == 2
 
 
+def test_label_cli_shortlist(tmp_path, model_dir, exact):
+    """`label --shortlist K`: records carry the setting and lm_tokens; K >= n is the exact order; resuming
+    with another K, or mixing it with --budget, is refused; --proposer alone is refused."""
+    chains = tmp_path / "c.jsonl"
+    chains.write_text("".join(json.dumps(c) + "\n" for c in CHAINS))
+    out = tmp_path / "short.jsonl"
+    args = ["label", "--in", str(chains), "--out", str(out), "--model", model_dir, "--threads", "1",
+            "--proposer", "surprisal"]
+    assert main([*args, "--shortlist", "1000", "--propose-every", "2"]) == 0
+    recs = read_ranked(out)
+    assert [r["id"] for r in recs] == [c["id"] for c in CHAINS]
+    assert all(r["shortlist"] == 1000 and r["propose_every"] == 2 and r["proposer"] == "surprisal"
+               and r["lm_tokens"] > 0 for r in recs)
+    assert [r["order"] for r in recs] == [exact[c["id"], "joint"].order for c in CHAINS]
+    assert main([*args, "--shortlist", "4", "--propose-every", "2"]) == 2  # another setting: not mixed
+    assert main([*args, "--shortlist", "4", "--budget", "0.5"]) == 2
+    assert main(["label", "--in", str(chains), "--out", str(tmp_path / "x.jsonl"), "--model", model_dir,
+                 "--proposer", "surprisal"]) == 2
+
+
 @pytest.fixture(scope="module")
 def one_pass(tiny_lm):
     """A one-pass predictor on the tiny LM (surprisal: one forward per call, like the learned one)."""

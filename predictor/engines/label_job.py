@@ -51,6 +51,11 @@ class LabelJob(ChainJob):
         if budget < 1 and self.args.stride != 1:
             raise ValueError("--budget and --stride are two approximations: choose one")
         self.budget = float(budget)
+        self.shortlist = getattr(self.args, "shortlist", None)
+        if self.shortlist is not None and (self.budget < 1 or self.args.stride != 1):
+            raise ValueError("--shortlist, --budget and --stride are three approximations: choose one")
+        if self.shortlist is None and getattr(self.args, "proposer", None):
+            raise ValueError("--proposer only applies with --shortlist K")
         if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
             raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
 
@@ -83,10 +88,16 @@ class LabelJob(ChainJob):
                              "new labels would mix two layouts: write to another file")
 
     def static_settings(self) -> dict[str, Any]:
-        return {"stride": self.args.stride, **({"budget": self.budget} if self.budget < 1 else {})}
+        out = {"stride": self.args.stride, **({"budget": self.budget} if self.budget < 1 else {})}
+        if self.shortlist is not None:
+            out.update(shortlist=self.shortlist, propose_every=self.args.propose_every)
+        return out
 
     def describe(self) -> str:
         how = f"the approximate greedy search (budget {self.budget:g})" if self.budget < 1 else "the greedy search"
+        if self.shortlist is not None:
+            how = (f"the refreshed-shortlist greedy search (K {self.shortlist}, proposer {self.proposer.name!r} "
+                   f"every {self.args.propose_every} steps)")
         return f"{how} on {self.lm.name!r}"
 
     def load(self) -> None:
@@ -95,6 +106,11 @@ class LabelJob(ChainJob):
 
         self.lm = load_lm_from_args(self.args)
         self.matmul = "onednn" if uses_onednn(self.lm.model) else None
+        if self.shortlist is not None:
+            from ..predictor_dir import default_predictor_dir
+            from ..rank_predictor import RankPredictor
+
+            self.proposer = RankPredictor.load(self.args.proposer or default_predictor_dir(self.lm), lm=self.lm)
 
     def settings(self) -> dict[str, Any]:
         return {"lm": self.lm.fingerprint, **self.static_settings()}
@@ -115,7 +131,16 @@ class LabelJob(ChainJob):
         from ..ranked import ranked_record
 
         self.cost(chain)  # the --max-tokens check (encoding is cheap)
-        if self.budget < 1:
+        if self.shortlist is not None:
+            from ..greedy.approximate import approximate_greedy_layout, predictor_proposer, shortlist_options
+            from ..layout import encode_chain
+
+            lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
+            res = approximate_greedy_layout(self.lm, lay, self.args.objective,
+                                            options=shortlist_options(self.shortlist, self.args.propose_every),
+                                            batch_tokens=self.args.batch_tokens,
+                                            proposer=predictor_proposer(self.proposer, chain))
+        elif self.budget < 1:
             from ..greedy.approximate import approximate_greedy_layout
             from ..layout import encode_chain
 
@@ -129,6 +154,8 @@ class LabelJob(ChainJob):
                             self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
         if self.budget < 1:
             rec["budget"] = self.budget
+        if self.shortlist is not None:
+            rec.update(shortlist=self.shortlist, propose_every=self.args.propose_every, proposer=self.proposer.name)
         return rec
 
     def check_existing(self, record: dict[str, Any], where: str) -> None:

@@ -141,6 +141,16 @@ class ApproximateOptions:
         return cls(window=window, init_window=init_window, batch=2, neighbours=1, step_tokens=per_step)
 
 
+SHORTLIST_DEFAULTS = {"window": None, "init_window": 16, "neighbours": 1}  # the setting chosen on validation
+
+
+def shortlist_options(shortlist: int = 4, propose_every: int = 4) -> ApproximateOptions:
+    """The refreshed-shortlist setting measured in docs/approximate_greedy.md ("pred4-every4": K = 4,
+    the proposer re-run every 4 steps, whole-suffix re-scores, 16-token first scoring, the last
+    deletion's neighbours); `label --shortlist K` runs it with a one-pass predictor as proposer."""
+    return ApproximateOptions(shortlist=shortlist, propose_every=propose_every, **SHORTLIST_DEFAULTS)
+
+
 def check_budget(budget: float) -> float:
     if isinstance(budget, bool) or not (isinstance(budget, (int, float)) and 0 < budget <= 1):
         raise ValueError(f"budget must be in (0, 1] (the share of the exact search's cost), got {budget!r}")
