@@ -183,6 +183,7 @@ def test_label_cli_shortlist(tmp_path, model_dir, exact):
                and r["lm_tokens"] > 0 for r in recs)
     assert [r["order"] for r in recs] == [exact[c["id"], "joint"].order for c in CHAINS]
     assert main([*args, "--shortlist", "4", "--propose-every", "2"]) == 2  # another setting: not mixed
+    assert main([*args[:-2], "--proposer", "position", "--shortlist", "1000", "--propose-every", "2"]) == 2
     assert main([*args, "--shortlist", "4", "--budget", "0.5"]) == 2
     assert main(["label", "--in", str(chains), "--out", str(tmp_path / "x.jsonl"), "--model", model_dir,
                  "--proposer", "surprisal"]) == 2

@@ -113,7 +113,8 @@ class LabelJob(ChainJob):
             self.proposer = RankPredictor.load(self.args.proposer or default_predictor_dir(self.lm), lm=self.lm)
 
     def settings(self) -> dict[str, Any]:
-        return {"lm": self.lm.fingerprint, **self.static_settings()}
+        proposer = {"proposer": self.proposer.name} if self.shortlist is not None else {}
+        return {"lm": self.lm.fingerprint, **self.static_settings(), **proposer}
 
     def cost(self, chain: Chain) -> float:
         """The search's cost for `chain` (`search_cost`, token positions); raises ChainError for a chain
