@@ -132,22 +132,14 @@ class LabelJob(ChainJob):
         from ..ranked import ranked_record
 
         self.cost(chain)  # the --max-tokens check (encoding is cheap)
-        if self.shortlist is not None:
+        if self.shortlist is not None or self.budget < 1:
             from ..greedy.approximate import approximate_greedy_layout, predictor_proposer, shortlist_options
-            from ..layout import encode_chain
 
-            lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
-            res = approximate_greedy_layout(self.lm, lay, self.args.objective,
-                                            options=shortlist_options(self.shortlist, self.args.propose_every),
-                                            batch_tokens=self.args.batch_tokens,
-                                            proposer=predictor_proposer(self.proposer, chain))
-        elif self.budget < 1:
-            from ..greedy.approximate import approximate_greedy_layout
-            from ..layout import encode_chain
-
-            lay = encode_chain(self.lm.tokenizer, chain, self.lm.max_length)
-            res = approximate_greedy_layout(self.lm, lay, self.args.objective, self.budget,
-                                            batch_tokens=self.args.batch_tokens)
+            how = ({"options": shortlist_options(self.shortlist, self.args.propose_every),
+                    "proposer": predictor_proposer(self.proposer, chain)} if self.shortlist is not None
+                   else {"budget": self.budget})
+            res = approximate_greedy_layout(self.lm, encode_chain(self.lm.tokenizer, chain, self.lm.max_length),
+                                            self.args.objective, batch_tokens=self.args.batch_tokens, **how)
         else:
             res = greedy_prune(self.lm, chain, SearchOptions(self.args.objective, stride=self.args.stride,
                                                               batch_tokens=self.args.batch_tokens))
