@@ -7,7 +7,9 @@ seconds per chain. Methods:
   one-pass      the shipped predictor, one forward pass (`predict_ranks`)
   refresh-K     the predictor re-run on the survivors K times (`predict_ranks(refresh=K)`)
   stride-S      the exact search deleting S tokens per step (`greedy_layout(lm, lay, SearchOptions(stride=S))`)
-  budget-F      the approximate search (`predictor.greedy.approximate`, `label --budget F`)
+  budget-F      the approximate search (`predictor.greedy.approximate`, `label --budget F`): the shortlist
+                search under a token allowance, the shipped predictor as its proposer
+  lazy-F        --lazy-budgets: the approximate search without a proposer (lazy re-scoring)
   NAME          --variants: the approximate search with knobs of `ApproximateOptions` replaced; a variant
                 with shortlist K > 0 gets the one-pass predictor, re-run on the current kept sequence, as
                 its proposer (`approximate.predictor_proposer`; field propose=False: none)
@@ -45,10 +47,13 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--ids", default=None, help="comma list of chain ids to keep (default: all)")
     p.add_argument("--limit", type=int, default=None, help="at most this many chains (file order)")
     p.add_argument("--budgets", default="0.03,0.1", help="comma list of --budget values (default %(default)s)")
+    p.add_argument("--lazy-budgets", default="", help="comma list of budgets for the search without a proposer")
     p.add_argument("--variants", default="",
                    help="semicolon list of NAME=BUDGET[,FIELD=VALUE...]: the approximate search with "
                         "ApproximateOptions.for_budget(BUDGET) and these fields replaced (values as Python "
-                        "literals), e.g. 'margin1=0.1,margin=1.0;rows=0.1,pack=False'")
+                        "literals), e.g. 'margin1=0.1,margin=1.0;rows=0.1,pack=False'; pseudo-fields: "
+                        "propose=False (no proposer), budgeted=True (start from for_budget's proposer setting, "
+                        "what --budgets runs, instead of its lazy one)")
     p.add_argument("--strides", default="", help="comma list of strides (default none)")
     p.add_argument("--refresh", default="1", help="comma list of predictor refresh counts; '' for none")
     p.add_argument("--predictor", default=None, help="predictor dir (default: the shipped one)")
@@ -105,7 +110,7 @@ def main(argv=None) -> int:
         raise SystemExit("no chains match")
     lm = load_lm()
     variants = _variants(args.variants)
-    proposing = any(fields.get("shortlist") and fields.get("propose", True) for _, _, fields in variants)
+    proposing = bool(_floats(args.budgets) or variants)
     rp = RankPredictor.load(args.predictor, lm=lm) if _floats(args.refresh) or proposing else None
     ratios = _floats(args.regret_ratios)
     rows: dict[str, list[dict]] = {}
@@ -148,12 +153,19 @@ def main(argv=None) -> int:
             add(f"stride-{s}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
         for f in _floats(args.budgets):
             t = time.perf_counter()
-            res = approximate_greedy_layout(lm, lay, r["objective"], budget=f)
+            res = approximate_greedy_layout(lm, lay, r["objective"], budget=f, proposer=predictor_proposer(rp, chain))
             add(f"budget-{f:g}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
+        for f in _floats(args.lazy_budgets):
+            t = time.perf_counter()
+            res = approximate_greedy_layout(lm, lay, r["objective"], budget=f)
+            add(f"lazy-{f:g}", r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
         for name, f, fields in variants:
             fields = dict(fields)
             propose = fields.pop("propose", True)
-            opts = replace(ApproximateOptions.for_budget(f, lay.n, len(lay.answer_ids)), **fields)
+            budgeted = fields.pop("budgeted", False)  # base: for_budget's proposer setting, else its lazy one
+            base = ApproximateOptions.for_budget(f, lay.n, len(lay.answer_ids), len(lay.prompt_ids),
+                                                 proposer=budgeted and propose)
+            opts = replace(base, **fields)
             proposer = predictor_proposer(rp, chain) if opts.shortlist and propose else None
             t = time.perf_counter()
             res = approximate_greedy_layout(lm, lay, r["objective"], options=opts, proposer=proposer)

@@ -82,7 +82,13 @@ class RankPredictor:
                              "wrote (OUT/predictor, or predictor/pretrained/NAME with --ship): RankPredictor.load(DIR)")
         if name is not None and name in SCORERS and name not in DIRECTORY_SCORERS:
             scorer = get_scorer(name, **scorer_kwargs)
-            return cls(lm if lm is not None else load_lm(device=device), scorer, name)
+            lm = lm if lm is not None else load_lm(device=device)
+            if getattr(scorer, "wants_proposer", False):  # the approximate greedy search's shortlist proposer
+                try:
+                    scorer.proposer = cls.load(None, lm=lm)
+                except PredictorMismatchError:
+                    pass  # no shipped predictor for this LM: the search runs without one
+            return cls(lm, scorer, name)
         shipped = {"learned": pretrained_dir(), **shipped_predictors()}
         if name is None:
             shipped[None] = default_predictor_dir(lm)

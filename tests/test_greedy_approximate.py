@@ -127,7 +127,8 @@ def test_bad_budget_raises(tiny_lm, budget):
 
 @pytest.mark.parametrize("kw", [{"window": 0}, {"init_window": -1}, {"batch": 0}, {"neighbours": -1},
                                 {"step_tokens": -1.0}, {"margin": -0.1}, {"drift": float("nan")},
-                                {"shortlist": -1}, {"sample": -2}, {"propose_every": 0}])
+                                {"shortlist": -1}, {"sample": -2}, {"propose_every": 0},
+                                {"step_candidates": -1.0}])
 def test_bad_options_raise(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         ApproximateOptions(**kw)
@@ -209,6 +210,7 @@ def test_shortlist_as_large_as_the_chain_equals_exact(tiny_lm, exact, one_pass, 
 
 @pytest.mark.parametrize("options", [ApproximateOptions(shortlist=2, window=4, init_window=4, neighbours=1),
                                      ApproximateOptions(shortlist=3, propose_every=3),
+                                     ApproximateOptions(shortlist=3, propose_every=2, step_candidates=1.5),
                                      ApproximateOptions(sample=3, seed=1)])
 def test_shortlist_lm_tokens_count_the_proposer(tiny_lm, one_pass, options):
     lay = _layout(tiny_lm, LONG)
@@ -250,3 +252,74 @@ def test_regret_of_exact_greedy_against_itself_is_zero(tiny_lm, exact):
     assert chain_regret(tiny_lm.model, record, ex.ranks, [0.25, 0.5, 0.75]) == [0.0, 0.0, 0.0]
     worst = chain_regret(tiny_lm.model, record, np.asarray(ex.ranks)[::-1].copy(), [0.5])
     assert worst[0] != 0.0
+
+
+def test_budgeted_shortlist_with_everything_affordable_equals_exact(tiny_lm, exact, one_pass):
+    """Shortlist mode under an allowance that pays for every survivor every step is the exact search."""
+    chain = CHAINS[1]
+    opts = ApproximateOptions(shortlist=10 ** 3, step_candidates=1e9)
+    res = approximate_greedy_layout(tiny_lm, _layout(tiny_lm, chain), options=opts,
+                                    proposer=predictor_proposer(one_pass, chain))
+    assert res.order == exact[chain["id"], "joint"].order
+
+
+def test_for_budget_with_a_proposer_buys_more_with_more_budget():
+    lo, mid, hi = (ApproximateOptions.for_budget(f, 150, 10, 60, proposer=True) for f in (0.03, 0.1, 0.3))
+    assert lo.step_candidates < mid.step_candidates < hi.step_candidates
+    assert lo.propose_every >= mid.propose_every >= hi.propose_every
+    assert all(o.shortlist > 0 and o.window is None for o in (lo, mid, hi))
+
+
+def test_budget_with_a_proposer_spends_its_budget(tiny_lm, one_pass):
+    """`budget` with a proposer: LM tokens (proposer included) grow with the budget and stay within 1.3x
+    of the larger of budget x the exact search's estimated cost and the sequence's own upkeep."""
+    from predictor.greedy.approximate import exact_cost_estimate
+
+    spent = {}
+    for budget in (0.3, 0.6):
+        for chain in [LONG, *CHAINS]:
+            lay = _layout(tiny_lm, chain)
+            res = approximate_greedy_layout(tiny_lm, lay, budget=budget, proposer=predictor_proposer(one_pass, chain))
+            a = len(lay.answer_ids)
+            upkeep = lay.n * lay.n / 4 + lay.n * a + lay.total  # the exact sequence updates and its first pass
+            assert res.lm_tokens <= 1.3 * max(budget * exact_cost_estimate(lay.n, a), upkeep), (chain["id"], budget)
+            spent[chain["id"], budget] = res.lm_tokens
+    assert spent["long", 0.3] < spent["long", 0.6]
+
+
+@pytest.mark.parametrize("budget", [0.02, 0.1])
+def test_budget_with_an_oracle_proposer_is_exact(tiny_lm, exact, budget):
+    """A proposer that ranks the survivors by their exact greedy ranks puts greedy's next deletion first
+    in every step's shortlist (or the fallback when nothing is affordable): the exact order at any budget."""
+    ex = exact["long", "joint"]
+    ranks = np.asarray(ex.ranks, dtype=np.float64)
+    res = approximate_greedy_layout(tiny_lm, _layout(tiny_lm, LONG), budget=budget,
+                                    proposer=lambda kept: (ranks[kept], 0))
+    assert res.order == ex.order
+
+
+def test_greedy_scorer_budget_with_a_proposer(tiny_lm, one_pass):
+    from predictor import RankPredictor
+
+    got = RankPredictor.load("greedy", lm=tiny_lm, budget=0.4, proposer=one_pass).predict_ranks(as_chain(LONG))
+    want = approximate_greedy_layout(tiny_lm, _layout(tiny_lm, LONG), budget=0.4,
+                                     proposer=predictor_proposer(one_pass, LONG)).ranks
+    assert list(got) == list(want)
+
+
+def test_label_cli_budget_with_a_proposer(tmp_path, model_dir, tiny_lm, one_pass):
+    chains = tmp_path / "c.jsonl"
+    chains.write_text(json.dumps(LONG) + "\n")
+    out = tmp_path / "b.jsonl"
+    args = ["label", "--in", str(chains), "--out", str(out), "--model", model_dir, "--threads", "1", "--budget", "0.4"]
+    assert main([*args, "--proposer", "surprisal"]) == 0
+    (rec,) = read_ranked(out)
+    assert rec["proposer"] == "surprisal" and rec["budget"] == 0.4
+    want = approximate_greedy_layout(tiny_lm, _layout(tiny_lm, LONG), budget=0.4,
+                                     proposer=predictor_proposer(one_pass, LONG))
+    assert rec["order"] == want.order and rec["lm_tokens"] == want.lm_tokens
+    assert main([*args, "--proposer", "none"]) == 2  # another setting: refused, not mixed
+    lazy = tmp_path / "lazy.jsonl"
+    assert main([*args[:4], str(lazy), *args[5:], "--proposer", "none"]) == 0
+    assert read_ranked(lazy)[0]["proposer"] is None
+

@@ -10,16 +10,20 @@ positions per chain of n reasoning tokens), so its time estimate holds when long
 
 --stride K > 1 deletes the K best tokens per step: about K times faster, but approximate.
 --budget F < 1 runs the approximate search of `predictor.greedy.approximate` at about F x the exact
-search's LM tokens. Measured agreement with the exact order (mean per-chain Spearman [95% CI],
-docs/approximate_greedy.md): --budget 0.1 gave 0.63 [0.57, 0.69] on 30 GSM8K test chains of 32-64
-tokens (about 14% of the exact tokens) against 0.67 [0.63, 0.71] for the one-pass predictor, and
-0.61 [0.44, 0.78] on 5 chains of 102-157 tokens (8%); --budget 0.03 0.48 [0.34, 0.65] there (4%).
-Per chain it ranges from 0.2 to 0.97: no better than one pass on average.
+search's LM tokens: every step re-scores exactly, on the current kept sequence, the tokens that a
+one-pass predictor (--proposer, default the LM's shipped one, re-run on the survivors) and the stale
+priorities rank first-to-delete, as many as the step's share of the budget pays for, and deletes the
+best fresh gain (--proposer none, or an LM without a shipped predictor: the lazy search without one).
+Measured agreement with the exact order (mean per-chain Spearman [95% CI], docs/approximate_greedy.md
+"Budget with a proposer"), on 5 chains of 102-157 tokens (train split): --budget 0.03 0.54 [0.45,
+0.63] for 3.3% of the exact tokens, 0.1 0.61 [0.47, 0.74] (9.4%), 0.2 0.66 [0.45, 0.86] (19%); one
+pass 0.51 there, the lazy search 0.48 / 0.61 at 0.03 / 0.1. On 30-64-token chains the budget barely
+pays for keeping the sequence exact below about 0.3 (see the doc).
 --shortlist K runs the refreshed-shortlist search instead: every step re-scores exactly the K highest
 (stale) priorities, the K tokens a one-pass predictor (--proposer, default the LM's shipped one,
 re-run on the survivors every --propose-every steps) ranks first, and the last deletion's neighbours,
-then deletes the best fresh gain. With K = 4 it agreed with exact greedy at 0.85 [0.80, 0.89] on the
-same 30 test chains (one pass: 0.67; paired +0.18 [+0.13, +0.23]) for about 0.73 of the exact
+then deletes the best fresh gain. With K = 4 it agreed with exact greedy at 0.85 [0.80, 0.89] on 30
+GSM8K test chains of 32-64 tokens (one pass: 0.67; paired +0.18 [+0.13, +0.23]) for about 0.73 of the exact
 search's tokens there, and at 0.72 [0.60, 0.84] on the 5 long chains for 0.25 of them (one pass 0.50):
 the cheaper share grows with the chain's length. Records carry 'shortlist' and 'lm_tokens'.
 """
@@ -42,14 +46,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=1, help="tokens deleted per step; >1 is approximate (default 1)")
     p.add_argument("--budget", type=float, default=1.0, metavar="F",
                    help="share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact "
-                        "search, below 1 the approximate search (lazy, windowed re-scoring; records carry "
-                        "'budget' and 'lm_tokens'). Agreement with exact greedy: see below")
+                        "search, below 1 the approximate search (shortlists from --proposer re-scored exactly "
+                        "within the budget; records carry 'budget', 'proposer' and 'lm_tokens'). Agreement "
+                        "with exact greedy: see below")
     p.add_argument("--shortlist", type=positive_int, default=None, metavar="K",
                    help="refreshed-shortlist search (see below): K stale top priorities + the K first-to-delete "
                         "tokens of a one-pass predictor re-scored exactly each step (measured with K = 4)")
     p.add_argument("--proposer", default=None, metavar="DIR",
-                   help="with --shortlist: the one-pass predictor (directory or scorer name) that proposes "
-                        "tokens (default: the shipped predictor of the LM)")
+                   help="with --shortlist or --budget: the one-pass predictor (directory or scorer name) that "
+                        "proposes tokens (default: the shipped predictor of the LM); 'none' with --budget: "
+                        "the lazy search without a proposer")
     p.add_argument("--propose-every", type=positive_int, default=4, metavar="R",
                    help="with --shortlist: steps between proposer runs on the survivors (default: %(default)s)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",

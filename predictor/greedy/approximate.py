@@ -37,6 +37,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 
 import numpy as np
 import torch
@@ -87,7 +88,13 @@ class ApproximateOptions:
         deletes the best fresh gain (`batch`, `step_tokens`, `margin`, `drift` then unused);
     propose_every: steps between proposer runs (between them its last scores of the survivors rank);
     sample: survivors drawn at random (seeded by `seed`) into every step's shortlist (> 0 alone:
-        stochastic greedy)."""
+        stochastic greedy);
+    step_candidates: shortlist mode under a token allowance (what `for_budget` sets when a proposer
+        is given): each step may spend what re-scoring this many whole-suffix candidates of the
+        current sequence costs on average (with `window`, more windowed ones; unspent tokens carry over); the shortlist is taken in the order: the proposer's
+        and the stale priorities' first-to-delete alternately (the last deletion's neighbours after
+        the first pair), while the allowance pays; when nothing is affordable the step deletes the
+        proposer's first; None: the whole shortlist every step."""
 
     window: int | None = None
     init_window: int | None = None
@@ -102,6 +109,7 @@ class ApproximateOptions:
     propose_every: int = 1
     sample: int = 0
     seed: int = 0
+    step_candidates: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("window", "init_window"):
@@ -121,17 +129,40 @@ class ApproximateOptions:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if self.step_tokens is not None and self.step_tokens < 0:
             raise ValueError(f"step_tokens must be >= 0 or None, got {self.step_tokens}")
+        if self.step_candidates is not None and not self.step_candidates >= 0:
+            raise ValueError(f"step_candidates must be >= 0 or None, got {self.step_candidates}")
 
     @classmethod
-    def for_budget(cls, budget: float, n: int, a: int) -> "ApproximateOptions":
+    def for_budget(cls, budget: float, n: int, a: int, prompt: int = 0,
+                   proposer: bool = False) -> "ApproximateOptions":
         """Knobs that spend about `budget` x the exact search's estimated LM tokens on a chain of n
-        reasoning and a answer tokens: the exact sequence updates (~n^2/4 + n a tokens) first, then
-        the first scoring of every candidate (whole suffixes when that takes <= 30% of what is left,
-        else 16-token windows), and the rest spread over the steps as lazy re-scoring (whole suffixes
-        when a step can afford about two, else windows)."""
+        reasoning, a answer and `prompt` prompt tokens.
+
+        With a proposer (`proposer=True`; shortlist mode under an allowance, `step_candidates`): the
+        exact sequence updates (~n^2/4 + n a tokens) first; 16-token first scorings of every candidate
+        when they take <= 10% of the budget (else none: priorities start from the free local gains);
+        the proposer (one forward of prompt + kept + answer, ~prompt + n/2 + a tokens) every
+        `propose_every` steps, the smallest power of two in 1..64 that keeps it within
+        `PROPOSER_SHARE` of what is left; the rest as whole-suffix re-scores, `step_candidates` per
+        step (their total cost ~ step_candidates x (n^2/4 + n a)).
+
+        Without one (the lazy search): the exact sequence updates first, then the first scoring of
+        every candidate (whole suffixes when that takes <= 30% of what is left, else 16-token
+        windows), and the rest spread over the steps as lazy re-scoring (whole suffixes when a step
+        can afford about two, else windows)."""
         check_budget(budget)
         total = budget * exact_cost_estimate(n, a)
-        left = total - (n * n / 4 + n * a)
+        upkeep = n * n / 4 + n * a
+        left = total - upkeep
+        if proposer:
+            init_window = 16 if 16 * n <= 0.1 * total else 1  # window 1: no forward, local gains only
+            left -= 16 * n if init_window == 16 else 0
+            per_call = prompt + n / 2 + a
+            every = next((e for e in (1, 2, 4, 8, 16, 32) if n / e * per_call <= PROPOSER_SHARE * max(left, 0)), 64)
+            left -= math.ceil(n / every) * per_call
+            step = max(0.0, left) / max(1.0, upkeep)
+            return cls(window=None, init_window=init_window, neighbours=1, shortlist=max(4, math.ceil(step) + 2),
+                       propose_every=every, step_candidates=step)
         exact_init = n * n / 2 + n * a
         init_window = None if exact_init <= 0.3 * left else 16
         left -= exact_init if init_window is None else 16 * n
@@ -141,6 +172,8 @@ class ApproximateOptions:
         return cls(window=window, init_window=init_window, batch=2, neighbours=1, step_tokens=per_step)
 
 
+# The proposer's share of a budget (after the exact sequence updates and first scorings) in `for_budget`.
+PROPOSER_SHARE = 0.4
 SHORTLIST_DEFAULTS = {"window": None, "init_window": 16, "neighbours": 1}  # the setting chosen on validation
 
 
@@ -278,7 +311,8 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
     if options is None and budget >= 1:
         return greedy_layout(lm, lay, SearchOptions(objective, batch_tokens=batch_tokens))
     t0 = time.perf_counter()
-    opts = options or ApproximateOptions.for_budget(budget, lay.n, len(lay.answer_ids))
+    opts = options or ApproximateOptions.for_budget(budget, lay.n, len(lay.answer_ids), len(lay.prompt_ids),
+                                                    proposer=proposer is not None)
     joint = objective == "joint"
     sc = make_scorer(lm, lay, objective, batch_tokens, opts.pack, reuse=False, bound=False)
     cur = _Sequence(sc)
@@ -307,7 +341,8 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
         m = len(kept)
         local = cur.local_gains(joint)
         prio = local + rest[kept]
-        bank += opts.step_tokens if opts.step_tokens is not None else math.inf
+        if not shortlisting:
+            bank += opts.step_tokens if opts.step_tokens is not None else math.inf
         fresh: set[int] = set()
 
         def spend(js: list[int]) -> float:
@@ -322,17 +357,34 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
         # the neighbours of the last deletion join the step's first round (one forward for both)
         near = {j for d in range(opts.neighbours) for j in (last - 1 - d, last + d) if 0 <= j < m} if last is not None else set()
         if shortlisting:  # every compared gain fresh: re-score the shortlist, delete its best
-            pick = near | set(sorted(range(m), key=lambda j: (-prio[j], j))[: opts.shortlist])
+            by_prio = sorted(range(m), key=lambda j: (-prio[j], j))[: opts.shortlist]
+            by_proposer: list[int] = []
             if proposer is not None and opts.shortlist:
                 if proposed is None or len(order) % opts.propose_every == 0:
                     scores, ran = proposer(kept)
                     proposed, proposer_tokens = dict(zip(kept, np.asarray(scores, dtype=np.float64))), proposer_tokens + ran
-                pick |= set(sorted(range(m), key=lambda j: (proposed[kept[j]], j))[: opts.shortlist])
-            if opts.sample:
-                pick |= set(rng.choice(m, min(opts.sample, m), replace=False).tolist())
-            js = sorted(pick)
-            spend(js)
-            b = max(js, key=lambda j: (prio[j], -j))  # ties: lowest index
+                by_proposer = sorted(range(m), key=lambda j: (proposed[kept[j]], j))[: opts.shortlist]
+            sampled = rng.choice(m, min(opts.sample, m), replace=False).tolist() if opts.sample else []
+            # first come first: the proposer's and the priorities' first-to-delete alternately, the
+            # neighbours after the first pair, then samples
+            firsts = [j for pair in zip_longest(by_proposer, by_prio) for j in pair if j is not None]
+            ranked = list(dict.fromkeys([*firsts[:2], *sorted(near), *firsts[2:], *sampled]))
+            if opts.step_candidates is None:
+                js = ranked
+            else:  # the allowance: step_candidates re-scores of the current average cost
+                # a whole-suffix re-score's average cost now (windowed re-scores then buy more candidates)
+                bank += opts.step_candidates * max(0.0, len(cur.seq) - 2 - (m - 1) / 2)
+                js = []
+                for j in ranked:
+                    if rescore.cost(j) > bank:
+                        break
+                    bank -= rescore.cost(j)
+                    js.append(j)
+            if js:
+                spend(sorted(js))
+                b = max(js, key=lambda j: (prio[j], -j))  # ties: lowest index
+            else:  # nothing affordable this step: the proposer's first (else the highest priority)
+                b = ranked[0]
         else:
             while True:
                 ranked = sorted(range(m), key=lambda j: (-prio[j], j))

@@ -3,14 +3,17 @@
 Runs the fast exact search of `predictor.greedy` on the observed state (obs.layout, which may be a
 reduced, partly pruned state), so `ranks()` equals `greedy_prune(lm, chain).ranks` on a full chain.
 Cost: n(n+1)/2 candidate evaluations (batched, with prefix KV reuse) instead of one pass; with
-`budget` < 1 the approximate search of `predictor.greedy.approximate` spends about that share of it.
+`budget` < 1 the approximate search of `predictor.greedy.approximate` spends about that share of it,
+with a one-pass predictor (`proposer`, re-run on the survivors) proposing the candidates it re-scores
+when one is given (`RankPredictor.load("greedy", budget=F)` gives the LM's shipped predictor).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..greedy import SearchOptions, greedy_layout
-from ..greedy.approximate import approximate_greedy_layout, check_budget
+from ..greedy.approximate import approximate_greedy_layout, check_budget, predictor_proposer
+from ..layout import encode_chain
 from ..lm import LM
 from ..objective import check_objective
 from ..observe import Observation
@@ -28,19 +31,37 @@ class GreedyScorer(Scorer):
     """score[i] = step at which the greedy search deletes token i (1 = first).
 
     budget: share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact
-    search, below 1 the approximate one (agreement with exact: docs/approximate_greedy.md)."""
+    search, below 1 the approximate one (agreement with exact: docs/approximate_greedy.md).
+    proposer: with budget < 1, a one-pass `RankPredictor` of the same LM that the approximate search
+    re-runs on the survivors to shortlist candidates (`approximate.predictor_proposer`); None: the
+    lazy search without one. Used on full chains only (a reduced observation, a partly pruned state,
+    runs without it)."""
 
     name = "greedy"
 
-    def __init__(self, objective: str = "joint", batch_tokens: int | None = None, budget: float = 1.0):
+    def __init__(self, objective: str = "joint", batch_tokens: int | None = None, budget: float = 1.0,
+                 proposer=None):
         self.objective = check_objective(objective)
         self.batch_tokens = batch_tokens
         self.budget = check_budget(budget)
+        self.proposer = proposer
+
+    @property
+    def wants_proposer(self) -> bool:
+        """True when the approximate search would use a proposer and none was given
+        (`RankPredictor.load` then attaches the LM's shipped predictor)."""
+        return self.budget < 1 and self.proposer is None
 
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "greedy")
         if self.budget < 1:
-            res = approximate_greedy_layout(lm, obs.layout, self.objective, self.budget, batch_tokens=self.batch_tokens)
+            proposer = None
+            if self.proposer is not None:
+                full = encode_chain(lm.tokenizer, obs.chain, lm.max_length)
+                if full.reasoning_ids == obs.layout.reasoning_ids:
+                    proposer = predictor_proposer(self.proposer, obs.chain)
+            res = approximate_greedy_layout(lm, obs.layout, self.objective, self.budget,
+                                            batch_tokens=self.batch_tokens, proposer=proposer)
         else:
             res = greedy_layout(lm, obs.layout, SearchOptions(self.objective, batch_tokens=self.batch_tokens))
         return np.asarray(res.ranks, dtype=np.float64)
