@@ -29,6 +29,10 @@ exactly, on the current sequence, a shortlist: the K highest (stale) priorities,
 every `propose_every` steps) ranks first-to-delete, `sample` random survivors (stochastic greedy,
 Mirzasoleiman et al. 2015, seeded) and the `neighbours` of the last deletion; it deletes the best
 fresh gain, so every compared score is fresh. The proposer's forward tokens count in `lm_tokens`.
+Under a budget with a proposer (what `budget` < 1 runs when `proposer` is given; `for_budget(...,
+proposer=True)`), shortlist mode spends a token allowance (`step_candidates` whole-suffix re-scores a
+step), taking the shortlist in the order proposer's first, priorities' first, neighbours, ... while the
+allowance pays; with nothing affordable it deletes the proposer's first.
 Measured agreement and cost: docs/approximate_greedy.md.
 """
 from __future__ import annotations
