@@ -236,3 +236,25 @@ def read_json_object(path: str | Path, error: type[Exception], missing: str) -> 
     if not isinstance(obj, dict):
         raise error(f"{path}: expected a JSON object")
     return obj
+
+
+def partial_path(out: str | Path) -> Path:
+    """OUT.partial: where a resumable writer appends before the atomic rename over OUT."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def check_paths(inp: str | Path, out: str | Path, what: str = "chains file") -> None:
+    """Refuse an input that is missing or a directory (FileNotFoundError / ValueError naming it), an
+    output that is a directory, and an output that would write over the input (also through
+    OUT.partial)."""
+    src = Path(inp)
+    if src.is_dir():
+        raise ValueError(f"{inp}: is a directory, not a {what}")
+    if not src.is_file():
+        raise FileNotFoundError(f"{inp}: no such input file")
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out}: is a directory; give a file path")
+    for target in (Path(out), partial_path(out)):
+        if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(target, src)):
+            raise ValueError(f"--out {out} would overwrite the input {inp}; choose another output path")

@@ -163,16 +163,10 @@ def filter_file(inp: Path, out: Path, keep_sealed: bool) -> tuple[int, int]:
     """Copy the lines of a JSONL file whose record is (keep_sealed) or is not sealed (a state counts as
     its parent chain) to `out`, atomically; returns (kept, read). Raises FileNotFoundError / ValueError
     naming the file and line (not JSON, no "id", not UTF-8; --out over the input or a directory)."""
-    from .jsonl_io import atomic_write_text
+    from .jsonl_io import atomic_write_text, check_paths
 
     inp, out = Path(inp), Path(out)
-    if inp.is_dir() or not inp.exists():
-        raise (ValueError if inp.is_dir() else FileNotFoundError)(
-            f"{inp}: {'is a directory, not' if inp.is_dir() else 'no such file; expected'} a JSONL file")
-    if out.is_dir():
-        raise ValueError(f"--out {out}: is a directory; give a file path")
-    if out.resolve() == inp.resolve():
-        raise ValueError(f"--out {out} would overwrite the input {inp}; choose another output path")
+    check_paths(inp, out, what="JSONL file")
     try:
         text = inp.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:

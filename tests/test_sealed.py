@@ -144,7 +144,7 @@ def test_strip_and_only_refuse_to_overwrite_their_input_and_missing_or_unsealed_
     assert "would overwrite the input" in capsys.readouterr().err
     assert src.read_text() == json.dumps({"id": "a"}) + "\n"
     assert sealed.main(["strip", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 2
-    assert "nope.jsonl: no such file" in capsys.readouterr().err
+    assert "nope.jsonl: no such input file" in capsys.readouterr().err
     assert sealed.main(["only", "--in", str(src), "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "none of its 1 records is sealed" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()

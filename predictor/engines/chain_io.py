@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chains import Chain, ChainFormatError, iter_jsonl_lines, read_chains
-from ..jsonl_io import ResumableJsonlWriter
+from ..jsonl_io import ResumableJsonlWriter, check_paths, partial_path  # noqa: F401 (re-exported)
 
 
 def chain_error_kind(err: Exception) -> str:
@@ -126,23 +126,6 @@ class ChainList:
 def count_lines(path: str | Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
-
-
-def partial_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".partial")
-
-
-def check_paths(inp: str, out: str) -> None:
-    """Refuse to write over the input (also through OUT.partial)."""
-    src = Path(inp)
-    if src.is_dir():
-        raise ValueError(f"{inp}: is a directory, not a chains file")
-    if not src.is_file():
-        raise FileNotFoundError(f"{inp}: no such input file")
-    for target in (Path(out), partial_path(out)):
-        if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(target, src)):
-            raise ValueError(f"--out {out} would overwrite the input {inp}; choose another output path")
 
 
 class AtomicResumableOutput:
