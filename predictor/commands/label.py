@@ -56,8 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --shortlist or --budget: the one-pass predictor (directory or scorer name) that "
                         "proposes tokens (default: the shipped predictor of the LM); 'none' with --budget: "
                         "the lazy search without a proposer")
-    p.add_argument("--propose-every", type=positive_int, default=4, metavar="R",
-                   help="with --shortlist: steps between proposer runs on the survivors (default: %(default)s)")
+    p.add_argument("--propose-every", type=positive_int, default=None, metavar="R",
+                   help="with --shortlist: steps between proposer runs on the survivors (default: 4)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
                    help="label only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
     p.add_argument("--limit", type=int, default=None, help="label at most this many chains of the input")

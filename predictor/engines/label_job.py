@@ -9,7 +9,7 @@ from typing import Any
 
 from ..chains import Chain
 from ..layout import encode_chain
-from .chain_io import ChainList, InPlaceOutput, Skips
+from .chain_io import ChainList, InPlaceOutput, Skips, check_paths
 from .jobs import ChainJob
 
 
@@ -54,13 +54,26 @@ class LabelJob(ChainJob):
         self.shortlist = getattr(self.args, "shortlist", None)
         if self.shortlist is not None and (self.budget < 1 or self.args.stride != 1):
             raise ValueError("--shortlist, --budget and --stride are three approximations: choose one")
-        if self.shortlist is None and self.budget >= 1 and getattr(self.args, "proposer", None):
+        wanted = getattr(self.args, "proposer", None)
+        if wanted is not None and not str(wanted).strip():
+            raise ValueError("--proposer: empty; give a predictor directory, a scorer name, or 'none'")
+        if self.shortlist is None and self.budget >= 1 and wanted is not None:
             raise ValueError("--proposer only applies with --shortlist K or --budget F < 1")
-        if self.shortlist is not None and getattr(self.args, "proposer", None) == "none":
+        if self.shortlist is not None and wanted == "none":
             raise ValueError("--shortlist K needs a proposer (--proposer none only applies with --budget)")
+        every = getattr(self.args, "propose_every", None)
+        if every is not None and self.shortlist is None:
+            raise ValueError("--propose-every only applies with --shortlist K (--budget sets its own proposer "
+                             "schedule)")
+        self.propose_every = 4 if every is None else every
         self.proposer = None
         if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
             raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
+
+    def check_paths(self) -> None:
+        """Refuse a missing or directory --in, a directory --out, and --out over the input (which the
+        in-place writer would append ranked records to) before anything loads."""
+        check_paths(self.args.inp, self.args.out)
 
     def read_input(self, skips: Skips, whole: bool = False) -> ChainList:
         """Strict (a bad line is an error), then --limit (unless `whole`), then --shard."""
@@ -91,10 +104,11 @@ class LabelJob(ChainJob):
                              "new labels would mix two layouts: write to another file")
 
     def static_settings(self) -> dict[str, Any]:
-        out = {"stride": self.args.stride, **({"budget": self.budget} if self.budget < 1 else {})}
-        if self.shortlist is not None:
-            out.update(shortlist=self.shortlist, propose_every=self.args.propose_every)
-        return out
+        # every approximation's field, None when off: resuming an approximate file with the exact search
+        # (whose records lack them) or the other way round is refused, not mixed
+        short = self.shortlist is not None
+        return {"stride": self.args.stride, "budget": self.budget if self.budget < 1 else None,
+                "shortlist": self.shortlist, "propose_every": self.propose_every if short else None}
 
     def describe(self) -> str:
         how = f"the approximate greedy search (budget {self.budget:g})" if self.budget < 1 else "the greedy search"
@@ -103,7 +117,7 @@ class LabelJob(ChainJob):
                     else ", lazy re-scoring without a proposer")
         if self.shortlist is not None:
             how = (f"the refreshed-shortlist greedy search (K {self.shortlist}, proposer {self.proposer.name!r} "
-                   f"every {self.args.propose_every} steps)")
+                   f"every {self.propose_every} steps)")
         return f"{how} on {self.lm.name!r}"
 
     def load(self) -> None:
@@ -119,15 +133,21 @@ class LabelJob(ChainJob):
 
             try:
                 self.proposer = RankPredictor.load(wanted or default_predictor_dir(self.lm), lm=self.lm)
-            except PredictorMismatchError:
-                if wanted or self.shortlist is not None:
-                    raise
-                # --budget on an LM without a shipped predictor: the lazy search, said by describe()
+            except PredictorMismatchError as e:
+                if not (wanted or self.shortlist is not None):
+                    return  # --budget on an LM without a shipped predictor: the lazy search, said by describe()
+                # the remedies in label's options (not the API's, nor predict's --predictor / --no-check-lm)
+                what = (f"--proposer {wanted}" if wanted
+                        else "--shortlist K (default proposer: the LM's shipped predictor)")
+                cause = str(e).split(" Load the matching LM")[0]
+                raise ValueError(f"{what}: {cause} Give a --proposer trained for this LM, or --proposer universal "
+                                 "(LM-agnostic) or a baseline scorer name (e.g. surprisal)"
+                                 + (", or --proposer none (the lazy search)" if self.shortlist is None else "")
+                                 + ".") from None
 
     def settings(self) -> dict[str, Any]:
-        proposer = {"proposer": self.proposer.name if self.proposer is not None else None} \
-            if self.shortlist is not None or self.budget < 1 else {}
-        return {"lm": self.lm.fingerprint, **self.static_settings(), **proposer}
+        return {"lm": self.lm.fingerprint, **self.static_settings(),
+                "proposer": self.proposer.name if self.proposer is not None else None}
 
     def cost(self, chain: Chain) -> float:
         """The search's cost for `chain` (`search_cost`, token positions; x budget, or the shortlist's
@@ -155,7 +175,7 @@ class LabelJob(ChainJob):
             from ..greedy.approximate import approximate_greedy_layout, predictor_proposer, shortlist_options
 
             proposer = predictor_proposer(self.proposer, chain) if self.proposer is not None else None
-            how = ({"options": shortlist_options(self.shortlist, self.args.propose_every)}
+            how = ({"options": shortlist_options(self.shortlist, self.propose_every)}
                    if self.shortlist is not None else {"budget": self.budget})
             res = approximate_greedy_layout(self.lm, encode_chain(self.lm.tokenizer, chain, self.lm.max_length),
                                             self.args.objective, batch_tokens=self.args.batch_tokens,
@@ -168,7 +188,7 @@ class LabelJob(ChainJob):
         if self.budget < 1:
             rec.update(budget=self.budget, proposer=self.proposer.name if self.proposer is not None else None)
         if self.shortlist is not None:
-            rec.update(shortlist=self.shortlist, propose_every=self.args.propose_every, proposer=self.proposer.name)
+            rec.update(shortlist=self.shortlist, propose_every=self.propose_every, proposer=self.proposer.name)
         return rec
 
     def check_existing(self, record: dict[str, Any], where: str) -> None:

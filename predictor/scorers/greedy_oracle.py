@@ -9,6 +9,8 @@ when one is given (`RankPredictor.load("greedy", budget=F)` gives the LM's shipp
 """
 from __future__ import annotations
 
+from os import PathLike
+
 import numpy as np
 
 from ..greedy import SearchOptions, greedy_layout
@@ -34,8 +36,9 @@ class GreedyScorer(Scorer):
     search, below 1 the approximate one (agreement with exact: docs/approximate_greedy.md).
     proposer: with budget < 1, a one-pass `RankPredictor` of the same LM that the approximate search
     re-runs on the survivors to shortlist candidates (`approximate.predictor_proposer`); None: the
-    lazy search without one. Used on full chains only (a reduced observation, a partly pruned state,
-    runs without it)."""
+    lazy search without one; also a predictor directory or scorer name (loaded on first use with the
+    observation's LM), or "none" (the lazy search: `RankPredictor.load` then attaches nothing). Used on
+    full chains only (a reduced observation, a partly pruned state, runs without it)."""
 
     name = "greedy"
 
@@ -44,13 +47,31 @@ class GreedyScorer(Scorer):
         self.objective = check_objective(objective)
         self.batch_tokens = batch_tokens
         self.budget = check_budget(budget)
+        self.no_proposer = isinstance(proposer, str) and proposer == "none"
+        if self.no_proposer:
+            proposer = None
+        elif isinstance(proposer, (str, PathLike)):
+            if not str(proposer).strip():
+                raise ValueError("proposer: empty; give a RankPredictor, a predictor directory, a scorer name "
+                                 "or 'none'")
+        elif proposer is not None and not all(hasattr(proposer, a) for a in ("lm", "observe", "scorer")):
+            raise TypeError(f"proposer must be a RankPredictor, a predictor directory, a scorer name or 'none', "
+                            f"got {type(proposer).__name__}")
         self.proposer = proposer
 
     @property
     def wants_proposer(self) -> bool:
         """True when the approximate search would use a proposer and none was given
         (`RankPredictor.load` then attaches the LM's shipped predictor)."""
-        return self.budget < 1 and self.proposer is None
+        return self.budget < 1 and self.proposer is None and not self.no_proposer
+
+    def _proposer_for(self, lm: LM):
+        """The proposer as a `RankPredictor` (a name or directory loads once, with `lm`)."""
+        if isinstance(self.proposer, (str, PathLike)):
+            from ..rank_predictor import RankPredictor
+
+            self.proposer = RankPredictor.load(self.proposer, lm=lm)
+        return self.proposer
 
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "greedy")
@@ -59,7 +80,7 @@ class GreedyScorer(Scorer):
             if self.proposer is not None:
                 full = encode_chain(lm.tokenizer, obs.chain, lm.max_length)
                 if full.reasoning_ids == obs.layout.reasoning_ids:
-                    proposer = predictor_proposer(self.proposer, obs.chain)
+                    proposer = predictor_proposer(self._proposer_for(lm), obs.chain)
             res = approximate_greedy_layout(lm, obs.layout, self.objective, self.budget,
                                             batch_tokens=self.batch_tokens, proposer=proposer)
         else:
