@@ -83,7 +83,10 @@ class RankPredictor:
         if name is not None and name in SCORERS and name not in DIRECTORY_SCORERS:
             scorer = get_scorer(name, **scorer_kwargs)
             lm = lm if lm is not None else load_lm(device=device)
-            if getattr(scorer, "wants_proposer", False):  # the approximate greedy search's shortlist proposer
+            named = getattr(scorer, "proposer", None)
+            if isinstance(named, (str, Path)):  # the approximate greedy search's proposer, by name or directory
+                scorer.proposer = cls.load(named, lm=lm)
+            elif getattr(scorer, "wants_proposer", False):  # none given: the LM's shipped predictor
                 try:
                     scorer.proposer = cls.load(None, lm=lm)
                 except PredictorMismatchError:
@@ -95,7 +98,7 @@ class RankPredictor:
         path = shipped[name] if name in shipped else Path(name)
         if not path.exists() and name not in shipped:
             names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", *shipped_predictors()]
-            raise FileNotFoundError(f"{name!r} is neither a scorer or shipped predictor name ({', '.join(names)}) "
+            raise FileNotFoundError(f"{name!r} is neither a scorer nor a shipped predictor name ({', '.join(names)}) "
                                     "nor an existing predictor directory")
         if regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM
             from .scorers.finetuned import FinetunedScorer

@@ -205,7 +205,7 @@ def test_cli_bad_inputs(chains_file, tmp_path, model_dir, capsys):
     assert f"{tmp_path}: is a directory, not a chains file" in capsys.readouterr().err
     assert main(["predict", "--in", str(chains_file), "--out", str(tmp_path / "o.jsonl"),
                  "--predictor", str(tmp_path / "missing"), "--model", model_dir]) == 2
-    assert "neither a scorer or shipped predictor name" in capsys.readouterr().err
+    assert "neither a scorer nor a shipped predictor name" in capsys.readouterr().err
     assert chains_file.read_text() == before and not (tmp_path / "o.jsonl").exists()
 
 

@@ -75,9 +75,9 @@ def test_bad_chains_raise_clear_errors(surprisal, tiny_lm):
 
 
 def test_unknown_name_or_missing_dir(tiny_lm, tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a scorer or shipped predictor name.*surprisal"):
+    with pytest.raises(FileNotFoundError, match="neither a scorer nor a shipped predictor name.*surprisal"):
         RankPredictor.load("no-such-thing", lm=tiny_lm)
-    with pytest.raises(FileNotFoundError, match="neither a scorer or shipped predictor name"):
+    with pytest.raises(FileNotFoundError, match="neither a scorer nor a shipped predictor name"):
         RankPredictor.load(tmp_path / "missing", lm=tiny_lm)
     if not pretrained_dir().exists():
         with pytest.raises(FileNotFoundError, match="pretrained predictor is missing"):

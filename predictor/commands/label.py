@@ -25,7 +25,8 @@ re-run on the survivors every --propose-every steps) ranks first, and the last d
 then deletes the best fresh gain. With K = 4 it agreed with exact greedy at 0.85 [0.80, 0.89] on 30
 GSM8K test chains of 32-64 tokens (one pass: 0.67; paired +0.18 [+0.13, +0.23]) for about 0.73 of the exact
 search's tokens there, and at 0.72 [0.60, 0.84] on the 5 long chains for 0.25 of them (one pass 0.50):
-the cheaper share grows with the chain's length. Records carry 'shortlist' and 'lm_tokens'.
+the cheaper share grows with the chain's length. Records carry 'shortlist', 'propose_every', 'proposer'
+and 'lm_tokens'.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import argparse
 from ..engines.cli_args import add_engine_arguments
 from .common import add_lm_arguments, parse_shard, positive_int
 
-HELP = "run the exact greedy search on a chains file -> ranked JSONL (resumable)"
+HELP = "run the greedy search (exact, or approximate with --budget / --shortlist / --stride) on a chains file -> ranked JSONL (resumable)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

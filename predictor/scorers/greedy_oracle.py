@@ -36,8 +36,8 @@ class GreedyScorer(Scorer):
     search, below 1 the approximate one (agreement with exact: docs/approximate_greedy.md).
     proposer: with budget < 1, a one-pass `RankPredictor` of the same LM that the approximate search
     re-runs on the survivors to shortlist candidates (`approximate.predictor_proposer`); None: the
-    lazy search without one; also a predictor directory or scorer name (loaded on first use with the
-    observation's LM), or "none" (the lazy search: `RankPredictor.load` then attaches nothing). Used on
+    lazy search without one; also a predictor directory or scorer name (`RankPredictor.load` loads it
+    with the scorer's LM), or "none" (the lazy search: `RankPredictor.load` then attaches nothing). Used on
     full chains only (a reduced observation, a partly pruned state, runs without it)."""
 
     name = "greedy"
@@ -66,11 +66,11 @@ class GreedyScorer(Scorer):
         return self.budget < 1 and self.proposer is None and not self.no_proposer
 
     def _proposer_for(self, lm: LM):
-        """The proposer as a `RankPredictor` (a name or directory loads once, with `lm`)."""
+        """The proposer as a `RankPredictor`; a name or directory is resolved by `RankPredictor.load`
+        (this module sits below the predictor stack and does not import it)."""
         if isinstance(self.proposer, (str, PathLike)):
-            from ..rank_predictor import RankPredictor
-
-            self.proposer = RankPredictor.load(self.proposer, lm=lm)
+            raise ValueError(f"proposer {str(self.proposer)!r} given by name: load the scorer with "
+                             f"RankPredictor.load('greedy', lm=..., budget=..., proposer=...), which loads it")
         return self.proposer
 
     def score(self, obs: Observation) -> np.ndarray:
