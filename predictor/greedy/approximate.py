@@ -95,10 +95,11 @@ class ApproximateOptions:
         stochastic greedy);
     step_candidates: shortlist mode under a token allowance (what `for_budget` sets when a proposer
         is given): each step may spend what re-scoring this many whole-suffix candidates of the
-        current sequence costs on average (with `window`, more windowed ones; unspent tokens carry over); the shortlist is taken in the order: the proposer's
-        and the stale priorities' first-to-delete alternately (the last deletion's neighbours after
-        the first pair), while the allowance pays; when nothing is affordable the step deletes the
-        proposer's first; None: the whole shortlist every step."""
+        current sequence costs on average (with `window`, more windowed ones; unspent tokens carry
+        over); the shortlist is taken in the order: the proposer's and the stale priorities'
+        first-to-delete alternately (the last deletion's neighbours after the first pair), while the
+        allowance pays; when nothing is affordable the step deletes the proposer's first; None: the
+        whole shortlist every step."""
 
     window: int | None = None
     init_window: int | None = None
