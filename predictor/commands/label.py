@@ -15,7 +15,7 @@ one-pass predictor (--proposer, default the LM's shipped one, re-run on the surv
 priorities rank first-to-delete, as many as the step's share of the budget pays for, and deletes the
 best fresh gain (--proposer none, or an LM without a shipped predictor: the lazy search without one).
 Measured agreement with the exact order (mean per-chain Spearman [95% CI], docs/approximate_greedy.md
-"Budget with a proposer"), on 5 chains of 102-157 tokens (train split): --budget 0.03 0.54 [0.45,
+"Budget with a proposer"), on 5 chains of 102-157 tokens (4 of them tuning chains): --budget 0.03 0.54 [0.45,
 0.63] for 3.3% of the exact tokens, 0.1 0.61 [0.47, 0.74] (9.4%), 0.2 0.66 [0.45, 0.86] (19%); one
 pass 0.51 there, the lazy search 0.48 / 0.61 at 0.03 / 0.1. What --budget 0.1 keeps is as likely as
 greedy's (objective regret within noise of 0 at keep 0.25-0.75 on 7 long chains; one pass -44 to -62
