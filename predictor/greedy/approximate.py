@@ -322,6 +322,7 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
     sc = make_scorer(lm, lay, objective, batch_tokens, opts.pack, reuse=False, bound=False)
     cur = _Sequence(sc)
     rescore = _WindowScorer(cur, joint, opts.window if joint else None)
+    whole = _WindowScorer(cur, joint, None)  # whole-suffix costs: the allowance's unit
     full = cur.objective(joint)
     n = lay.n
     # A candidate's gain = its local part (own log-prob term and the first suffix token's change, exact
@@ -376,17 +377,19 @@ def approximate_greedy_layout(lm: LM, lay: Layout, objective: str = "joint", bud
             ranked = list(dict.fromkeys([*firsts[:2], *sorted(near), *firsts[2:], *sampled]))
             if opts.step_candidates is None:
                 js = ranked
-            else:  # the allowance: step_candidates re-scores of the current average cost
-                # a whole-suffix re-score's average cost now (windowed re-scores then buy more candidates)
-                bank += opts.step_candidates * max(0.0, len(cur.seq) - 2 - (m - 1) / 2)
-                js = []
+            else:  # the allowance: step_candidates re-scores of a whole suffix's average cost now
+                # (windowed re-scores then buy more candidates); planned by estimate, charged what ran
+                bank += opts.step_candidates * float(np.mean([whole.inputs(j) for j in range(m)]))
+                js, planned = [], 0.0
                 for j in ranked:
-                    if rescore.cost(j) > bank:
+                    if planned + rescore.cost(j) > bank:
                         break
-                    bank -= rescore.cost(j)
+                    planned += rescore.cost(j)
                     js.append(j)
             if js:
-                spend(sorted(js))
+                ran = spend(sorted(js))
+                if opts.step_candidates is not None:
+                    bank -= ran
                 b = max(js, key=lambda j: (prio[j], -j))  # ties: lowest index
             else:  # nothing affordable this step: the proposer's first (else the highest priority)
                 b = ranked[0]
