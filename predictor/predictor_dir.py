@@ -11,6 +11,7 @@ Nothing is pickled: loading reads JSON, LightGBM text and safetensors only.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -146,6 +147,26 @@ def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") ->
             f"Load the matching LM, use the LM-agnostic predictor ({API_REMEDY['universal']}), or pass "
             f"{API_REMEDY['override']} to override."
         )
+
+
+# metadata keys that do not change a predictor's scores (what select-prune writes, the evaluation)
+_NOT_SCORING = ("prune", "metrics", "created", "package_version")
+
+
+def predictor_fingerprint(directory: str | Path) -> str:
+    """12 hex digits identifying what a predictor directory scores with: SHA-256 over every file's
+    relative path and bytes (sorted), predictor.json without its prune settings, metrics and dates.
+    Two folders of one name trained differently differ; select-prune rewriting the prune settings
+    does not change it. Raises PredictorLoadError for a directory without predictor.json."""
+    root = Path(directory)
+    meta = read_metadata(root)
+    h = hashlib.sha256()
+    h.update(json.dumps({k: v for k, v in meta.items() if k not in _NOT_SCORING}, sort_keys=True,
+                        default=_json_default).encode("utf-8"))
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != METADATA_FILE):
+        h.update(f.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def regressor_kind(path: Path) -> str | None:

@@ -28,8 +28,9 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
-from .predictor_dir import (PredictorMismatchError, check_fingerprint, default_predictor_dir, pretrained_dir,
-                            read_metadata, regressor_kind, shipped_predictors)
+from .predictor_dir import (PredictorMismatchError, check_fingerprint, default_predictor_dir,
+                            predictor_fingerprint, pretrained_dir, read_metadata, regressor_kind,
+                            shipped_predictors)
 from .pruning import PruneOptions, PruneResult, check_contiguity, prune_with
 from .pruning_units import Protect
 from .ranks import scores_to_ranks
@@ -49,10 +50,13 @@ def _predictor_lm(meta: dict, device: str | None) -> LM:
 class RankPredictor:
     """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
 
-    def __init__(self, lm: LM, scorer: Scorer, name: str | None = None):
+    def __init__(self, lm: LM, scorer: Scorer, name: str | None = None, fingerprint: str | None = None):
         self.lm = lm
         self.scorer = scorer
         self.name = name or scorer.name
+        # a trained predictor's identity beyond its folder's name (`predictor_dir.predictor_fingerprint`);
+        # None for a registered scorer, whose name is its identity
+        self.fingerprint = fingerprint
 
     def __repr__(self) -> str:
         return f"RankPredictor({self.name!r}, lm={self.lm.name!r} [{self.lm.fingerprint}])"
@@ -111,7 +115,7 @@ class RankPredictor:
             lm = lm if lm is not None else _predictor_lm(scorer.metadata, device)
         if check_lm:
             check_fingerprint(scorer.metadata, lm, f"predictor {path}")
-        return cls(lm, scorer, path.name)
+        return cls(lm, scorer, path.name, predictor_fingerprint(path))
 
     # --- one pass ---------------------------------------------------------------------------------
     def observe_many(self, chains: list[ChainLike], kept: list[list[int] | None] | None = None) -> list[Observation]:

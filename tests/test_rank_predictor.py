@@ -271,3 +271,51 @@ def test_resume_check_expects_the_default_predictor_of_the_named_lm():
     assert expected(model="/some/other/model-dir") == "smollm2-joint"
     assert expected(model="gemma3-270m", predictor="runs/x/predictor") == "predictor"
     assert expected(model="gemma3-270m", scorer="surprisal") == "surprisal"
+
+
+def test_predictor_fingerprint_tells_same_named_predictors_apart(real_dir, saved_lm, tmp_path, capsys):
+    """`RankPredictor.fingerprint` (hence the labeler's `proposer_fingerprint`) changes with what the
+    predictor scores with, not with select-prune's settings; a labels file written with one proposer
+    is not resumed with another of the same folder name."""
+    import shutil
+
+    from predictor.cli import main
+    from predictor.predictor_dir import load_predictor, predictor_fingerprint, save_predictor
+    from predictor.ranked import read_ranked
+
+    from conftest import CHAINS
+
+    a, b = tmp_path / "a" / "tiny-pred", tmp_path / "b" / "tiny-pred"
+    shutil.copytree(real_dir, a)
+    fa = predictor_fingerprint(a)
+    assert len(fa) == 12 and fa == predictor_fingerprint(real_dir)
+    meta_path = a / "predictor.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "prune": {"gap_cost": 9.0}, "metrics": {"val": 1}}))
+    assert predictor_fingerprint(a) == fa  # select-prune's rewrite keeps the identity
+    _, meta_b = load_predictor(real_dir)  # a different regressor under the same name: other targets
+    from predictor.features import FeatureSpec, extract_features
+    from predictor.regressors import make_regressor
+
+    tables = extract_features(saved_lm, CHAINS, FeatureSpec.from_dict(meta_b["feature_spec"]))
+    other = make_regressor("lgbm-regression", n_estimators=7, min_child_samples=2).fit(
+        [t.values for t in tables], [np.linspace(1, 0, t.n) for t in tables])
+    save_predictor(b, other, {k: meta_b[k] for k in ("lm_fingerprint", "lm_name", "feature_spec", "feature_names",
+                                                     "objective", "train_data_sha256", "n_train_chains", "metrics")})
+    assert predictor_fingerprint(b) != fa
+    assert RankPredictor.load(a, lm=saved_lm).fingerprint == fa
+    assert RankPredictor.load("surprisal", lm=saved_lm).fingerprint is None
+
+    src, out = tmp_path / "c.jsonl", tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(c) + "\n" for c in CHAINS))
+    model_dir = str(saved_lm.model.config._name_or_path)
+    run = ["label", "--in", str(src), "--out", str(out), "--model", model_dir, "--threads", "1", "--budget", "0.3"]
+    assert main([*run, "--proposer", str(a), "--limit", "1"]) == 0
+    rec = read_ranked(out)[0]
+    assert rec["proposer"] == "tiny-pred" and rec["proposer_fingerprint"] == fa
+    capsys.readouterr()
+    assert main([*run, "--proposer", str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "'proposer_fingerprint'" in err and "Traceback" not in err
+    assert len(read_ranked(out)) == 1
+    assert main([*run, "--proposer", str(a)]) == 0 and len(read_ranked(out)) == len(CHAINS)

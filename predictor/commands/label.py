@@ -27,8 +27,8 @@ re-run on the survivors every --propose-every steps) ranks first, and the last d
 then deletes the best fresh gain. With K = 4 it agreed with exact greedy at 0.85 [0.80, 0.89] on 30
 GSM8K test chains of 32-64 tokens (one pass: 0.67; paired +0.18 [+0.13, +0.23]) for about 0.73 of the exact
 search's tokens there, and at 0.72 [0.60, 0.84] on the 5 long chains for 0.25 of them (one pass 0.50):
-the cheaper share grows with the chain's length. Records carry 'shortlist', 'propose_every', 'proposer'
-and 'lm_tokens'.
+the cheaper share grows with the chain's length. Records carry 'shortlist', 'propose_every', 'proposer',
+'proposer_fingerprint' (a trained proposer's files, not its folder name) and 'lm_tokens'.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=1.0, metavar="F",
                    help="share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact "
                         "search, below 1 the approximate search (shortlists from --proposer re-scored exactly "
-                        "within the budget; records carry 'budget', 'proposer' and 'lm_tokens'). Agreement "
+                        "within the budget; records carry 'budget', 'proposer', 'proposer_fingerprint' and 'lm_tokens'). Agreement "
                         "with exact greedy: see below")
     p.add_argument("--shortlist", type=positive_int, default=None, metavar="K",
                    help="refreshed-shortlist search (see below): K stale top priorities + the K first-to-delete "

@@ -146,8 +146,14 @@ class LabelJob(ChainJob):
                                  + ".") from None
 
     def settings(self) -> dict[str, Any]:
-        return {"lm": self.lm.fingerprint, **self.static_settings(),
-                "proposer": self.proposer.name if self.proposer is not None else None}
+        return {"lm": self.lm.fingerprint, **self.static_settings(), **self.proposer_fields()}
+
+    def proposer_fields(self) -> dict[str, Any]:
+        """The proposer's name and, for a trained predictor, its fingerprint (two folders of one name
+        trained differently do not mix in one file); both None without a proposer."""
+        p = self.proposer
+        return {"proposer": p.name if p is not None else None,
+                "proposer_fingerprint": p.fingerprint if p is not None else None}
 
     def cost(self, chain: Chain) -> float:
         """The search's cost for `chain` (`search_cost`, token positions; x budget, or the shortlist's
@@ -186,9 +192,9 @@ class LabelJob(ChainJob):
         rec = ranked_record(chain, res, self.lm.fingerprint, self.args.objective, self.args.stride,
                             self.lm.tokenizer, device=self.lm.device.type, matmul=self.matmul)
         if self.budget < 1:
-            rec.update(budget=self.budget, proposer=self.proposer.name if self.proposer is not None else None)
+            rec.update(budget=self.budget, **self.proposer_fields())
         if self.shortlist is not None:
-            rec.update(shortlist=self.shortlist, propose_every=self.propose_every, proposer=self.proposer.name)
+            rec.update(shortlist=self.shortlist, propose_every=self.propose_every, **self.proposer_fields())
         return rec
 
     def check_existing(self, record: dict[str, Any], where: str) -> None:
