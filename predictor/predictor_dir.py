@@ -157,9 +157,9 @@ def predictor_fingerprint(directory: str | Path) -> str:
     """12 hex digits identifying what a predictor directory scores with: SHA-256 over every file's
     relative path and bytes (sorted), predictor.json without its prune settings, metrics and dates.
     Two folders of one name trained differently differ; select-prune rewriting the prune settings
-    does not change it. Raises PredictorLoadError for a directory without predictor.json."""
+    does not change it. Raises PredictorLoadError for a directory without a readable predictor.json."""
     root = Path(directory)
-    meta = read_metadata(root)
+    meta = read_json_object(root / METADATA_FILE, PredictorLoadError, "missing (not a predictor directory)")
     h = hashlib.sha256()
     h.update(json.dumps({k: v for k, v in meta.items() if k not in _NOT_SCORING}, sort_keys=True,
                         default=_json_default).encode("utf-8"))
