@@ -50,8 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=1.0, metavar="F",
                    help="share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact "
                         "search, below 1 the approximate search (shortlists from --proposer re-scored exactly "
-                        "within the budget; records carry 'budget', 'proposer', 'proposer_fingerprint' and 'lm_tokens'). Agreement "
-                        "with exact greedy: see below")
+                        "within the budget; records carry 'budget', 'proposer', 'proposer_fingerprint' and "
+                        "'lm_tokens'). Agreement with exact greedy: see below")
     p.add_argument("--shortlist", type=positive_int, default=None, metavar="K",
                    help="refreshed-shortlist search (see below): K stale top priorities + the K first-to-delete "
                         "tokens of a one-pass predictor re-scored exactly each step (measured with K = 4)")
