@@ -50,13 +50,18 @@ def _predictor_lm(meta: dict, device: str | None) -> LM:
 class RankPredictor:
     """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
 
-    def __init__(self, lm: LM, scorer: Scorer, name: str | None = None, fingerprint: str | None = None):
+    def __init__(self, lm: LM, scorer: Scorer, name: str | None = None, directory: str | Path | None = None):
         self.lm = lm
         self.scorer = scorer
         self.name = name or scorer.name
-        # a trained predictor's identity beyond its folder's name (`predictor_dir.predictor_fingerprint`);
-        # None for a registered scorer, whose name is its identity
-        self.fingerprint = fingerprint
+        self.directory = None if directory is None else Path(directory)  # a trained predictor's folder
+
+    @functools.cached_property
+    def fingerprint(self) -> str | None:
+        """A trained predictor's identity beyond its folder's name (`predictor_dir.predictor_fingerprint`,
+        hashed on first use: only the labeler's records need it); None for a registered scorer, whose
+        name is its identity."""
+        return None if self.directory is None else predictor_fingerprint(self.directory)
 
     def __repr__(self) -> str:
         return f"RankPredictor({self.name!r}, lm={self.lm.name!r} [{self.lm.fingerprint}])"
@@ -115,7 +120,7 @@ class RankPredictor:
             lm = lm if lm is not None else _predictor_lm(scorer.metadata, device)
         if check_lm:
             check_fingerprint(scorer.metadata, lm, f"predictor {path}")
-        return cls(lm, scorer, path.name, predictor_fingerprint(path))
+        return cls(lm, scorer, path.name, path)
 
     # --- one pass ---------------------------------------------------------------------------------
     def observe_many(self, chains: list[ChainLike], kept: list[list[int] | None] | None = None) -> list[Observation]:
