@@ -95,7 +95,6 @@ def main(argv=None) -> int:
     from predictor.greedy.approximate import (ApproximateOptions, approximate_greedy_layout, exact_cost_estimate,
                                               predictor_proposer)
     from predictor.layout import Layout
-    from predictor.metrics import bootstrap_ci
     from predictor.splits import split_ids
 
     recs = [json.loads(line) for f in args.ranked for line in open(f) if line.strip()]
@@ -121,10 +120,12 @@ def main(argv=None) -> int:
         regret = chain_regret(lm.model, r, ranks, ratios) if ratios else []
         rows.setdefault(name, []).append({"id": r["id"], "n": len(r["ranks"]), "spearman": rho,
                                           "lm_tokens": int(tokens), "share": tokens / exact_tokens,
-                                          "seconds": secs, "regret": regret})
+                                          "seconds": secs, "regret": regret,
+                                          "ranks": [float(x) for x in ranks]})
         print(f"{r['id']} n={len(r['ranks'])} {name}: {rho:.3f}, {tokens / exact_tokens:.3f} of exact tokens, "
               f"{secs:.1f} s, regret {' '.join(f'{x:.2f}' for x in regret)}", flush=True)
 
+    done: list[dict] = []
     for r in recs:
         lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
         chain = {"id": r["id"], "question": r["question"], "reasoning": r["reasoning"], "answer": r["answer"]}
@@ -170,8 +171,20 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             res = approximate_greedy_layout(lm, lay, r["objective"], options=opts, proposer=proposer)
             add(name, r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
+        done.append(r)
+        lines = _write(Path(args.out), args, rows, done, ratios, estimated)
+    print("\n".join(lines))
+    return 0
 
-    out = Path(args.out)
+
+def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratios: list[float],
+           estimated: set[str]) -> list[str]:
+    """Summarise the chains run so far into OUT/frontier.{md,json,png} (rewritten after every chain,
+    each file through a temporary name, so a stopped run keeps its finished chains)."""
+    from scipy.stats import spearmanr
+
+    from predictor.metrics import bootstrap_ci
+
     out.mkdir(parents=True, exist_ok=True)
     summary = []
     ref = {x["id"]: x["spearman"] for x in rows.get(args.paired, [])}
@@ -208,11 +221,37 @@ def main(argv=None) -> int:
                   "| method | difference [95% CI] | better on |", "|---|---|---|"]
         lines += [f"| {s['method']} | {ci(*s['paired']['diff'])} | {s['paired']['better']} of {s['paired']['chains']} |"
                   for s in paired]
-    (out / "frontier.md").write_text("\n".join(lines) + "\n")
-    (out / "frontier.json").write_text(json.dumps({"header": head, "summary": summary, "chains": rows}, indent=1))
+    mutual = _mutual(rows, spearmanr, bootstrap_ci)
+    if mutual:
+        lines += ["", "Agreement between methods (mean per-chain Spearman between their ranks [95% CI]; "
+                  "two orders that both keep greedy's likelihood but disagree with each other show how many "
+                  "near-equivalent orders a chain has):", "", "| method | method | Spearman [95% CI] | chains |",
+                  "|---|---|---|---|"]
+        lines += [f"| {m['a']} | {m['b']} | {ci(*m['spearman'])} | {m['chains']} |" for m in mutual]
+    _atomic_text(out / "frontier.md", "\n".join(lines) + "\n")
+    _atomic_text(out / "frontier.json", json.dumps({"header": head, "summary": summary, "mutual": mutual,
+                                                    "chains": rows}, indent=1))
     _plot(summary, out / "frontier.png", head)
-    print("\n".join(lines))
-    return 0
+    return lines
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _mutual(rows: dict[str, list[dict]], spearmanr, bootstrap_ci) -> list[dict]:
+    """Mean per-chain Spearman between every two approximate methods' ranks (exact rows left out)."""
+    names = [n for n in rows if not n.startswith("exact")]
+    res = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            rb = {x["id"]: x["ranks"] for x in rows[b]}
+            vals = [float(spearmanr(x["ranks"], rb[x["id"]])[0]) for x in rows[a] if x["id"] in rb and len(x["ranks"]) > 1]
+            if vals:
+                res.append({"a": a, "b": b, "spearman": list(bootstrap_ci(vals)), "chains": len(vals)})
+    return res
 
 
 def chain_regret(model, record: dict, ranks, ratios: list[float]) -> list[float]:
