@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.lm import load_lm
     from predictor.predictor_dir import read_metadata
     from predictor.rank_predictor import RankPredictor
-    from predictor.ranked import read_ranked, record_chain
+    from predictor.ranked import approximate_label, read_ranked, record_chain
 
     torch.set_num_threads(args.threads)
     try:
@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         records = read_ranked(args.data, objective="joint")
         if not records:
             raise ValueError(f"{args.data}: no JOINT-objective records (this comparison scores JOINT labels)")
+        approx = next((r for r in records if approximate_label(r)), None)
+        if approx is not None:
+            raise ValueError(f"{args.data}: chain {approx['id']!r} carries approximate labels "
+                             f"({approximate_label(approx)}); predictors are compared against the exact order")
         chosen = pick_chains(records, metas, args.split)
     except (ValueError, FileNotFoundError) as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)

@@ -89,6 +89,10 @@ def crossfit(args: argparse.Namespace, cfg) -> int:
 
     read = read_training_records(cfg)
     main_recs, domain_recs, by_id, extra = read.main, read.domain, read.by_id, read.extra
+    approx_dom = [c for c in map(str, (r["id"] for r in read.domain)) if c in read.approximate]
+    if approx_dom:  # every domain chain is held out in one fold and scored there against its labels
+        raise SystemExit(f"{read.approximate[approx_dom[0]]}: the cross-fit scores every --domain-data chain; "
+                         "approximate labels are no reference (pass them with --extra-train)")
     main_ids = [str(r["id"]) for r in main_recs]
     split = split_ids(main_ids, cfg.fractions, seed=cfg.seed)  # the main file's split, as `train` makes it
     extra_ids = [str(r["id"]) for r in extra]

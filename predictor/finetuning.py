@@ -67,7 +67,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     from .predictor_dir import pretrained_dir, save_predictor
     from .runtime import load_lm_on
     from .splits import split_ids
-    from .training import ci_dict, format_table, read_training_records
+    from .training import check_approximate_held_out, ci_dict, format_table, read_training_records
     from .training_data import check_records_match_lm, file_sha256
 
     read = read_training_records(cfg)
@@ -75,6 +75,7 @@ def run_finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     lm = load_lm_on(cfg.model, cfg.device, cfg.threads)
     check_records_match_lm(records + extra, lm)
     split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)
+    check_approximate_held_out(read.approximate, split)
     train = examples_for([by_id[i] for i in split["train"]], lm, cfg.states) + examples_for(extra, lm)
     val = examples_for([by_id[i] for i in split["val"]], lm)
     test = examples_for([by_id[i] for i in split["test"]], lm)

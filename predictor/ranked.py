@@ -86,6 +86,23 @@ def read_ranked(path: str | Path, objective: str | None = None) -> list[dict[str
     return out
 
 
+def approximate_label(rec: Mapping[str, Any]) -> str | None:
+    """How a record's order departs from the exact greedy search, or None when it is exact.
+
+    "stride 4" (`label --stride 4`), "budget 0.1" (`label --budget 0.1`, with "(lazy)" when it ran
+    without a proposer) or "shortlist 4" (`label --shortlist 4`): such records may train a predictor but
+    are no reference to score one against (their agreement with the exact order is about 0.5-0.85,
+    docs/approximate_greedy.md)."""
+    if int(rec.get("stride", 1) or 1) > 1:
+        return f"stride {int(rec['stride'])}"
+    if rec.get("shortlist"):
+        return f"shortlist {int(rec['shortlist'])}"
+    budget = rec.get("budget")
+    if budget is not None and float(budget) < 1:
+        return f"budget {float(budget):g}" + (" (lazy)" if rec.get("proposer") is None else "")
+    return None
+
+
 def record_chain(rec: Mapping[str, Any]) -> Chain:
     return Chain(rec["question"], rec["reasoning"], rec["answer"], str(rec["id"]))
 

@@ -157,8 +157,10 @@ def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> lis
     return extra
 
 
-def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records of every --domain-data file (appended to by_id); an id in two files is an error."""
+def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]],
+                      files: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Records of every --domain-data file (appended to by_id; `files`, when given, gets each one's
+    file path by id); an id in two files is an error."""
     from .ranked import read_ranked
     from .sealed import check_unsealed, record_ids
 
@@ -176,6 +178,8 @@ def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]]) -> list[dict[str, A
             if cid in by_id:
                 raise ValueError(f"{path}: chain {cid!r} is also in {origin[cid]}; a chain may train from one file only")
             by_id[cid], origin[cid] = r, f"{path} (--domain-data)"
+            if files is not None:
+                files[cid] = str(path)
         out += recs
     return out
 
@@ -187,6 +191,9 @@ class TrainingRecords(NamedTuple):
     domain: list[dict[str, Any]]
     by_id: dict[str, dict[str, Any]]
     extra: list[dict[str, Any]]
+    # chain id -> "FILE: how it is approximate" (`ranked.approximate_label`) for every record of --data,
+    # --domain-data or --extra-train not labeled by the exact search: such chains may only train
+    approximate: dict[str, str] = {}
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -200,7 +207,7 @@ def read_training_records(cfg) -> TrainingRecords:
     cfg: any config with data, objective, limit and extra_train (TrainConfig, FinetuneConfig), and
     optionally domain_data. Raises FileNotFoundError / ValueError naming the file, and
     predictor.sealed.SealedError when a chain of the sealed test set is among them."""
-    from .ranked import read_ranked
+    from .ranked import approximate_label, read_ranked
     from .sealed import check_unsealed, record_ids
 
     if not Path(cfg.data).is_file():
@@ -210,10 +217,29 @@ def read_training_records(cfg) -> TrainingRecords:
         raise ValueError(f"{cfg.data}: {len(main)} {cfg.objective} chains; need at least 3 to split")
     check_unsealed(record_ids(main), f"{cfg.data} (--data)")
     by_id = {str(r["id"]): r for r in main}
-    domain = _read_domain_data(cfg, by_id)
+    files = dict.fromkeys(by_id, str(cfg.data))
+    domain = _read_domain_data(cfg, by_id, files)
     extra = _read_extra_train(cfg, by_id)
     check_unsealed(record_ids(extra), f"{cfg.extra_train} (--extra-train)")
-    return TrainingRecords(main, domain, by_id, extra)
+    files.update((str(r["id"]), str(cfg.extra_train)) for r in extra)
+    approximate = {}
+    for r in main + domain + extra:
+        how = approximate_label(r)
+        if how:
+            approximate[str(r["id"])] = f"{files[str(r['id'])]}: {how}"
+    return TrainingRecords(main, domain, by_id, extra, approximate)
+
+
+def check_approximate_held_out(approximate: dict[str, str], split: dict[str, list[str]]) -> None:
+    """Raise ValueError when a chain with approximate labels falls in the validation or test split:
+    selection and test scores must compare against the exact order."""
+    for part in ("val", "test"):
+        bad = [c for c in split[part] if c in approximate]
+        if bad:
+            raise ValueError(f"{approximate[bad[0]]} labels of chain {bad[0]!r} (and {len(bad) - 1} more) would be "
+                             f"held out in the {part} split, where predictors are scored against the exact "
+                             "greedy order; give only chains of the train split (data/split_queue.py --split "
+                             "train) or pass them with --extra-train")
 
 
 def _read_policy_states(cfg: TrainConfig, train_ids: set[str]) -> list[dict[str, Any]]:
@@ -253,9 +279,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
 
     # 3. split by chain; extra chains only ever train
     split = split_ids(list(by_id), cfg.fractions, seed=cfg.seed)
+    check_approximate_held_out(read.approximate, split)
     train_ids = split["train"] + [str(r["id"]) for r in extra]
     _log(f"{len(records)} chains: {len(split['train'])} train / {len(split['val'])} val / {len(split['test'])} test"
-         + (f"; +{len(extra)} extra training chains from {cfg.extra_train}" if extra else ""))
+         + (f"; +{len(extra)} extra training chains from {cfg.extra_train}" if extra else "")
+         + (f"; {len(read.approximate)} training chains with approximate labels" if read.approximate else ""))
 
     # 4. features: full chains for all, pruned states for training chains
     spec = FeatureSpec(groups=tuple(cfg.groups or DEFAULT_GROUPS), per_head=cfg.per_head)
@@ -288,6 +316,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     }
     if cfg.domain_data:
         base_meta["domain_data"] = [{"path": str(p), "sha256": file_sha256(p)} for p in cfg.domain_data]
+    if read.approximate:
+        kinds: dict[str, int] = {}
+        for v in read.approximate.values():
+            kinds[v] = kinds.get(v, 0) + 1
+        base_meta["approximate_train_chains"] = kinds  # "FILE: budget 0.1 (lazy)" -> chains
     if extra:
         base_meta.update(extra_train_data=str(cfg.extra_train), extra_train_data_sha256=file_sha256(cfg.extra_train),
                          extra_train_ids=[str(r["id"]) for r in extra])

@@ -145,6 +145,32 @@ def test_extra_train_chains_only_ever_train(tiny_lm, ranked_file, tmp_path, monk
     assert "--extra-train" in capsys.readouterr().err
 
 
+def test_approximate_labels_may_train_but_never_be_held_out(ranked_file, tmp_path):
+    """Records of `label --budget/--shortlist/--stride` are told apart from exact ones; in --domain-data
+    they train, and a split that would hold one out for validation or test is refused, naming its file."""
+    from predictor.ranked import approximate_label, read_ranked
+    from predictor.training import TrainConfig, check_approximate_held_out, read_training_records
+
+    exact = read_ranked(ranked_file)[0]
+    assert approximate_label(exact) is None
+    assert approximate_label({**exact, "budget": 1.0}) is None
+    assert approximate_label({**exact, "budget": 0.1, "proposer": None}) == "budget 0.1 (lazy)"
+    assert approximate_label({**exact, "budget": 0.03, "proposer": "smollm2-joint"}) == "budget 0.03"
+    assert approximate_label({**exact, "shortlist": 4, "budget": None}) == "shortlist 4"
+    assert approximate_label({**exact, "stride": 4}) == "stride 4"
+
+    approx = tmp_path / "approx.jsonl"
+    approx.write_text("".join(json.dumps({**r, "id": f"long-{i}", "budget": 0.1, "proposer": None}) + "\n"
+                              for i, r in enumerate(read_ranked(ranked_file))))
+    read = read_training_records(TrainConfig(data=str(ranked_file), domain_data=(str(approx),)))
+    assert sorted(read.approximate) == [f"long-{i}" for i in range(len(read.domain))]
+    assert all(v == f"{approx}: budget 0.1 (lazy)" for v in read.approximate.values())
+    ids = [str(r["id"]) for r in read.main]
+    check_approximate_held_out(read.approximate, {"train": ids[:2] + ["long-0"], "val": ids[2:3], "test": ids[3:]})
+    with pytest.raises(ValueError, match=rf"{approx.name}: budget 0.1 \(lazy\) labels of chain 'long-1'.*test"):
+        check_approximate_held_out(read.approximate, {"train": ids, "val": [], "test": ["long-1"]})
+
+
 def test_policy_states_are_exact_greedy_from_the_predictors_state_and_only_train(tiny_lm, ranked_file):
     """label_state runs greedy on the parent's tokens at `kept`; build_training_data adds it as a
     "policy" example of its parent, never selected as a full-chain (validation/test) example."""

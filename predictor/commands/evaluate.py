@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate, write_report
     from ..feature_cache import FeatureCache
     from ..rank_predictor import RankPredictor
-    from ..ranked import read_ranked
+    from ..ranked import approximate_label, read_ranked
     from ..runtime import load_lm_on, set_threads
     from ..scorers import SCORERS
 
@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         answer += read_ranked(args.answer_data, objective="answer")
     if not joint:
         raise ValueError(f"{args.data} has no JOINT-objective records to evaluate")
+    approx = [approximate_label(r) for r in joint + answer]
+    if any(approx):
+        kinds = sorted({a for a in approx if a})
+        print(f"warning: {sum(map(bool, approx))} reference chains carry approximate labels ({', '.join(kinds)}): "
+              "agreement is measured against them, not the exact greedy order", file=sys.stderr)
     lm = None
     if args.model is not None:
         lm = load_lm_on(args.model, args.device, args.threads)
