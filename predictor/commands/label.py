@@ -15,12 +15,13 @@ one-pass predictor (--proposer, default the LM's shipped one, re-run on the surv
 priorities rank first-to-delete, as many as the step's share of the budget pays for, and deletes the
 best fresh gain (--proposer none, or an LM without a shipped predictor: the lazy search without one).
 Measured agreement with the exact order (mean per-chain Spearman [95% CI], docs/approximate_greedy.md
-"Budget with a proposer"), on 5 chains of 102-157 tokens (4 of them tuning chains): --budget 0.03 0.54 [0.45,
-0.63] for 3.3% of the exact tokens, 0.1 0.61 [0.47, 0.74] (9.4%), 0.2 0.66 [0.45, 0.86] (19%); one
-pass 0.51 there, the lazy search 0.48 / 0.61 at 0.03 / 0.1. What --budget 0.1 keeps is as likely as
-greedy's (objective regret within noise of 0 at keep 0.25-0.75 on 7 long chains; one pass -44 to -62
-nats, the lazy search -13 to -14). On 30-64-token chains the budget barely pays for keeping the
-sequence exact below about 0.3 (see the doc).
+"The long test chains, run once"), on 16 held-out GSM8K chains of 100-117 tokens: --budget 0.03 0.54
+[0.46, 0.62] for 3.7% of the exact tokens, 0.1 0.49 [0.39, 0.59] (9.6%), --budget 0.1 --proposer none
+0.61 [0.52, 0.68] (8.6%); one pass 0.56 [0.48, 0.63]: no setting agrees with greedy's order clearly
+better than one pass. What --budget 0.1 keeps is about as likely as greedy's (objective regret -9 / -6 /
+-14 nats at keep 0.25 / 0.5 / 0.75, the first two within noise of 0; one pass -40 to -51 nats): use
+it to prune, not to reproduce greedy's order. On 30-64-token chains the budget barely pays for keeping
+the sequence exact below about 0.3 (see the doc).
 --shortlist K runs the refreshed-shortlist search instead: every step re-scores exactly the K highest
 (stale) priorities, the K tokens a one-pass predictor (--proposer, default the LM's shipped one,
 re-run on the survivors every --propose-every steps) ranks first, and the last deletion's neighbours,
