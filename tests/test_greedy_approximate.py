@@ -254,6 +254,21 @@ def test_regret_of_exact_greedy_against_itself_is_zero(tiny_lm, exact):
     assert worst[0] != 0.0
 
 
+def test_greedy_perturbation_forcing_the_best_is_greedy_and_scores_match_the_search(tiny_lm, exact):
+    """benchmarks/greedy_perturbation.py: its step-1 scores pick greedy's first deletion, forcing that
+    one reproduces greedy's order, and forcing another starts with it and deletes every token once."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from greedy_perturbation import perturbed_order, step_one_scores
+
+    lay, ex = _layout(tiny_lm, LONG), exact["long", "joint"]
+    scores = step_one_scores(tiny_lm.model, lay)
+    assert int(np.argmax(scores)) == ex.order[0]
+    assert perturbed_order(tiny_lm, lay, ex.order[0]) == ex.order
+    runner = int(np.argsort(-scores)[1])
+    forced = perturbed_order(tiny_lm, lay, runner)
+    assert forced[0] == runner and sorted(forced) == list(range(lay.n))
+
+
 def test_frontier_mutual_agreement_compares_methods_chain_by_chain():
     """The method-vs-method table: the same ranks agree at 1, reversed ranks at -1, exact rows left out."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
