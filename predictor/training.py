@@ -236,7 +236,8 @@ def check_approximate_held_out(approximate: dict[str, str], split: dict[str, lis
     for part in ("val", "test"):
         bad = [c for c in split[part] if c in approximate]
         if bad:
-            raise ValueError(f"{approximate[bad[0]]} labels of chain {bad[0]!r} (and {len(bad) - 1} more) would be "
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise ValueError(f"{approximate[bad[0]]} labels of chain {bad[0]!r}{more} would be "
                              f"held out in the {part} split, where predictors are scored against the exact "
                              "greedy order; give only chains of the train split (data/split_queue.py --split "
                              "train) or pass them with --extra-train")
