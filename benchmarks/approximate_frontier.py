@@ -95,15 +95,9 @@ def main(argv=None) -> int:
     from predictor.greedy.approximate import (ApproximateOptions, approximate_greedy_layout, exact_cost_estimate,
                                               predictor_proposer)
     from predictor.layout import Layout
-    from predictor.splits import split_ids
 
-    recs = [json.loads(line) for f in args.ranked for line in open(f) if line.strip()]
-    if args.split != "all":
-        keep = set(split_ids([r["id"] for r in recs])[args.split])
-        recs = [r for r in recs if r["id"] in keep]
-    if args.ids:
-        want = set(args.ids.split(","))
-        recs = [r for r in recs if r["id"] in want]
+    recs = select_records([json.loads(line) for f in args.ranked for line in open(f) if line.strip()],
+                          args.split, args.ids)
     recs = [r for r in recs if args.min_n <= len(r["reasoning_ids"]) <= args.max_n][: args.limit]
     if not recs:
         raise SystemExit("no chains match")
@@ -175,6 +169,20 @@ def main(argv=None) -> int:
         lines = _write(Path(args.out), args, rows, done, ratios, estimated)
     print("\n".join(lines))
     return 0
+
+
+def select_records(recs: list[dict], split: str = "all", ids: str = "") -> list[dict]:
+    """The ranked records of one split (`predictor.splits`, by chain id over these records; "all": every
+    one) whose id is in the comma list `ids` (empty: any), in file order."""
+    from predictor.splits import split_ids
+
+    if split != "all":
+        keep = set(split_ids([r["id"] for r in recs])[split])
+        recs = [r for r in recs if r["id"] in keep]
+    if ids:
+        want = set(ids.split(","))
+        recs = [r for r in recs if r["id"] in want]
+    return recs
 
 
 def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratios: list[float],

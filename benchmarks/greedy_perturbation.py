@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from approximate_frontier import select_records  # beside this script
 
 
 def step_one_scores(model, lay) -> np.ndarray:
@@ -58,17 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     from predictor import load_lm
     from predictor.layout import Layout
     from predictor.ranks import ranks_from_order
-    from predictor.splits import split_ids
 
     recs = [json.loads(line) for line in open(args.ranked) if line.strip()]
-    recs = [r for r in recs if r["objective"] == "joint"]
-    if args.split != "all":
-        keep = set(split_ids([r["id"] for r in recs])[args.split])
-        recs = [r for r in recs if r["id"] in keep]
-    if args.ids:
-        want = set(args.ids.split(","))
-        recs = [r for r in recs if r["id"] in want]
-    recs = recs[: args.limit]
+    recs = select_records([r for r in recs if r["objective"] == "joint"], args.split, args.ids)[: args.limit]
     lm = load_lm()
     out, rows = Path(args.out), []
     for r in recs:
