@@ -189,8 +189,7 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
            estimated: set[str]) -> list[str]:
     """Summarise the chains run so far into OUT/frontier.{md,json,png} (rewritten after every chain,
     each file through a temporary name, so a stopped run keeps its finished chains)."""
-    from scipy.stats import spearmanr
-
+    from predictor.jsonl_io import atomic_write_text
     from predictor.metrics import bootstrap_ci
 
     out.mkdir(parents=True, exist_ok=True)
@@ -229,28 +228,26 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
                   "| method | difference [95% CI] | better on |", "|---|---|---|"]
         lines += [f"| {s['method']} | {ci(*s['paired']['diff'])} | {s['paired']['better']} of {s['paired']['chains']} |"
                   for s in paired]
-    mutual = _mutual(rows, spearmanr, bootstrap_ci)
+    mutual = _mutual(rows)
     if mutual:
         lines += ["", "Agreement between methods (mean per-chain Spearman between their ranks [95% CI]; "
                   "two orders that both keep greedy's likelihood but disagree with each other show how many "
                   "near-equivalent orders a chain has):", "", "| method | method | Spearman [95% CI] | chains |",
                   "|---|---|---|---|"]
         lines += [f"| {m['a']} | {m['b']} | {ci(*m['spearman'])} | {m['chains']} |" for m in mutual]
-    _atomic_text(out / "frontier.md", "\n".join(lines) + "\n")
-    _atomic_text(out / "frontier.json", json.dumps({"header": head, "summary": summary, "mutual": mutual,
+    atomic_write_text(out / "frontier.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "frontier.json", json.dumps({"header": head, "summary": summary, "mutual": mutual,
                                                     "chains": rows}, indent=1))
     _plot(summary, out / "frontier.png", head)
     return lines
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _mutual(rows: dict[str, list[dict]], spearmanr, bootstrap_ci) -> list[dict]:
+def _mutual(rows: dict[str, list[dict]]) -> list[dict]:
     """Mean per-chain Spearman between every two approximate methods' ranks (exact rows left out)."""
+    from scipy.stats import spearmanr
+
+    from predictor.metrics import bootstrap_ci
+
     names = [n for n in rows if not n.startswith("exact")]
     res = []
     for i, a in enumerate(names):

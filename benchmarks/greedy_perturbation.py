@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.stats import spearmanr
 
     from predictor import load_lm
+    from predictor.jsonl_io import atomic_write_text
     from predictor.layout import Layout
     from predictor.ranks import ranks_from_order
 
@@ -78,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['id']} n={lay.n}: Spearman {rho:.3f} with the record's order after forcing the runner-up "
               f"(step-1 margin {rows[-1]['margin']:.3f} nats; record's first {r['order'][0]}, best here {best}); "
               f"{rows[-1]['seconds']:.0f} s", flush=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps({"ranked": args.ranked, "split": args.split, "chains": rows}, indent=1))
-        tmp.replace(out)
+        atomic_write_text(out, json.dumps({"ranked": args.ranked, "split": args.split, "chains": rows}, indent=1))
     if rows:
         vals = [x["spearman"] for x in rows]
         print(f"{len(rows)} chains: mean {np.mean(vals):.3f}, min {min(vals):.3f}")

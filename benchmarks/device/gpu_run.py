@@ -497,8 +497,6 @@ def part_label_speed(args, lm, rp, pool: list, clock: Clock, reserve: float, rea
 # --- part c -----------------------------------------------------------------------------------------
 def excluded_ids(paths: list[Path]) -> set[str]:
     """Ids of exact labels in ranked JSONL files, or of every line of .txt id lists."""
-    from predictor.ranked import approximate_label
-
     ids: set[str] = set()
     for path in paths:
         if not path.exists():
@@ -506,12 +504,15 @@ def excluded_ids(paths: list[Path]) -> set[str]:
         if path.suffix == ".txt":
             ids.update(ln.strip() for ln in path.read_text().splitlines() if ln.strip())
             continue
-        ids.update(labeled_ids(path, exact_only=True, approximate=approximate_label))
+        ids.update(labeled_ids(path, exact_only=True))
     return ids
 
 
-def labeled_ids(path: Path, exact_only: bool = False, approximate: Callable | None = None) -> set[str]:
-    """Ids of the complete records of a ranked JSONL file (a line cut by a kill is ignored)."""
+def labeled_ids(path: Path, exact_only: bool = False) -> set[str]:
+    """Ids of the complete records of a ranked JSONL file (a line cut by a kill is ignored); with exact_only,
+    of those labeled by the exact search (`predictor.ranked.approximate_label` None)."""
+    from predictor.ranked import approximate_label
+
     out: set[str] = set()
     if not path.exists():
         return out
@@ -521,7 +522,7 @@ def labeled_ids(path: Path, exact_only: bool = False, approximate: Callable | No
         except ValueError:
             continue
         if isinstance(rec, dict) and "id" in rec and "order" in rec:
-            if exact_only and approximate is not None and approximate(rec) is not None:
+            if exact_only and approximate_label(rec) is not None:
                 continue
             out.add(str(rec["id"]))
     return out
@@ -591,13 +592,11 @@ def merge_parts(label_dir: Path, target: Path, order: list[str]) -> list[dict]:
                 continue  # a line cut by a kill
             if isinstance(rec, dict) and "order" in rec:
                 recs.setdefault(str(rec["id"]), rec)
+    from predictor.jsonl_io import atomic_write_jsonl
+
     rank = {cid: i for i, cid in enumerate(order)}
     out = sorted(recs.values(), key=lambda r: (rank.get(str(r["id"]), len(rank)), str(r["id"])))
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w") as f:
-        for rec in out:
-            f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, target)
+    atomic_write_jsonl(target, out)
     return out
 
 
@@ -825,10 +824,10 @@ def markdown(result: dict) -> str:
 
 def write_outputs(out: Path, result: dict) -> None:
     """gpu_run.json and gpu_run.md, atomically."""
+    from predictor.jsonl_io import atomic_write_text
+
     for name, text in (("gpu_run.json", json.dumps(result, indent=1, default=str)), ("gpu_run.md", markdown(result))):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)
 
 
 # --- main -------------------------------------------------------------------------------------------
