@@ -12,7 +12,8 @@ seconds per chain. Methods:
   lazy-F        --lazy-budgets: the approximate search without a proposer (lazy re-scoring)
   NAME          --variants: the approximate search with knobs of `ApproximateOptions` replaced; a variant
                 with shortlist K > 0 gets the one-pass predictor, re-run on the current kept sequence, as
-                its proposer (`approximate.predictor_proposer`; field propose=False: none)
+                its proposer (`approximate.predictor_proposer`; field propose=False: none; propose='atp' or
+                'atp*': attribution patching's estimates, `greedy.attribution_patching`)
   exact         the exact search re-run (--rerun-exact: its seconds, same run)
 The predictor's LM tokens are counted as K x (prompt + reasoning + answer), the forward passes it runs.
 Objective regret (--regret-ratios, default 0.25,0.5,0.75): at each keep ratio, the exact objective (the
@@ -52,8 +53,9 @@ def _args(argv=None) -> argparse.Namespace:
                    help="semicolon list of NAME=BUDGET[,FIELD=VALUE...]: the approximate search with "
                         "ApproximateOptions.for_budget(BUDGET) and these fields replaced (values as Python "
                         "literals), e.g. 'margin1=0.1,margin=1.0;rows=0.1,pack=False'; pseudo-fields: "
-                        "propose=False (no proposer), budgeted=True (start from for_budget's proposer setting, "
-                        "what --budgets runs, instead of its lazy one)")
+                        "propose=False (no proposer), propose='atp' / 'atp*' (attribution patching's estimates, "
+                        "linear / with AtP*'s attention fix, `greedy.attribution_patching`), budgeted=True "
+                        "(start from for_budget's proposer setting, what --budgets runs, instead of its lazy one)")
     p.add_argument("--strides", default="", help="comma list of strides (default none)")
     p.add_argument("--refresh", default="1", help="comma list of predictor refresh counts; '' for none")
     p.add_argument("--predictor", default=None, help="predictor dir (default: the shipped one)")
@@ -94,6 +96,7 @@ def main(argv=None) -> int:
     from predictor.greedy import SearchOptions, greedy_layout
     from predictor.greedy.approximate import (ApproximateOptions, approximate_greedy_layout, exact_cost_estimate,
                                               predictor_proposer)
+    from predictor.greedy.attribution_patching import attribution_proposer
     from predictor.layout import Layout
 
     recs = select_records([json.loads(line) for f in args.ranked for line in open(f) if line.strip()],
@@ -161,7 +164,11 @@ def main(argv=None) -> int:
             base = ApproximateOptions.for_budget(f, lay.n, len(lay.answer_ids), len(lay.prompt_ids),
                                                  proposer=budgeted and propose)
             opts = replace(base, **fields)
-            proposer = predictor_proposer(rp, chain) if opts.shortlist and propose else None
+            proposer = None
+            if opts.shortlist and propose in ("atp", "atp*"):
+                proposer = attribution_proposer(lm, lay, r["objective"], qk_fix=propose == "atp*")
+            elif opts.shortlist and propose:
+                proposer = predictor_proposer(rp, chain)
             t = time.perf_counter()
             res = approximate_greedy_layout(lm, lay, r["objective"], options=opts, proposer=proposer)
             add(name, r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
