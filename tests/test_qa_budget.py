@@ -55,7 +55,7 @@ def test_mismatched_proposer_names_label_options(tmp_path, chains_file, model_di
     assert "--no-check-lm" not in err and "--predictor" not in err and "Traceback" not in err
     assert _label(chains_file, tmp_path / "b.jsonl", model_dir, "--shortlist", "2") == 2
     err = capsys.readouterr().err
-    assert "--shortlist" in err and "--proposer universal" in err and "--proposer none" not in err
+    assert "--shortlist" in err and "--proposer universal" in err and "--proposer none (the K highest" in err
     assert "--no-check-lm" not in err
     assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
     # the documented fallback is unchanged: --budget with no --proposer on an LM without a shipped one

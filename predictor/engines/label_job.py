@@ -59,13 +59,14 @@ class LabelJob(ChainJob):
             raise ValueError("--proposer: empty; give a predictor directory, a scorer name, or 'none'")
         if self.shortlist is None and self.budget >= 1 and wanted is not None:
             raise ValueError("--proposer only applies with --shortlist K or --budget F < 1")
-        if self.shortlist is not None and wanted == "none":
-            raise ValueError("--shortlist K needs a proposer (--proposer none only applies with --budget)")
         every = getattr(self.args, "propose_every", None)
         if every is not None and self.shortlist is None:
             raise ValueError("--propose-every only applies with --shortlist K (--budget sets its own proposer "
                              "schedule)")
-        self.propose_every = 4 if every is None else every
+        if every is not None and wanted == "none":
+            raise ValueError("--propose-every needs a proposer (not --proposer none)")
+        # --shortlist K --proposer none: the K highest priorities only, no proposer runs
+        self.propose_every = None if wanted == "none" else 4 if every is None else every
         self.proposer = None
         if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
             raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
@@ -117,7 +118,8 @@ class LabelJob(ChainJob):
                     else ", lazy re-scoring without a proposer")
         if self.shortlist is not None:
             how = (f"the refreshed-shortlist greedy search (K {self.shortlist}, proposer {self.proposer.name!r} "
-                   f"every {self.propose_every} steps)")
+                   f"every {self.propose_every} steps)" if self.proposer is not None else
+                   f"the refreshed-shortlist greedy search (K {self.shortlist} highest priorities, no proposer)")
         return f"{how} on {self.lm.name!r}"
 
     def load(self) -> None:
@@ -127,7 +129,7 @@ class LabelJob(ChainJob):
         self.lm = load_lm_from_args(self.args)
         self.matmul = "onednn" if uses_onednn(self.lm.model) else None
         wanted = getattr(self.args, "proposer", None)
-        if self.shortlist is not None or (self.budget < 1 and wanted != "none"):
+        if (self.shortlist is not None or self.budget < 1) and wanted != "none":
             from ..predictor_dir import PredictorMismatchError, default_predictor_dir
             from ..rank_predictor import RankPredictor
 
@@ -142,7 +144,8 @@ class LabelJob(ChainJob):
                 cause = str(e).split(" Load the matching LM")[0]
                 raise ValueError(f"{what}: {cause} Give a --proposer trained for this LM, or --proposer universal "
                                  "(LM-agnostic) or a baseline scorer name (e.g. surprisal)"
-                                 + (", or --proposer none (the lazy search)" if self.shortlist is None else "")
+                                 + (", or --proposer none (the lazy search)" if self.shortlist is None
+                                    else ", or --proposer none (the K highest priorities only)")
                                  + ".") from None
 
     def settings(self) -> dict[str, Any]:
@@ -181,7 +184,7 @@ class LabelJob(ChainJob):
             from ..greedy.approximate import approximate_greedy_layout, predictor_proposer, shortlist_options
 
             proposer = predictor_proposer(self.proposer, chain) if self.proposer is not None else None
-            how = ({"options": shortlist_options(self.shortlist, self.propose_every)}
+            how = ({"options": shortlist_options(self.shortlist, self.propose_every or 1, proposer is not None)}
                    if self.shortlist is not None else {"budget": self.budget})
             res = approximate_greedy_layout(self.lm, encode_chain(self.lm.tokenizer, chain, self.lm.max_length),
                                             self.args.objective, batch_tokens=self.args.batch_tokens,

@@ -180,12 +180,19 @@ class ApproximateOptions:
 # The proposer's share of a budget (after the exact sequence updates and first scorings) in `for_budget`.
 PROPOSER_SHARE = 0.4
 SHORTLIST_DEFAULTS = {"window": None, "init_window": 16, "neighbours": 1}  # the setting chosen on validation
+# without a proposer: no first scoring, so a candidate never re-scored has rest 0, above the (mostly negative)
+# rests of re-scored ones: optimistic priorities that bring every candidate into some shortlist
+PRIORITY_SHORTLIST_DEFAULTS = {"window": None, "init_window": 1, "neighbours": 1}
 
 
-def shortlist_options(shortlist: int = 4, propose_every: int = 4) -> ApproximateOptions:
+def shortlist_options(shortlist: int = 4, propose_every: int = 4, proposer: bool = True) -> ApproximateOptions:
     """The refreshed-shortlist setting measured in docs/approximate_greedy.md ("pred4-every4": K = 4,
     the proposer re-run every 4 steps, whole-suffix re-scores, 16-token first scoring, the last
-    deletion's neighbours); `label --shortlist K` runs it with a one-pass predictor as proposer."""
+    deletion's neighbours); `label --shortlist K` runs it with a one-pass predictor as proposer.
+    proposer=False ("prioK", `label --shortlist K --proposer none`): the K highest priorities and the
+    neighbours only, from optimistic first priorities (the free local gains, no first scoring)."""
+    if not proposer:
+        return ApproximateOptions(shortlist=shortlist, **PRIORITY_SHORTLIST_DEFAULTS)
     return ApproximateOptions(shortlist=shortlist, propose_every=propose_every, **SHORTLIST_DEFAULTS)
 
 
