@@ -152,6 +152,24 @@ def test_greedy_scorer_budget(tiny_lm):
         RankPredictor.load("greedy", lm=tiny_lm, budget=2.0)
 
 
+def test_greedy_scorer_shortlist(tiny_lm, exact):
+    """`RankPredictor.load("greedy", shortlist=K, proposer="none")` is `label --shortlist K --proposer none`;
+    a shortlist as large as the chain is the exact order; bad or conflicting settings are refused."""
+    from predictor import RankPredictor
+
+    chain = as_chain(LONG)
+    got = RankPredictor.load("greedy", lm=tiny_lm, shortlist=4, proposer="none").predict_ranks(chain)
+    want = approximate_greedy_layout(tiny_lm, _layout(tiny_lm, LONG), options=shortlist_options(4, proposer=False))
+    assert list(got) == list(want.ranks)
+    full = RankPredictor.load("greedy", lm=tiny_lm, shortlist=10 ** 3, proposer="none").predict_ranks(chain)
+    assert list(full) == list(exact["long", "joint"].ranks)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="shortlist"):
+            RankPredictor.load("greedy", lm=tiny_lm, shortlist=bad)
+    with pytest.raises(ValueError, match="choose one"):
+        RankPredictor.load("greedy", lm=tiny_lm, shortlist=4, budget=0.5)
+
+
 def test_label_cli_budget(tmp_path, model_dir):
     chains = tmp_path / "c.jsonl"
     chains.write_text("".join(json.dumps(c) + "\n" for c in [*CHAINS, LONG]))
