@@ -7,7 +7,8 @@ own names, with sdpa's mask builder, and switched on only while they are needed.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+import contextvars
+from typing import Any, Callable
 
 import torch
 
@@ -31,3 +32,14 @@ def attention_implementation(model: torch.nn.Module, name: str, forward: Callabl
         yield
     finally:
         model.set_attn_implementation(old)
+
+
+@contextlib.contextmanager
+def context_value(var: contextvars.ContextVar, value: Any):
+    """Within the block, `var` holds `value` (how the project's attention functions learn what the
+    current forward is for); the previous value is restored on exit."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)

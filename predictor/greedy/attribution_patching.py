@@ -25,15 +25,13 @@ a sliding window shorter than the sequence, raises ValueError.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..attention_impl import attention_implementation
+from ..attention_impl import attention_implementation, context_value
 from ..kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
 from ..layout import Layout
 from ..lm import LM, base_and_head
@@ -77,14 +75,9 @@ def attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     return (out + probe).transpose(0, 1)[None].contiguous(), None
 
 
-@contextlib.contextmanager
 def recording(record: list):
-    """Within the block, forwards under `attention` append one entry per layer to `record`."""
-    token = _RECORD.set(record)
-    try:
-        yield
-    finally:
-        _RECORD.reset(token)
+    """Within the block, forwards under `attention` append one entry per layer to `record`; a context manager."""
+    return context_value(_RECORD, record)
 
 
 def key_removal_effects(probs: torch.Tensor, out: torch.Tensor, values: torch.Tensor, grad: torch.Tensor,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..attention_impl import attention_implementation
+from ..attention_impl import attention_implementation, context_value
 
 IMPLEMENTATION = "predictor_packed"  # the attention implementation name registered with transformers
 
@@ -136,11 +136,6 @@ def packed_attention(model: torch.nn.Module):
         yield
 
 
-@contextlib.contextmanager
 def active(block: PackedBlock):
-    """Forwards inside run `block`'s layout (within `packed_attention`)."""
-    token = _ACTIVE.set(block)
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
+    """Forwards inside run `block`'s layout (within `packed_attention`); a context manager."""
+    return context_value(_ACTIVE, block)
