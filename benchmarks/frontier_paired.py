@@ -4,7 +4,9 @@ Several runs (e.g. a test set's one-pass and budget rows from one run, a new met
 split in halves over the two cores) are read from their `frontier.json`; each method's rows are
 pooled across runs (a method in several runs: the later file wins for a chain). Over the chains that
 `--on` holds, prints per method the mean per-chain Spearman with exact greedy [95% bootstrap CI], the
-lowest chain, the LM-token share, the median seconds and the objective regret at each keep ratio, then
+lowest chain, the LM-token share, the median seconds and the objective regret at each keep ratio of
+the runs (regret0, 1, ... in the order of their --regret-ratios; not pooled across runs whose rows
+hold different numbers of ratios), then
 the paired Spearman differences `--pairs` (A-B: mean [95% CI], chains where A is better). Writes the
 same text to --out when given.
 
@@ -29,8 +31,13 @@ def pooled(paths: list[str]) -> dict[str, dict[str, dict]]:
     """{method: {chain id: row}} over the runs' frontier.json files (later files win)."""
     out: dict[str, dict[str, dict]] = {}
     for path in paths:
-        for name, rows in json.load(open(path))["chains"].items():
-            out.setdefault(name, {}).update({r["id"]: r for r in rows})
+        try:
+            with open(path) as f:
+                chains = json.load(f)["chains"]
+            for name, rows in chains.items():
+                out.setdefault(name, {}).update({r["id"]: r for r in rows})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise SystemExit(f"{path}: not a frontier.json of approximate_frontier.py ({type(e).__name__}: {e})")
     return out
 
 
@@ -40,6 +47,8 @@ def report(by: dict[str, dict[str, dict]], on: str, pairs: list[tuple[str, str]]
     if on not in by:
         raise SystemExit(f"--on {on}: no such method (have: {', '.join(by)})")
     ids = list(by[on])
+    if not ids:
+        raise SystemExit(f"--on {on}: the method has no chains")
     lines = [f"{len(ids)} chains (those of {on})"]
     for name, rows in by.items():
         if not all(i in rows for i in ids):
@@ -48,7 +57,10 @@ def report(by: dict[str, dict[str, dict]], on: str, pairs: list[tuple[str, str]]
         m, lo, hi = bootstrap_ci([r["spearman"] for r in rs])
         line = (f"{name:16s} {m:.3f} [{lo:.3f}, {hi:.3f}] lowest {min(r['spearman'] for r in rs):.3f} "
                 f"share {np.mean([r['share'] for r in rs]):.3f} s {np.median([r['seconds'] for r in rs]):.1f}")
-        regret = np.array([r.get("regret") or [] for r in rs], dtype=float)
+        widths = {len(r.get("regret") or []) for r in rs}
+        regret = np.array([r["regret"] for r in rs], dtype=float) if len(widths) == 1 else np.zeros((0, 0))
+        if len(widths) > 1:
+            line += " | regret: runs with different keep ratios, not pooled"
         for j in range(regret.shape[1] if regret.ndim == 2 else 0):
             m2, l2, h2 = bootstrap_ci(regret[:, j])
             line += f" | regret{j} {m2:.1f} [{l2:.1f}, {h2:.1f}]"
@@ -79,7 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="also write the text here")
     args = p.parse_args(argv)
     by = pooled(args.runs)
-    pairs = [_pair(x, set(by)) for x in args.pairs.split(",") if x.strip()]
+    pairs = [_pair(x.strip(), set(by)) for x in args.pairs.split(",") if x.strip()]
     lines = report(by, args.on, pairs)
     print("\n".join(lines))
     if args.out:

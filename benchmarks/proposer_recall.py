@@ -44,7 +44,8 @@ def choice_rank(scores: np.ndarray, b: int) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ranked", required=True, help="ranked JSONL file with exact greedy labels")
-    p.add_argument("--split", default="all", help="split of the chains (predictor.splits), or all")
+    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"],
+                   help="split of the chains (predictor.splits), or all (default)")
     p.add_argument("--ids", default="", help="comma-separated chain ids (default: any)")
     p.add_argument("--min-n", type=int, default=0)
     p.add_argument("--max-n", type=int, default=10 ** 9)
@@ -53,8 +54,19 @@ def main(argv=None) -> int:
                    help="states: shares of the deletions done along greedy's trajectory")
     p.add_argument("--predictor", default="smollm2-joint", help="one-pass predictor (name or folder); '' for none")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="JSON report (rewritten after every chain)")
+    p.add_argument("--out", required=True, help="JSON report (rewritten after every chain); files labeled "
+                   "with the embedded SmolLM2 only")
     args = p.parse_args(argv)
+    try:
+        shares = [float(x) for x in args.states.split(",")]
+    except ValueError:
+        p.error(f"--states: comma list of numbers, got {args.states!r}")
+    if not all(0 <= x < 1 for x in shares):
+        p.error(f"--states: shares in [0, 1), got {args.states!r}")
+    if args.limit < 1 or args.threads < 1:
+        p.error("--limit and --threads must be >= 1")
+    if not Path(args.ranked).is_file():
+        p.error(f"--ranked {args.ranked}: no such file")
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     from approximate_frontier import select_records
@@ -73,8 +85,11 @@ def main(argv=None) -> int:
     if not recs:
         raise SystemExit("no chains match")
     lm = load_lm()
+    other = sorted({r.get("lm") for r in recs} - {lm.fingerprint})
+    if other:  # the records' token ids belong to another LM's vocabulary
+        raise SystemExit(f"{args.ranked}: labeled with LM {', '.join(map(str, other))}, not the embedded SmolLM2 "
+                         f"({lm.fingerprint}) this script runs")
     rp = RankPredictor.load(args.predictor, lm=lm) if args.predictor else None
-    shares = [float(x) for x in args.states.split(",")]
     chains: list[dict] = []
     for r in recs:
         t0 = time.perf_counter()

@@ -98,8 +98,12 @@ class RankPredictor:
             elif getattr(scorer, "wants_proposer", False):  # none given: the LM's shipped predictor
                 try:
                     scorer.proposer = cls.load(None, lm=lm)
-                except PredictorMismatchError:
-                    pass  # no shipped predictor for this LM: the search runs without one
+                except PredictorMismatchError as e:
+                    if getattr(scorer, "shortlist", None) is not None:  # as `label --shortlist K` refuses
+                        raise ValueError(f"shortlist={scorer.shortlist}: no shipped predictor for this LM to propose "
+                                         f"({str(e).split(' Load the matching LM')[0]}); pass proposer='none' (the "
+                                         "K highest priorities only), 'universal' or a scorer name") from None
+                    pass  # --budget: no shipped predictor for this LM, the lazy search runs without one
             return cls(lm, scorer, name)
         shipped = {"learned": pretrained_dir(), **shipped_predictors()}
         if name is None:

@@ -163,11 +163,18 @@ def test_greedy_scorer_shortlist(tiny_lm, exact):
     assert list(got) == list(want.ranks)
     full = RankPredictor.load("greedy", lm=tiny_lm, shortlist=10 ** 3, proposer="none").predict_ranks(chain)
     assert list(full) == list(exact["long", "joint"].ranks)
-    for bad in (0, 2.5, True):
+    assert list(RankPredictor.load("greedy", lm=tiny_lm, shortlist=np.int64(4), proposer="none").predict_ranks(chain)) \
+        == list(got)
+    for bad in (0, 2.5, True, "4"):
         with pytest.raises(ValueError, match="shortlist"):
-            RankPredictor.load("greedy", lm=tiny_lm, shortlist=bad)
+            RankPredictor.load("greedy", lm=tiny_lm, shortlist=bad, proposer="none")
     with pytest.raises(ValueError, match="choose one"):
         RankPredictor.load("greedy", lm=tiny_lm, shortlist=4, budget=0.5)
+    with pytest.raises(ValueError, match="proposer only applies"):  # the exact search proposes nothing
+        RankPredictor.load("greedy", lm=tiny_lm, proposer="none")
+    # the tiny LM has no shipped predictor: refused as `label --shortlist K` refuses, not run silently without
+    with pytest.raises(ValueError, match="proposer='none'"):
+        RankPredictor.load("greedy", lm=tiny_lm, shortlist=4)
 
 
 def test_label_cli_budget(tmp_path, model_dir):

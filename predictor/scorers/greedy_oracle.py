@@ -13,6 +13,7 @@ the exact search's LM tokens).
 """
 from __future__ import annotations
 
+import operator
 from os import PathLike
 
 import numpy as np
@@ -55,11 +56,20 @@ class GreedyScorer(Scorer):
         self.objective = check_objective(objective)
         self.batch_tokens = batch_tokens
         self.budget = check_budget(budget)
-        if shortlist is not None and (isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 1):
-            raise ValueError(f"shortlist must be an integer >= 1 or None, got {shortlist!r}")
-        if shortlist is not None and self.budget < 1:
-            raise ValueError("budget and shortlist are two approximations: choose one")
+        if shortlist is not None:
+            try:
+                if isinstance(shortlist, bool):
+                    raise TypeError
+                shortlist = operator.index(shortlist)  # ints, numpy integers; not 2.5, "4" or True
+            except TypeError:
+                raise ValueError(f"shortlist must be an integer >= 1 or None, got {shortlist!r}") from None
+            if shortlist < 1:
+                raise ValueError(f"shortlist must be an integer >= 1 or None, got {shortlist!r}")
+            if self.budget < 1:
+                raise ValueError("budget and shortlist are two approximations: choose one")
         self.shortlist = shortlist
+        if proposer is not None and not self.approximate:
+            raise ValueError("proposer only applies with budget < 1 or a shortlist (the exact search proposes nothing)")
         self.no_proposer = isinstance(proposer, str) and proposer == "none"
         if self.no_proposer:
             proposer = None
