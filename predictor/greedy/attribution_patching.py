@@ -19,9 +19,11 @@ Layers interact only to first order (tested: exact when the attention outputs ar
 
 Cost: one forward of the kept reasoning + answer over the prompt's cached KV, plus its backward
 (counted as two forwards' tokens), against about m (m/2 + a) tokens to re-score every candidate
-exactly. How well the estimate ranks candidates is measured in docs/approximate_greedy.md
-("Attribution patching"). sdpa-style models only: a model whose attention uses a logit soft cap, or
-a sliding window shorter than the sequence, raises ValueError.
+exactly. Measured (docs/approximate_greedy.md, "Which proposer holds greedy's next deletion"): it puts
+greedy's next deletion among its 4 first slightly more often than the free local part alone (+0.06 on
+short validation chains, a tie on long ones) and, as a search's proposer, did not pay for its backward.
+sdpa-style models only: a model whose attention uses a logit soft cap, or a sliding window shorter than
+the sequence, raises ValueError.
 """
 from __future__ import annotations
 
