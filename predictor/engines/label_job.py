@@ -170,9 +170,11 @@ class LabelJob(ChainJob):
             raise MaxTokensError(f"{chain_name(chain)}: {lay.n} reasoning tokens, more than --max-tokens {limit}")
         full = search_cost(lay.n, len(lay.answer_ids), self.args.stride)
         if self.shortlist is not None:
-            # up to 2K + 2 whole-suffix re-scores a step: about 6 (K + 1) / n of the exact cost
-            # (measured with K = 4: 0.73 at n ~ 47, 0.25 at n ~ 117)
-            return min(1.0, 6 * (self.shortlist + 1) / lay.n) * full
+            # up to 2K + 2 whole-suffix re-scores a step: about 6 (K + 1) / n of the exact cost (measured
+            # with K = 4: 0.73 at n ~ 47, 0.25 at n ~ 117); without a proposer up to K + 2: about
+            # 3 (K + 2) / n (K = 4: 0.38 at n ~ 53, 0.18 at n ~ 101)
+            per_step = 6 * (self.shortlist + 1) if self.propose_every is not None else 3 * (self.shortlist + 2)
+            return min(1.0, per_step / lay.n) * full
         return self.budget * full
 
     def record(self, chain: Chain) -> dict[str, Any]:
