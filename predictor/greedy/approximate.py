@@ -51,7 +51,7 @@ from ..layout import Layout
 from ..lm import LM
 from ..objective import check_objective
 from ..ranks import ranks_from_order
-from .candidates import CandidateScorer
+from .candidates import CandidateScorer, local_gains
 from .result import GreedyResult
 from .search import SearchOptions, greedy_layout, make_scorer
 
@@ -244,18 +244,9 @@ class _Sequence:
         self.kept, self.seq, self.tok_lp, self.rows, self.kv = list(kept), seq, tok_lp, rows[: m + 1], kv
 
     def local_gains(self, joint: bool) -> np.ndarray:
-        """Per kept position j, the exact part of deleting it that needs no forward pass [m] (float64):
-        minus its own log-prob term (joint) plus the change of the next token's log-prob, which the
-        unchanged prefix predicts (rows[j])."""
-        m = self.m
-        nxt = torch.tensor(self.seq[1: m + 1], device=self.dev)
-        new = self.rows[:m].gather(1, nxt[:, None])[:, 0].double()
-        first = new - self.tok_lp[1: m + 1]
-        if joint:
-            return (first - self.tok_lp[:m]).cpu().numpy()
-        out = torch.zeros(m, dtype=torch.float64, device=self.dev)
-        out[m - 1] = first[m - 1]  # only the last token's next target is an answer token
-        return out.cpu().numpy()
+        """Per kept position j, the exact part of deleting it that needs no forward pass [m] (float64;
+        `candidates.local_gains` of this state)."""
+        return local_gains(self.seq, self.m, self.tok_lp, self.rows, joint)
 
     def objective(self, joint: bool) -> float:
         return float(self.tok_lp.sum() if joint else self.tok_lp[self.m:].sum())

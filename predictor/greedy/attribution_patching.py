@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from ..attention_impl import attention_implementation, context_value
-from ..kv_cache import cache_kwargs, layer_kv, output_cache, prefix_cache
+from ..kv_cache import cache_kwargs, prefix_cache
 from ..layout import Layout
-from ..lm import LM, base_and_head
+from ..lm import LM
 from ..objective import check_objective
-from .candidates import head_logprobs
+from .candidates import CandidateScorer, local_gains
 
 IMPLEMENTATION = "predictor_attribution"  # the attention implementation name registered with transformers
 BACKWARD_FORWARDS = 2  # a backward pass counted as this many forwards' LM tokens
@@ -109,18 +109,19 @@ class DeletionGainEstimator:
 
     def __init__(self, lm: LM, lay: Layout, objective: str = "joint", qk_fix: bool = True):
         check_objective(objective)
-        cfg = lm.model.config.get_text_config()
-        if getattr(cfg, "attn_logit_softcapping", None):
+        if getattr(lm.model.config.get_text_config(), "attn_logit_softcapping", None):
             raise ValueError("attribution patching does not model attention logit soft caps")
         self.model, self.lay, self.dev, self.qk_fix = lm.model, lay, lm.device, qk_fix
         self.joint = objective == "joint"
-        self.base, self.head, self.cap = base_and_head(lm.model)
-        self.p = len(lay.prompt_ids)
+        # the candidate scorer's per-chain state: decoder stack, head, the prompt's KV and last log-probs
+        # (built without a graph: the backward must stop at the cached prompt)
         with torch.no_grad():
-            out = self.base(input_ids=torch.tensor([lay.prompt_ids], device=self.dev), use_cache=True)
-            self.prompt_kv = layer_kv(output_cache(out))
-            self.prompt_last_lp = head_logprobs(self.head, self.cap, out.last_hidden_state[0, -1:])[0]
-        self.tokens = self.p  # LM token equivalents run (a backward counts BACKWARD_FORWARDS x its tokens)
+            self.sc = CandidateScorer(lm, lay, objective, None)
+
+    @property
+    def tokens(self) -> int:
+        """LM token equivalents run (the prompt once; a backward counts BACKWARD_FORWARDS x its tokens)."""
+        return self.sc.tokens
 
     def estimate(self, kept: list[int]) -> np.ndarray:
         """gain[j] ~ objective after deleting kept[j] minus the current objective [len(kept)] (float64):
@@ -129,34 +130,29 @@ class DeletionGainEstimator:
 
     def estimate_parts(self, kept: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(estimated gains, their exact local parts), each [len(kept)] float64."""
-        lay, p, m = self.lay, self.p, len(kept)
+        lay, sc, m = self.lay, self.sc, len(kept)
+        p = sc.p
         if m == 0:
             return np.zeros(0), np.zeros(0)
         seq = [lay.reasoning_ids[i] for i in kept] + lay.answer_ids
         x = seq[:-1]
         record: list = []
         with torch.enable_grad(), attention_implementation(self.model, IMPLEMENTATION, attention), recording(record):
-            out = self.base(input_ids=torch.tensor([x], device=self.dev),
-                            position_ids=torch.arange(p, p + len(x), device=self.dev)[None], use_cache=True,
-                            **cache_kwargs(self.base, prefix_cache(self.prompt_kv, p, 1)))
-            lp = head_logprobs(self.head, self.cap, out.last_hidden_state[0])  # lp[t]: after prompt + seq[:t+1]
+            out = sc.base(input_ids=torch.tensor([x], device=self.dev),
+                          position_ids=torch.arange(p, p + len(x), device=self.dev)[None], use_cache=True,
+                          **cache_kwargs(sc.base, prefix_cache(sc.prompt_kv, p, 1)))
+            lp = sc._logprobs(out.last_hidden_state[0])  # lp[t]: after prompt + seq[:t+1]
             tok = lp.gather(1, torch.tensor(seq[1:], device=self.dev)[:, None])[:, 0]  # log p(seq[t+1])
             scored = tok if self.joint else tok[m - 1:]
             grads = torch.autograd.grad(scored.sum(), [r[3] for r in record])
-        self.tokens += len(x) * (1 + BACKWARD_FORWARDS)
+        sc.tokens += len(x) * (1 + BACKWARD_FORWARDS)
         with torch.no_grad():
             keys = slice(p, p + m)
             rest = sum(key_removal_effects(pr, o, v, gr, keys, self.qk_fix) for (pr, o, v, _), gr in zip(record, grads))
-            tok_lp = torch.cat([self.prompt_last_lp[seq[0]][None], tok]).double()  # log p(seq[t])
-            rows = torch.cat([self.prompt_last_lp[None], lp[: m - 1]])  # rows[j]: after prompt + seq[:j]
-            nxt = torch.tensor(seq[1: m + 1], device=self.dev)
-            first = rows.gather(1, nxt[:, None])[:, 0].double() - tok_lp[1: m + 1]  # the next token's change
-            if self.joint:
-                local = first - tok_lp[:m]
-            else:
-                local = torch.zeros_like(first)
-                local[m - 1] = first[m - 1]
-        return (local + rest).cpu().numpy(), local.cpu().numpy()
+            tok_lp = torch.cat([sc.prompt_last_lp[seq[0]][None], tok])  # log p(seq[t])
+            rows = torch.cat([sc.prompt_last_lp[None], lp[: m - 1]])  # rows[j]: after prompt + seq[:j]
+            local = local_gains(seq, m, tok_lp, rows, self.joint)
+        return local + rest.cpu().numpy(), local
 
 
 def attribution_proposer(lm: LM, lay: Layout, objective: str = "joint",
@@ -165,12 +161,11 @@ def attribution_proposer(lm: LM, lay: Layout, objective: str = "joint",
     patching: kept original indices -> (scores, higher = pruned later, i.e. minus the estimated gains;
     LM token equivalents run, the backward counted as BACKWARD_FORWARDS forwards)."""
     est = DeletionGainEstimator(lm, lay, objective, qk_fix)
-    first = [True]
+    charged = [0]  # tokens already reported (the prompt's forward goes to the first call)
 
     def propose(kept: list[int]) -> tuple[np.ndarray, int]:
-        before = est.tokens if not first[0] else 0  # the prompt's forward is charged to the first call
-        first[0] = False
         gains = est.estimate(list(kept))
-        return -gains, est.tokens - before
+        ran, charged[0] = est.tokens - charged[0], est.tokens
+        return -gains, ran
 
     return propose

@@ -65,6 +65,20 @@ def head_logprobs(head: torch.nn.Module, cap: float | None, h: torch.Tensor) -> 
     return torch.log_softmax(logits, dim=-1)
 
 
+def local_gains(seq: list[int], m: int, tok_lp: torch.Tensor, rows: torch.Tensor, joint: bool) -> np.ndarray:
+    """Per kept position j of a state (seq = m kept reasoning tokens + the answer), the exact part of
+    deleting it that needs no forward pass [m] (float64): minus its own log-prob term (joint) plus the
+    change of the next token's log-prob, which the unchanged prefix predicts. tok_lp [>= m+1]: log p of
+    seq[t] in the state; rows [>= m, V]: rows[j] the next-token log-probs after prompt + seq[:j]."""
+    nxt = torch.tensor(seq[1: m + 1], device=rows.device)
+    first = rows[:m].gather(1, nxt[:, None])[:, 0].double() - tok_lp[1: m + 1].double()
+    if joint:
+        return (first - tok_lp[:m].double()).cpu().numpy()
+    out = torch.zeros(m, dtype=torch.float64, device=rows.device)
+    out[m - 1] = first[m - 1]  # only the last token's next target is an answer token
+    return out.cpu().numpy()
+
+
 def tie_equal_neighbours(seq: list[int], m: int, scores: np.ndarray, exact: list[bool] | None = None) -> None:
     """Deleting either of two equal adjacent tokens leaves the same sequence: an exact tie that
     round-off must not break (the rule gives it to the lower index). Edits `scores` [m] in place.
