@@ -117,7 +117,13 @@ def load_predictor(directory: str | Path) -> tuple[Any, dict[str, Any]]:
 
 
 class PredictorMismatchError(ValueError):
-    """A predictor was trained for another LM than the one it is asked to score with."""
+    """A predictor was trained for another LM than the one it is asked to score with.
+
+    cause: the mismatch alone, without the remedies (callers that offer their own remedies say it)."""
+
+    def __init__(self, message: str, cause: str | None = None):
+        super().__init__(message)
+        self.cause = cause if cause is not None else message
 
 
 # the remedies the fingerprint error names, in the API's words; the CLI says them as options (CLI_REMEDY)
@@ -130,7 +136,7 @@ def cli_mismatch_error(err: PredictorMismatchError) -> PredictorMismatchError:
     msg = str(err)
     for k, v in API_REMEDY.items():
         msg = msg.replace(v, CLI_REMEDY[k])
-    return PredictorMismatchError(msg)
+    return PredictorMismatchError(msg, err.cause)
 
 
 def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") -> None:
@@ -141,12 +147,11 @@ def check_fingerprint(metadata: dict[str, Any], lm, where: str = "predictor") ->
         return
     want = metadata.get("lm_fingerprint")
     if want and lm is not None and lm.fingerprint != want:
+        cause = (f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
+                 f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless.")
         raise PredictorMismatchError(
-            f"{where} was trained for LM {metadata.get('lm_name', '?')!r} (fingerprint {want}) but the LM "
-            f"given is {lm.name!r} (fingerprint {lm.fingerprint}); its features would be meaningless. "
-            f"Load the matching LM, use the LM-agnostic predictor ({API_REMEDY['universal']}), or pass "
-            f"{API_REMEDY['override']} to override."
-        )
+            f"{cause} Load the matching LM, use the LM-agnostic predictor ({API_REMEDY['universal']}), or pass "
+            f"{API_REMEDY['override']} to override.", cause)
 
 
 # metadata keys that do not change a predictor's scores (what select-prune writes, the evaluation)

@@ -101,7 +101,7 @@ class RankPredictor:
                 except PredictorMismatchError as e:
                     if getattr(scorer, "shortlist", None) is not None:  # as `label --shortlist K` refuses
                         raise ValueError(f"shortlist={scorer.shortlist}: no shipped predictor for this LM to propose "
-                                         f"({str(e).split(' Load the matching LM')[0]}); pass proposer='none' (the "
+                                         f"({e.cause}); pass proposer='none' (the "
                                          "K highest priorities only), 'universal' or a scorer name") from None
                     pass  # --budget: no shipped predictor for this LM, the lazy search runs without one
             return cls(lm, scorer, name)

@@ -141,8 +141,7 @@ class LabelJob(ChainJob):
                 # the remedies in label's options (not the API's, nor predict's --predictor / --no-check-lm)
                 what = (f"--proposer {wanted}" if wanted
                         else "--shortlist K (default proposer: the LM's shipped predictor)")
-                cause = str(e).split(" Load the matching LM")[0]
-                raise ValueError(f"{what}: {cause} Give a --proposer trained for this LM, or --proposer universal "
+                raise ValueError(f"{what}: {e.cause} Give a --proposer trained for this LM, or --proposer universal "
                                  "(LM-agnostic) or a baseline scorer name (e.g. surprisal)"
                                  + (", or --proposer none (the lazy search)" if self.shortlist is None
                                     else ", or --proposer none (the K highest priorities only)")
