@@ -67,6 +67,11 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--regret-ratios", default="0.25,0.5,0.75",
                    help="keep ratios of the objective regret against exact greedy ('' for none)")
     p.add_argument("--paired", default="one-pass", help="method the paired Spearman differences are against")
+    p.add_argument("--approximate-reference", action="store_true",
+                   help="accept approximate records (`label --shortlist K` / --budget / --stride) as the reference, "
+                        "for chains too long to label exactly (500+ tokens): Spearman is then with that "
+                        "reference, not with exact greedy, and LM-token shares are of the exact search's cost "
+                        "estimate (`approximate.exact_cost_estimate`); without it such records are refused")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", required=True, help="output folder")
     return p.parse_args(argv)
@@ -104,6 +109,7 @@ def main(argv=None) -> int:
     recs = [r for r in recs if args.min_n <= len(r["reasoning_ids"]) <= args.max_n][: args.limit]
     if not recs:
         raise SystemExit("no chains match")
+    reference = check_reference(recs, args.approximate_reference)
     lm = load_lm()
     variants = _variants(args.variants)
     proposing = bool(_floats(args.budgets) or variants)
@@ -126,11 +132,14 @@ def main(argv=None) -> int:
     for r in recs:
         lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
         chain = {"id": r["id"], "question": r["question"], "reasoning": r["reasoning"], "answer": r["answer"]}
-        exact_tokens = r.get("lm_tokens")
-        if not exact_tokens and args.estimate_exact and not args.rerun_exact:
+        exact_tokens = None if args.approximate_reference else r.get("lm_tokens")
+        if not exact_tokens and (args.estimate_exact or args.approximate_reference) and not args.rerun_exact:
             exact_tokens = exact_cost_estimate(lay.n, len(lay.answer_ids))
             estimated.add(r["id"])
-        if not args.rerun_exact and r.get("seconds") and (args.estimate_exact or r.get("lm_tokens")):
+        if args.approximate_reference:
+            add(f"reference ({reference[r['id']]}, recorded)", r, r["ranks"], r.get("lm_tokens") or 0,
+                float(r.get("seconds") or 0), exact_tokens)
+        elif not args.rerun_exact and r.get("seconds") and (args.estimate_exact or r.get("lm_tokens")):
             add("exact (recorded)", r, r["ranks"], exact_tokens, float(r["seconds"]), exact_tokens)
         if args.rerun_exact or not exact_tokens:
             t = time.perf_counter()
@@ -178,6 +187,22 @@ def main(argv=None) -> int:
     return 0
 
 
+def check_reference(recs: list[dict], approximate_ok: bool) -> dict[str, str]:
+    """Per chain id, what its record's order is ("exact", or `ranked.approximate_label`'s "shortlist 4",
+    ...). An approximate record without `approximate_ok` raises SystemExit naming it: it would be scored
+    as if it were exact greedy."""
+    from predictor.ranked import approximate_label
+
+    out = {}
+    for r in recs:
+        label = approximate_label(r)
+        if label is not None and not approximate_ok:
+            raise SystemExit(f"chain {r['id']!r}: its record is approximate ({label}), no exact greedy reference; "
+                             "pass --approximate-reference to score against it anyway")
+        out[r["id"]] = label or "exact"
+    return out
+
+
 def select_records(recs: list[dict], split: str = "all", ids: str = "") -> list[dict]:
     """The ranked records of one split (`predictor.splits`, by chain id over these records; "all": every
     one) whose id is in the comma list `ids` (empty: any), in file order."""
@@ -220,9 +245,13 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
     head = (f"{len(recs)} chains of {min(ns)}-{max(ns)} reasoning tokens (median {int(np.median(ns))}) from "
             f"{', '.join(args.ranked)}, split {args.split}; {args.threads} thread(s)"
             + (f"; exact LM tokens estimated (no count recorded) for {len(estimated)} chain(s)" if estimated else "")
-            + ("; 'exact (recorded)' seconds: the labeler's own run, other load" if "exact (recorded)" in rows else ""))
+            + ("; 'exact (recorded)' seconds: the labeler's own run, other load" if "exact (recorded)" in rows else "")
+            + ("; the reference is an approximate search's order (--approximate-reference), not exact greedy: "
+               "Spearman and regret are against it, LM-token shares of the exact search's estimated cost"
+               if getattr(args, "approximate_reference", False) else ""))
+    against = "the reference" if getattr(args, "approximate_reference", False) else "exact greedy"
     ci = lambda m, lo, hi: f"{m:.3f} [{lo:.3f}, {hi:.3f}]"  # noqa: E731
-    lines = [head, "", "| method | Spearman with exact greedy [95% CI] | lowest chain | LM tokens / exact | s per chain (median) |"
+    lines = [head, "", f"| method | Spearman with {against} [95% CI] | lowest chain | LM tokens / exact | s per chain (median) |"
              + "".join(f" regret at keep {q:g} (nats) |" for q in ratios),
              "|---|---|---|---|---|" + "---|" * len(ratios)]
     for s in summary:

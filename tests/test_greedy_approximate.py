@@ -417,3 +417,16 @@ def test_label_cli_budget_with_a_proposer(tmp_path, model_dir, tiny_lm, one_pass
     assert main([*args[:4], str(lazy), *args[5:], "--proposer", "none"]) == 0
     assert read_ranked(lazy)[0]["proposer"] is None
 
+
+
+def test_frontier_refuses_an_approximate_reference_unless_asked():
+    """approximate_frontier.py scores against exact greedy: an approximate record (a `label --shortlist`
+    or --budget run) is refused, naming the chain, unless --approximate-reference says so."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from approximate_frontier import check_reference
+
+    recs = [{"id": "a"}, {"id": "b", "shortlist": 4, "proposer": None}, {"id": "c", "budget": 1.0}]
+    with pytest.raises(SystemExit, match="chain 'b'.*shortlist 4"):
+        check_reference(recs, False)
+    assert check_reference(recs, True) == {"a": "exact", "b": "shortlist 4", "c": "exact"}
+    assert check_reference([recs[0], recs[2]], False) == {"a": "exact", "c": "exact"}
