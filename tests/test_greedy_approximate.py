@@ -430,3 +430,16 @@ def test_frontier_refuses_an_approximate_reference_unless_asked():
         check_reference(recs, False)
     assert check_reference(recs, True) == {"a": "exact", "b": "shortlist 4", "c": "exact"}
     assert check_reference([recs[0], recs[2]], False) == {"a": "exact", "c": "exact"}
+
+
+def test_prio_reuse_estimate_counts_only_unchanged_suffixes():
+    """benchmarks/prio_reuse_estimate.py: a candidate whose suffix lost a later token reuses the inputs
+    before it; one that lost an earlier token (its prefix changed) reuses nothing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from prio_reuse_estimate import reuse_savings
+
+    a = 2  # answer tokens: a state of m kept has m + a tokens, candidate j runs m + a - j - 2 inputs
+    # candidate 0 re-scored on 0..9, then 7 deleted: its inputs 1..6 stand, 5 of them reused
+    assert reuse_savings([(list(range(10)), [0]), ([0, 1, 2, 3, 4, 5, 6, 8, 9], [0])], a) == (10 + 9, 10 + 4)
+    # candidate 5 re-scored, then 2 (before it) deleted: all its inputs run again
+    assert reuse_savings([(list(range(10)), [5]), ([0, 1, 3, 4, 5, 6, 7, 8, 9], [4])], a) == (5 + 5, 5 + 5)
