@@ -279,12 +279,13 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
 
 
 def _mutual(rows: dict[str, list[dict]]) -> list[dict]:
-    """Mean per-chain Spearman between every two approximate methods' ranks (exact rows left out)."""
+    """Mean per-chain Spearman between every two approximate methods' ranks (exact and reference rows left
+    out: their agreement is the main table's)."""
     from scipy.stats import spearmanr
 
     from predictor.metrics import bootstrap_ci
 
-    names = [n for n in rows if not n.startswith("exact")]
+    names = [n for n in rows if not n.startswith(("exact", "reference"))]
     res = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:

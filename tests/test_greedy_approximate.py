@@ -337,7 +337,7 @@ def test_frontier_mutual_agreement_compares_methods_chain_by_chain():
     from approximate_frontier import _mutual
 
     up, down = [0.0, 1.0, 2.0, 3.0], [3.0, 2.0, 1.0, 0.0]
-    rows = {"exact (recorded)": [{"id": "a", "ranks": up}],
+    rows = {"exact (recorded)": [{"id": "a", "ranks": up}], "reference (shortlist 4, recorded)": [{"id": "a", "ranks": up}],
             "one-pass": [{"id": "a", "ranks": up}, {"id": "b", "ranks": up}],
             "budget-0.1": [{"id": "a", "ranks": up}, {"id": "b", "ranks": down}],
             "lazy-0.1": [{"id": "b", "ranks": down}]}
