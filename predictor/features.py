@@ -21,6 +21,10 @@ attention features with non-attention signals (logits, position, lexical functio
                       vn.later_max and the value norm itself (vn.vnorm)
     multihop          answer -> reasoning -> reasoning attention paths: hop.hop2.L03 per layer, hop.hop2_bins.r0a3
                       (reasoning hop in depth bin 0, answer hop in bin 3), hop.rollout, hop.rollout_last (+ _rel)
+    local             greedy's exact local gain of deleting the token (JOINT: minus its own log-prob plus the
+                      next token's log-prob change, `greedy.candidates.local_gains`) from the same forward:
+                      local.skip_lp (log p(next | prefix without the token)), local.next_change, local.gain,
+                      local.gain_z, local.gain_rank (within the chain, 0 = deleted first)
 
 The probe is appended after the answer, so causality keeps it out of every other column; rows are
 only ever the chain's reasoning tokens. All values are finite float32.
@@ -43,13 +47,13 @@ from .observe import DEFAULT_PROBE, WINDOW, Observation, layers_at_depths, obser
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
 FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden", "value_norm",
-                  "multihop")
+                  "multihop", "local")
 DEFAULT_GROUPS = ("attention", "probe", "logits", "position", "lexical")
 ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
 FLOW_GROUPS = frozenset({"value_norm", "multihop"})  # need observe(..., flow=True) (predictor.attention_flow)
 # groups whose columns mean the same for every LM (no per-layer, per-head or hidden-size columns):
 # a predictor trained on only these can score with another LM (`RankPredictor.load("universal", lm=...)`)
-LM_AGNOSTIC_GROUPS = frozenset({"pooled_attention", "logits", "position", "lexical"})
+LM_AGNOSTIC_GROUPS = frozenset({"pooled_attention", "logits", "position", "lexical", "local"})
 ATTN_HEAD_STATS = ("answer_mean", "later_mean", "later_max", "last")
 POOLED_STATS = ("answer_mean", "later_mean", "later_max", "last", "probe_mean")
 _CLIP = 1e6
@@ -253,6 +257,16 @@ def features_from_observation(obs: Observation, spec: FeatureSpec | None = None)
         for name, x in (("surprisal", s), ("entropy", e)):
             b.add1("logits", f"logit.{name}_prev", _shift(x, 1))
             b.add1("logits", f"logit.{name}_next", _shift(x, -1))
+    if "local" in spec.groups:
+        if obs.skip_logprob.shape != (n,) or obs.next_logprob.shape != (n,):
+            raise ValueError("the local group needs an observation with skip_logprob and next_logprob (observe)")
+        lp, skip, nxt = (np.nan_to_num(x.astype(np.float64)) for x in (obs.logprob, obs.skip_logprob, obs.next_logprob))
+        gain = skip - nxt - lp  # greedy's exact local gain (JOINT): own term + the next token's change
+        b.add1("local", "local.skip_lp", skip)
+        b.add1("local", "local.next_change", skip - nxt)
+        b.add1("local", "local.gain", gain)
+        b.add1("local", "local.gain_z", (gain - gain.mean()) / (gain.std() + 1e-6))
+        b.add1("local", "local.gain_rank", (np.argsort(np.argsort(-gain, kind="stable")) + 0.5) / n)
     if "position" in spec.groups:
         i = np.arange(n, dtype=np.float64)
         n_steps = steps[-1] + 1
@@ -332,6 +346,7 @@ def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int,
     obs = Observation(
         chain=Chain("q", "a b", "x", "names"), layout=Layout([0], [0, 0], [0]),
         logprob=np.zeros(n, np.float32), entropy=np.zeros(n, np.float32), token_rank=np.ones(n, np.float32),
+        skip_logprob=np.zeros(n, np.float32), next_logprob=np.zeros(n, np.float32),
         attn={k: np.zeros((num_layers, num_heads, n), np.float32)
               for k in set(ATTN_HEAD_STATS) | set(POOLED_STATS) | set(spec.extra_stats)},
         tokens=["a", " b"],

@@ -46,6 +46,10 @@ class Observation:
     observed with flow=True (value-norm-weighted and multi-hop attention; else empty).
     logprob/entropy/token_rank: float32 [n]: log p(token | prefix), predictive entropy (nats) at the
     token's position, and the token's rank under that prediction (1 = argmax).
+    skip_logprob/next_logprob: float32 [n], the next token's log-prob without and with token j in its
+    prefix: log p(x_{j+1} | x_{<j}) and log p(x_{j+1} | x_{<=j}), x_{j+1} the next reasoning token or,
+    for the last one, the first answer token (NaN without an answer); with logprob they give the exact
+    local part of greedy's deletion gain (`greedy.candidates.local_gains`). Empty when not computed.
     """
 
     chain: Chain
@@ -57,6 +61,8 @@ class Observation:
     hidden: dict[int, np.ndarray] = field(default_factory=dict)
     tokens: list[str] = field(default_factory=list)
     flow: dict[str, np.ndarray] = field(default_factory=dict)
+    skip_logprob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    next_logprob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     seconds: float = 0.0
     lm: LM | None = field(default=None, repr=False, compare=False)
 
@@ -120,10 +126,11 @@ def _layout(lm: LM, chain: Chain, kept: list[int] | None) -> Layout:
     return lay
 
 
-def _logit_stats(head: torch.nn.Module, cap: float | None, h: torch.Tensor,
-                 tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _logit_stats(head: torch.nn.Module, cap: float | None, h: torch.Tensor, tgt: torch.Tensor,
+                 tgt2: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """log p(target), entropy and rank of each row of h [m, d] predicting tgt [m], in lm-head chunks
-    (a [m, vocab] tensor and its copies would dwarf the forward itself)."""
+    (a [m, vocab] tensor and its copies would dwarf the forward itself); with tgt2 [m] also each row's
+    log p(tgt2) (a fourth tensor)."""
     parts, rows = [], max(1, LOGIT_CHUNK // head.out_features if hasattr(head, "out_features") else 64)
     for a in range(0, len(h), rows):
         logits = upcast(head(h[a:a + rows]))
@@ -133,7 +140,8 @@ def _logit_stats(head: torch.nn.Module, cap: float | None, h: torch.Tensor,
         del logits
         t_lp = lp.gather(1, tgt[a:a + len(lp), None])[:, 0]
         ent = -lp.exp().mul_(lp).sum(-1)
-        parts.append((t_lp, ent, (lp > t_lp[:, None]).sum(-1) + 1))
+        extra = (lp.gather(1, tgt2[a:a + len(lp), None])[:, 0],) if tgt2 is not None else ()
+        parts.append((t_lp, ent, (lp > t_lp[:, None]).sum(-1) + 1, *extra))
     return tuple(torch.cat(x) for x in zip(*parts))  # type: ignore[return-value]
 
 
@@ -147,7 +155,8 @@ def _pad_id(tokenizer) -> int:
 
 def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention: bool, window: int,
                    hidden_layers: tuple[int, ...], method: str, flow: bool = False) -> list[tuple]:
-    """One right-padded forward pass over seqs; per row: (logprob, entropy, rank, attn, hidden, flow)."""
+    """One right-padded forward pass over seqs; per row: (logprob, entropy, rank, attn, hidden, flow,
+    skip_logprob, next_logprob)."""
     base, head, cap = base_and_head(lm.model)
     B, T = len(seqs), max(len(s) for s in seqs)
     x = torch.full((B, T), _pad_id(lm.tokenizer), dtype=torch.long)
@@ -206,14 +215,28 @@ def _forward_batch(lm: LM, lays: list[Layout], seqs: list[list[int]], attention:
         hidden[L] = [h[b, sp.p:sp.p + sp.n].to("cpu", torch.float32).numpy() for b, sp in enumerate(spans)]
     sel = torch.cat([h[b, sp.p - 1:sp.p - 1 + sp.n] for b, sp in enumerate(spans)])  # rows predicting reasoning
     tgt = torch.tensor([t for l in lays for t in l.reasoning_ids], device=lm.device)
-    tok_lp, entropy, rank = (v.cpu() for v in _logit_stats(head, cap, sel, tgt))
+    # the token after each reasoning token (the next one, or the first answer token; a dummy 0 without
+    # an answer, masked to NaN below): row j's log-prob of it skips token j
+    after = [t for l in lays for t in (l.reasoning_ids[1:] + l.answer_ids[:1] + [0] * (not l.answer_ids))]
+    tok_lp, entropy, rank, skip = (v.cpu() for v in _logit_stats(head, cap, sel, tgt,
+                                                                  torch.tensor(after, device=lm.device)))
+    # log p(first answer token | prompt + all reasoning): the last reasoning token's next_logprob
+    last_rows = torch.stack([h[b, min(sp.p - 1 + sp.n, h.shape[1] - 1)] for b, sp in enumerate(spans)])
+    first_ans = torch.tensor([l.answer_ids[0] if l.answer_ids else 0 for l in lays], device=lm.device)
+    ans_lp = _logit_stats(head, cap, last_rows, first_ans)[0].cpu()
     res, a = [], 0
     for b, sp in enumerate(spans):
         attn = {k: torch.stack([stats[i][b][k] for i in range(len(mods))]).numpy() for k in ATTENTION_STATS} \
             if attention else {}
-        res.append((tok_lp[a:a + sp.n].float().numpy(), entropy[a:a + sp.n].float().numpy(),
+        lp_b = tok_lp[a:a + sp.n].float().numpy()
+        nan = np.float32(np.nan)
+        nxt = np.append(lp_b[1:], ans_lp[b].float().numpy() if lays[b].answer_ids else nan).astype(np.float32)
+        skp = skip[a:a + sp.n].float().numpy().copy()
+        if not lays[b].answer_ids:
+            skp[-1] = nan
+        res.append((lp_b, entropy[a:a + sp.n].float().numpy(),
                     rank[a:a + sp.n].numpy().astype(np.float32), attn, {l: hidden[l][b] for l in hidden_layers},
-                    {k: v.numpy() for k, v in flows[b].items()} if flow else {}))
+                    {k: v.numpy() for k, v in flows[b].items()} if flow else {}, skp, nxt))
         a += sp.n
     return res
 
@@ -272,9 +295,10 @@ def observe_batch(lm: LM, chains: list[ChainLike], attention: bool = True, probe
         rows = _forward_batch(lm, [lays[i] for i in batch], [seqs[i] for i in batch], attention, window,
                               hidden_layers, method, flow)
         sec = (time.perf_counter() - tb) / len(batch)
-        for i, (lp, ent, rank, attn, hid, flo) in zip(batch, rows):
+        for i, (lp, ent, rank, attn, hid, flo, skp, nxt) in zip(batch, rows):
             results[i] = Observation(chain=chains_[i], layout=lays[i], logprob=lp, entropy=ent, token_rank=rank,
-                                     attn=attn, hidden=hid, flow=flo, tokens=decode(lays[i]), seconds=sec, lm=lm)
+                                     attn=attn, hidden=hid, flow=flo, skip_logprob=skp, next_logprob=nxt,
+                                     tokens=decode(lays[i]), seconds=sec, lm=lm)
     return results  # type: ignore[return-value]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from predictor.layout import encode_chain
@@ -70,3 +71,28 @@ def test_probe_does_not_change_reasoning_rows(tiny_lm, chains):
             np.testing.assert_allclose(a.attn[k], b.attn[k], atol=1e-6)
     np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-6)
     assert (b.attn["probe_mean"] == 0).all()
+
+
+def test_skip_and_next_logprobs_give_the_search_local_gains(tiny_lm, chains):
+    """The `local` feature group's gain, from one observe forward (also of a pruned state, kept=...),
+    equals the exact greedy search's local part (`greedy.candidates.local_gains`) of the same state."""
+    from predictor.features import FeatureSpec, features_from_observation
+    from predictor.greedy.candidates import local_gains
+
+    for chain, kept in ((chains[0], None), (chains[1], [0, 2, 3, 5, 6])):
+        obs = observe(tiny_lm, chain, kept=kept)
+        lay = obs.layout
+        seq = lay.reasoning_ids + lay.answer_ids
+        with torch.no_grad():
+            logits = tiny_lm.model(input_ids=torch.tensor([lay.sequence()])).logits[0].double()
+        lp = torch.log_softmax(logits, -1)
+        p, m = len(lay.prompt_ids), lay.n
+        tok_lp = lp[p - 1:p - 1 + len(seq)].gather(1, torch.tensor(seq)[:, None])[:, 0]
+        rows = lp[p - 1:p + m]  # rows[j]: after prompt + seq[:j]
+        want = local_gains(seq, m, tok_lp, rows, joint=True)
+        table = features_from_observation(obs, FeatureSpec(groups=("local",)))
+        got = table.values[:, table.names.index("local.gain")]
+        np.testing.assert_allclose(got, want, atol=2e-4)
+        assert obs.next_logprob[:-1] == pytest.approx(obs.logprob[1:])  # next = the following token's own
+        rank = table.values[:, table.names.index("local.gain_rank")]
+        assert int(np.argmin(rank)) == int(np.argmax(want))  # the highest gain is ranked first
