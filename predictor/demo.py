@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-BASELINES = ("random", "position", "surprisal", "attention", "snapkv", "think-clearly")
 DEMO_DATA = "data/ranked/gsm8k-smollm2-joint.jsonl"
 
 
@@ -79,7 +78,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from .ranks import normalized_ranks
     from .regressors import make_regressor
     from .runtime import load_lm_on
-    from .scorers import get_scorer
+    from .scorers import BASELINES, get_scorer
     from .show import kept_at_budget, token_view, write_html, write_png
     from .splits import split_ids
 

@@ -138,7 +138,7 @@ def test_full_report_on_tiny_fixture(tiny_lm, fixture, tmp_path):
                    meta={"data": "tiny", "regenerate": "make report"})
     assert res["meta"]["test_ids"] == ["c4", "c5"]  # never scores training chains
     agr = res["agreement"]
-    assert set(agr) == {"learned", "random", "position", "surprisal", "attention", "snapkv", "think-clearly",
+    assert set(agr) == {"learned", "random", "position", "surprisal", "local-gain", "attention", "snapkv", "think-clearly",
                         "leave-one-out"}
     for a in agr.values():
         assert -1 <= a["spearman_lo"] <= a["spearman_mean"] <= a["spearman_hi"] <= 1

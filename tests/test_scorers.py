@@ -206,3 +206,18 @@ def test_pool1d_equals_the_window_loop():
             np.testing.assert_allclose(pool1d(x, kernel, "avg"), _pool1d_by_hand(x, kernel, "avg"), rtol=0,
                                        atol=1e-14 * np.abs(x).max())
     assert pool1d(np.zeros(0), 5).shape == (0,)
+
+
+def test_local_gain_scorer_puts_the_highest_local_gain_first(tiny_lm, chains):
+    """local-gain: ranks follow minus the search's local gain (skip log-prob - next log-prob - own)."""
+    from predictor.observe import observe
+    from predictor.scorers import get_scorer
+
+    obs = observe(tiny_lm, chains[0])
+    gain = obs.skip_logprob.astype(np.float64) - obs.next_logprob - obs.logprob
+    ranks = get_scorer("local-gain").ranks(obs)
+    assert ranks[int(np.argmax(gain))] == ranks.min()
+    assert ranks[int(np.argmin(gain))] == ranks.max()
+    blind = observe(tiny_lm, chains[0], forward=False)
+    with pytest.raises(ValueError, match="skip_logprob"):
+        get_scorer("local-gain").score(blind)

@@ -16,7 +16,7 @@ import numpy as np
 from ..metrics import bootstrap_ci, per_chain_kendall, per_chain_spearman
 from .held_out import split_records
 
-DEFAULT_SCORERS = ("random", "position", "surprisal", "attention", "snapkv", "think-clearly", "leave-one-out")
+DEFAULT_SCORERS = ("random", "position", "surprisal", "local-gain", "attention", "snapkv", "think-clearly", "leave-one-out")
 LEARNED = "learned"
 
 

@@ -10,6 +10,7 @@ from .attention import AttentionScorer
 from .base import Scorer
 from .greedy_oracle import GreedyScorer
 from .leave_one_out import LeaveOneOutScorer
+from .local_gain import LocalGainScorer
 from .finetuned import FinetunedScorer
 from .learned import LearnedScorer, PredictorMismatchError
 from .position import PositionScorer
@@ -22,6 +23,7 @@ SCORERS: dict[str, type[Scorer]] = {
     "random": RandomScorer,
     "position": PositionScorer,
     "surprisal": SurprisalScorer,
+    "local-gain": LocalGainScorer,
     "attention": AttentionScorer,
     "snapkv": SnapKVScorer,
     "think-clearly": ThinkClearlyScorer,
@@ -33,7 +35,7 @@ SCORERS: dict[str, type[Scorer]] = {
 # scorers built from a trained predictor directory (RankPredictor.load(DIR)), not by name alone
 DIRECTORY_SCORERS = ("learned", "finetuned")
 
-BASELINES = ("random", "position", "surprisal", "attention", "snapkv", "think-clearly")
+BASELINES = ("random", "position", "surprisal", "local-gain", "attention", "snapkv", "think-clearly")
 
 
 def get_scorer(name: str, **kwargs) -> Scorer:
