@@ -26,6 +26,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def predictor_metadata(path: str) -> dict:
+    """predictor.json of a predictor directory; {} (trained and selected on nothing) for the name of a
+    registered scorer that needs no directory (`predictor.scorers.SCORERS`, e.g. "local-gain")."""
+    from predictor.predictor_dir import read_metadata
+    from predictor.scorers import DIRECTORY_SCORERS, SCORERS
+
+    if not Path(path).exists() and path in SCORERS and path not in DIRECTORY_SCORERS:
+        return {}
+    return read_metadata(path)
+
+
 def pick_chains(records: list[dict], metas: list[dict], split: str) -> list[dict]:
     """The records in the first predictor's `split` ('test', 'val', or 'unseen' = every record) that no
     predictor trained on; for 'test' and 'unseen', also none was selected on. For 'val' every
@@ -58,7 +69,9 @@ def length_buckets(n_tokens: np.ndarray, edges: list[int]) -> list[tuple[str, np
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="ranked JSONL (greedy labels)")
-    ap.add_argument("--predictors", nargs="+", required=True, help="predictor directories; the first is the reference")
+    ap.add_argument("--predictors", nargs="+", required=True,
+                    help="predictor directories, or names of registered one-pass scorers (e.g. local-gain, surprisal: "
+                         "trained on nothing); the first is the reference")
     ap.add_argument("--names", default=None, help="comma-separated display names (default: directory paths)")
     ap.add_argument("--split", choices=("test", "val", "unseen"), default="test",
                     help="chains: the first predictor's test or val split, or every record (default: test)")
@@ -94,13 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.evaluation.ablation import paired_difference
     from predictor.metrics import bootstrap_ci, per_chain_spearman
     from predictor.lm import load_lm
-    from predictor.predictor_dir import read_metadata
     from predictor.rank_predictor import RankPredictor
     from predictor.ranked import approximate_label, read_ranked, record_chain
 
     torch.set_num_threads(args.threads)
     try:
-        metas = [read_metadata(p) for p in args.predictors]
+        metas = [predictor_metadata(p) for p in args.predictors]
         records = read_ranked(args.data, objective="joint")
         if not records:
             raise ValueError(f"{args.data}: no JOINT-objective records (this comparison scores JOINT labels)")

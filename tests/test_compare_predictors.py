@@ -55,3 +55,20 @@ def test_cli_refuses_duplicate_names_bad_edges_and_a_directory_out_before_any_wo
         with pytest.raises(SystemExit):
             main(["--data", "missing.jsonl", "--predictors", "a", "b", *argv])
         assert msg in capsys.readouterr().err
+
+
+def test_a_registered_scorer_name_is_a_predictor_that_saw_nothing(tmp_path):
+    """--predictors DIR local-gain: the scorer trained and selected on nothing, so it removes no chain;
+    a name that is neither a directory nor a scorer is a clear error."""
+    import pytest
+
+    from compare_predictors import predictor_metadata
+    from predictor.predictor_dir import PredictorLoadError
+
+    assert predictor_metadata("local-gain") == {}
+    new = _meta(train=["c0"], val=["c1"], test=["c2", "c3"])
+    assert [r["id"] for r in pick_chains(RECORDS, [new, predictor_metadata("surprisal")], "test")] == ["c2", "c3"]
+    with pytest.raises(PredictorLoadError, match="does not exist"):
+        predictor_metadata(str(tmp_path / "no-such-predictor"))
+    with pytest.raises(PredictorLoadError):
+        predictor_metadata("learned")  # a directory scorer needs its directory
