@@ -31,9 +31,9 @@ search's tokens there, and at 0.72 [0.60, 0.84] on the 5 long chains for 0.25 of
 the cheaper share grows with the chain's length. Records carry 'shortlist', 'propose_every', 'proposer',
 'proposer_fingerprint' (a trained proposer's files, not its folder name) and 'lm_tokens'.
 --shortlist K --proposer none re-scores only the K highest priorities and the neighbours, starting from
-the free local gains (no predictor: any LM). With K = 4, on the 16 held-out GSM8K chains of 100-117
-tokens: 0.71 [0.63, 0.78] for 18% of the exact search's tokens (one pass 0.56; paired +0.15 [+0.08,
-+0.23]; kept text within noise of greedy's likelihood), the best measured there; on 9 validation chains
+the free local gains (no predictor: any LM). With K = 4, on 25 held-out GSM8K chains of 100-117
+tokens: 0.71 [0.65, 0.76] for 18% of the exact search's tokens (one pass 0.59; paired +0.12 [+0.06,
++0.18]; kept text within noise of greedy's likelihood at keep 0.25 and 0.5), the best measured there; on 9 validation chains
 of 40-64 tokens 0.79, tied with --shortlist 4 (0.81) at 38% of the exact tokens against 64%.
 """
 from __future__ import annotations
