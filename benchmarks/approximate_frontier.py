@@ -69,9 +69,10 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--paired", default="one-pass", help="method the paired Spearman differences are against")
     p.add_argument("--approximate-reference", action="store_true",
                    help="accept approximate records (`label --shortlist K` / --budget / --stride) as the reference, "
-                        "for chains too long to label exactly (500+ tokens): Spearman is then with that "
-                        "reference, not with exact greedy, and LM-token shares are of the exact search's cost "
-                        "estimate (`approximate.exact_cost_estimate`); without it such records are refused")
+                        "for chains too long to label exactly (500+ tokens): Spearman and regret are then with that "
+                        "reference, not with exact greedy, and an approximate record's LM-token shares are of the exact "
+                        "search's cost estimate (`approximate.exact_cost_estimate`; exact records keep their count); "
+                        "without it such records are refused; not with --rerun-exact")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", required=True, help="output folder")
     return p.parse_args(argv)
@@ -110,6 +111,10 @@ def main(argv=None) -> int:
     if not recs:
         raise SystemExit("no chains match")
     reference = check_reference(recs, args.approximate_reference)
+    if args.approximate_reference and args.rerun_exact:
+        raise SystemExit("--rerun-exact and --approximate-reference: the re-run exact search would be the reference; "
+                         "pass one of them")
+    approx_ids = {i for i, label in reference.items() if label != "exact"}
     lm = load_lm()
     variants = _variants(args.variants)
     proposing = bool(_floats(args.budgets) or variants)
@@ -132,8 +137,9 @@ def main(argv=None) -> int:
     for r in recs:
         lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
         chain = {"id": r["id"], "question": r["question"], "reasoning": r["reasoning"], "answer": r["answer"]}
-        exact_tokens = None if args.approximate_reference else r.get("lm_tokens")
-        if not exact_tokens and (args.estimate_exact or args.approximate_reference) and not args.rerun_exact:
+        # an approximate record's lm_tokens are its own search's, not the exact search's
+        exact_tokens = None if r["id"] in approx_ids else r.get("lm_tokens")
+        if not exact_tokens and (args.estimate_exact or r["id"] in approx_ids) and not args.rerun_exact:
             exact_tokens = exact_cost_estimate(lay.n, len(lay.answer_ids))
             estimated.add(r["id"])
         if args.approximate_reference:
@@ -182,7 +188,7 @@ def main(argv=None) -> int:
             res = approximate_greedy_layout(lm, lay, r["objective"], options=opts, proposer=proposer)
             add(name, r, res.ranks, res.lm_tokens, time.perf_counter() - t, exact_tokens)
         done.append(r)
-        lines = _write(Path(args.out), args, rows, done, ratios, estimated)
+        lines = _write(Path(args.out), args, rows, done, ratios, estimated, approx_ids)
     print("\n".join(lines))
     return 0
 
@@ -218,7 +224,7 @@ def select_records(recs: list[dict], split: str = "all", ids: str = "") -> list[
 
 
 def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratios: list[float],
-           estimated: set[str]) -> list[str]:
+           estimated: set[str], approx_ids: set[str] = frozenset()) -> list[str]:
     """Summarise the chains run so far into OUT/frontier.{md,json,png} (rewritten after every chain,
     each file through a temporary name, so a stopped run keeps its finished chains)."""
     from predictor.jsonl_io import atomic_write_text
@@ -236,7 +242,7 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
              "seconds": float(np.median([x["seconds"] for x in rs])),
              "regret": [list(bootstrap_ci([x["regret"][j] for x in rs])) for j in range(len(ratios))]}
         both = [x for x in rs if x["id"] in ref]
-        if both and name != args.paired:
+        if both and name != args.paired and not name.startswith("reference"):
             d = [x["spearman"] - ref[x["id"]] for x in both]
             s["paired"] = {"vs": args.paired, "diff": list(bootstrap_ci(d)), "better": sum(v > 0 for v in d),
                            "chains": len(d)}
@@ -244,10 +250,11 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
     ns = [len(r["ranks"]) for r in recs]
     head = (f"{len(recs)} chains of {min(ns)}-{max(ns)} reasoning tokens (median {int(np.median(ns))}) from "
             f"{', '.join(args.ranked)}, split {args.split}; {args.threads} thread(s)"
-            + (f"; exact LM tokens estimated (no count recorded) for {len(estimated)} chain(s)" if estimated else "")
+            + (f"; exact LM tokens estimated (`exact_cost_estimate`: no exact count recorded) for {len(estimated)} "
+               "chain(s)" if estimated else "")
             + ("; 'exact (recorded)' seconds: the labeler's own run, other load" if "exact (recorded)" in rows else "")
-            + ("; the reference is an approximate search's order (--approximate-reference), not exact greedy: "
-               "Spearman and regret are against it, LM-token shares of the exact search's estimated cost"
+            + (f"; for {len(approx_ids & {r['id'] for r in recs})} of these chains the reference is an approximate "
+               "search's order (--approximate-reference), not exact greedy: Spearman and regret are against it"
                if getattr(args, "approximate_reference", False) else ""))
     against = "the reference" if getattr(args, "approximate_reference", False) else "exact greedy"
     ci = lambda m, lo, hi: f"{m:.3f} [{lo:.3f}, {hi:.3f}]"  # noqa: E731
@@ -274,7 +281,7 @@ def _write(out: Path, args, rows: dict[str, list[dict]], recs: list[dict], ratio
     atomic_write_text(out / "frontier.md", "\n".join(lines) + "\n")
     atomic_write_text(out / "frontier.json", json.dumps({"header": head, "summary": summary, "mutual": mutual,
                                                     "chains": rows}, indent=1))
-    _plot(summary, out / "frontier.png", head)
+    _plot(summary, out / "frontier.png", head, against)
     return lines
 
 
@@ -306,7 +313,7 @@ def chain_regret(model, record: dict, ranks, ratios: list[float]) -> list[float]
     return [float(a - b) for a, b in zip(fid["method"][obj], fid["greedy"][obj])]
 
 
-def _plot(summary: list[dict], path: Path, title: str) -> None:
+def _plot(summary: list[dict], path: Path, title: str, against: str = "exact greedy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,7 +329,7 @@ def _plot(summary: list[dict], path: Path, title: str) -> None:
         ax.annotate(s["method"], (s["share"], s["spearman"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("LM tokens / exact search's LM tokens (log)")
-    ax.set_ylabel("mean per-chain Spearman with exact greedy")
+    ax.set_ylabel(f"mean per-chain Spearman with {against}")
     ax.set_title(title[:90], fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

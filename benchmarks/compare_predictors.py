@@ -27,14 +27,22 @@ sys.path.insert(0, str(ROOT))
 
 
 def predictor_metadata(path: str) -> dict:
-    """predictor.json of a predictor directory; {} (trained and selected on nothing) for the name of a
-    registered scorer that needs no directory (`predictor.scorers.SCORERS`, e.g. "local-gain")."""
-    from predictor.predictor_dir import read_metadata
+    """predictor.json of what `RankPredictor.load(path)` loads: {} (trained and selected on nothing) for a
+    registered scorer that needs no directory (`predictor.scorers.SCORERS`, e.g. "local-gain"; a name
+    wins over a folder of that name, as there), else the directory's (a shipped predictor's name such as
+    "learned" or "universal", or a path). PredictorLoadError naming what is accepted otherwise."""
+    from predictor.predictor_dir import PredictorLoadError, pretrained_dir, read_metadata, shipped_predictors
     from predictor.scorers import DIRECTORY_SCORERS, SCORERS
 
-    if not Path(path).exists() and path in SCORERS and path not in DIRECTORY_SCORERS:
+    if path in SCORERS and path not in DIRECTORY_SCORERS:
         return {}
-    return read_metadata(path)
+    shipped = {"learned": pretrained_dir(), **shipped_predictors()}
+    where = shipped.get(path, Path(path))
+    if not Path(where).exists():
+        names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + list(shipped)
+        raise PredictorLoadError(f"{path}: neither a predictor directory nor a registered scorer or shipped "
+                                 f"predictor name ({', '.join(names)})")
+    return read_metadata(where)
 
 
 def pick_chains(records: list[dict], metas: list[dict], split: str) -> list[dict]:
@@ -48,7 +56,8 @@ def pick_chains(records: list[dict], metas: list[dict], split: str) -> list[dict
     else:
         ids = stored_split_ids(metas[0], split)
         if ids is None:
-            raise ValueError(f"the first predictor stores no {split} split")
+            raise ValueError(f"the first predictor stores no {split} split (a registered scorer such as local-gain "
+                             "has none): put a trained predictor first, or use --split unseen")
         pool = set(ids)
     banned = set().union(*(seen_ids(m, with_val=split != "val") for m in metas))
     return [r for r in records if str(r["id"]) in pool and str(r["id"]) not in banned]
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(names) != len(args.predictors):
         ap.error("--names needs one name per predictor")
     if len(set(names)) != len(names):
-        ap.error(f"--names: every predictor needs its own name, got {args.names!r}")
+        ap.error(f"every predictor needs its own name, got {','.join(names)!r}: pass each predictor once, or "
+                 "distinct --names")
     if args.out and Path(args.out).is_dir():
         ap.error(f"--out {args.out}: is a directory; give a JSON file path")
 

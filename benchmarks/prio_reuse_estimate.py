@@ -1,4 +1,4 @@
-"""How many LM tokens suffix-KV reuse could save the priority shortlist search (issue 28).
+r"""How many LM tokens suffix-KV reuse could save the priority shortlist search (issue 28).
 
 `label --shortlist K --proposer none` re-scores each shortlisted candidate over its whole suffix every
 step. A candidate re-scored before, with every deletion since then *after* it, has an unchanged suffix
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -52,13 +53,19 @@ def main(argv=None) -> int:
     p.add_argument("--shortlist", type=int, default=4, help="K of the priority shortlist (default 4)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    want = [i.strip() for i in args.ids.split(",") if i.strip()]
+    if not want:
+        p.error("--ids: give at least one chain id")
+    if args.shortlist < 1:
+        p.error(f"--shortlist must be >= 1, got {args.shortlist}")
+    if not Path(args.ranked).is_file():
+        p.error(f"--ranked {args.ranked}: no such file")
     torch.set_num_threads(args.threads)
     from predictor import load_lm
     from predictor.greedy import approximate as A
     from predictor.layout import Layout
 
     lm = load_lm()
-    want = args.ids.split(",")
     recs = {r["id"]: r for r in (json.loads(line) for line in open(args.ranked) if line.strip()) if r["id"] in want}
     missing = [i for i in want if i not in recs]
     if missing:

@@ -24,7 +24,7 @@ attention features with non-attention signals (logits, position, lexical functio
     local             greedy's exact local gain of deleting the token (JOINT: minus its own log-prob plus the
                       next token's log-prob change, `greedy.candidates.local_gains`) from the same forward:
                       local.skip_lp (log p(next | prefix without the token)), local.next_change, local.gain,
-                      local.gain_z, local.gain_rank (within the chain, 0 = deleted first)
+                      local.gain_z, local.gain_rank (within the chain, (rank + 0.5) / n: lowest = highest gain)
 
 The probe is appended after the answer, so causality keeps it out of every other column; rows are
 only ever the chain's reasoning tokens. All values are finite float32.

@@ -68,7 +68,17 @@ def test_a_registered_scorer_name_is_a_predictor_that_saw_nothing(tmp_path):
     assert predictor_metadata("local-gain") == {}
     new = _meta(train=["c0"], val=["c1"], test=["c2", "c3"])
     assert [r["id"] for r in pick_chains(RECORDS, [new, predictor_metadata("surprisal")], "test")] == ["c2", "c3"]
-    with pytest.raises(PredictorLoadError, match="does not exist"):
+    with pytest.raises(PredictorLoadError, match="neither a predictor directory nor.*local-gain"):
         predictor_metadata(str(tmp_path / "no-such-predictor"))
-    with pytest.raises(PredictorLoadError):
-        predictor_metadata("learned")  # a directory scorer needs its directory
+    assert predictor_metadata("learned")["lm_fingerprint"]  # the shipped predictor, as RankPredictor.load("learned")
+    assert predictor_metadata("universal")["lm_agnostic"]
+    (tmp_path / "local-gain").mkdir()  # a folder of a scorer's name: the scorer wins, as in RankPredictor.load
+    import os
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert predictor_metadata("local-gain") == {}
+    finally:
+        os.chdir(cwd)
+    with pytest.raises(ValueError, match="put a trained predictor first"):
+        pick_chains(RECORDS, [predictor_metadata("local-gain"), new], "val")
