@@ -258,9 +258,7 @@ def features_from_observation(obs: Observation, spec: FeatureSpec | None = None)
             b.add1("logits", f"logit.{name}_prev", _shift(x, 1))
             b.add1("logits", f"logit.{name}_next", _shift(x, -1))
     if "local" in spec.groups:
-        if obs.skip_logprob.shape != (n,) or obs.next_logprob.shape != (n,):
-            raise ValueError("the local group needs an observation with skip_logprob and next_logprob (observe)")
-        lp, skip, nxt = (np.nan_to_num(x.astype(np.float64)) for x in (obs.logprob, obs.skip_logprob, obs.next_logprob))
+        lp, skip, nxt = obs.local_terms()
         gain = skip - nxt - lp  # greedy's exact local gain (JOINT): own term + the next token's change
         b.add1("local", "local.skip_lp", skip)
         b.add1("local", "local.next_change", skip - nxt)

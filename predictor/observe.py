@@ -74,6 +74,18 @@ class Observation:
     def surprisal(self) -> np.ndarray:
         return -self.logprob
 
+    def local_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(logprob, skip_logprob, next_logprob) as float64 [n], NaN (no answer token) as 0: greedy's JOINT
+        local deletion gain is skip - next - logprob (`greedy.candidates.local_gains`). Raises ValueError
+        for an observation without skip/next log-probs (observed with forward=False)."""
+        n = self.n
+        if self.skip_logprob.shape != (n,) or self.next_logprob.shape != (n,):
+            raise ValueError("greedy's local gain needs an observation with skip_logprob and next_logprob "
+                             "(observe with a forward)")
+        lp, skip, nxt = (np.nan_to_num(x.astype(np.float64)) for x in (self.logprob, self.skip_logprob,
+                                                                        self.next_logprob))
+        return lp, skip, nxt
+
 
 def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The self-attention module of every decoder layer, in depth order."""

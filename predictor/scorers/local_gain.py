@@ -23,7 +23,5 @@ class LocalGainScorer(Scorer):
     name = "local-gain"
 
     def score(self, obs: Observation) -> np.ndarray:
-        if obs.skip_logprob.shape != (obs.n,) or obs.next_logprob.shape != (obs.n,):
-            raise ValueError("local-gain needs an observation with skip_logprob and next_logprob (observe with a forward)")
-        gain = np.nan_to_num(obs.skip_logprob.astype(np.float64) - obs.next_logprob - obs.logprob)
-        return -gain
+        lp, skip, nxt = obs.local_terms()
+        return -(skip - nxt - lp)
