@@ -443,3 +443,38 @@ def test_prio_reuse_estimate_counts_only_unchanged_suffixes():
     assert reuse_savings([(list(range(10)), [0]), ([0, 1, 2, 3, 4, 5, 6, 8, 9], [0])], a) == (10 + 9, 10 + 4)
     # candidate 5 re-scored, then 2 (before it) deleted: all its inputs run again
     assert reuse_savings([(list(range(10)), [5]), ([0, 1, 3, 4, 5, 6, 7, 8, 9], [4])], a) == (5 + 5, 5 + 5)
+
+
+def test_gain_tables_follow_the_exact_search_and_replays_count_hits(tiny_lm, exact):
+    """benchmarks/gain_matrices.py records every candidate's exact gain along the exact search (its chosen
+    rows are greedy's deletions, their gains the trajectory's steps); shortlist_recall.py's replay of a
+    shortlist as large as the chain holds every deletion at the full cost, and K = 1 of `local` exactly
+    when the top local gain or a neighbour of the last deletion is greedy's choice."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gain_matrices import chain_gains
+    from shortlist_recall import misses, replay
+
+    lay, ex = _layout(tiny_lm, LONG), exact["long", "joint"]
+    table, order = chain_gains(tiny_lm, lay)
+    assert order == ex.order
+    step, chosen = table["step"].astype(int), table["chosen"] == 1
+    assert np.bincount(step).tolist() == list(range(lay.n, 0, -1))
+    objectives = np.concatenate([[ex.full_objective], ex.trajectory])
+    np.testing.assert_allclose(table["gain"][chosen], np.diff(objectives), atol=1e-3)
+    assert table["orig"][chosen].astype(int).tolist() == ex.order
+    steps = [{k: table[k][step == t] for k in ("orig", "pos", "gain", "local", "chosen")} for t in range(lay.n)]
+    for s in steps:
+        s["orig"] = s["orig"].astype(int)
+    hits, n, cost, total, _ = replay(steps, len(lay.answer_ids), lay.n, "prio")
+    assert (hits, n) == (lay.n, lay.n) and cost == pytest.approx(total)
+    assert misses(steps, lay.n) == []
+    k1 = replay(steps, len(lay.answer_ids), 1, "prio")[0]
+    lost = misses(steps, 1)
+    assert len(lost) == lay.n - k1 and all(g < 0 or g == pytest.approx(0) for g, _, _ in lost)
+    hits_local, *_ = replay(steps, len(lay.answer_ids), 1, "local")
+    expected, last = 0, None
+    for s in steps:  # the top local gain plus the two neighbours of the last deletion
+        b = int(np.argmax(s["chosen"]))
+        expected += b == int(np.argmax(s["local"])) or (last is not None and b in (last - 1, last))
+        last = b
+    assert hits_local == expected and 0 < hits_local < lay.n
