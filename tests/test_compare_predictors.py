@@ -82,3 +82,30 @@ def test_a_registered_scorer_name_is_a_predictor_that_saw_nothing(tmp_path):
         os.chdir(cwd)
     with pytest.raises(ValueError, match="put a trained predictor first"):
         pick_chains(RECORDS, [predictor_metadata("local-gain"), new], "val")
+
+
+def test_label_bias_agreement_with_an_approximate_copy_of_exact_equals_agreement_with_exact(tmp_path, capsys,
+                                                                                            tiny_lm):
+    """benchmarks/label_bias.py: when the approximate method's ranks are the exact ones, each predictor's
+    agreement with both is the same number, and two copies of one predictor differ by exactly 0."""
+    import json
+
+    import pytest
+    from conftest import CHAINS, write_ranked
+    from label_bias import main
+
+    ranked = write_ranked(tmp_path / "r.jsonl", CHAINS, tiny_lm)
+    recs = [json.loads(line) for line in open(ranked)]
+    frontier = tmp_path / "frontier.json"
+    frontier.write_text(json.dumps({"chains": {"m": [{"id": r["id"], "ranks": r["ranks"]} for r in recs]}}))
+    assert main(["--ranked", str(ranked), "--frontier", str(frontier), "--method", "m",
+                 "--predictors", "position", "position"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{len(recs)} chains; m vs exact greedy: +1.000")
+    with_exact, with_m = out[1].split("with exact ")[1].split(", with m ")
+    assert with_exact == with_m
+    assert out[3] == ("paired, second minus first: with exact +0.000 [+0.000, +0.000], "
+                      "with m +0.000 [+0.000, +0.000]")
+    with pytest.raises(SystemExit):
+        main(["--ranked", str(ranked), "--frontier", str(frontier), "--method", "lazy", "--predictors", "a", "b"])
+    assert "no method 'lazy'" in capsys.readouterr().err
