@@ -13,7 +13,7 @@ Policies: `prio` (stale priority = local now + rest then, unscored rests 0: the 
 features, trained by chain-grouped cross-validation on the other chains' replays of `prio`).
 
     python benchmarks/shortlist_recall.py --gains runs/gains/train --ranked data/ranked/gsm8k-smollm2-joint.jsonl \
-        --shortlist 1,2,4 --out reports/frontier/shortlist-recall.json
+        --shortlist 1,2,4,8,12,16 --folds 5 --out reports/frontier/tuning/shortlist-recall.json
 """
 from __future__ import annotations
 
