@@ -23,7 +23,6 @@ import argparse
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -75,22 +74,50 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder (one .npz per chain)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
+    for name in ("min_tokens", "max_tokens", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.limit is not None and args.limit < 1:
+        p.error(f"--limit must be >= 1, got {args.limit}")
+    if args.min_tokens > args.max_tokens:
+        p.error(f"--min-tokens {args.min_tokens} is above --max-tokens {args.max_tokens}")
+    if not Path(args.ranked).is_file():
+        p.error(f"--ranked {args.ranked}: no such file")
     torch.set_num_threads(args.threads)
     from predictor import load_lm
     from predictor.layout import Layout
-    from predictor.ranked import read_ranked
+    from predictor.ranked import approximate_label, read_ranked
     from predictor.splits import split_ids
 
-    recs = [r for r in read_ranked(args.ranked) if "approximate" not in r]
+    every = read_ranked(args.ranked)
+    recs = [r for r in every if approximate_label(r) is None]
+    if not recs:
+        p.error(f"--ranked {args.ranked}: none of its {len(every)} records is an exact label "
+                f"(e.g. {approximate_label(every[0]) if every else 'empty file'})")
+    other = sorted({r["objective"] for r in recs} - {"joint"})
+    if other:
+        p.error(f"--ranked {args.ranked}: records of the {', '.join(other)} objective; the tables are "
+                "for the joint objective (the shipped labels)")
     if args.split != "all":
         keep = set(split_ids([r["id"] for r in recs])[args.split])
         recs = [r for r in recs if r["id"] in keep]
     recs = [r for r in recs if args.min_tokens <= len(r["reasoning_ids"]) <= args.max_tokens]
     recs.sort(key=lambda r: (-len(r["reasoning_ids"]), r["id"]))
     recs = recs[: args.limit]
+    if not recs:
+        p.error(f"no exact record of {args.ranked} in split {args.split} with "
+                f"{args.min_tokens}-{args.max_tokens} reasoning tokens")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in recs if not (out / f"{r['id']}.npz").exists()]
+    print(f"{len(recs)} chains selected, {len(recs) - len(todo)} already in {out}", flush=True)
+    if not todo:
+        return 0
     lm = load_lm()
+    wrong = sorted({r["lm"] for r in todo} - {lm.fingerprint})
+    if wrong:
+        raise SystemExit(f"gain_matrices.py: --ranked {args.ranked} was labeled with {', '.join(wrong)}, "
+                         f"not the embedded LM ({lm.fingerprint})")
     t0 = time.perf_counter()
     for i, r in enumerate(recs):
         path = out / f"{r['id']}.npz"
@@ -100,8 +127,9 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         table, order = chain_gains(lm, lay)
         if order != list(r["order"]):
-            print(f"{r['id']}: order differs from the record's (first at step "
-                  f"{next(k for k, (a, b) in enumerate(zip(order, r['order'])) if a != b)})", file=sys.stderr)
+            first = next(k for k, (a, b) in enumerate(zip(order, r["order"])) if a != b)
+            raise SystemExit(f"gain_matrices.py: {r['id']}: the search's order differs from the record's at "
+                             f"step {first}: not the exact search of this LM and objective; nothing written")
         buf = io.BytesIO()
         np.savez(buf, **table)
         tmp = path.with_suffix(".tmp")

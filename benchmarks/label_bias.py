@@ -33,26 +33,40 @@ def main(argv=None) -> int:
 
     from predictor import RankPredictor
     from predictor.metrics import bootstrap_ci
-    from predictor.ranked import read_ranked, record_chain
+    from predictor.ranked import approximate_label, read_ranked, record_chain
 
     torch.set_num_threads(args.threads)
+    if not Path(args.ranked).is_file():
+        p.error(f"--ranked {args.ranked}: no such file")
     approx: dict[str, np.ndarray] = {}
     for f in args.frontier:
-        chains = json.loads(Path(f).read_text())["chains"]
+        try:
+            chains = json.loads(Path(f).read_text())["chains"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            p.error(f"--frontier {f}: not an approximate_frontier.py frontier.json ({type(e).__name__}: {e})")
         if args.method not in chains:
             p.error(f"{f}: no method {args.method!r} (has: {', '.join(chains)})")
         for c in chains[args.method]:
+            if c["id"] in approx:
+                p.error(f"{f}: chain {c['id']} is also in an earlier --frontier file")
             approx[c["id"]] = np.asarray(c["ranks"], dtype=float)
-    exact = {r["id"]: r for r in read_ranked(args.ranked) if "approximate" not in r}
+    exact = {r["id"]: r for r in read_ranked(args.ranked) if approximate_label(r) is None}
     ids = sorted(set(approx) & set(exact))
     if len(ids) < 2:
-        p.error(f"only {len(ids)} chain(s) have both an exact record and {args.method} ranks")
+        p.error(f"only {len(ids)} chain(s) have both an exact record in --ranked and {args.method} ranks")
+    for c in ids:
+        if len(approx[c]) != len(exact[c]["ranks"]):
+            p.error(f"chain {c}: {len(approx[c])} {args.method} ranks but {len(exact[c]['ranks'])} reasoning "
+                    f"tokens in --ranked (not the same chain)")
+    try:
+        predictors = [RankPredictor.load(path) for path in args.predictors]
+    except (ValueError, FileNotFoundError) as e:
+        p.error(f"--predictors: {e}")
     fmt = lambda t: f"{t[0]:+.3f} [{t[1]:+.3f}, {t[2]:+.3f}]"  # noqa: E731
     print(f"{len(ids)} chains; {args.method} vs exact greedy: "
           f"{fmt(bootstrap_ci([spearmanr(approx[c], exact[c]['ranks']).correlation for c in ids]))}")
     got = []
-    for path in args.predictors:
-        pred = RankPredictor.load(path)
+    for path, pred in zip(args.predictors, predictors):
         with_exact, with_approx = [], []
         for c in ids:
             ranks = np.asarray(pred.predict_ranks(record_chain(exact[c])))

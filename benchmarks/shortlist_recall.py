@@ -30,12 +30,16 @@ FEATURES = ("local", "rest_stale", "scored", "age", "prio", "prio_rank", "local_
 
 def load_chain(path: Path) -> list[dict[str, np.ndarray]]:
     """Per step: arrays over its survivors (orig, pos, gain, local, chosen) and m."""
-    f = np.load(path)
-    step = f["step"].astype(int)
+    try:
+        f = np.load(path, allow_pickle=False)
+        step = f["step"].astype(int)
+        cols = {k: f[k] for k in ("orig", "pos", "gain", "local", "chosen")}
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path}: not a gain_matrices.py table ({e})") from None
     out = []
     for t in range(step.max() + 1):
         s = step == t
-        out.append({k: f[k][s] for k in ("orig", "pos", "gain", "local", "chosen")})
+        out.append({k: v[s] for k, v in cols.items()})
         out[-1]["orig"] = out[-1]["orig"].astype(int)
     return out
 
@@ -196,17 +200,35 @@ def main(argv=None) -> int:
     p.add_argument("--train-k", type=int, default=4, help="K of the prio replays the model learns from")
     p.add_argument("--out", help="JSON of the per-chain results")
     args = p.parse_args(argv)
-    ks = [int(x) for x in args.shortlist.split(",")]
+    try:
+        ks = [int(x) for x in args.shortlist.split(",")]
+    except ValueError:
+        p.error(f"--shortlist: a comma list of integers, got {args.shortlist!r}")
+    if any(k < 1 for k in ks) or args.train_k < 1:
+        p.error("--shortlist and --train-k: K must be >= 1")
     files = sorted(Path(args.gains).glob("*.npz"))
     if not files:
         p.error(f"--gains {args.gains}: no .npz tables")
+    if not 2 <= args.folds <= len(files):
+        p.error(f"--folds must be between 2 and the number of tables ({len(files)}), got {args.folds}")
+    if not Path(args.ranked).is_file():
+        p.error(f"--ranked {args.ranked}: no such file")
     answers = {}
     for line in open(args.ranked):
         if line.strip():
             r = json.loads(line)
             answers[r["id"]] = len(r["answer_ids"])
-    chains = {f.stem: load_chain(f) for f in files}
+    missing = [f.stem for f in files if f.stem not in answers]
+    if missing:
+        p.error(f"{len(missing)} table(s) have no record in --ranked {args.ranked}: {', '.join(missing[:5])}")
+    try:
+        chains = {f.stem: load_chain(f) for f in files}
+    except ValueError as e:
+        p.error(str(e))
     ids = sorted(chains)
+    for path in (args.save_model, args.out):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     rows = {c: replay(chains[c], answers[c], args.train_k, "prio", collect=True)[4] for c in ids}
     fold = {c: i % args.folds for i, c in enumerate(ids)}
     models = {}
@@ -244,11 +266,10 @@ def main(argv=None) -> int:
     imp = imp / imp.sum()
     print("gain importance (fit on every chain): " + ", ".join(f"{FEATURES[i]} {imp[i]:.2f}" for i in np.argsort(-imp)))
     result["importance"] = dict(zip(FEATURES, imp.round(4).tolist()))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result))
     if args.save_model:
         whole.booster_.save_model(args.save_model)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result))
     return 0
 
 

@@ -478,3 +478,37 @@ def test_gain_tables_follow_the_exact_search_and_replays_count_hits(tiny_lm, exa
         expected += b == int(np.argmax(s["local"])) or (last is not None and b in (last - 1, last))
         last = b
     assert hits_local == expected and 0 < hits_local < lay.n
+
+
+def test_gain_tables_and_replays_refuse_inputs_they_would_misread(tmp_path, capsys, tiny_lm):
+    """gain_matrices.py takes exact joint-objective labels only and says so before loading an LM;
+    shortlist_recall.py refuses K < 1, folds it cannot fill and tables without a record."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from conftest import write_ranked
+    from gain_matrices import main as gains_main
+    from shortlist_recall import main as recall_main
+
+    exact = write_ranked(tmp_path / "exact.jsonl", CHAINS, tiny_lm)
+    recs = [json.loads(line) for line in open(exact)]
+    approx = tmp_path / "approx.jsonl"
+    approx.write_text("".join(json.dumps({**r, "shortlist": 4}) + "\n" for r in recs))
+    answer = tmp_path / "answer.jsonl"
+    answer.write_text("".join(json.dumps({**r, "objective": "answer"}) + "\n" for r in recs))
+    for ranked, extra, msg in ((approx, [], "is an exact label (e.g. shortlist 4)"),
+                               (answer, [], "answer objective"),
+                               (exact, ["--min-tokens", "500"], "no exact record"),
+                               (exact, ["--limit", "0"], "--limit must be >= 1")):
+        with pytest.raises(SystemExit):
+            gains_main(["--ranked", str(ranked), "--out", str(tmp_path / "g"), "--split", "all", *extra])
+        assert msg in capsys.readouterr().err
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for r in recs[:2]:
+        np.savez(tables / f"{r['id']}.npz", step=np.zeros(1), orig=np.zeros(1), pos=np.zeros(1), gain=np.zeros(1),
+                 local=np.zeros(1), chosen=np.ones(1))
+    np.savez(tables / "stranger.npz", step=np.zeros(1))
+    for extra, msg in ((["--shortlist", "0"], "K must be >= 1"), (["--shortlist", "a"], "comma list"),
+                       (["--folds", "9"], "--folds must be between 2"), (["--folds", "2"], "no record in --ranked")):
+        with pytest.raises(SystemExit):
+            recall_main(["--gains", str(tables), "--ranked", str(exact), *extra])
+        assert msg in capsys.readouterr().err
