@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -85,6 +84,7 @@ def main(argv=None) -> int:
         p.error(f"--ranked {args.ranked}: no such file")
     torch.set_num_threads(args.threads)
     from predictor import load_lm
+    from predictor.jsonl_io import atomic_write_bytes
     from predictor.layout import Layout
     from predictor.ranked import approximate_label, read_ranked
     from predictor.splits import split_ids
@@ -132,9 +132,7 @@ def main(argv=None) -> int:
                              f"step {first}: not the exact search of this LM and objective; nothing written")
         buf = io.BytesIO()
         np.savez(buf, **table)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
+        atomic_write_bytes(path, buf.getvalue())
         done = time.perf_counter() - t0
         print(f"[{i + 1}/{len(recs)}] {r['id']} n={lay.n} {time.perf_counter() - t:.1f}s "
               f"elapsed {done / 60:.1f} min", flush=True)

@@ -200,6 +200,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-k", type=int, default=4, help="K of the prio replays the model learns from")
     p.add_argument("--out", help="JSON of the per-chain results")
     args = p.parse_args(argv)
+    from predictor.metrics import bootstrap_ci
+
     try:
         ks = [int(x) for x in args.shortlist.split(",")]
     except ValueError:
@@ -247,11 +249,10 @@ def main(argv=None) -> int:
                 rec.append(h / n)
                 cst.append(cost / total)
             per[policy] = {"recall": rec, "cost": cst}
-            lo, hi = np.percentile([np.mean(np.random.default_rng(i).choice(rec, len(rec))) for i in range(2000)],
-                                   [2.5, 97.5])
+            _, lo, hi = bootstrap_ci(rec)
             print(f"{k:>3} {policy:>8} {np.mean(rec):>10.3f} [{lo:.3f}, {hi:.3f}] {np.mean(cst):>10.3f}")
         d = np.array(per["learned"]["recall"]) - np.array(per["prio"]["recall"])
-        lo, hi = np.percentile([np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)], [2.5, 97.5])
+        _, lo, hi = bootstrap_ci(d)
         print(f"    learned - prio: {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]")
         result["by_k"][k] = per
     miss = [x for c in ids for x in misses(chains[c], args.train_k)]
