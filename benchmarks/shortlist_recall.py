@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,9 +51,22 @@ def _ranks_desc(x: np.ndarray) -> np.ndarray:
     return r
 
 
+class Replay(NamedTuple):
+    """One policy replayed along one chain's exact trajectory."""
+
+    hits: int  # steps whose shortlist held greedy's deletion
+    steps: int
+    cost: float  # suffix inputs of the re-scored candidates
+    total: float  # suffix inputs of every candidate at every step (the exact search)
+    rows: list  # (state features, graded relevance) per step, when collect
+    missed: list  # per missed step: (best shortlisted gain minus greedy's, <= 0 nats; greedy's choice's rank
+    # in the policy's scores, 0 = first; original-token distance to the nearest deletion since that choice's
+    # last re-score, 999 if none)
+
+
 def replay(steps: list[dict[str, np.ndarray]], answer_len: int, k: int, policy: str, model=None,
-           collect: bool = False) -> tuple[int, int, float, float, list]:
-    """(hits, steps, re-scored suffix inputs, every candidate's suffix inputs, feature rows if collect)."""
+           collect: bool = False) -> Replay:
+    """Replay `policy` with K = k along the trajectory in `steps` (see the module docstring)."""
     n = len(steps)
     rest = np.zeros(n)
     scored = np.zeros(n, dtype=bool)
@@ -63,6 +77,7 @@ def replay(steps: list[dict[str, np.ndarray]], answer_len: int, k: int, policy: 
     hits = 0
     cost = total = 0.0
     rows = []
+    missed = []
     last_pos = None
     for t, s in enumerate(steps):
         orig, pos, gain, local = s["orig"], s["pos"], s["gain"], s["local"]
@@ -81,11 +96,16 @@ def replay(steps: list[dict[str, np.ndarray]], answer_len: int, k: int, policy: 
             score = model.predict(feats)
         else:
             raise ValueError(policy)
-        top = list(np.argsort(-score, kind="stable")[:k])
+        by = np.argsort(-score, kind="stable")
         near = [j for j in ((last_pos - 1, last_pos) if last_pos is not None else ()) if 0 <= j < m]
-        short = sorted(set(top) | set(near))
+        short = sorted(set(by[:k].tolist()) | set(near))
         b = int(np.argmax(s["chosen"]))
-        hits += b in short
+        if b in short:
+            hits += 1
+        else:
+            since = [d for d, at in deleted_at if at > last_t[orig[b]]]
+            missed.append((float(gain[short].max() - gain[b]), int(np.where(by == b)[0][0]),
+                           min((abs(int(orig[b]) - d) for d in since), default=999)))
         cost += suffix[short].sum()
         total += suffix.sum()
         if collect:
@@ -107,36 +127,7 @@ def replay(steps: list[dict[str, np.ndarray]], answer_len: int, k: int, policy: 
         last_t[orig[short]] = t
         deleted_at.append((int(orig[b]), t))
         last_pos = b
-    return hits, n, cost, total, rows
-
-
-def misses(steps: list[dict[str, np.ndarray]], k: int) -> list[tuple[float, int, int]]:
-    """Per step where `prio` with K = k misses greedy's deletion: (the gain it deletes instead minus
-    greedy's, <= 0 nats; greedy's choice's rank in the stale priorities, 0 = first; the distance in
-    original tokens to the nearest deletion since that choice's last re-score, 999 if none)."""
-    out = []
-    n = len(steps)
-    rest = np.zeros(n)
-    last_t = np.full(n, -1)
-    dels: list[int] = []
-    last = None
-    for t, s in enumerate(steps):
-        orig, gain, local = s["orig"], s["gain"], s["local"]
-        m = len(orig)
-        by = np.argsort(-(local + rest[orig]), kind="stable")
-        near = [j for j in ((last - 1, last) if last is not None else ()) if 0 <= j < m]
-        short = sorted(set(by[:k].tolist()) | set(near))
-        b = int(np.argmax(s["chosen"]))
-        if b not in short:
-            o = orig[b]
-            since = dels[last_t[o] + 1:] if last_t[o] >= 0 else dels
-            out.append((float(gain[short].max() - gain[b]), int(np.where(by == b)[0][0]),
-                        min((abs(int(o) - d) for d in since), default=999)))
-        rest[orig[short]] = (gain - local)[short]
-        last_t[orig[short]] = t
-        dels.append(int(orig[b]))
-        last = b
-    return out
+    return Replay(hits, n, cost, total, rows, missed)
 
 
 def state_features(orig, pos, local, rest, scored, last_t, delta, step_drift, deleted_at, t, m,
@@ -231,7 +222,7 @@ def main(argv=None) -> int:
     for path in (args.save_model, args.out):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    rows = {c: replay(chains[c], answers[c], args.train_k, "prio", collect=True)[4] for c in ids}
+    rows = {c: replay(chains[c], answers[c], args.train_k, "prio", collect=True).rows for c in ids}
     fold = {c: i % args.folds for i, c in enumerate(ids)}
     models = {}
     for f in range(args.folds):
@@ -245,9 +236,9 @@ def main(argv=None) -> int:
         for policy in ("local", "prio", "learned"):
             rec, cst = [], []
             for c in ids:
-                h, n, cost, total, _ = replay(chains[c], answers[c], k, policy, model=models[fold[c]])
-                rec.append(h / n)
-                cst.append(cost / total)
+                r = replay(chains[c], answers[c], k, policy, model=models[fold[c]])
+                rec.append(r.hits / r.steps)
+                cst.append(r.cost / r.total)
             per[policy] = {"recall": rec, "cost": cst}
             _, lo, hi = bootstrap_ci(rec)
             print(f"{k:>3} {policy:>8} {np.mean(rec):>10.3f} [{lo:.3f}, {hi:.3f}] {np.mean(cst):>10.3f}")
@@ -255,7 +246,7 @@ def main(argv=None) -> int:
         _, lo, hi = bootstrap_ci(d)
         print(f"    learned - prio: {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]")
         result["by_k"][k] = per
-    miss = [x for c in ids for x in misses(chains[c], args.train_k)]
+    miss = [x for c in ids for x in replay(chains[c], answers[c], args.train_k, "prio").missed]
     if miss:
         gap, rank, dist = (np.array(v) for v in zip(*miss))
         q = lambda v: " / ".join(f"{x:g}" for x in np.percentile(v, [25, 50, 75]).round(2))  # noqa: E731

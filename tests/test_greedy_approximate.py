@@ -452,7 +452,7 @@ def test_gain_tables_follow_the_exact_search_and_replays_count_hits(tiny_lm, exa
     when the top local gain or a neighbour of the last deletion is greedy's choice."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from gain_matrices import chain_gains
-    from shortlist_recall import misses, replay
+    from shortlist_recall import replay
 
     lay, ex = _layout(tiny_lm, LONG), exact["long", "joint"]
     table, order = chain_gains(tiny_lm, lay)
@@ -465,13 +465,13 @@ def test_gain_tables_follow_the_exact_search_and_replays_count_hits(tiny_lm, exa
     steps = [{k: table[k][step == t] for k in ("orig", "pos", "gain", "local", "chosen")} for t in range(lay.n)]
     for s in steps:
         s["orig"] = s["orig"].astype(int)
-    hits, n, cost, total, _ = replay(steps, len(lay.answer_ids), lay.n, "prio")
-    assert (hits, n) == (lay.n, lay.n) and cost == pytest.approx(total)
-    assert misses(steps, lay.n) == []
-    k1 = replay(steps, len(lay.answer_ids), 1, "prio")[0]
-    lost = misses(steps, 1)
-    assert len(lost) == lay.n - k1 and all(g < 0 or g == pytest.approx(0) for g, _, _ in lost)
-    hits_local, *_ = replay(steps, len(lay.answer_ids), 1, "local")
+    full = replay(steps, len(lay.answer_ids), lay.n, "prio")
+    assert (full.hits, full.steps) == (lay.n, lay.n) and full.cost == pytest.approx(full.total)
+    assert full.missed == []
+    k1 = replay(steps, len(lay.answer_ids), 1, "prio")
+    assert len(k1.missed) == lay.n - k1.hits and all(g < 0 or g == pytest.approx(0) for g, _, _ in k1.missed)
+    assert all(rank >= 1 for _, rank, _ in k1.missed)  # greedy's choice was not the policy's first
+    hits_local = replay(steps, len(lay.answer_ids), 1, "local").hits
     expected, last = 0, None
     for s in steps:  # the top local gain plus the two neighbours of the last deletion
         b = int(np.argmax(s["chosen"]))
