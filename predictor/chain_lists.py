@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
-from .chains import Chain, ChainFormatError, ChainLike, as_chain
+from .chains import Chain, ChainFormatError, ChainLike, as_chain, chain_items
 from .layout import ChainError
 
 T = TypeVar("T")
@@ -41,10 +41,10 @@ def map_chains(fn: Callable[..., T], chains: ChainLike | list[ChainLike],
                errors: str = "raise", with_index: bool = False) -> tuple[list[Union[T, ChainFailure]], bool]:
     """(fn(chain) for each chain, was_single). Errors that make one chain unscorable (ChainError,
     ChainFormatError) are prefixed with the list index, or returned as ChainFailure with "skip";
-    any other error (a bad option, a crash) always raises. with_index: fn(index, chain)."""
+    any other error (a bad option, a crash) always raises, as does TypeError for `chains` that are
+    neither a chain nor a list (`chains.chain_items`). with_index: fn(index, chain)."""
     check_errors(errors)
-    single = isinstance(chains, (Chain, Mapping))
-    items = [chains] if single else list(chains)
+    items, single = chain_items(chains)
     out: list[Union[T, ChainFailure]] = []
     for i, item in enumerate(items):
         cid = item.id if isinstance(item, Chain) else str(item.get("id", "")) if isinstance(item, Mapping) else ""
@@ -69,9 +69,9 @@ def map_chains_batched(fn_many: Callable[[list[Chain]], list[T]], chains: ChainL
     `map_chains`, so errors name the list index and "skip" keeps the good results exactly as there."""
     check_errors(errors)
     one = lambda c: fn_many([c])[0]  # noqa: E731
-    if isinstance(chains, (Chain, Mapping)):
+    items, single = chain_items(chains)
+    if single:
         return map_chains(one, chains, errors)
-    items = list(chains)
     good: list[tuple[int, Chain]] = []
     malformed = False
     for i, item in enumerate(items):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -99,12 +99,26 @@ def as_chain(obj: ChainLike, where: str = "chain") -> Chain:
     return obj.checked(where) if isinstance(obj, Chain) else Chain.from_mapping(obj, where)
 
 
+def chain_items(obj: Any) -> tuple[list[Any], bool]:
+    """(items, was_single) of what the API takes as chains: one chain (a Chain or a mapping) or an
+    iterable of them (its items unchecked). Anything else (None, a string, a number) raises a TypeError
+    that says what is expected."""
+    if isinstance(obj, (Chain, Mapping)):
+        return [obj], True
+    if isinstance(obj, (str, bytes)) or not isinstance(obj, Iterable):
+        raise TypeError("chains must be one chain (a dict with 'question', 'reasoning' and 'answer', or a Chain) "
+                        f"or a list of them, got {type(obj).__name__}")
+    return list(obj), False
+
+
 def as_chain_list(obj: ChainLike | list[ChainLike]) -> tuple[list[Chain], bool]:
     """Normalize one chain or a list of chains; returns (chains, was_single). A bad list item raises
-    ChainFormatError naming its index ("chains[3]: missing field 'answer'")."""
-    if isinstance(obj, (Chain, Mapping)):
+    ChainFormatError naming its index ("chains[3]: missing field 'answer'"), neither a chain nor a list
+    TypeError (`chain_items`)."""
+    items, single = chain_items(obj)
+    if single:
         return [as_chain(obj)], True
-    return [as_chain(c, f"chains[{i}]") for i, c in enumerate(obj)], False
+    return [as_chain(c, f"chains[{i}]") for i, c in enumerate(items)], False
 
 
 def json_error_text(e: json.JSONDecodeError) -> str:
@@ -116,18 +130,45 @@ def json_error_text(e: json.JSONDecodeError) -> str:
     return f"{e.msg} column {col}" if e.msg.endswith(" at") else f"{e.msg} at column {col}"
 
 
+ACCEPTED_FORMATS = ("this tool reads JSON Lines, one JSON object per line (a chain: {\"id\": ..., \"question\": ..., "
+                    "\"reasoning\": ..., \"answer\": ...}); predict and prune also read one JSON array of records")
+
+
+def not_json_lines(path: str | Path, lineno: int, line: str) -> ChainFormatError | None:
+    """The file-level error of a file whose first non-blank line `line` (not valid JSON) is no JSON
+    record at all (it starts with neither "{" nor "["): CSV or plain text, said once instead of one
+    invalid-JSON error per line. None for a line that starts like JSON (a malformed record)."""
+    text = line.strip()
+    if text.startswith(("{", "[")):
+        return None
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    tabs = text.count("\t") > text.count(",")
+    if "," in text or tabs:
+        header = " with a header line" if re.search(r"\b(id|question|reasoning|answer)\b", text, re.I) else ""
+        looks = f"{'TSV (tab' if tabs else 'CSV (comma'}-separated values{header})"
+        convert = ("; convert it, e.g. python -c \"import csv, json, sys; [print(json.dumps(r)) for r in "
+                   f"csv.DictReader(sys.stdin{', delimiter=chr(9)' if tabs else ''})]\""
+                   + (f" < {path} > {Path(path).stem}.jsonl" if Path(path).is_file() else ""))
+    else:
+        looks, convert = "plain text", ""
+    return ChainFormatError(f"{path}: not JSON Lines: line {lineno} ({shown!r}) is no JSON record; the file looks like "
+                            f"{looks}; {ACCEPTED_FORMATS}{convert}")
+
+
 def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed JSON or ChainFormatError) for each non-blank line.
 
     Lines are split on b"\n" only; a UTF-8 byte-order mark at the start of the file is dropped; a
     line that is not valid UTF-8 or not valid JSON yields a ChainFormatError naming file:line, so
     that callers choose between skipping it (streaming commands) and failing (label, check-data).
-    A UTF-16 file (its byte-order mark) raises ChainFormatError at once: none of its lines is UTF-8."""
+    A UTF-16 file (its byte-order mark) raises ChainFormatError at once: none of its lines is UTF-8;
+    so does a file whose first non-blank line is no JSON at all (CSV, plain text: `not_json_lines`)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a directory, not a JSONL file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    first = True  # before the first non-blank line
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, 1):  # binary files iterate on b"\n" only
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -140,13 +181,18 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 yield lineno, ChainFormatError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line)")
+                first = False
                 continue
             if not line.strip():
                 continue
             try:
-                yield lineno, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as e:
-                yield lineno, ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
+                if first and (err := not_json_lines(path, lineno, line)) is not None:
+                    raise err from None
+                value = ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
+            first = False
+            yield lineno, value
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
@@ -158,14 +204,28 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
         yield lineno, obj
 
 
-def read_chains(path: str | Path) -> list[Chain]:
-    """Read a chains JSONL file; ids default to "<file stem>-<line>" and must be unique."""
+def read_chains(path: str | Path, hint: str | None = None) -> list[Chain]:
+    """Read a chains JSONL file; ids default to "<file stem>-<line>" and must be unique.
+
+    hint: added to the error of a file in a format other readers take but this one does not (a JSON
+    array of records, a messages record: `chain_formats`), e.g. which command reads it."""
+    from .record_fields import detect_format
+    from .record_files import is_json_array_file
+
     path = Path(path)
+    if hint and path.is_file() and is_json_array_file(path):
+        raise ChainFormatError(f"{path}: a JSON array of records, not JSON Lines; {hint}")
     chains: list[Chain] = []
     seen: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path):
         where = f"{path}:{lineno}"
-        c = Chain.from_mapping(obj, where)
+        try:
+            c = Chain.from_mapping(obj, where)
+        except ChainFormatError as e:
+            if hint and (isinstance(obj, list) or detect_format(obj) == "messages"):
+                kind = "a JSON array" if isinstance(obj, list) else "a messages record"
+                raise ChainFormatError(f"{e} ({kind}); {hint}") from None
+            raise
         if not c.id:
             c = Chain(c.question, c.reasoning, c.answer, f"{path.stem}-{lineno}", c.extra)
         if c.id in seen:

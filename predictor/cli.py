@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> module in predictor.commands (each defines `add_arguments(parser)` and `run(args) -> int`)
@@ -40,13 +41,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
+
+def closed_pipe() -> int:
+    """The reader of our output went away (`predictor prune --out - | head`): stop without a traceback, as
+    Python's docs advise (their "Note on SIGPIPE"): standard output goes to devnull, so that the flush at
+    exit raises no second BrokenPipeError. Returns the exit status."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # no real standard output (replaced, closed): nothing to flush there
+        return SIGPIPE_EXIT
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return SIGPIPE_EXIT
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()  # a reader gone by now raises here, not at exit
+        return status
     except KeyboardInterrupt:
         print("interrupted; finished records are kept and a re-run resumes", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return closed_pipe()
     except (ValueError, FileNotFoundError, RuntimeError) as e:  # user-facing errors, no traceback
         from .predictor_dir import PredictorMismatchError, cli_mismatch_error
 

@@ -133,7 +133,9 @@ class OutputRecords:
                     if obj is not None:
                         yield lineno, obj
                     continue
-                if not ended and self.cut_ok:  # a line without its "\n" can only be the last one
+                # a line without its "\n" can only be the last one; what a killed writer of this tool's JSON
+                # objects cut starts with "{" (anything else is someone else's text: refused, not truncated away)
+                if not ended and self.cut_ok and raw.lstrip().startswith(b"{"):
                     self.cut_at = start
                     return
                 raise ValueError(f"{self.name}:{lineno}: not a complete record of this tool's output ({problem}); "

@@ -113,6 +113,12 @@ def encode_chain(tokenizer, chain: Chain, max_length: int | None = None) -> Layo
     reasoning = chain.reasoning.strip()
     if not reasoning:
         raise EmptyReasoningError(f"{chain_name(chain)}: reasoning is empty")
+    if max_length is not None:  # a text far past the context is refused before tokenizing (minutes for 20 MB)
+        from .lm import min_tokens
+
+        low = sum(min_tokens(tokenizer, t) for t in (chain.question, reasoning, chain.answer))
+        if low > max_length:
+            raise TooLongError(f"{chain_name(chain)}: at least {low} tokens exceed the LM's context of {max_length}")
     prompt = encode_prompt(tokenizer, chain.question)
     answer = _encode(tokenizer, "\nThe answer is " + chain.answer + ".")
     if tokenizer.eos_token_id is not None:

@@ -12,8 +12,10 @@ import os
 import shutil
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -209,12 +211,31 @@ def _resolve(name_or_path: str | None) -> tuple[str, str]:
         if not _cache_is_current(target):
             _convert_once(emb, target)
         return emb.name, str(target)
-    p = Path(name_or_path)
+    p = Path(name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
             raise LMLoadError(f"{p} is not a Hugging Face model directory (no config.json)")
         return p.name, str(p)
+    if looks_like_path(name_or_path):  # not a hub id: say so instead of the hub's "Repo id must use ..."
+        raise LMLoadError(f"cannot load LM: --model {name_or_path}: no such directory")
     return name_or_path, name_or_path
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a --model value names a local path rather than a hub id ("org/name", one "/"): absolute,
+    starting with ./ ../ or ~, or holding a path separator a hub id cannot hold (two "/", a "\\" on Windows)."""
+    seps = {os.sep, os.altsep} - {None, "/"}
+    starts = ("~", "./", "../", *(f".{s}" for s in seps), *(f"..{s}" for s in seps))
+    return os.path.isabs(text) or text.startswith(starts) or text.count("/") > 1 or any(s in text for s in seps)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to load on (default: cuda if available, else cpu). LMLoadError for a CUDA
+    device on a torch without CUDA (before any weights load), RuntimeError (torch's) for a bad name."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LMLoadError(f"--device {device}: this torch has no CUDA support (torch.cuda.is_available() is False)")
+    return dev
 
 
 def fingerprint_model(model: torch.nn.Module) -> str:
@@ -257,7 +278,7 @@ def load_lm(
             raise LMLoadError(f"unknown dtype {dtype!r}")
         dtype = getattr(torch, dtype)
     dtype = dtype or torch.float32
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     name, src = _resolve(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(src)
@@ -270,6 +291,96 @@ def load_lm(
         warnings.warn(f"{name}: the tokenizer's eos_token_id ({tok.eos_token_id}) differs from the model config's "
                       f"({cfg_eos}); answer_ids end with the tokenizer's", stacklevel=2)
     return LM(model=model, tokenizer=tok, name=name, fingerprint=fingerprint_model(model))
+
+
+# The pre-tokenizers after which every token still stands for a piece of the text as written (nothing dropped):
+# a token's bytes then bound the bytes of text it covers (`max_token_bytes`).
+_KEEPING_PRE_TOKENIZERS = {"ByteLevel", "Metaspace", "Split", "Digits", "Punctuation", "UnicodeScripts"}
+_TOKEN_BYTES: "weakref.WeakKeyDictionary[Any, tuple[int, tuple[str, ...]] | None]" = weakref.WeakKeyDictionary()
+
+
+def _token_bytes_bound(tokenizer) -> tuple[int, tuple[str, ...]] | None:
+    """(the most bytes of text one token covers, the space marks such as "▁" counted as 1 byte), or None
+    when the tokenizer is not one this bound is known for (see `max_token_bytes`)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    try:
+        spec = json.loads(backend.to_str())
+    except Exception:  # noqa: BLE001 (an unknown backend: no bound)
+        return None
+
+    def parts(node: dict | None) -> list[dict]:
+        if not node:
+            return []
+        if node.get("type") == "Sequence":
+            return [q for child in node.get("normalizers") or node.get("pretokenizers") or [] for q in parts(child)]
+        return [node]
+
+    marks = set()
+    for n in parts(spec.get("normalizer")):
+        if n.get("type") == "Replace" and n.get("pattern") == {"String": " "} and len(n.get("content", "")) == 1:
+            marks.add(n["content"])  # "▁" for a space (SentencePiece: Gemma, Llama 2)
+        elif n.get("type") != "Prepend":  # Prepend only adds; NFC/NFKC, Lowercase, Strip, ... can shrink the text
+            return None
+    pre = parts(spec.get("pre_tokenizer"))
+    if any(q.get("type") not in _KEEPING_PRE_TOKENIZERS or str(q.get("behavior", "")).lower() == "removed"
+           for q in pre):
+        return None  # Whitespace, BertPreTokenizer, ...: drop text no token covers
+    marks |= {q.get("replacement", "\u2581") for q in pre if q.get("type") == "Metaspace"}
+    byte_level = any(q.get("type") == "ByteLevel" for q in pre)
+    model = spec.get("model") or {}
+    if model.get("type") not in ("BPE", "Unigram") or not (byte_level or model.get("byte_fallback")):
+        return None  # an unknown token could stand for any run of text
+    if byte_level and marks:
+        return None
+
+    def size(piece: str) -> int:
+        return len(piece.encode("utf-8")) - sum(piece.count(m) * (len(m.encode("utf-8")) - 1) for m in marks)
+
+    # a byte-level token is one character per byte; an added token matches its content as written
+    pieces = backend.get_vocab(with_added_tokens=False)
+    most = max((len(t) if byte_level else size(t) for t in pieces), default=0)
+    most = max([most, *(size(t.get("content", "")) for t in spec.get("added_tokens") or [])])
+    return (most, tuple(marks)) if most > 0 else None
+
+
+def max_token_bytes(tokenizer) -> int | None:
+    """The most bytes of UTF-8 text one token of `tokenizer` stands for (computed once per tokenizer), so
+    that a text of B bytes has at least B / max_token_bytes tokens (`min_tokens`). Known for byte-level
+    BPE (a token's length: one character per byte) and SentencePiece-style tokenizers with byte fallback
+    (Gemma, Llama 2: a piece's UTF-8 length, its "▁" counted as the space it stands for); None for any
+    other (a normalizer that can shrink the text, a pre-tokenizer that drops some, an unknown-token
+    fallback), which gets no early bound."""
+    found = _bound_of(tokenizer)
+    return None if found is None else found[0]
+
+
+def _bound_of(tokenizer) -> tuple[int, tuple[str, ...]] | None:
+    """`_token_bytes_bound`, cached per tokenizer (one that cannot be weakly referenced: computed each time)."""
+    try:
+        return _TOKEN_BYTES[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    found = _token_bytes_bound(tokenizer)
+    try:
+        _TOKEN_BYTES[tokenizer] = found
+    except TypeError:
+        pass
+    return found
+
+
+def min_tokens(tokenizer, text: str) -> int:
+    """A lower bound on the tokens of `text` without tokenizing it: its UTF-8 bytes (a space mark such as
+    "▁" counted as 1) over `max_token_bytes`; 0 for a tokenizer without a known bound. Lets a caller
+    refuse a text far longer than the LM's context before tokenizing it (minutes and gigabytes for a
+    20 MB line)."""
+    found = _bound_of(tokenizer)
+    if found is None or not text:
+        return 0
+    most, marks = found
+    size = len(text.encode("utf-8", "surrogatepass")) - sum(text.count(m) * (len(m.encode("utf-8")) - 1) for m in marks)
+    return -(-size // most)
 
 
 def base_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module, float | None]:

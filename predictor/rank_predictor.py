@@ -39,6 +39,29 @@ from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scor
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
 
+GREEDY_OPTIONS = ("budget", "shortlist", "proposer")  # options of the approximate greedy search only
+
+
+def _check_scorer_options(name: str, options: dict[str, Any]) -> None:
+    """ValueError for keyword options that the registered scorer `name` does not take (instead of its
+    constructor's TypeError), and for the greedy search's own options given to any other scorer or to a
+    predictor directory."""
+    import inspect
+
+    takes: list[str] = []
+    if name in SCORERS:
+        params = inspect.signature(SCORERS[name]).parameters.values()
+        takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    greedy = [k for k in options if k in GREEDY_OPTIONS and k not in takes]
+    if greedy:
+        raise ValueError(f"{', '.join(greedy)} appl{'ies' if len(greedy) == 1 else 'y'} only to \"greedy\" (the "
+                         f"greedy search), not to {name!r}")
+    bad = [k for k in options if k not in takes]
+    if name in SCORERS and bad:
+        raise ValueError(f"scorer {name!r} takes {'the options ' + ', '.join(takes) if takes else 'no options'}, "
+                         f"got {', '.join(bad)}")
+
+
 def _predictor_lm(meta: dict, device: str | None) -> LM:
     """The LM a predictor's metadata names (the embedded default when it names the default or none)."""
     from .lm import DEFAULT_LM_NAME, load_lm
@@ -90,6 +113,7 @@ class RankPredictor:
             raise ValueError("a fine-tuned LM scorer loads from the predictor directory that `predictor finetune` "
                              "wrote (OUT/predictor, or predictor/pretrained/NAME with --ship): RankPredictor.load(DIR)")
         if name is not None and name in SCORERS and name not in DIRECTORY_SCORERS:
+            _check_scorer_options(name, scorer_kwargs)
             scorer = get_scorer(name, **scorer_kwargs)
             lm = lm if lm is not None else load_lm(device=device)
             named = getattr(scorer, "proposer", None)
@@ -113,6 +137,7 @@ class RankPredictor:
             names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", *shipped_predictors()]
             raise FileNotFoundError(f"{name!r} is neither a scorer nor a shipped predictor name ({', '.join(names)}) "
                                     "nor an existing predictor directory")
+        _check_scorer_options(str(name if name is not None else path), scorer_kwargs)
         if regressor_kind(path) == "lm-ranker":  # a fine-tuned LM scorer: adapters for its base LM
             from .scorers.finetuned import FinetunedScorer
 

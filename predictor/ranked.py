@@ -22,15 +22,18 @@ def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objectiv
                   tokenizer, device: str | None = None, matmul: str | None = None) -> dict[str, Any]:
     """The ranked record of DESIGN.md, plus `prompt_format` (`layout.prompt_format`: "chat", "plain+bos"
     or "plain"), `lm_tokens` (LM tokens the search ran, when counted); the optional extra fields `device` ("cpu", "cuda") and `matmul` ("onednn" when the
-    CPU linears ran through oneDNN) say how `seconds` was measured."""
+    CPU linears ran through oneDNN) say how `seconds` was measured. `tokens` holds each reasoning token's exact
+    text (`token_text.token_pieces`, as `predict` writes it: a CJK character or emoji spread over several
+    byte-level tokens goes to the token that completes it, never U+FFFD)."""
     from .layout import prompt_format
+    from .token_text import token_pieces
 
     lay = res.layout
     rec = {
         "id": chain.id, "question": chain.question, "reasoning": chain.reasoning, "answer": chain.answer,
         "lm": lm_fingerprint, "objective": objective, "stride": stride,
         "prompt_ids": lay.prompt_ids, "reasoning_ids": lay.reasoning_ids, "answer_ids": lay.answer_ids,
-        "tokens": [tokenizer.decode([t]) for t in lay.reasoning_ids],
+        "tokens": token_pieces(tokenizer, lay.reasoning_ids),
         "order": res.order, "ranks": res.ranks,
         "trajectory": [round(x, 6) for x in res.trajectory], "full_objective": round(res.full_objective, 6),
         "seconds": round(res.seconds, 3), "prompt_format": prompt_format(tokenizer),
@@ -42,6 +45,20 @@ def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objectiv
     if matmul is not None:
         rec["matmul"] = matmul
     return rec
+
+
+def not_ranked(obj: Mapping[str, Any]) -> str | None:
+    """None for a record with every field of a ranked record (`RANKED_FIELDS`), else what is missing and
+    which of this tool's outputs the record looks like, e.g. "missing 'prompt_ids'; looks like a prune
+    output", for refusing to append ranked records to another kind of file."""
+    missing = next((k for k in RANKED_FIELDS if k not in obj), None)
+    if missing is None:
+        return None
+    looks = ("a prune output" if "kept" in obj and "original_reasoning" in obj
+             else "a predict output" if "ranks" in obj and "scorer" in obj
+             else "a chains file" if {"question", "reasoning", "answer"} <= set(obj) and "lm" not in obj
+             else None)
+    return f"missing '{missing}'" + (f"; looks like {looks}" if looks else "")
 
 
 def validate_ranked(obj: Mapping[str, Any], where: str) -> None:

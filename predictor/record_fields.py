@@ -196,6 +196,9 @@ def _messages(obj: Mapping[str, Any], where: str) -> tuple[str, str, str, Record
         raise ChainFormatError(f"{where}: field '{key}[{last}].{ck}' must be a string or a list of parts, got "
                                f"{type(content).__name__}")
     found = split_think(text)
+    if found is None and OPEN_TAG in text:
+        raise ChainFormatError(f"{where}: field '{path_text(path)}' (the last assistant turn): <think> is not "
+                               f"closed (a truncated trace?): nothing to prune")
     if found is None:
         raise ChainFormatError(f"{where}: field '{path_text(path)}' (the last assistant turn) has no "
                                f"<think>...</think> part and no 'reasoning_content': nothing to prune")

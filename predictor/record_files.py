@@ -101,8 +101,9 @@ def _array_items(path: Path, raw: bytes | None = None) -> Iterator[Located]:
 STDIN = Path("<stdin>")  # how records read from standard input ("-") are named: "<stdin>:3", ids "stdin-3"
 
 
-def _line_value(raw: bytes, lineno: int, path: Path) -> Any:
-    """One JSON Lines line as `chains.iter_jsonl_lines` reads it: the parsed value or its ChainFormatError."""
+def _line_value(raw: bytes, lineno: int, path: Path, first: bool = False) -> Any:
+    """One JSON Lines line as `chains.iter_jsonl_lines` reads it: the parsed value or its ChainFormatError;
+    first (the first non-blank line): raises the file-level ChainFormatError of CSV or plain text."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -110,8 +111,10 @@ def _line_value(raw: bytes, lineno: int, path: Path) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as e:
-        from .chains import json_error_text
+        from .chains import json_error_text, not_json_lines
 
+        if first and (err := not_json_lines(path, lineno, line)) is not None:
+            raise err from None
         return ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
 
 
@@ -128,7 +131,7 @@ def _stdin_records(stream=None) -> Iterator[Located]:
         if raw.lstrip().startswith(b"["):  # the first non-blank line opens a JSON array
             yield from _array_items(STDIN, b"\n" * (lineno - 1) + raw + f.read())
             return
-        yield Located(lineno, None, _line_value(raw, lineno, STDIN), STDIN)
+        yield Located(lineno, None, _line_value(raw, lineno, STDIN, first=True), STDIN)
         for lineno2, raw2 in enumerate(f, lineno + 1):
             if raw2.strip():
                 yield Located(lineno2, None, _line_value(raw2, lineno2, STDIN), STDIN)
@@ -138,8 +141,10 @@ def _stdin_records(stream=None) -> Iterator[Located]:
 def iter_records(path: str | Path) -> Iterator[Located]:
     """Every record of a JSON Lines file (a bad line: a Located holding its ChainFormatError, as
     `chains.iter_jsonl_lines` yields it) or of a JSON array file (`is_json_array_file`; invalid JSON
-    raises ChainFormatError naming file:line:column, as no record after it can be read). path "-":
-    standard input, read as it comes (JSON Lines; a JSON array is read whole)."""
+    raises ChainFormatError naming file:line:column, as no record after it can be read). A file or input
+    whose first line is no JSON at all (CSV, plain text) raises one ChainFormatError that says so
+    (`chains.not_json_lines`). path "-": standard input, read as it comes (JSON Lines; a JSON array is
+    read whole)."""
     if str(path) == "-":
         yield from _stdin_records()
         return

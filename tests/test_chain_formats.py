@@ -192,3 +192,15 @@ def test_jsonl_files_keep_their_line_rules(tmp_path):
     mapped = list(iter_chains(f, fields="question=q,reasoning=r,answer=a"))
     assert all(isinstance(e, ChainFormatError) for e in mapped)
     assert str(mapped[0]) == f"{f}:1: missing field 'r' (--field reasoning=r)"
+
+
+def test_unclosed_think_is_called_a_truncated_trace():
+    """A messages record cut inside its reasoning (an R1-style trace that never closed <think>) is named as
+    such, not as a record without a <think> part."""
+    rec = {"messages": [{"role": "user", "content": "Q?"},
+                        {"role": "assistant", "content": "<think>2 plus 2 is 4, so the answer is 4."}]}
+    with pytest.raises(ChainFormatError, match=r"f.jsonl:3: .*<think> is not closed \(a truncated trace\?\)"):
+        read_record(rec, "f.jsonl:3")
+    rec["messages"][1]["content"] = "The answer is 4."
+    with pytest.raises(ChainFormatError, match="has no <think>...</think> part"):
+        read_record(rec, "f.jsonl:3")

@@ -74,7 +74,7 @@ def test_invalid_utf8_is_an_error_in_label_and_check_data(tmp_path, model_dir, c
 
 
 def test_no_readable_line_exits_non_zero(tmp_path, model_dir, capsys):
-    p = write_bytes(tmp_path / "junk.jsonl", [b"not json", b"\xff\xfe"])
+    p = write_bytes(tmp_path / "junk.jsonl", [b"{not json", b"\xff\xfe"])
     out = tmp_path / "out.jsonl"
     assert main(prune_argv(p, out, model_dir)) == 2
     assert "no chain could be read (2 line(s) skipped)" in capsys.readouterr().err

@@ -49,7 +49,7 @@ def test_label_skips_unscorable_chains_with_reason(tmp_path, tiny_dir, capsys):
     out = tmp_path / "o.jsonl"
     assert main(["label", "--in", str(chains), "--out", str(out), "--model", str(tiny_dir), "--shard", "0/1"]) == 0
     err = capsys.readouterr().err
-    assert "skipped 1 chain(s): empty reasoning" in err and "e.g. chain 'e': reasoning is empty" in err  # as predict
+    assert "skipped 1 chain(s): empty reasoning" in err and f"e.g. {chains}:2: chain 'e': reasoning is empty" in err  # as predict
     assert len(out.read_text().splitlines()) == 1
 
 

@@ -79,6 +79,18 @@ def test_a_cut_last_line_is_skipped_by_all_three_and_cut_off_by_the_writer(tmp_p
     assert done_ids_matching(p, p.with_name("none"), {})[1] is False  # left for the writer to repair
 
 
+@pytest.mark.parametrize("last", [b"garbage", b"id,question,reasoning"])
+def test_an_unterminated_last_line_that_no_writer_of_ours_began_is_refused_not_cut(tmp_path, last):
+    """Only a JSON object cut by a kill is cut off; a last line that is someone else's text (no "{") is an
+    error naming the line, and the file keeps it."""
+    p = tmp_path / "o.jsonl"
+    for before in (b"", line("a")):
+        p.write_bytes(before + last)
+        with pytest.raises(ValueError, match=rf"^{p}:{1 + bool(before)}: not a complete record"):
+            list(OutputRecords(p))
+        assert p.read_bytes() == before + last
+
+
 def test_a_complete_last_record_without_its_newline_is_kept_and_ended(tmp_path):
     p = tmp_path / "o.jsonl"
     p.write_bytes(line("a") + line("b")[:-1])

@@ -140,7 +140,7 @@ def test_cli_messages_in_and_out_with_the_reasoning_replaced_in_place(tmp_path, 
     inp, out = tmp_path / "chat.jsonl", tmp_path / "pruned.jsonl"
     inp.write_text(json.dumps(MESSAGES) + "\n")
     assert main(cli("prune", inp, out, model_dir, "--keep", "0.5")) == 0
-    assert "messages records" in capsys.readouterr().err  # the auto-detected format is said
+    assert capsys.readouterr().err.count("found by --format auto") == 1  # the auto-detected format is said, once
     rec, = lines(out)
     think = rec["messages"][2]["content"]
     assert think.startswith("<think>\n") and think.endswith("\n</think>\n\nThe answer is 7.")

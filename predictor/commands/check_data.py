@@ -1,7 +1,9 @@
 """Validate ranked JSONL files: schema, ranks a permutation of 1..n consistent with order, unique
 ids per objective, trajectory length = n; optionally that every record used one LM fingerprint.
 
-Prints counts per objective and exits non-zero on the first bad record (named by file:line:field).
+Prints counts per objective, and how many records hold approximate labels and by which setting
+(`ranked.approximate_label`: label --stride / --budget / --shortlist; valid, but no exact greedy order),
+and exits non-zero on the first bad record (named by file:line:field).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ranked import read_ranked
+    from ..ranked import approximate_label, read_ranked
 
     for path in args.files:
         recs = read_ranked(path)
@@ -28,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
         by_obj = Counter(r["objective"] for r in recs)
         tokens = sum(len(r["order"]) for r in recs)
         secs = sum(r["seconds"] for r in recs)
+        approx = Counter(a for a in map(approximate_label, recs) if a)
+        kinds = ", ".join(f"{how}: {k}" for how, k in approx.most_common())
         print(f"{path}: OK, {len(recs)} records ({dict(by_obj)}), {tokens} reasoning tokens, "
-              f"{secs / 3600:.2f} h of labeling")
+              f"{secs / 3600:.2f} h of labeling"
+              + (f"; {sum(approx.values())} approximate labels ({kinds}), not the exact greedy order" if approx
+                 else ""))
     return 0

@@ -41,14 +41,16 @@ from __future__ import annotations
 import argparse
 
 from ..engines.cli_args import add_engine_arguments
-from .common import add_lm_arguments, parse_shard, positive_int
+from .common import add_lm_arguments, nonnegative_int, parse_shard, positive_int
 
 HELP = "run the greedy search (exact, or approximate with --budget / --shortlist / --stride) on a chains file -> ranked JSONL (resumable)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in", dest="inp", required=True, help="chains JSONL (id, question, reasoning, answer)")
-    p.add_argument("--out", required=True, help="ranked JSONL to append to (resumes if it exists)")
+    p.add_argument("--out", required=True,
+                   help="ranked JSONL to append to (resumes if it exists; must then be a ranked file written by "
+                        "the same search; missing directories are created)")
     add_lm_arguments(p)
     p.add_argument("--objective", choices=["joint", "answer"], default="joint",
                    help="joint = log P(R_kept, A | Q) (default); answer = log P(A | Q, R_kept)")
@@ -57,7 +59,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of the exact search's LM tokens to spend, in (0, 1]; 1 (default) is the exact "
                         "search, below 1 the approximate search (shortlists from --proposer re-scored exactly "
                         "within the budget; records carry 'budget', 'proposer', 'proposer_fingerprint' and "
-                        "'lm_tokens'). Agreement with exact greedy: see below")
+                        "'lm_tokens'). On short chains (tens of tokens) the search's fixed upkeep, keeping the "
+                        "current sequence exact, can exceed F (e.g. 0.55-0.85 of the exact search's tokens at "
+                        "--budget 0.3 on 10-token chains): the run's last line says what was spent. Agreement "
+                        "with exact greedy: see below")
     p.add_argument("--shortlist", type=positive_int, default=None, metavar="K",
                    help="refreshed-shortlist search (see below): K stale top priorities + the K first-to-delete "
                         "tokens of a one-pass predictor re-scored exactly each step (measured with K = 4)")
@@ -69,8 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --shortlist: steps between proposer runs on the survivors (default: 4)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
                    help="label only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
-    p.add_argument("--limit", type=int, default=None, help="label at most this many chains of the input")
-    p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
+    p.add_argument("--limit", type=nonnegative_int, default=None, metavar="N",
+                   help="label at most this many chains of the input")
+    p.add_argument("--batch-tokens", type=positive_int, default=None, metavar="N",
+                   help="candidate tokens per forward, >= 1 (default: auto)")
     p.add_argument("--max-tokens", type=int, default=None, metavar="N",
                    help="skip chains with more than N reasoning tokens (the search's cost grows ~n^3)")
     add_engine_arguments(p)

@@ -7,7 +7,9 @@ whether its stored layout is the one this LM's tokenizer gives today (a differen
 
 Per record: same order?, the first step where the orders part, the stored and recomputed objective
 after that step (equal values = a tie broken differently), Spearman of the two rank vectors.
-Exits 1 if any order differs.
+Exits 1 if any order differs. Approximate labels (`label --budget F < 1` or `--shortlist K`:
+`ranked.approximate_label`) are no exact search's order: they are skipped with a notice (--limit then
+counts the exact records), and a selection of approximate records only exits 2.
 
     predictor verify-ranked data/ranked/gsm8k-smollm2-joint.jsonl --limit 3 --device cpu --threads 1
 """
@@ -15,19 +17,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 
 from ..engines.cli_args import load_lm_from_args
-from .common import add_lm_arguments, comma_list
+from .common import add_lm_arguments, comma_list, positive_int
 
 HELP = "re-run the greedy search on stored token ids and compare orders (checks labels made elsewhere)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="ranked JSONL")
-    p.add_argument("--limit", type=int, default=5, help="check the first N records (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=5,
+                   help="check the first N records, approximate labels skipped (default: %(default)s)")
     p.add_argument("--ids", type=comma_list(), default=None, help="comma-separated record ids to check instead of the first N")
-    p.add_argument("--batch-tokens", type=int, default=None, help="candidate tokens per forward (default: auto)")
+    p.add_argument("--batch-tokens", type=positive_int, default=None, metavar="N",
+                   help="candidate tokens per forward, >= 1 (default: auto)")
     add_lm_arguments(p)
+
+
+def exact_records(recs: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(the records the exact search, strided or not, should reproduce; (id, how it departs) of the
+    approximate ones: `ranked.approximate_label` of a --budget or --shortlist record)."""
+    from ..ranked import approximate_label
+
+    # a strided record is checked: the strided search is re-run as it stands
+    how = [approximate_label(r) if int(r.get("stride") or 1) == 1 else None for r in recs]
+    return [r for r, h in zip(recs, how) if not h], [(str(r["id"]), h) for r, h in zip(recs, how) if h]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +60,15 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"{args.file}: no record with id {missing[0]!r}")
         recs = [by_id[i] for i in want]
-    else:
+    recs, approx = exact_records(recs)
+    if approx:
+        kinds = ", ".join(f"{how}: {k}" for how, k in Counter(h for _, h in approx).most_common())
+        what = (f"{len(approx)} approximate label(s) ({kinds}; e.g. {approx[0][0]!r}), written by "
+                "label --budget / --shortlist: the exact search does not reproduce them")
+        if not recs:
+            raise ValueError(f"{args.file}: {what}, and no exact record is left to verify")
+        print(f"verify-ranked: skipped {what}", file=sys.stderr)
+    if not args.ids:
         recs = recs[: args.limit]
     lm = load_lm_from_args(args)
     other_lm = {r["lm"] for r in recs} - {lm.fingerprint}

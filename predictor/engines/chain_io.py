@@ -9,6 +9,7 @@ finished record is not redone, and one written with other settings or for a chan
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections import Counter
@@ -29,22 +30,37 @@ def chain_error_kind(err: Exception) -> str:
     return next((v for k, v in kinds.items() if isinstance(err, k)), "unscorable")
 
 
+# "file:12: ..." or "file:3 (item 2): ...": the place a skip message starts with (file names may hold ":")
+_PLACE = re.compile(r"^.*?:(\d+(?: \(item \d+\))?): ")
+
+
 class Skips:
-    """Counted skipped input chains with their reasons (first examples kept for the report)."""
+    """Counted skipped input chains with their reasons: the first `EXAMPLES` messages of each kind kept
+    for the report, the places (lines) of the rest, up to `PLACES` of them."""
+
+    EXAMPLES = 3
+    PLACES = 20
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
+        self.places: dict[str, list[str]] = {}  # kind -> lines of the skips after the examples
 
-    def add(self, kind: str, message: str) -> None:
+    def add(self, kind: str, message: str, where: str | None = None) -> None:
+        """Count one skip; where: its "file:line" (default: read from the start of `message`)."""
         self.counts[kind] += 1
         self.examples.setdefault(kind, [])
-        if len(self.examples[kind]) < 3:
+        if len(self.examples[kind]) < self.EXAMPLES:
             self.examples[kind].append(message)
+            return
+        place = where.rsplit(":", 1)[-1] if where else (m.group(1) if (m := _PLACE.match(message)) else None)
+        rest = self.places.setdefault(kind, [])
+        if place is not None and len(rest) < self.PLACES:
+            rest.append(place)
 
     def add_chain_error(self, err: Exception, where: str | None = None) -> None:
         """Count a chain that could not be processed; where: its "file:line", put before the message."""
-        self.add(chain_error_kind(err), f"{where}: {err}" if where else str(err))
+        self.add(chain_error_kind(err), f"{where}: {err}" if where else str(err), where)
 
     @property
     def total(self) -> int:
@@ -56,6 +72,11 @@ class Skips:
             print(f"skipped {k} chain(s): {kind}", file=file)
             for ex in self.examples[kind]:
                 print(f"  e.g. {ex}", file=file)
+            more = k - len(self.examples[kind])
+            if more > 0:
+                places = self.places.get(kind, [])
+                shown = f": lines {', '.join(places)}{', ...' if more > len(places) else ''}" if places else ""
+                print(f"  ... and {more} more{shown}", file=file)
 
 
 def no_chain_read(inp: str | Path, skips: Skips) -> ValueError:
@@ -104,12 +125,18 @@ class StreamedChains:
             raise no_chain_read(self.inp, self.skips)
 
 
+# what label's reader says of a JSON array or a messages record, which predict / prune read
+LABEL_INPUT_HINT = ("label reads JSON Lines chains with id, question, reasoning, answer; predict/prune also read "
+                    "JSON arrays and messages records: `predictor prune --help`")
+
+
 class ChainList:
-    """All chains of a JSONL file, strictly read (`chains.read_chains`: a bad line is an error), then
-    the first `limit`, then those with index % N == i for `shard` = (i, N)."""
+    """All chains of a JSONL file, strictly read (`chains.read_chains`: a bad line is an error; a JSON
+    array or a messages record says what reads it), then the first `limit`, then those with index
+    % N == i for `shard` = (i, N)."""
 
     def __init__(self, path: str | Path, limit: int | None = None, shard: tuple[int, int] = (0, 1)):
-        chains = read_chains(path)
+        chains = read_chains(path, hint=LABEL_INPUT_HINT)
         chains = chains if limit is None else chains[:limit]
         i, n = shard
         self.chains = [c for k, c in enumerate(chains) if k % n == i]

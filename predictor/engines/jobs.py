@@ -163,10 +163,11 @@ class _PredictorJob(ChainJob):
         """The input records (`record_io.FormattedChains`: --format / --field, JSON arrays, "-" = stdin)."""
         from .record_io import FormattedChains
 
+        announce = None if getattr(self, "_announced", False) else self.command
+        self._announced = True  # the format found is said once, on the first read
         return FormattedChains(self.args.inp, skips, None if whole else self.args.limit,
                                getattr(self.args, "format", "auto"), getattr(self.args, "field", None),
-                               announce=None if getattr(self, "_announced", False) else self.command)
-        self._announced = True  # the format found is said once, on the first read
+                               announce=announce)
 
     def open_output(self):
         """OUT.partial renamed over OUT when done, or a stream (`record_io.StreamOutput`) for "-" / a pipe."""

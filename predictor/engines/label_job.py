@@ -5,6 +5,8 @@ See `jobs.ChainJob` for the job contract both engines use; `search_cost` is the 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from ..chains import Chain
@@ -20,6 +22,45 @@ def search_cost(n: int, answer_len: int, stride: int = 1) -> float:
     steps = range(n, 0, -max(1, stride))
     return float(sum(m * m / 2 + m * answer_len for m in steps))
 
+
+SEARCH_FIELDS = ("stride", "budget", "shortlist", "propose_every", "proposer", "proposer_fingerprint")
+
+
+def search_words(s: Mapping[str, Any], proposer: str) -> str:
+    """The search that the settings `s` (a ranked record's fields, or a run's) name, as label's options:
+    "the exact search", "--stride 2", "--budget 0.3 with <proposer>", "--shortlist 4 with <proposer>
+    every 4 steps"; proposer: how to name its proposer ("--proposer none", "proposer 'smollm2-joint'")."""
+    stride, budget = int(s.get("stride") or 1), s.get("budget")
+    if stride > 1:
+        return f"--stride {stride}"
+    if s.get("shortlist"):
+        every = s.get("propose_every")
+        return (f"--shortlist {int(s['shortlist'])} with --proposer none" if every is None
+                else f"--shortlist {int(s['shortlist'])} with {proposer} every {every} steps")
+    if budget is not None and float(budget) < 1:
+        return f"--budget {float(budget):g} with {proposer}"
+    return "the exact search"
+
+
+def chain_lines(path: str | Path) -> list[int]:
+    """The line numbers of a chains file's records in order: its non-blank lines, as `chains.read_chains`
+    (which has read the file whole and strictly: every line is UTF-8) reads one chain from each."""
+    with open(path, "rb") as f:
+        return [k for k, raw in enumerate(f, 1) if (raw[3:] if k == 1 and raw.startswith(b"\xef\xbb\xbf")
+                                                    else raw).decode("utf-8").strip()]
+
+
+class _LabelOutput(InPlaceOutput):
+    """`InPlaceOutput` that removes OUT again when it created OUT and the run fails before any record."""
+
+    def __init__(self, out: str | Path, *args: Any, **kwargs: Any):
+        self.path, self.created = Path(out), not Path(out).exists()
+        super().__init__(out, *args, **kwargs)
+
+    def __exit__(self, exc_type, *rest) -> None:
+        super().__exit__(exc_type, *rest)
+        if exc_type is not None and self.created and self.path.is_file() and self.path.stat().st_size == 0:
+            self.path.unlink()
 
 
 class LabelJob(ChainJob):
@@ -70,39 +111,94 @@ class LabelJob(ChainJob):
         self.proposer = None
         if getattr(self.args, "max_tokens", None) is not None and self.args.max_tokens < 1:
             raise ValueError(f"--max-tokens must be >= 1, got {self.args.max_tokens}")
+        # what this process's searches spent (`summary`): LM tokens, and the exact search's estimate for the
+        # same chains (`greedy.approximate.exact_cost_estimate`: what --budget is a share of)
+        self.spent, self.exact_estimate, self.counted = 0, 0.0, 0
 
     def check_paths(self) -> None:
-        """Refuse a missing or directory --in, a directory --out, and --out over the input (which the
-        in-place writer would append ranked records to) before anything loads."""
+        """Before anything loads, refuse: a missing or directory --in, a directory --out, --out over the
+        input (which the in-place writer would append ranked records to); an input that cannot be read
+        (its error) or holds no chain; an existing --out that is not a ranked file or was written by
+        another search (`static_settings`)."""
         check_paths(self.args.inp, self.args.out)
+        if not self.read_input(Skips(), whole=True).read:  # a bad line is an error now, before --out exists
+            raise ValueError(f"{self.args.inp}: no chain could be read (the file has no non-blank line); "
+                             "nothing written")
+        match = self.static_settings()
+        for where, rec in self._out_records():
+            self._check_search(where, rec, match)
 
     def read_input(self, skips: Skips, whole: bool = False) -> ChainList:
-        """Strict (a bad line is an error), then --limit (unless `whole`), then --shard."""
-        return ChainList(self.args.inp, None if whole else self.args.limit, getattr(self.args, "shard", (0, 1)))
+        """Strict (a bad line is an error), then --limit and --shard (unless `whole`: every chain); each
+        chain's "file:line" in `where` (for the skip messages)."""
+        shard = (0, 1) if whole else getattr(self.args, "shard", (0, 1))
+        chains = ChainList(self.args.inp, None if whole else self.args.limit, shard)
+        lines = chain_lines(self.args.inp)  # chain k of the list is chain i + k N of the file (ChainList's doc)
+        chains.where = {c.id: f"{self.args.inp}:{lines[shard[0] + k * shard[1]]}" for k, c in enumerate(chains)}
+        return chains
+
+    def _out_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """("OUT:line", record) of the records already in --out (none if it does not exist), read as the
+        resumable writer reads them; ValueError naming OUT:line for a bad line or a record that is not
+        a ranked record (a prune or predict output, a chains file)."""
+        from ..jsonl_io import OutputRecords
+        from ..ranked import not_ranked
+
+        out = self.args.out
+        if not Path(out).is_file():
+            return
+        for lineno, rec in OutputRecords(out, required=()):
+            why = not_ranked(rec)
+            if why:
+                raise ValueError(f"{out}:{lineno}: not a ranked record ({why}); label appends ranked records "
+                                 "to --out: choose another --out")
+            yield f"{out}:{lineno}", rec
+
+    def _run_proposer(self) -> str:
+        """How this run's proposer is named in messages (before `load`: as the options give it)."""
+        if self.proposer is not None:
+            return f"proposer {self.proposer.name!r}"
+        wanted = getattr(self.args, "proposer", None)
+        if wanted == "none" or hasattr(self, "lm"):  # loaded without one: --budget's lazy search
+            return "--proposer none"
+        return f"proposer {wanted!r}" if wanted else "the LM's shipped proposer"
+
+    def _check_search(self, where: str, rec: Mapping[str, Any], match: Mapping[str, Any]) -> None:
+        """Refuse (ValueError, in label's options) a finished record of another search than `match`'s."""
+        field = next((f for f in SEARCH_FIELDS if f in match and rec.get(f) != match[f]), None)
+        if field is None:
+            return
+        out = self.args.out
+        if field == "proposer_fingerprint":
+            what = f"{out} was written with another proposer named {rec.get('proposer')!r} (trained differently)"
+        else:
+            have = search_words(rec, "--proposer none" if rec.get("proposer") is None
+                                else f"proposer {rec['proposer']!r}")
+            what = f"{out} was written by {have} and this run is {search_words(match, self._run_proposer())}"
+        # the stored field first (as every resume refusal names it), then what it means in label's options
+        raise ValueError(f"{where}: field '{field}' is {rec.get(field)!r} but this run uses {match[field]!r}, i.e. "
+                         f"{what}; labels of two searches cannot be mixed: use another --out, or delete {out} to "
+                         "start over")
 
     def open_output(self) -> InPlaceOutput:
-        """OUT itself, appended (one file may hold both objectives, never two LMs, strides or layouts)."""
-        self._check_layout_of_file()
-        return InPlaceOutput(self.args.out, self.key, self.chain_key, match=self.settings(), content=self.record_hash)
+        """OUT itself, appended (one file may hold both objectives, never two LMs, searches or layouts);
+        removed again if this run created it and fails before writing a record."""
+        self._check_out_after_loading()
+        return _LabelOutput(self.args.out, self.key, self.chain_key, match=self.settings(), content=self.record_hash)
 
-    def _check_layout_of_file(self) -> None:
-        """Refuse to append to a file whose first record was encoded differently (e.g. another eos token)."""
-        import json
-        from pathlib import Path
-
+    def _check_out_after_loading(self) -> None:
+        """Refuse to append to a file whose records were written with another proposer (`settings`), or
+        whose first record was encoded differently (e.g. another eos token)."""
         from ..ranked import layout_mismatch
 
-        path = self.args.out
-        if not Path(path).is_file():
-            return
-        with open(path, encoding="utf-8") as f:
-            line = f.readline()
-        if not line.endswith("\n"):
-            return  # empty, or a first line cut by a kill: the writer drops it
-        diff = layout_mismatch(json.loads(line), self.lm.tokenizer, self.lm.max_length)
-        if diff:
-            raise ValueError(f"{path}:1: field {diff} differs from this tokenizer's encoding of the chain; "
-                             "new labels would mix two layouts: write to another file")
+        match = self.settings()
+        for k, (where, rec) in enumerate(self._out_records()):
+            if k == 0:
+                diff = layout_mismatch(rec, self.lm.tokenizer, self.lm.max_length)
+                if diff:
+                    raise ValueError(f"{where}: field {diff} differs from this tokenizer's encoding of the chain; "
+                                     "new labels would mix two layouts: write to another file")
+            self._check_search(where, rec, match)
 
     def static_settings(self) -> dict[str, Any]:
         # every approximation's field, None when off: resuming an approximate file with the exact search
@@ -199,7 +295,26 @@ class LabelJob(ChainJob):
             rec.update(budget=self.budget, **self.proposer_fields())
         if self.shortlist is not None:
             rec.update(shortlist=self.shortlist, propose_every=self.propose_every, **self.proposer_fields())
+        if res.lm_tokens is not None:
+            from ..greedy.approximate import exact_cost_estimate
+
+            self.spent += int(res.lm_tokens)
+            self.exact_estimate += exact_cost_estimate(len(rec["reasoning_ids"]), len(rec["answer_ids"]))
+            self.counted += 1
         return rec
+
+    def summary(self) -> str | None:
+        """The LM tokens this process's searches ran and, for an approximate search, their share of the
+        exact search's estimated tokens for the same chains; None when no search counted its tokens."""
+        if not self.counted:
+            return None
+        text = f"{self.command}: the searches ran {self.spent:,} LM tokens on {self.counted} chain(s)"
+        if self.budget < 1 or self.shortlist is not None or self.args.stride > 1:
+            text += (f": {self.spent / max(self.exact_estimate, 1.0):.2f} x the exact search's estimate for them "
+                     f"({self.exact_estimate:,.0f}, `greedy.approximate.exact_cost_estimate`"
+                     + ("; --budget is a share of it, and on short chains the search's fixed upkeep can exceed "
+                        "--budget)" if self.budget < 1 else ")"))
+        return text
 
     def check_existing(self, record: dict[str, Any], where: str) -> None:
         from ..ranked import layout_mismatch

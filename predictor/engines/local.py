@@ -42,6 +42,15 @@ def report_crowded(ids: list[str], total: int, options=None) -> None:
         print(f"warning: {msg}", file=sys.stderr)
 
 
+def report_unmatched(job: ChainJob, args: argparse.Namespace, out_ids: list[str]) -> None:
+    """Say on stderr how many records of OUT (their ids: `out_ids`) have no chain in the whole input
+    (e.g. a chain removed from it since): they are kept, never deleted, but are not counted as done."""
+    ids = {c.id for c in job.read_input(Skips(), whole=True)}
+    n = sum(1 for i in out_ids if i not in ids)
+    if n:
+        print(f"{n} record(s) in {args.out} have no chain in {args.inp} (kept)", file=sys.stderr)
+
+
 def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
     """Refuse an output of other settings, and finish a run whose every input chain is done, before the LM
     loads (job.static_settings(): the settings that do not depend on the loaded predictor)."""
@@ -49,15 +58,19 @@ def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
 
     match = {"scorer": expected_scorer_name(args), **job.static_settings()}
     done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    if not done or not clean:
+        return False
     # a chain not done yet, or whose content changed since (the full path refuses that with its message);
     # a cut last line is left to the writer to cut off
-    if not done or not clean or any(done.get(c.id, "") != c.content_hash
-                                    for c in job.read_input(Skips())):
+    chains = list(job.read_input(Skips()))
+    if any(done.get(c.id, "") != c.content_hash for c in chains):
         return False
     if partial_path(args.out).exists():
         os.replace(partial_path(args.out), args.out)
-    print(f"{job.command}: wrote 0 chain(s) to {args.out}; {len(done)} already done (nothing left: the LM was not "
-          "loaded)", file=sys.stderr)
+    if len(done) > len(chains):
+        report_unmatched(job, args, list(done))
+    print(f"{job.command}: wrote 0 chain(s) to {args.out}; {len(chains)} already done (nothing left: the LM was "
+          "not loaded)", file=sys.stderr)
     return True
 
 
@@ -88,6 +101,8 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
                     cost[chain.id] = job.cost(chain)
                 except ChainError as e:
                     skips.add_chain_error(e, first.where.get(chain.id))
+            if out.resumed > done:  # records of other chains (or, for label, of the other objective)
+                report_unmatched(job, args, [k[0] if isinstance(k, tuple) else k for k in out.done])
             print(f"{n} chains, {done} already done, {len(cost)} to do", file=sys.stderr)
         else:
             print(f"{job.command}: reading chains from standard input as they come", file=sys.stderr)
@@ -133,6 +148,10 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
     report_over_budget(over_budget)
     report_crowded(crowded, written, getattr(job, "options", None))
     where = "standard output" if str(args.out) == "-" else args.out
-    print(f"{job.command}: wrote {written} chain(s) to {where} with {job.describe()}; {out.resumed} already done; "
-          f"{skips.total} skipped", file=sys.stderr)
+    # the input's chains already done (not OUT's records of chains no longer in the input)
+    print(f"{job.command}: wrote {written} chain(s) to {where} with {job.describe()}; "
+          f"{out.resumed if one_pass else done} already done; {skips.total} skipped", file=sys.stderr)
+    summary = job.summary() if hasattr(job, "summary") else None  # label: the LM tokens its searches spent
+    if summary:
+        print(summary, file=sys.stderr)
     return 0
