@@ -270,17 +270,17 @@ def test_search_options_apply_only_to_greedy(tiny_lm):
 
 # 10. --limit -1 ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["predict", "prune"])
-def test_negative_limit_is_refused(command, capsys):
-    from predictor.commands.common import nonnegative_int
-
+@pytest.mark.parametrize("command", ["predict", "prune", "label"])
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_a_limit_below_one_is_refused(command, limit, capsys):
+    """--limit -1 was Python's slice from the end (the last chain silently dropped); --limit 0 loaded the LM
+    to process nothing."""
     extra = ["--keep", "0.5"] if command == "prune" else []
     with pytest.raises(SystemExit) as e:
-        build_parser().parse_args([command, "--in", "x", "--out", "y", *extra, "--limit", "-1"])
+        build_parser().parse_args([command, "--in", "x", "--out", "y", *extra, "--limit", limit])
     assert e.value.code == 2
-    assert "argument --limit: expected an integer >= 0, got -1" in capsys.readouterr().err
-    args = build_parser().parse_args([command, "--in", "x", "--out", "y", *extra, "--limit", "0"])
-    assert args.limit == 0 and nonnegative_int("3") == 3
+    assert f"argument --limit: expected an integer >= 1, got {limit}" in capsys.readouterr().err
+    assert build_parser().parse_args([command, "--in", "x", "--out", "y", *extra, "--limit", "3"]).limit == 3
 
 
 def test_a_text_far_past_the_context_is_refused_before_tokenizing(tokenizer, monkeypatch):

@@ -114,6 +114,15 @@ def test_batch_tokens_zero_is_refused_by_the_parser(tmp_path, model_dir, no_lm, 
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_label_refuses_a_stream_out(tmp_path, model_dir, no_lm, capsys, monkeypatch):
+    """`--out -` wrote a file named "-" in the working directory while saying "standard output": label's
+    output is a file it resumes from, so a stream is refused before anything loads."""
+    monkeypatch.chdir(tmp_path)
+    assert _label(_write(tmp_path / "c.jsonl", SHORT[:1]), "-", model_dir) == 2
+    assert "--out -: label appends ranked records to a file it can resume from" in capsys.readouterr().err
+    assert not (tmp_path / "-").exists()
+
+
 def test_label_skip_messages_name_file_and_line(tmp_path, model_dir, capsys):
     empty = {"id": "e", "question": "q", "reasoning": " ", "answer": "1"}
     inp = _write(tmp_path / "c.jsonl", [SHORT[0], empty, SHORT[1], dict(empty, id="f")], blank_before=2)

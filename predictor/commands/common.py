@@ -19,18 +19,6 @@ def positive_int(text: str) -> int:
     return n
 
 
-def nonnegative_int(text: str) -> int:
-    """An argparse type for counts that may be 0 (--limit): a negative number is refused, not taken as
-    Python's slice from the end."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {n}")
-    return n
-
-
 def add_threads_argument(p: argparse.ArgumentParser, default: int | None = None, also: str = "") -> None:
     """--threads, settled by `runtime.set_threads` (default None: the idle cores)."""
     from ..runtime import THREADS_MEASURED
@@ -86,7 +74,7 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
                    help="forward passes per chain: re-score the survivors K times (default %(default)s)")
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
-    p.add_argument("--limit", type=nonnegative_int, default=None, metavar="N",
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="process at most this many input chains")
     p.add_argument("--batch", type=int, default=BATCH, metavar="N",
                    help=f"chains read and ranked together, several per forward pass (default {BATCH}; "

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..engines.cli_args import load_lm_from_args
-from .common import add_lm_arguments, comma_list, parse_shard
+from .common import add_lm_arguments, comma_list, parse_shard, positive_int
 
 HELP = "fill the feature cache for a chains or ranked JSONL file (one forward pass per chain)"
 
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated feature groups among {','.join(FEATURE_GROUPS)} (default: %(default)s)")
     p.add_argument("--no-per-head", action="store_true", help="only layer/chain aggregates of attention stats")
     p.add_argument("--cache", default=None, help="feature cache root (default: $PREDICTOR_CACHE/features)")
-    p.add_argument("--limit", type=int, default=None, help="featurize at most this many chains of the input")
+    p.add_argument("--limit", type=positive_int, default=None, help="featurize at most this many chains of the input")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
                    help="only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
 

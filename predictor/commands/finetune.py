@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_threads_argument, comma_list, config_defaults
+from .common import add_threads_argument, comma_list, config_defaults, positive_int
 
 HELP = "fine-tune the LM (LoRA + head) as the token scorer; saves a predictor directory"
 
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pruned greedy states of the training chains used as examples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"],
                    help="split and training seed; the split equals `predictor train`'s for the same seed (default 0)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N chains of --data")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N chains of --data")
     add_threads_argument(p)
     p.add_argument("--epochs", type=int, default=3, help="epoch cap (default: %(default)s)")
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank; LoRA alpha is twice it (default: %(default)s)")

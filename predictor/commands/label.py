@@ -41,7 +41,7 @@ from __future__ import annotations
 import argparse
 
 from ..engines.cli_args import add_engine_arguments
-from .common import add_lm_arguments, nonnegative_int, parse_shard, positive_int
+from .common import add_lm_arguments, parse_shard, positive_int
 
 HELP = "run the greedy search (exact, or approximate with --budget / --shortlist / --stride) on a chains file -> ranked JSONL (resumable)"
 
@@ -74,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --shortlist: steps between proposer runs on the survivors (default: 4)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
                    help="label only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
-    p.add_argument("--limit", type=nonnegative_int, default=None, metavar="N",
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="label at most this many chains of the input")
     p.add_argument("--batch-tokens", type=positive_int, default=None, metavar="N",
                    help="candidate tokens per forward, >= 1 (default: auto)")

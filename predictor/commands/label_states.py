@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from ..engines.cli_args import apply_matmul, load_lm_from_args
-from .common import add_lm_arguments, comma_list, parse_shard
+from .common import add_lm_arguments, comma_list, parse_shard, positive_int
 
 HELP = "exact greedy labels for the states a predictor's own pruning reaches (resumable)"
 
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which labels of --ranked to use and which objective greedy maximizes (default: joint)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/N",
                    help="only chains with index %% N == i (run N processes in parallel; default 0/1: all chains)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many chains (after --split)")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many chains (after --split)")
     add_lm_arguments(p)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import comma_list, file_list
+from .common import comma_list, file_list, positive_int
 
 HELP = "train regressors on ranked chains, select on validation, save a predictor directory"
 
@@ -116,7 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", type=_floats, default=d["fractions"], metavar="TR,VA,TE",
                    help="train,val,test fractions of chains (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"], help="split and training seed (default: %(default)s)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N chains of the file")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N chains of the file")
     p.add_argument("--refresh", type=_ints, default=d["refresh"], metavar="K,...",
                    help="also evaluate the selected predictor with K forward passes per chain (e.g. 4,10; default: one pass only)")
     p.add_argument("--ship", action="store_true",

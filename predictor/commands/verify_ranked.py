@@ -27,7 +27,7 @@ HELP = "re-run the greedy search on stored token ids and compare orders (checks 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="ranked JSONL")
-    p.add_argument("--limit", type=int, default=5,
+    p.add_argument("--limit", type=positive_int, default=5,
                    help="check the first N records, approximate labels skipped (default: %(default)s)")
     p.add_argument("--ids", type=comma_list(), default=None, help="comma-separated record ids to check instead of the first N")
     p.add_argument("--batch-tokens", type=positive_int, default=None, metavar="N",

@@ -120,6 +120,11 @@ class LabelJob(ChainJob):
         input (which the in-place writer would append ranked records to); an input that cannot be read
         (its error) or holds no chain; an existing --out that is not a ranked file or was written by
         another search (`static_settings`)."""
+        from .record_io import is_stream
+
+        if is_stream(self.args.out):  # "-", a pipe: label's output is a file it appends to and resumes from
+            raise ValueError(f"--out {self.args.out}: label appends ranked records to a file it can resume from, "
+                             "not to a stream; give a file path")
         check_paths(self.args.inp, self.args.out)
         if not self.read_input(Skips(), whole=True).read:  # a bad line is an error now, before --out exists
             raise ValueError(f"{self.args.inp}: no chain could be read (the file has no non-blank line); "
