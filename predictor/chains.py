@@ -161,7 +161,8 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
     Lines are split on b"\n" only; a UTF-8 byte-order mark at the start of the file is dropped; a
     line that is not valid UTF-8 or not valid JSON yields a ChainFormatError naming file:line, so
     that callers choose between skipping it (streaming commands) and failing (label, check-data).
-    A UTF-16 file (its byte-order mark) raises ChainFormatError at once: none of its lines is UTF-8;
+    A UTF-16 file (its byte-order mark) or a gzip file (its magic bytes) raises ChainFormatError at once:
+    none of its lines is UTF-8 text;
     so does a file whose first non-blank line is no JSON at all (CSV, plain text: `not_json_lines`)."""
     path = Path(path)
     if path.is_dir():
@@ -177,6 +178,9 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
                 raise ChainFormatError(f"{path}: UTF-16 text (byte-order mark {raw[:2].hex(' ').upper()}), as Windows "
                                        "editors save 'Unicode'; chains files are UTF-8: convert it (e.g. "
                                        f"iconv -f UTF-16 -t UTF-8 {path} > {path.stem}.utf8{path.suffix})")
+            elif lineno == 1 and raw[:2] == b"\x1f\x8b":
+                raise ChainFormatError(f"{path}: gzip-compressed (magic bytes 1F 8B); chains files are plain UTF-8 "
+                                       f"JSON Lines: decompress it first (e.g. gunzip -k {path})")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:

@@ -298,3 +298,13 @@ def test_a_text_far_past_the_context_is_refused_before_tokenizing(tokenizer, mon
     monkeypatch.setattr(type(tokenizer), "__call__", no_tokenizing)
     with pytest.raises(TooLongError, match=r"chain 'big': at least \d+ tokens exceed the LM's context of 64"):
         encode_chain(tokenizer, huge, max_length=64)
+
+
+def test_a_gzip_file_is_one_file_level_error(tmp_path):
+    """A compressed chains file was a "not valid UTF-8" error per line; it is said once, with what to do."""
+    import gzip
+
+    p = tmp_path / "chains.jsonl.gz"
+    p.write_bytes(gzip.compress(b'{"id": "a", "question": "q", "reasoning": "r", "answer": "1"}\n' * 50))
+    with pytest.raises(ChainFormatError, match=rf"^{p}: gzip-compressed \(magic bytes 1F 8B\).*gunzip -k {p}"):
+        list(iter_jsonl_lines(p))
