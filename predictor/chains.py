@@ -208,28 +208,14 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
         yield lineno, obj
 
 
-def read_chains(path: str | Path, hint: str | None = None) -> list[Chain]:
-    """Read a chains JSONL file; ids default to "<file stem>-<line>" and must be unique.
-
-    hint: added to the error of a file in a format other readers take but this one does not (a JSON
-    array of records, a messages record: `chain_formats`), e.g. which command reads it."""
-    from .record_fields import detect_format
-    from .record_files import is_json_array_file
-
+def read_chains(path: str | Path) -> list[Chain]:
+    """Read a chains JSONL file; ids default to "<file stem>-<line>" and must be unique."""
     path = Path(path)
-    if hint and path.is_file() and is_json_array_file(path):
-        raise ChainFormatError(f"{path}: a JSON array of records, not JSON Lines; {hint}")
     chains: list[Chain] = []
     seen: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path):
         where = f"{path}:{lineno}"
-        try:
-            c = Chain.from_mapping(obj, where)
-        except ChainFormatError as e:
-            if hint and (isinstance(obj, list) or detect_format(obj) == "messages"):
-                kind = "a JSON array" if isinstance(obj, list) else "a messages record"
-                raise ChainFormatError(f"{e} ({kind}); {hint}") from None
-            raise
+        c = Chain.from_mapping(obj, where)
         if not c.id:
             c = Chain(c.question, c.reasoning, c.answer, f"{path.stem}-{lineno}", c.extra)
         if c.id in seen:

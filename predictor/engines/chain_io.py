@@ -130,13 +130,38 @@ LABEL_INPUT_HINT = ("label reads JSON Lines chains with id, question, reasoning,
                     "JSON arrays and messages records: `predictor prune --help`")
 
 
+def with_format_hint(path: Path, err: ChainFormatError) -> ChainFormatError:
+    """`err` (strict reading of a chains file failed) with `LABEL_INPUT_HINT` added when the file is in a
+    format that predict / prune read and label does not: a JSON array of records, or a messages record
+    (the first record that is no chain, as `read_chains` stopped at); else `err` itself."""
+    from ..record_fields import detect_format
+    from ..record_files import is_json_array_file
+
+    if is_json_array_file(path):
+        return ChainFormatError(f"{path}: a JSON array of records, not JSON Lines; {LABEL_INPUT_HINT}")
+    for lineno, obj in iter_jsonl_lines(path):
+        if isinstance(obj, ChainFormatError):
+            return err
+        try:
+            Chain.from_mapping(obj, f"{path}:{lineno}")
+        except ChainFormatError:
+            if isinstance(obj, list) or detect_format(obj) == "messages":
+                kind = "a JSON array" if isinstance(obj, list) else "a messages record"
+                return ChainFormatError(f"{err} ({kind}); {LABEL_INPUT_HINT}")
+            return err
+    return err
+
+
 class ChainList:
     """All chains of a JSONL file, strictly read (`chains.read_chains`: a bad line is an error; a JSON
     array or a messages record says what reads it), then the first `limit`, then those with index
     % N == i for `shard` = (i, N)."""
 
     def __init__(self, path: str | Path, limit: int | None = None, shard: tuple[int, int] = (0, 1)):
-        chains = read_chains(path, hint=LABEL_INPUT_HINT)
+        try:
+            chains = read_chains(path)
+        except ChainFormatError as e:
+            raise with_format_hint(Path(path), e) from None
         chains = chains if limit is None else chains[:limit]
         i, n = shard
         self.chains = [c for k, c in enumerate(chains) if k % n == i]
