@@ -210,8 +210,13 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 def read_chains(path: str | Path) -> list[Chain]:
     """Read a chains JSONL file; ids default to "<file stem>-<line>" and must be unique."""
+    return [c for _, c in read_chains_with_lines(path)]
+
+
+def read_chains_with_lines(path: str | Path) -> list[tuple[int, Chain]]:
+    """`read_chains`, each chain with the line number it was read from."""
     path = Path(path)
-    chains: list[Chain] = []
+    chains: list[tuple[int, Chain]] = []
     seen: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path):
         where = f"{path}:{lineno}"
@@ -221,7 +226,7 @@ def read_chains(path: str | Path) -> list[Chain]:
         if c.id in seen:
             raise ChainFormatError(f"{where}: field 'id': duplicate id {c.id!r} (first on line {seen[c.id]})")
         seen[c.id] = lineno
-        chains.append(c)
+        chains.append((lineno, c))
     return chains
 
 

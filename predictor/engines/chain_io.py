@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..chains import Chain, ChainFormatError, iter_jsonl_lines, read_chains
+from ..chains import Chain, ChainFormatError, iter_jsonl_lines, read_chains_with_lines
 from ..jsonl_io import ResumableJsonlWriter, check_paths, partial_path  # noqa: F401 (re-exported)
 
 
@@ -159,14 +159,15 @@ class ChainList:
 
     def __init__(self, path: str | Path, limit: int | None = None, shard: tuple[int, int] = (0, 1)):
         try:
-            chains = read_chains(path)
+            chains = read_chains_with_lines(path)
         except ChainFormatError as e:
             raise with_format_hint(Path(path), e) from None
         chains = chains if limit is None else chains[:limit]
         i, n = shard
-        self.chains = [c for k, c in enumerate(chains) if k % n == i]
+        kept = [(line, c) for k, (line, c) in enumerate(chains) if k % n == i]
+        self.chains = [c for _, c in kept]
         self.read = len(self.chains)
-        self.where: dict[str, str] = {}
+        self.where = {c.id: f"{path}:{line}" for line, c in kept}  # chain id -> "file:line" (skip messages)
 
     def __iter__(self) -> Iterator[Chain]:
         return iter(self.chains)

@@ -65,6 +65,10 @@ class ChainJob:
         """Settings stored in every record that are known without loading the LM (checked on resume)."""
         raise NotImplementedError
 
+    def summary(self) -> str | None:
+        """A line for the end of the run beyond the records written (label: the LM tokens spent), or None."""
+        return None
+
     def load(self) -> None:
         """Load the LM / predictor (once per process)."""
         raise NotImplementedError

@@ -42,14 +42,6 @@ def search_words(s: Mapping[str, Any], proposer: str) -> str:
     return "the exact search"
 
 
-def chain_lines(path: str | Path) -> list[int]:
-    """The line numbers of a chains file's records in order: its non-blank lines, as `chains.read_chains`
-    (which has read the file whole and strictly: every line is UTF-8) reads one chain from each."""
-    with open(path, "rb") as f:
-        return [k for k, raw in enumerate(f, 1) if (raw[3:] if k == 1 and raw.startswith(b"\xef\xbb\xbf")
-                                                    else raw).decode("utf-8").strip()]
-
-
 class _LabelOutput(InPlaceOutput):
     """`InPlaceOutput` that removes OUT again when it created OUT and the run fails before any record."""
 
@@ -137,10 +129,7 @@ class LabelJob(ChainJob):
         """Strict (a bad line is an error), then --limit and --shard (unless `whole`: every chain); each
         chain's "file:line" in `where` (for the skip messages)."""
         shard = (0, 1) if whole else getattr(self.args, "shard", (0, 1))
-        chains = ChainList(self.args.inp, None if whole else self.args.limit, shard)
-        lines = chain_lines(self.args.inp)  # chain k of the list is chain i + k N of the file (ChainList's doc)
-        chains.where = {c.id: f"{self.args.inp}:{lines[shard[0] + k * shard[1]]}" for k, c in enumerate(chains)}
-        return chains
+        return ChainList(self.args.inp, None if whole else self.args.limit, shard)
 
     def _out_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """("OUT:line", record) of the records already in --out (none if it does not exist), read as the

@@ -151,7 +151,7 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
     # the input's chains already done (not OUT's records of chains no longer in the input)
     print(f"{job.command}: wrote {written} chain(s) to {where} with {job.describe()}; "
           f"{out.resumed if one_pass else done} already done; {skips.total} skipped", file=sys.stderr)
-    summary = job.summary() if hasattr(job, "summary") else None  # label: the LM tokens its searches spent
+    summary = job.summary()
     if summary:
         print(summary, file=sys.stderr)
     return 0
