@@ -134,16 +134,44 @@ ACCEPTED_FORMATS = ("this tool reads JSON Lines, one JSON object per line (a cha
                     "\"reasoning\": ..., \"answer\": ...}); predict and prune also read one JSON array of records")
 
 
-def not_json_lines(path: str | Path, lineno: int, line: str) -> ChainFormatError | None:
+_HEADER_NAME = re.compile(r"[A-Za-z_][\w \-/()]{0,39}")  # a column name: a word, no sentence punctuation
+
+
+def looks_like_table(first: str, second: str | None, sep: str) -> bool:
+    """Whether two lines look like the header and first row of a `sep`-separated table (CSV, TSV): the
+    first holds two or more short column names (`_HEADER_NAME`, quotes allowed), the second as many
+    fields. Prose with a comma fails it (one line, or words that are no column names)."""
+    import csv
+
+    if second is None:
+        return False
+    head = next(csv.reader([first.strip("\r\n")], delimiter=sep), [])
+    if len(head) < 2 or not all(_HEADER_NAME.fullmatch(name.strip()) for name in head):
+        return False
+    return len(next(csv.reader([second.strip("\r\n")], delimiter=sep), [])) == len(head)
+
+
+def _next_text_line(rest: Iterable[bytes | str]) -> str | None:
+    """The first non-blank line of `rest` (bytes decoded as UTF-8, bad bytes replaced), or None."""
+    for raw in rest:
+        line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if line.strip():
+            return line
+    return None
+
+
+def not_json_lines(path: str | Path, lineno: int, line: str,
+                   rest: Iterable[bytes | str] = ()) -> ChainFormatError | None:
     """The file-level error of a file whose first non-blank line `line` (not valid JSON) is no JSON
-    record at all (it starts with neither "{" nor "["): CSV or plain text, said once instead of one
+    record at all (it starts with neither "{" nor "["): CSV or TSV (`looks_like_table` with the next
+    non-blank line, read from `rest`: the lines after it) or plain text, said once instead of one
     invalid-JSON error per line. None for a line that starts like JSON (a malformed record)."""
     text = line.strip()
     if text.startswith(("{", "[")):
         return None
     shown = text if len(text) <= 60 else text[:57] + "..."
     tabs = text.count("\t") > text.count(",")
-    if "," in text or tabs:
+    if looks_like_table(line, _next_text_line(rest), "\t" if tabs else ","):
         header = " with a header line" if re.search(r"\b(id|question|reasoning|answer)\b", text, re.I) else ""
         looks = f"{'TSV (tab' if tabs else 'CSV (comma'}-separated values{header})"
         convert = ("; convert it, e.g. python -c \"import csv, json, sys; [print(json.dumps(r)) for r in "
@@ -192,7 +220,7 @@ def iter_jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as e:
-                if first and (err := not_json_lines(path, lineno, line)) is not None:
+                if first and (err := not_json_lines(path, lineno, line, f)) is not None:
                     raise err from None
                 value = ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
             first = False

@@ -5,13 +5,26 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .chains import json_error_text
 
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+class SettingWords(NamedTuple):
+    """A differing setting in a command's options: what the file was written with ("--keep 0.5"), what
+    this run asks ("--keep 0.3"), and how to resume the file ("pass --keep 0.5"; None when no option can)."""
+
+    have: str
+    want: str
+    resume: str | None
+
+
+# (the differing field as `setting_difference` names it, the record, the run's settings) -> its words, or None
+SettingWordsFn = Callable[[str, Mapping[str, Any], Mapping[str, Any]], SettingWords | None]
 
 
 class ResumableJsonlWriter:
@@ -28,14 +41,16 @@ class ResumableJsonlWriter:
     budget, ...); a record written with other settings raises ValueError instead of being resumed.
     content: record -> the content hash of the chain it was written for (`chains.chain_hash`; None
     when unknown); `check_content` then refuses to resume a record whose input chain changed.
+    words: says a differing setting in the command's options (see `check_settings`).
     """
 
     def __init__(self, path: str | Path, key: str | tuple[str, ...] = "id", match: dict[str, Any] | None = None,
-                 content: Callable[[dict[str, Any]], str | None] | None = None):
+                 content: Callable[[dict[str, Any]], str | None] | None = None, words: SettingWordsFn | None = None):
         self.path = Path(path)
         self.key = key
         self.match = dict(match or {})
         self.content = content
+        self.words = words
         self.done: set[Any] = set()
         self.hashes: dict[Any, tuple[int, str | None]] = {}  # key -> (line, content hash)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +66,7 @@ class ResumableJsonlWriter:
     def _scan(self) -> None:
         records = OutputRecords(self.path, required=(self.key,) if isinstance(self.key, str) else self.key)
         for lineno, obj in records:
-            check_settings(f"{self.path}:{lineno}", obj, self.match, f"delete {self.path}")
+            check_settings(f"{self.path}:{lineno}", obj, self.match, f"delete {self.path}", self.words)
             self.done.add(self._key_of(obj))
             if self.content is not None:
                 self.hashes[self._key_of(obj)] = (lineno, self.content(obj))
@@ -162,15 +177,25 @@ class OutputRecords:
         return obj, None
 
 
-def check_settings(where: str, record: dict[str, Any], match: dict[str, Any], remedy: str | None = None) -> None:
+def check_settings(where: str, record: dict[str, Any], match: dict[str, Any], remedy: str | None = None,
+                   words: SettingWordsFn | None = None) -> None:
     """Raise ValueError if a finished record (at `where`, "file:line") was written with settings other
-    than `match` (field -> value). remedy: what to delete to start over ("delete OUT"), if anything."""
+    than `match` (field -> value), naming the stored field; with `words` (and words for that field) also
+    the command's option, both values and the option that resumes the file. remedy: what to delete to
+    start over ("delete OUT"), if anything."""
     for field, want in match.items():
         if record.get(field) != want:
             name, have, want = setting_difference(field, record.get(field), want)
-            raise ValueError(f"{where}: field '{name}' is {have} but this run uses {want}; "
-                             "outputs of different settings cannot be mixed: use another output path"
-                             + (f", or {remedy} to start over" if remedy else ""))
+            said = words(name, record, match) if words is not None else None
+            if said is None:
+                raise ValueError(f"{where}: field '{name}' is {have} but this run uses {want}; "
+                                 "outputs of different settings cannot be mixed: use another output path"
+                                 + (f", or {remedy} to start over" if remedy else ""))
+            path = where.rsplit(":", 1)[0]
+            raise ValueError(f"{where}: field '{name}' is {have} but this run uses {want}, i.e. {path} was written "
+                             f"with {said.have} and this run asks {said.want}; outputs of different settings "
+                             "cannot be mixed: " + (f"{said.resume} to resume it, " if said.resume else "")
+                             + "use another --out" + (f", or {remedy} to start over" if remedy else ""))
 
 
 _MISSING = object()

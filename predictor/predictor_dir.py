@@ -207,6 +207,16 @@ def shipped_predictor_for(field: str, value: str) -> Path:
     return pretrained_dir()
 
 
+def lm_name_for(fingerprint: str) -> str | None:
+    """The LM name ("gemma-3-270m.Q4_K_M") that a shipped predictor's predictor.json stores with
+    `fingerprint`, for naming the LM of a file that stores only its fingerprint; None if none does."""
+    for path in shipped_predictors().values():
+        meta = read_metadata(path)
+        if meta.get("lm_fingerprint") == fingerprint and meta.get("lm_name"):
+            return str(meta["lm_name"])
+    return None
+
+
 def default_predictor_dir(lm) -> Path:
     """The shipped predictor trained for `lm` (by fingerprint); the SmolLM2 one when `lm` is None or
     no shipped predictor was trained for it (loading it for another LM then raises

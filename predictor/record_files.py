@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,10 @@ def _array_items(path: Path, raw: bytes | None = None) -> Iterator[Located]:
 STDIN = Path("<stdin>")  # how records read from standard input ("-") are named: "<stdin>:3", ids "stdin-3"
 
 
-def _line_value(raw: bytes, lineno: int, path: Path, first: bool = False) -> Any:
+def _line_value(raw: bytes, lineno: int, path: Path, first: bool = False, rest: Iterable[bytes] = ()) -> Any:
     """One JSON Lines line as `chains.iter_jsonl_lines` reads it: the parsed value or its ChainFormatError;
-    first (the first non-blank line): raises the file-level ChainFormatError of CSV or plain text."""
+    first (the first non-blank line): raises the file-level ChainFormatError of CSV or plain text (rest:
+    the lines after it, read only then, to tell a table's second line)."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -113,7 +114,7 @@ def _line_value(raw: bytes, lineno: int, path: Path, first: bool = False) -> Any
     except json.JSONDecodeError as e:
         from .chains import json_error_text, not_json_lines
 
-        if first and (err := not_json_lines(path, lineno, line)) is not None:
+        if first and (err := not_json_lines(path, lineno, line, rest)) is not None:
             raise err from None
         return ChainFormatError(f"{path}:{lineno}: invalid JSON: {json_error_text(e)}")
 
@@ -131,7 +132,7 @@ def _stdin_records(stream=None) -> Iterator[Located]:
         if raw.lstrip().startswith(b"["):  # the first non-blank line opens a JSON array
             yield from _array_items(STDIN, b"\n" * (lineno - 1) + raw + f.read())
             return
-        yield Located(lineno, None, _line_value(raw, lineno, STDIN, first=True), STDIN)
+        yield Located(lineno, None, _line_value(raw, lineno, STDIN, first=True, rest=f), STDIN)
         for lineno2, raw2 in enumerate(f, lineno + 1):
             if raw2.strip():
                 yield Located(lineno2, None, _line_value(raw2, lineno2, STDIN), STDIN)

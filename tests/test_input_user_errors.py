@@ -144,6 +144,27 @@ def test_csv_and_plain_text_are_one_file_level_error(tmp_path, text, looks):
         read_chains(p)
 
 
+@pytest.mark.parametrize("text", [
+    "Tom has 3 apples, and buys 4 more.\n",  # one line of prose with a comma
+    "\nTom has 3 apples, then 4 more.\nSo he has 7, in all.\n",  # prose with a comma on every line
+    "Tom has 3 apples and buys 4 more\n",  # no separator
+    "id,question,reasoning,answer\n",  # a header without a row
+    "id,question,reasoning,answer\n1,q\n",  # a row of other width
+])
+def test_prose_with_a_comma_is_plain_text_not_csv(tmp_path, text):
+    """CSV / TSV needs a header of column names and a next line of as many fields; anything else that is
+    not JSON is said to look like plain text."""
+    from predictor.record_files import _stdin_records
+
+    p = tmp_path / "notes.txt"
+    p.write_text(text)
+    with pytest.raises(ChainFormatError) as e:
+        list(iter_jsonl_lines(p))
+    assert "the file looks like plain text;" in str(e.value) and "CSV" not in str(e.value)
+    with pytest.raises(ChainFormatError, match="the file looks like plain text;"):
+        list(_stdin_records(io.BytesIO(text.encode())))
+
+
 def test_csv_on_stdin_is_a_file_level_error():
     from predictor.record_files import _stdin_records
 
@@ -179,7 +200,7 @@ def test_skips_report_the_lines_after_the_examples():
     s.report(out)
     text = out.getvalue()
     assert "skipped 7 chain(s): malformed JSONL line" in text and text.count("  e.g. ") == 4
-    assert "  ... and 4 more: lines 11, 13, 14, 16\n" in text
+    assert "  ... and 4 more: lines 11, 13, 14, 16: invalid JSON: Expecting value at column N\n" in text
 
 
 def test_skips_report_caps_the_lines():
@@ -190,8 +211,38 @@ def test_skips_report_caps_the_lines():
     out = io.StringIO()
     s.report(out)
     more = out.getvalue().splitlines()[-1]
-    assert more.startswith("  ... and 27 more: lines 4, 5 (item 5), 6, ") and more.endswith(", 23 (item 23), ...")
-    assert more.count(",") == 20
+    assert more.startswith("  ... and 27 more: lines 4, 5 (item 5), 6, ")
+    assert more.endswith(", 13 (item 13), ... (27 in all): too long") and more.count(",") == 10
+
+
+def test_skips_report_groups_the_lines_after_the_examples_by_reason():
+    """Beyond the examples, each reason once with its lines ("lines 7, 9, 12: missing field 'answer'"),
+    not bare line numbers; chain names and numbers do not split a reason; the lines of a reason and the
+    reasons of a kind are capped."""
+    s = Skips()
+    for line in (2, 3, 4, 7, 9, 12):
+        s.add("malformed JSONL line", f"in.jsonl:{line}: missing field 'answer'")
+    for line in (8, 10):
+        s.add("malformed JSONL line", f"in.jsonl:{line}: invalid JSON: Expecting value at column {line}")
+    for line in range(20, 45):
+        s.add_chain_error(ValueError(f"chain 'c{line}': {line * 10} tokens exceed the LM's context of 64"),
+                          f"in.jsonl:{line}")
+    for line in range(50, 58):
+        s.add("duplicate id", f"in.jsonl:{line}: duplicate id 'c{line}'")
+    for k, line in enumerate(range(60, 70)):
+        s.add("odd", f"in.jsonl:{line}: reason {'abcdefghij'[k]}")
+    out = io.StringIO()
+    s.report(out)
+    text = out.getvalue()
+    assert ("skipped 8 chain(s): malformed JSONL line\n" + "".join(f"  e.g. in.jsonl:{n}: missing field 'answer'\n"
+                                                                  for n in (2, 3, 4))
+            + "  ... and 5 more:\n    lines 7, 9, 12: missing field 'answer'\n"
+            "    lines 8, 10: invalid JSON: Expecting value at column N\n") in text
+    assert ("  ... and 22 more: lines 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, ... (22 in all): N tokens exceed "
+            "the LM's context of N\n") in text
+    assert "  ... and 5 more: lines 53, 54, 55, 56, 57: duplicate id\n" in text
+    assert ("  ... and 7 more:\n    line 63: reason d\n    line 64: reason e\n    line 65: reason f\n"
+            "    line 66: reason g\n    line 67: reason h\n    lines 68, 69: other reasons\n") in text
 
 
 # 7. label's hint for JSON arrays and messages records ----------------------------------------------------
@@ -308,3 +359,48 @@ def test_a_gzip_file_is_one_file_level_error(tmp_path):
     p.write_bytes(gzip.compress(b'{"id": "a", "question": "q", "reasoning": "r", "answer": "1"}\n' * 50))
     with pytest.raises(ChainFormatError, match=rf"^{p}: gzip-compressed \(magic bytes 1F 8B\).*gunzip -k {p}"):
         list(iter_jsonl_lines(p))
+
+
+# 11. a refused resume, in the options' words --------------------------------------------------------------
+
+def test_resume_refusals_name_the_option_both_values_and_the_remedy(tmp_path, model_dir, capsys):
+    """predict / prune --out F written with other settings: the stored field, then what F was written with
+    and what this run asks in options ("--keep 0.5" / "--keep 0.3"), the option that resumes F, another
+    --out, or deleting F."""
+    inp = chains_file(tmp_path / "in.jsonl", 2)
+    pruned, ranks = tmp_path / "p.jsonl", tmp_path / "r.jsonl"
+    prune = ["prune", "--in", inp, "--out", str(pruned), "--scorer", "position", "--model", model_dir, "--threads", "1"]
+    predict = ["predict", "--in", inp, "--out", str(ranks), "--scorer", "position", "--model", model_dir,
+               "--threads", "1"]
+    assert main([*prune, "--keep", "0.5"]) == 0 and main(predict) == 0
+    before = {p: p.read_bytes() for p in (pruned, ranks)}
+    capsys.readouterr()
+    cases = [
+        ([*prune, "--keep", "0.3"], f"{pruned}:1: field 'settings.keep' is 0.5 but this run uses 0.3, i.e. {pruned} "
+         "was written with --keep 0.5 and this run asks --keep 0.3; outputs of different settings cannot be mixed: "
+         f"pass --keep 0.5 to resume it, use another --out, or delete {pruned} (and p.jsonl.partial) to start over"),
+        ([*prune, "--keep-tokens", "3"], "was written with --keep 0.5 and this run asks --keep-tokens 3; outputs of "
+         "different settings cannot be mixed: pass --keep 0.5 to resume it"),
+        ([*prune, "--keep", "0.5", "--step-aware"], "was written with no --step-aware and this run asks "
+         "--step-aware; outputs of different settings cannot be mixed: drop --step-aware to resume it"),
+        ([*prune, "--keep", "0.5", "--protect", "numbers"], "was written with no --protect and this run asks "
+         "--protect numbers;"),
+        ([*predict, "--refresh", "2"], f"i.e. {ranks} was written with --refresh 1 and this run asks --refresh 2; "
+         "outputs of different settings cannot be mixed: pass --refresh 1 to resume it"),
+        ([*predict[:5], "--scorer", "surprisal", *predict[7:]], "was written with --scorer position and this run "
+         "asks --scorer surprisal; outputs of different settings cannot be mixed: pass --scorer position"),
+    ]
+    for argv, said in cases:
+        assert main(argv) == 2, argv
+        assert said in capsys.readouterr().err, argv
+    # another LM (checked after the load): both LMs named, a shipped LM by name, and its --model
+    rec = json.loads(ranks.read_text().splitlines()[0])
+    this_lm, rec["lm"] = rec["lm"], "cc48c957381e"  # the fingerprint of the shipped Gemma 3 270M
+    other = tmp_path / "gemma.jsonl"
+    other.write_text(json.dumps(rec) + "\n")
+    assert main([*predict[:3], "--out", str(other), *predict[5:]]) == 2
+    assert (f"{other}:1: field 'lm' is 'cc48c957381e' but this run uses '{this_lm}', i.e. {other} was written with "
+            f"LM 'gemma-3-270m.Q4_K_M' (fingerprint cc48c957381e) and this run asks LM 'tiny-llama' (fingerprint "
+            f"{this_lm}); outputs of different settings cannot be mixed: pass --model gemma3-270m to resume it, use "
+            "another --out") in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before

@@ -183,6 +183,27 @@ def test_resume_refusals_name_the_search_in_label_options(tmp_path, model_dir, c
     assert {p: p.read_bytes() for p in before} == before
 
 
+def test_label_refuses_an_out_labeled_by_another_lm_before_its_layout(tmp_path, model_dir, capsys):
+    """A ranked --out of another LM (here a hand-written record of the shipped Gemma's fingerprint, with
+    Gemma token ids) is refused for its LM, both LMs named, not for the token layout that differs with it."""
+    inp = _write(tmp_path / "c.jsonl", SHORT[:2])
+    ids = [818, 3890, 563]
+    gemma = {**SHORT[0], "lm": "cc48c957381e", "objective": "joint", "stride": 1, "prompt_ids": [2, 145765],
+             "reasoning_ids": ids, "answer_ids": [107, 1], "tokens": ["So", " 2", " +"], "order": [0, 1, 2],
+             "ranks": [1, 2, 3], "trajectory": [-3.0, -2.0, -1.0], "full_objective": -4.0, "seconds": 1.0}
+    out = tmp_path / "gemma-ranked.jsonl"
+    out.write_text(json.dumps(gemma) + "\n")
+    capsys.readouterr()
+    assert _label(inp, out, model_dir) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"{re.escape(str(out))}:1: field 'lm' is 'cc48c957381e' but this run uses '(\w+)', i\.e\. "
+                     rf"{re.escape(str(out))} was labeled by another LM, LM 'gemma-3-270m\.Q4_K_M' \(fingerprint "
+                     r"cc48c957381e\), and this run's --model is LM 'tiny-llama' \(fingerprint \1\); labels of two "
+                     r"LMs cannot be mixed: pass --model gemma3-270m to resume it, use another --out, or delete ", err)
+    assert "layout" not in err
+    assert out.read_text() == json.dumps(gemma) + "\n"
+
+
 def test_verify_ranked_and_check_data_recognise_approximate_labels(tmp_path, model_dir, capsys, monkeypatch):
     approx, exact = tmp_path / "approx.jsonl", tmp_path / "exact.jsonl"
     assert _label(_write(tmp_path / "ab.jsonl", SHORT[:2]), approx, model_dir, "--shortlist", "2",

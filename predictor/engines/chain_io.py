@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chains import Chain, ChainFormatError, iter_jsonl_lines, read_chains_with_lines
-from ..jsonl_io import ResumableJsonlWriter, check_paths, partial_path  # noqa: F401 (re-exported)
+from ..jsonl_io import ResumableJsonlWriter, SettingWordsFn, check_paths, partial_path  # noqa: F401 (re-exported)
 
 
 def chain_error_kind(err: Exception) -> str:
@@ -36,15 +36,19 @@ _PLACE = re.compile(r"^.*?:(\d+(?: \(item \d+\))?): ")
 
 class Skips:
     """Counted skipped input chains with their reasons: the first `EXAMPLES` messages of each kind kept
-    for the report, the places (lines) of the rest, up to `PLACES` of them."""
+    for the report; the rest grouped by reason (`skip_reason`), up to `REASONS` reasons a kind (the
+    others in one group), each with the places (lines) of its first `PLACES` skips."""
 
     EXAMPLES = 3
-    PLACES = 20
+    REASONS = 5
+    PLACES = 10
+    OTHER = "other reasons"
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
-        self.places: dict[str, list[str]] = {}  # kind -> lines of the skips after the examples
+        # kind -> reason -> (skips, their first places) of the skips after the examples
+        self.rest: dict[str, dict[str, tuple[int, list[str]]]] = {}
 
     def add(self, kind: str, message: str, where: str | None = None) -> None:
         """Count one skip; where: its "file:line" (default: read from the start of `message`)."""
@@ -53,10 +57,18 @@ class Skips:
         if len(self.examples[kind]) < self.EXAMPLES:
             self.examples[kind].append(message)
             return
-        place = where.rsplit(":", 1)[-1] if where else (m.group(1) if (m := _PLACE.match(message)) else None)
-        rest = self.places.setdefault(kind, [])
-        if place is not None and len(rest) < self.PLACES:
-            rest.append(place)
+        m = _PLACE.match(message) if not where else None
+        place = where.rsplit(":", 1)[-1] if where else (m.group(1) if m else None)
+        text = message[len(where) + 2:] if where and message.startswith(f"{where}: ") else \
+            message[m.end():] if m else message
+        groups = self.rest.setdefault(kind, {})
+        reason = skip_reason(text)
+        if reason not in groups and len(groups) >= self.REASONS:
+            reason = self.OTHER
+        n, places = groups.get(reason, (0, []))
+        if place is not None and len(places) < self.PLACES:
+            places.append(place)
+        groups[reason] = (n + 1, places)
 
     def add_chain_error(self, err: Exception, where: str | None = None) -> None:
         """Count a chain that could not be processed; where: its "file:line", put before the message."""
@@ -67,16 +79,42 @@ class Skips:
         return sum(self.counts.values())
 
     def report(self, file=None) -> None:
+        """Per kind: its count, the examples, then the rest by reason: "lines 7, 9, 12: missing field
+        'answer'" (on the "... and N more" line when there is one reason, else one line each)."""
         file = file or sys.stderr
         for kind, k in self.counts.most_common():
             print(f"skipped {k} chain(s): {kind}", file=file)
             for ex in self.examples[kind]:
                 print(f"  e.g. {ex}", file=file)
             more = k - len(self.examples[kind])
-            if more > 0:
-                places = self.places.get(kind, [])
-                shown = f": lines {', '.join(places)}{', ...' if more > len(places) else ''}" if places else ""
-                print(f"  ... and {more} more{shown}", file=file)
+            if more <= 0:
+                continue
+            groups = sorted(self.rest.get(kind, {}).items(), key=lambda g: (g[0] == self.OTHER, -g[1][0]))
+            lines = [_group_text(reason, n, places) for reason, (n, places) in groups]
+            if len(lines) == 1:
+                print(f"  ... and {more} more: {lines[0]}", file=file)
+            else:
+                print(f"  ... and {more} more:", file=file)
+                for line in lines:
+                    print(f"    {line}", file=file)
+
+
+def skip_reason(text: str) -> str:
+    """What a skip message (its place cut off) says, for grouping skips: without the chain's name and with
+    every number as N ("chain 'c7': 900 tokens exceed ..." -> "N tokens exceed ..."); duplicate ids group as
+    "duplicate id"."""
+    text = re.sub(r"^chain (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\(no id\)): ", "", text)
+    if text.startswith("duplicate id "):
+        return "duplicate id"
+    return re.sub(r"\d+", "N", text)
+
+
+def _group_text(reason: str, n: int, places: list[str]) -> str:
+    """ "lines 7, 9, 12: <reason>", "lines 4, 5, ..., 13, ... (27 in all): <reason>", "2 chain(s): <reason>"."""
+    if not places:
+        return f"{n} chain(s): {reason}"
+    shown = ", ".join(places) + (f", ... ({n} in all)" if n > len(places) else "")
+    return f"{'line' if n == 1 else 'lines'} {shown}: {reason}"
 
 
 def no_chain_read(inp: str | Path, skips: Skips) -> ValueError:
@@ -187,15 +225,16 @@ class AtomicResumableOutput:
     A previous complete OUT seeds the partial file, so its ids are skipped too; OUT itself is only
     ever replaced whole. `match`: the run's settings, stored in every record; resuming output written
     with other settings (another scorer, budget, refresh) is refused rather than silently reused.
-    `content`: record -> the content hash of its chain (`ChainJob.record_hash`), for `check_content`."""
+    `content`: record -> the content hash of its chain (`ChainJob.record_hash`), for `check_content`.
+    `words`: says a differing setting in the command's options (`jsonl_io.check_settings`)."""
 
     def __init__(self, out: str | Path, match: dict[str, Any] | None = None,
-                 content: Callable[[dict[str, Any]], str | None] | None = None):
+                 content: Callable[[dict[str, Any]], str | None] | None = None, words: SettingWordsFn | None = None):
         self.out, self.partial = Path(out), partial_path(out)
         if not self.partial.exists() and self.out.exists():
             shutil.copyfile(self.out, self.partial)
         try:
-            self.writer = ResumableJsonlWriter(self.partial, match=match, content=content)
+            self.writer = ResumableJsonlWriter(self.partial, match=match, content=content, words=words)
         except ValueError as e:  # written with other settings: name OUT, not the scratch file
             raise ValueError(self._name_out(e)) from None
         self.done = self.writer.done

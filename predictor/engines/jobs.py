@@ -13,10 +13,11 @@ each chain's cost (`cost`), which the local loop (`engines.local`) and `ray_data
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from ..chains import Chain
-from ..jsonl_io import check_settings
+from ..jsonl_io import SettingWords, check_settings
 from ..layout import ChainError, encode_chain
 from .chain_io import AtomicResumableOutput, ChainList, InPlaceOutput, Skips, StreamedChains, check_paths
 from .cli_args import BATCH
@@ -51,7 +52,8 @@ class ChainJob:
 
     def open_output(self) -> AtomicResumableOutput | InPlaceOutput:
         """The resumable output (`--out`; after `load`): OUT.partial, renamed over OUT when done."""
-        return AtomicResumableOutput(self.args.out, match=self.settings(), content=self.record_hash)
+        return AtomicResumableOutput(self.args.out, match=self.settings(), content=self.record_hash,
+                                     words=self.setting_words)
 
     def cost(self, chain: Chain) -> float:
         """The work of one chain for the progress bar (raises ChainError for a chain to skip)."""
@@ -117,9 +119,14 @@ class ChainJob:
         """The key the record of `chain` will have."""
         return (chain.id,)
 
+    def setting_words(self, field: str, record: Mapping[str, Any], run: Mapping[str, Any]) -> SettingWords | None:
+        """The differing setting `field` in this command's options, for resume refusals
+        (`jsonl_io.check_settings`); None: the message names the stored field alone."""
+        return None
+
     def check_existing(self, record: dict[str, Any], where: str) -> None:
         """Refuse to resume output whose record `record` was written with other settings (ValueError)."""
-        check_settings(where, record, self.settings())
+        check_settings(where, record, self.settings(), words=self.setting_words)
 
 
 class _PredictorJob(ChainJob):
@@ -191,6 +198,13 @@ class _PredictorJob(ChainJob):
 
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rp.name, "lm": self.rp.lm.fingerprint, **self.static_settings()}
+
+    def setting_words(self, field: str, record: Mapping[str, Any], run: Mapping[str, Any]) -> SettingWords | None:
+        """In predict / prune options (`setting_words.predictor_words`): "--keep 0.5", "--scorer surprisal"."""
+        from .setting_words import predictor_words
+
+        lm = getattr(getattr(self, "rp", None), "lm", None)  # loaded: this run's LM is named
+        return predictor_words(field, record, run, lm.name if lm is not None else None)
 
     def _full_record(self, chain: Chain, fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
         # extra input fields pass through (or the whole input record, `base`); the fields this tool writes take

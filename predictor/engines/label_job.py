@@ -181,18 +181,34 @@ class LabelJob(ChainJob):
         return _LabelOutput(self.args.out, self.key, self.chain_key, match=self.settings(), content=self.record_hash)
 
     def _check_out_after_loading(self) -> None:
-        """Refuse to append to a file whose records were written with another proposer (`settings`), or
-        whose first record was encoded differently (e.g. another eos token)."""
+        """Refuse to append to a file whose records were labeled by another LM (`_check_lm`, said before a
+        layout that differs because of it), written with another proposer (`settings`), or whose first
+        record was encoded differently (e.g. another eos token)."""
         from ..ranked import layout_mismatch
 
         match = self.settings()
         for k, (where, rec) in enumerate(self._out_records()):
+            self._check_lm(where, rec)
             if k == 0:
                 diff = layout_mismatch(rec, self.lm.tokenizer, self.lm.max_length)
                 if diff:
                     raise ValueError(f"{where}: field {diff} differs from this tokenizer's encoding of the chain; "
                                      "new labels would mix two layouts: write to another file")
             self._check_search(where, rec, match)
+
+    def _check_lm(self, where: str, rec: Mapping[str, Any]) -> None:
+        """Refuse (ValueError naming both LMs) a finished record labeled by another LM than the loaded one
+        (its field "lm", the LM's fingerprint)."""
+        from .setting_words import lm_words, model_option
+
+        have, want = rec.get("lm"), self.lm.fingerprint
+        if have == want:
+            return
+        out = self.args.out
+        raise ValueError(f"{where}: field 'lm' is {have!r} but this run uses {want!r}, i.e. {out} was labeled by "
+                         f"another LM, {lm_words(have)}, and this run's --model is {lm_words(want, self.lm.name)}; "
+                         f"labels of two LMs cannot be mixed: {model_option(have)} to resume it, use another --out, "
+                         f"or delete {out} to start over")
 
     def static_settings(self) -> dict[str, Any]:
         # every approximation's field, None when off: resuming an approximate file with the exact search
@@ -313,6 +329,7 @@ class LabelJob(ChainJob):
     def check_existing(self, record: dict[str, Any], where: str) -> None:
         from ..ranked import layout_mismatch
 
+        self._check_lm(where, record)
         super().check_existing(record, where)
         diff = layout_mismatch(record, self.lm.tokenizer, self.lm.max_length)
         if diff:

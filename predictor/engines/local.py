@@ -57,7 +57,7 @@ def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
     from .resume_check import done_ids_matching, expected_scorer_name
 
     match = {"scorer": expected_scorer_name(args), **job.static_settings()}
-    done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match)
+    done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match, job.setting_words)
     if not done or not clean:
         return False
     # a chain not done yet, or whose content changed since (the full path refuses that with its message);

@@ -219,7 +219,7 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     if foreign:  # found now, not after the work: the merge orders records by the input
         raise ValueError(f"{foreign}: id is not in {args.inp}; write the output of another input elsewhere")
     if first is not None:
-        check_settings(first[1], first[0], job.static_settings())
+        check_settings(first[1], first[0], job.static_settings(), words=job.setting_words)
     check_resumed_content(job, chains, existing,
                           f"delete {out}" + (f" and {parts_dir}" if part_files(parts_dir) else ""))
     done = {job.key_of(r) for r, _ in existing}
