@@ -5,7 +5,8 @@ Layout: <root>/<lm fingerprint>/<spec fingerprint>/names.json   (column names + 
 key = hash of the chain's id and text and the kept-state. A different LM or FeatureSpec (including
 FEATURE_VERSION) lands in another directory, which is what invalidates old entries. Files are
 written atomically (temp file + os.replace) and loaded with allow_pickle=False; an unreadable or
-inconsistent entry counts as a miss and is recomputed.
+inconsistent entry counts as a miss and is recomputed. Groups that run their own LM passes
+(`features.SEARCH_GROUPS`, e.g. loo) are stored under a spec of their own, apart from the other groups.
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import hashlib
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from .chains import ChainLike, as_chain, as_chain_list
-from .features import FeatureSpec, FeatureTable, extract_features_many
+from .features import SEARCH_GROUPS, FeatureSpec, FeatureTable, extract_features_many
 from .jsonl_io import atomic_write_bytes, atomic_write_text
 
 
@@ -109,6 +111,13 @@ class FeatureCache:
         spec = spec or FeatureSpec()
         chains = as_chain_list(chains)[0]
         kept = list(kept) if kept is not None else [None] * len(chains)
+        search = tuple(g for g in spec.groups if g in SEARCH_GROUPS)
+        if search and len(search) < len(spec.groups):
+            # groups that run their own LM passes are stored apart, so adding one to a spec reuses the
+            # other groups' tables (features_from_observation puts them last: the join is the same table)
+            rest = replace(spec, groups=tuple(g for g in spec.groups if g not in SEARCH_GROUPS))
+            return [a.hstack(b) for a, b in zip(self.features_for_many(lm, chains, rest, kept),
+                                                self.features_for_many(lm, chains, replace(spec, groups=search), kept))]
         out: list[FeatureTable | None] = [self.get(lm.fingerprint, spec, c, k) for c, k in zip(chains, kept)]
         todo = [i for i, t in enumerate(out) if t is None]
         self.hits += len(chains) - len(todo)

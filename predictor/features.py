@@ -25,6 +25,10 @@ attention features with non-attention signals (logits, position, lexical functio
                       next token's log-prob change, `greedy.candidates.local_gains`) from the same forward:
                       local.skip_lp (log p(next | prefix without the token)), local.next_change, local.gain,
                       local.gain_z, local.gain_rank (within the chain, (rank + 0.5) / n: lowest = highest gain)
+    loo               greedy's exact first step, n candidate scorings beyond the shared forward (JOINT;
+                      `greedy.leave_one_out`): loo.gain (objective without the token minus the full one,
+                      nats), loo.rest (loo.gain minus the local gain: the later tokens' change), loo.gain_z,
+                      loo.gain_rank; about n^2/2 + n a LM tokens, cached apart from the other groups
 
 The probe is appended after the answer, so causality keeps it out of every other column; rows are
 only ever the chain's reasoning tokens. All values are finite float32.
@@ -47,13 +51,15 @@ from .observe import DEFAULT_PROBE, WINDOW, Observation, layers_at_depths, obser
 
 FEATURE_VERSION = 1  # bump whenever a column's definition changes: it invalidates feature caches
 FEATURE_GROUPS = ("attention", "probe", "logits", "position", "lexical", "pooled_attention", "hidden", "value_norm",
-                  "multihop", "local")
+                  "multihop", "local", "loo")
 DEFAULT_GROUPS = ("attention", "probe", "logits", "position", "lexical")
 ATTENTION_GROUPS = frozenset({"attention", "probe", "pooled_attention"})
 FLOW_GROUPS = frozenset({"value_norm", "multihop"})  # need observe(..., flow=True) (predictor.attention_flow)
 # groups whose columns mean the same for every LM (no per-layer, per-head or hidden-size columns):
 # a predictor trained on only these can score with another LM (`RankPredictor.load("universal", lm=...)`)
-LM_AGNOSTIC_GROUPS = frozenset({"pooled_attention", "logits", "position", "lexical", "local"})
+LM_AGNOSTIC_GROUPS = frozenset({"pooled_attention", "logits", "position", "lexical", "local", "loo"})
+# groups that run LM passes beyond the shared forward: `FeatureCache` stores them apart from the rest
+SEARCH_GROUPS = frozenset({"loo"})
 ATTN_HEAD_STATS = ("answer_mean", "later_mean", "later_max", "last")
 POOLED_STATS = ("answer_mean", "later_mean", "later_max", "last", "probe_mean")
 _CLIP = 1e6
@@ -165,6 +171,13 @@ class FeatureTable:
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.names.index(name)]
+
+    def hstack(self, other: "FeatureTable") -> "FeatureTable":
+        """This table's columns followed by `other`'s (same rows; ValueError otherwise)."""
+        if other.n != self.n:
+            raise ValueError(f"tables of {self.n} and {other.n} rows cannot be joined")
+        return FeatureTable(self.names + other.names, self.groups + other.groups,
+                            np.hstack([self.values, other.values]), self.chain_id)
 
 
 class _Builder:
@@ -333,7 +346,27 @@ def features_from_observation(obs: Observation, spec: FeatureSpec | None = None)
                              "(observe(..., hidden_layers=spec.hidden_layers(num_layers)))")
         for l, hs in sorted(obs.hidden.items()):
             b.add("hidden", [f"hid.L{l:02d}.d{j:03d}" for j in range(hs.shape[1])], hs)
+    # last, so that a table of the other groups followed by a loo-only table is this table (FeatureCache)
+    if "loo" in spec.groups:
+        lp, skip, nxt = obs.local_terms()
+        gain = _loo_gains(obs)
+        b.add1("loo", "loo.gain", gain)
+        b.add1("loo", "loo.rest", gain - (skip - nxt - lp))
+        b.add1("loo", "loo.gain_z", (gain - gain.mean()) / (gain.std() + 1e-6))
+        b.add1("loo", "loo.gain_rank", (np.argsort(np.argsort(-gain, kind="stable")) + 0.5) / n)
     return b.table(obs.chain.id)
+
+
+def _loo_gains(obs: Observation) -> np.ndarray:
+    """float64 [n]: the exact leave-one-out gains of the observed state (JOINT): `obs.loo_gain` when
+    given, else computed with the observation's LM (ValueError without one)."""
+    from .greedy.leave_one_out import leave_one_out_gains
+
+    if len(obs.loo_gain) == obs.n:
+        return obs.loo_gain.astype(np.float64)
+    if obs.lm is None:
+        raise ValueError("the loo feature group needs the LM: observe the chain with predictor.observe.observe(lm, ...)")
+    return leave_one_out_gains(obs.lm, obs.layout, "joint")[0]
 
 
 def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int,
@@ -344,7 +377,7 @@ def feature_names(spec: FeatureSpec | None, num_layers: int, num_heads: int,
     obs = Observation(
         chain=Chain("q", "a b", "x", "names"), layout=Layout([0], [0, 0], [0]),
         logprob=np.zeros(n, np.float32), entropy=np.zeros(n, np.float32), token_rank=np.ones(n, np.float32),
-        skip_logprob=np.zeros(n, np.float32), next_logprob=np.zeros(n, np.float32),
+        skip_logprob=np.zeros(n, np.float32), next_logprob=np.zeros(n, np.float32), loo_gain=np.zeros(n),
         attn={k: np.zeros((num_layers, num_heads, n), np.float32)
               for k in set(ATTN_HEAD_STATS) | set(POOLED_STATS) | set(spec.extra_stats)},
         tokens=["a", " b"],

@@ -50,6 +50,8 @@ class Observation:
     prefix: log p(x_{j+1} | x_{<j}) and log p(x_{j+1} | x_{<=j}), x_{j+1} the next reasoning token or,
     for the last one, the first answer token (NaN without an answer); with logprob they give the exact
     local part of greedy's deletion gain (`greedy.candidates.local_gains`). Empty when not computed.
+    loo_gain: float64 [n], greedy's exact leave-one-out gains when a caller supplies them (the `loo`
+    feature group computes them from `lm` otherwise); empty by default.
     """
 
     chain: Chain
@@ -63,6 +65,7 @@ class Observation:
     flow: dict[str, np.ndarray] = field(default_factory=dict)
     skip_logprob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     next_logprob: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    loo_gain: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seconds: float = 0.0
     lm: LM | None = field(default=None, repr=False, compare=False)
 

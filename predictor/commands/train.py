@@ -109,9 +109,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pruned-state fractions used as extra training examples (one forward pass each; "
                         "default: %(default)s; '0' = full chains only)")
     p.add_argument("--groups", type=_names, default=None,
-                   help="feature groups among attention, probe, logits, position, lexical, pooled_attention, hidden "
-                        "(default: attention,probe,logits,position,lexical; pooled_attention, logits, position and "
-                        "lexical only make an LM-agnostic predictor)")
+                   help="feature groups among attention, probe, logits, position, lexical, pooled_attention, hidden, "
+                        "local, loo (default: attention,probe,logits,position,lexical; pooled_attention, logits, "
+                        "position, lexical, local and loo only make an LM-agnostic predictor; loo, greedy's exact "
+                        "leave-one-out gains, costs n candidate scorings per chain and state, about n^2/2 LM tokens)")
     p.add_argument("--no-per-head", action="store_true", help="only layer/chain aggregates of attention stats")
     p.add_argument("--split", type=_floats, default=d["fractions"], metavar="TR,VA,TE",
                    help="train,val,test fractions of chains (default: %(default)s)")

@@ -56,6 +56,10 @@ class LearnedScorer(Scorer):
     def score(self, obs: Observation) -> np.ndarray:
         return self.score_many([obs])[0]
 
+    def extra_forward_passes(self, n: int) -> int:
+        # the loo group scores every single deletion (n candidates) beyond the shared pass
+        return n if "loo" in self.spec.groups else 0
+
     def score_many(self, observations: list[Observation]) -> list[np.ndarray]:
         """Scores of several observations with one regressor call (a sequence model batches them)."""
         if not observations:

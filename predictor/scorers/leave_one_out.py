@@ -1,16 +1,14 @@
 """Exact one-step importance: the objective after deleting each single token from the observed state.
 
 The first step of the greedy search (Singh & Hakkani-Tur 2026) without the later steps: tokens
-whose deletion leaves the highest objective are pruned first, so score[i] = -objective(without i).
-The n candidates are scored with the greedy labeler's batched prefix-KV-reuse evaluator, which
-equals `predictor.objective.sequence_objective` on each single-deletion sequence up to round-off.
+whose deletion leaves the highest objective are pruned first, so score[i] = -gain[i]
+(`greedy.leave_one_out.leave_one_out_gains`, the labeler's batched prefix-KV-reuse evaluator).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from ..greedy import make_scorer
+from ..greedy.leave_one_out import leave_one_out_gains
 from ..objective import check_objective
 from ..observe import Observation
 from .base import Scorer
@@ -18,7 +16,7 @@ from .greedy_oracle import require_lm
 
 
 class LeaveOneOutScorer(Scorer):
-    """score[i] = -(objective of the sequence with reasoning token i deleted)."""
+    """score[i] = -(objective change of deleting reasoning token i alone)."""
 
     name = "leave-one-out"
 
@@ -26,11 +24,9 @@ class LeaveOneOutScorer(Scorer):
         self.objective = check_objective(objective)
         self.batch_tokens = batch_tokens
 
-    @torch.no_grad()
     def score(self, obs: Observation) -> np.ndarray:
         lm = require_lm(obs, "leave-one-out")
-        sc = make_scorer(lm, obs.layout, self.objective, self.batch_tokens, reuse=False, bound=False)
-        return -sc.candidates(list(range(obs.n)))
+        return -leave_one_out_gains(lm, obs.layout, self.objective, self.batch_tokens)[0]
 
     def extra_forward_passes(self, n: int) -> int:
         return n
