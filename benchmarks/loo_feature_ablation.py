@@ -15,6 +15,8 @@ at n = 100, 14% at n = 50). Three phases, each resumable:
     python benchmarks/loo_feature_ablation.py fit --variant B --gains runs/loo/gains --out reports/loo --threads 1
     # 3. report: per domain, A and B [95% CI] and B minus A, paired
     python benchmarks/loo_feature_ablation.py report --out reports/loo
+    # cost: LM tokens and seconds of the gains against the exact search's records (default: the long file)
+    python benchmarks/loo_feature_ablation.py cost --limit 10 --threads 1
     # before training with the loo group (train.py --config configs/smollm2-joint-loo.json): fill the
     # feature cache's loo tables of the full chains of the config's files, in parallel processes, passing
     # phase 1's gains where they were computed on the same token layout (else computing them)
@@ -63,15 +65,13 @@ def _records() -> list[tuple[str, dict]]:
     return sorted(out, key=lambda pr: ("val", "long", "train").index(pr[0]))
 
 
-def leave_one_out_gains(lm, r: dict) -> np.ndarray:
-    """float [n]: the JOINT objective with reasoning token i deleted minus the full objective (nats)."""
-    from predictor.greedy import make_scorer
+def record_gains(lm, r: dict) -> np.ndarray:
+    """float [n]: the JOINT objective with reasoning token i deleted minus the full objective (nats), on the
+    record's own token layout (`greedy.leave_one_out.leave_one_out_gains`)."""
+    from predictor.greedy.leave_one_out import leave_one_out_gains
     from predictor.layout import Layout
 
-    lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
-    sc = make_scorer(lm, lay, "joint", reuse=False, bound=False)
-    full = sc.step(list(range(lay.n)))[0]
-    return sc.candidates(list(range(lay.n))) - full
+    return leave_one_out_gains(lm, Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"]), "joint")[0]
 
 
 def gains(args) -> None:
@@ -87,7 +87,7 @@ def gains(args) -> None:
         if path.exists():
             continue
         tmp = out / f".{r['id']}.tmp.npy"
-        np.save(tmp, leave_one_out_gains(lm, r))
+        np.save(tmp, record_gains(lm, r))
         os.replace(tmp, path)
         print(f"{k + 1}/{len(todo)} {r['id']} n={len(r['ranks'])} {time.time() - t0:.0f} s", flush=True)
 
@@ -185,6 +185,32 @@ def fill_cache(args) -> None:
               flush=True)
 
 
+def cost(args) -> None:
+    """LM tokens and seconds of the leave-one-out gains against the exact search's recorded lm_tokens."""
+    from predictor import load_lm
+    from predictor.greedy.leave_one_out import leave_one_out_gains
+    from predictor.layout import Layout
+
+    lm = load_lm()
+    recs = [json.loads(line) for line in open(ROOT / args.ranked) if line.strip()]
+    recs = [r for r in recs if r.get("lm_tokens")][: args.limit]
+    if not recs:
+        raise SystemExit(f"{args.ranked}: no record carries the exact search's lm_tokens")
+    rows = []
+    for r in recs:
+        lay = Layout(r["prompt_ids"], r["reasoning_ids"], r["answer_ids"])
+        t = time.perf_counter()
+        _, tokens = leave_one_out_gains(lm, lay, "joint")
+        secs = time.perf_counter() - t
+        rows.append((lay.n, tokens, tokens / r["lm_tokens"], secs, float(r.get("seconds") or 0)))
+        print(f"{r['id']} n={lay.n}: {tokens} LM tokens = {tokens / r['lm_tokens']:.3f} of the exact search's "
+              f"{r['lm_tokens']}; {secs:.1f} s (the labeler's record: {rows[-1][4]:.0f} s)", flush=True)
+    share = np.array([x[2] for x in rows])
+    print(f"{len(rows)} chains, n {min(x[0] for x in rows)}-{max(x[0] for x in rows)}: share of the exact search's "
+          f"LM tokens median {np.median(share):.3f} (range {share.min():.3f}-{share.max():.3f}); seconds median "
+          f"{np.median([x[3] for x in rows]):.1f}")
+
+
 def report(args) -> None:
     from predictor.metrics import bootstrap_ci
 
@@ -211,7 +237,9 @@ def report(args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("phase", choices=("gains", "fit", "report", "cache"))
+    p.add_argument("phase", choices=("gains", "fit", "report", "cache", "cost"))
+    p.add_argument("--ranked", default=LONG, help="cost: exact ranked records carrying lm_tokens")
+    p.add_argument("--limit", type=int, default=10, help="cost: chains to time")
     p.add_argument("--config", help="cache: a train.py config whose groups include loo")
     p.add_argument("--gains", default="runs/loo/gains", help="folder of per-chain leave-one-out gains (.npy)")
     p.add_argument("--out", default="reports/loo", help="folder of the fits' JSON and the report")
@@ -229,7 +257,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    {"gains": gains, "fit": fit, "report": report, "cache": fill_cache}[args.phase](args)
+    {"gains": gains, "fit": fit, "report": report, "cache": fill_cache, "cost": cost}[args.phase](args)
     return 0
 
 

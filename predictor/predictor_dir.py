@@ -198,13 +198,23 @@ def shipped_predictors() -> dict[str, Path]:
 
 
 def shipped_predictor_for(field: str, value: str) -> Path:
-    """The shipped LM-specific predictor whose predictor.json stores `field` == `value` ("lm_fingerprint"
-    or "lm_name"); predictor/pretrained/smollm2-joint when none does."""
+    """The shipped LM-specific one-pass predictor whose predictor.json stores `field` == `value`
+    ("lm_fingerprint" or "lm_name"); predictor/pretrained/smollm2-joint when none does. Predictors whose
+    features run extra LM passes (`features.SEARCH_GROUPS`, e.g. smollm2-joint-loo) are never the default:
+    they are loaded by name."""
     for path in shipped_predictors().values():
         meta = read_metadata(path)
-        if not meta.get("lm_agnostic") and meta.get(field) == value:
+        if not meta.get("lm_agnostic") and meta.get(field) == value and not search_groups(meta):
             return path
     return pretrained_dir()
+
+
+def search_groups(meta: dict[str, Any]) -> list[str]:
+    """The feature groups of a predictor's metadata that run LM passes beyond the shared forward (loo)."""
+    from .features import SEARCH_GROUPS
+
+    spec = meta.get("feature_spec")
+    return [g for g in (spec.get("groups", ()) if isinstance(spec, dict) else ()) if g in SEARCH_GROUPS]
 
 
 def lm_name_for(fingerprint: str) -> str | None:

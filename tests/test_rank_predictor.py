@@ -86,18 +86,33 @@ def test_unknown_name_or_missing_dir(tiny_lm, tmp_path):
 
 def test_default_predictor_follows_the_lm_fingerprint(tiny_lm):
     from predictor.predictor_dir import read_metadata
-    from predictor.predictor_dir import default_predictor_dir, shipped_predictors
+    from predictor.predictor_dir import default_predictor_dir, search_groups, shipped_predictors
 
     shipped = shipped_predictors()
     assert {"smollm2-joint", "universal"} <= set(shipped)
     assert default_predictor_dir(None) == pretrained_dir()
     for path in shipped.values():
         meta = read_metadata(path)
-        if not meta.get("lm_agnostic"):  # each LM-specific predictor is the default for its own LM
+        # each LM-specific one-pass predictor is the default for its own LM
+        if not meta.get("lm_agnostic") and not search_groups(meta):
             assert default_predictor_dir(types.SimpleNamespace(fingerprint=meta["lm_fingerprint"])) == path
     assert default_predictor_dir(tiny_lm) == pretrained_dir()  # nothing shipped for it
     with pytest.raises(PredictorMismatchError, match="universal"):
         RankPredictor.load(lm=tiny_lm)
+
+
+def test_a_predictor_with_extra_lm_passes_is_never_the_default(tmp_path, monkeypatch):
+    import predictor.predictor_dir as pd
+
+    real = pd.shipped_predictors()["smollm2-joint"]
+    meta = pd.read_metadata(real)
+    fake = tmp_path / "a-smollm2-loo"  # sorts before smollm2-joint
+    fake.mkdir()
+    spec = dict(meta["feature_spec"], groups=[*meta["feature_spec"]["groups"], "loo"])
+    (fake / "predictor.json").write_text(json.dumps(dict(meta, feature_spec=spec)))
+    monkeypatch.setattr(pd, "shipped_predictors", lambda: {"a-smollm2-loo": fake, "smollm2-joint": real})
+    assert pd.search_groups(pd.read_metadata(fake)) == ["loo"]
+    assert pd.default_predictor_dir(types.SimpleNamespace(fingerprint=meta["lm_fingerprint"])) == real
 
 
 @pytest.fixture
