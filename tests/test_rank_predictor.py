@@ -89,7 +89,8 @@ def test_default_predictor_follows_the_lm_fingerprint(tiny_lm):
     from predictor.predictor_dir import default_predictor_dir, search_groups, shipped_predictors
 
     shipped = shipped_predictors()
-    assert {"smollm2-joint", "universal"} <= set(shipped)
+    assert {"smollm2-joint", "smollm2-joint-loo", "universal"} <= set(shipped)
+    assert search_groups(read_metadata(shipped["smollm2-joint-loo"])) == ["loo"]  # the costlier tier, opt-in
     assert default_predictor_dir(None) == pretrained_dir()
     for path in shipped.values():
         meta = read_metadata(path)
