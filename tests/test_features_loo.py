@@ -94,3 +94,14 @@ def test_learned_scorer_counts_the_extra_passes():
                                                            "feature_names": names})
     assert scorer(("logits", "loo")).extra_forward_passes(7) == 7
     assert scorer(("logits",)).extra_forward_passes(7) == 0
+
+
+def test_sliding_window_models_past_their_window_use_plain_forwards(tiny_lm, chains, monkeypatch):
+    import predictor.greedy.leave_one_out as loo
+
+    lay = encode_chain(tiny_lm.tokenizer, as_chain(chains[0]))
+    fast, _ = leave_one_out_gains(tiny_lm, lay)
+    monkeypatch.setattr(loo, "needs_reference", lambda lm, lay: True)
+    slow, tokens = leave_one_out_gains(tiny_lm, lay)
+    np.testing.assert_allclose(slow, fast, atol=1e-5)
+    assert tokens == lay.total * (lay.n + 1) - lay.n  # the full sequence and n sequences one token shorter
