@@ -89,6 +89,12 @@ class Observation:
                                                                         self.next_logprob))
         return lp, skip, nxt
 
+    def local_gains(self) -> np.ndarray:
+        """float64 [n]: greedy's exact local deletion gain (JOINT): minus the token's own log-prob term plus
+        the next token's log-prob change, skip - next - logprob (`local_terms`)."""
+        lp, skip, nxt = self.local_terms()
+        return skip - nxt - lp
+
 
 def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The self-attention module of every decoder layer, in depth order."""

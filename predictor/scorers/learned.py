@@ -57,8 +57,10 @@ class LearnedScorer(Scorer):
         return self.score_many([obs])[0]
 
     def extra_forward_passes(self, n: int) -> int:
-        # the loo group scores every single deletion (n candidates) beyond the shared pass
-        return n if "loo" in self.spec.groups else 0
+        # a search group (loo) scores every single deletion (n candidates) beyond the shared pass
+        from ..features import SEARCH_GROUPS
+
+        return n if SEARCH_GROUPS & set(self.spec.groups) else 0
 
     def score_many(self, observations: list[Observation]) -> list[np.ndarray]:
         """Scores of several observations with one regressor call (a sequence model batches them)."""

@@ -23,5 +23,4 @@ class LocalGainScorer(Scorer):
     name = "local-gain"
 
     def score(self, obs: Observation) -> np.ndarray:
-        lp, skip, nxt = obs.local_terms()
-        return -(skip - nxt - lp)
+        return -obs.local_gains()
