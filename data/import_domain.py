@@ -16,9 +16,17 @@ Domains (sources, licences and commands: data/README.md):
 - `strategyqa`: StrategyQA (Geva et al. 2021, github.com/eladsegal/strategyqa, MIT); a JSON list of
   objects with qid, question, answer (bool), facts [str]. Reasoning = the facts joined by single
   spaces (runs of whitespace collapsed, a full stop added to a fact that ends without one); answer = "yes" or "no"; `qid` kept.
+- `math`: MATH (Hendrycks et al. 2021, github.com/hendrycks/math, MIT; the 1,000-problem test subset as
+  JSON lines with problem, level, type, solution); LaTeX-heavy competition mathematics, a math domain
+  unlike GSM8K's word problems. Question = the problem; answer = the content of the solution's single
+  `\boxed{...}`; reasoning = the solution with that `\boxed{X}` (or `\fbox{X}`) written as plain X.
+  Rows without exactly one boxed answer, or with an Asymptote drawing (`[asy]`) in the problem or
+  solution, are skipped; `level` and `type` are kept.
 
     python data/import_domain.py aqua --in data/aqua/dev.json data/aqua/test.json \\
         --out data/chains/aqua-20-64.jsonl --min-tokens 20 --max-tokens 64 --seed 0
+    python data/import_domain.py math --in data/math/test.jsonl \\
+        --out data/chains/math-20-64.jsonl --min-tokens 20 --max-tokens 64 --seed 0
 """
 from __future__ import annotations
 
@@ -97,6 +105,40 @@ def strategyqa_chain(obj: dict[str, Any], cid: str) -> dict[str, Any]:
             "answer": "yes" if obj["answer"] else "no", "qid": obj["qid"]}
 
 
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def unbox(solution: str) -> tuple[str, str] | None:
+    """(solution with its one `\\boxed{X}` replaced by X, X), or None without exactly one boxed answer.
+
+    Braces inside X are matched, so `\\boxed{\\frac{1}{2}}` gives `\\frac{1}{2}`."""
+    hits = list(_BOXED.finditer(solution))
+    if len(hits) != 1:
+        return None
+    start = hits[0].end()
+    depth = 1
+    for k in range(start, len(solution)):
+        depth += {"{": 1, "}": -1}.get(solution[k], 0)
+        if depth == 0:
+            answer = solution[start:k].strip()
+            if not answer:
+                return None
+            return solution[:hits[0].start()] + answer + solution[k + 1:], answer
+    return None
+
+
+def math_chain(obj: dict[str, Any], cid: str) -> dict[str, Any] | None:
+    """One MATH row as a chain dict, or None for a row the module doc says is skipped."""
+    if "[asy]" in obj["problem"] or "[asy]" in obj["solution"]:
+        return None
+    unboxed = unbox(obj["solution"])
+    if unboxed is None:
+        return None
+    reasoning, answer = unboxed
+    return {"id": cid, "question": obj["problem"].strip(), "reasoning": reasoning.strip(), "answer": answer,
+            "level": obj["level"], "type": obj["type"]}
+
+
 def _json_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -104,16 +146,19 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
 DOMAINS = {
     "aqua": (_json_lines, aqua_chain),
     "strategyqa": (lambda p: json.loads(p.read_text(encoding="utf-8")), strategyqa_chain),
+    "math": (_json_lines, math_chain),
 }
 
 
 def convert(domain: str, paths: list[Path]) -> list[dict[str, Any]]:
-    """Chain dicts of every row of every source file, ids `<domain>-<file stem>-<row>`."""
+    """Chain dicts of every usable row of every source file, ids `<domain>-<file stem>-<row>` (a converter
+    returns None for a row its domain skips; rows keep their source numbering)."""
     read, to_chain = DOMAINS[domain]
     out = []
     for path in paths:
         split = path.name.split(".")[0]
-        out += [to_chain(obj, f"{domain}-{split}-{i}") for i, obj in enumerate(read(path))]
+        chains = (to_chain(obj, f"{domain}-{split}-{i}") for i, obj in enumerate(read(path)))
+        out += [c for c in chains if c is not None]
     ids = [c["id"] for c in out]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate ids: two source files share a stem")

@@ -44,8 +44,32 @@ def test_chain_fields(importer):
     assert sqa["reasoning"] == "A fact. Another one." and sqa["answer"] == "no" and sqa["question"] == "Q?"
 
 
+@pytest.mark.parametrize("solution,want", [
+    (r"So $x=\boxed{5}$.", (r"So $x=5$.", "5")),
+    (r"It is $\boxed{\frac{1}{2}}$ in all.", (r"It is $\frac{1}{2}$ in all.", r"\frac{1}{2}")),  # nested braces
+    (r"$\fbox{7}$", ("$7$", "7")),
+    (r"$\boxed{1}$ or $\boxed{2}$", None),  # two boxed answers: skipped
+    ("no boxed answer", None),
+    (r"$\boxed{\frac{1}{2}$", None),  # unbalanced
+    (r"$\boxed{ }$", None),  # empty
+])
+def test_unbox(importer, solution, want):
+    assert importer.unbox(solution) == want
+
+
+def test_math_chain(importer):
+    row = {"problem": " What is $2+3$? ", "level": "Level 1", "type": "Prealgebra",
+           "solution": r"We add: $2+3=\boxed{5}$."}
+    assert importer.math_chain(row, "math-test-4") == {
+        "id": "math-test-4", "question": "What is $2+3$?", "reasoning": "We add: $2+3=5$.", "answer": "5",
+        "level": "Level 1", "type": "Prealgebra"}
+    assert importer.math_chain({**row, "solution": "[asy]draw((0,0));[/asy] $\\boxed{5}$"}, "math-test-5") is None
+    assert importer.math_chain({**row, "solution": "no answer"}, "math-test-6") is None
+
+
 @pytest.mark.parametrize("domain,files", [("aqua", ["aqua/dev.json", "aqua/test.json"]),
-                                          ("strategyqa", ["strategyqa/train.json", "strategyqa/dev.json"])])
+                                          ("strategyqa", ["strategyqa/train.json", "strategyqa/dev.json"]),
+                                          ("math", ["math/test.jsonl"])])
 def test_committed_queue_is_the_converter_output(importer, domain, files, tmp_path):
     out = tmp_path / "q.jsonl"
     importer.main([domain, "--in", *[str(DATA / f) for f in files], "--out", str(out),
