@@ -12,6 +12,15 @@ difference over all of its labeled chains (mean per-chain Spearman with greedy, 
         --domain-data data/ranked/aqua/aqua-smollm2-joint.jsonl,data/ranked/strategyqa/strategyqa-smollm2-joint.jsonl \\
         --regressor lgbm-regression --folds 3 --json reports/domains/crossfit.json
 
+`--scheme leave-domain-out` asks the other question, how the predictor does on a chain style it never
+saw: each domain's chains are all predicted by a model trained on the main file plus every *other*
+domain's chains (that domain left out entirely), paired with the main-file-only reference; `both` runs
+the folds and the leave-domain-out fits (1 + K + D fits), and adds the paired difference of the two,
+what the domain's own labels add over the other styles':
+
+    python benchmarks/domain_crossfit.py --config configs/smollm2-joint.json --states 0 \\
+        --domain-data data/ranked/math/math-smollm2-joint.jsonl --scheme both --json reports/domains/lodo/lodo.json
+
 The main file's test chains are never read. Of `train`'s options, --out, --regressors, --no-ensemble,
 --refresh, --ship, --ship-name, --policy-states and --extra-states do not apply here (a warning names
 those given); --regressor picks the one kind fitted and --json is the only output. Features come from the training feature cache (the same
@@ -38,6 +47,16 @@ def fold_of(chain_id: str, folds: int, seed: int) -> int:
     return min(int(hash_unit(seed + 1000, chain_id) * folds), folds - 1)
 
 
+SCHEMES = ("folds", "leave-domain-out", "both")
+
+
+def leave_domain_out(ids: list[str], domain_of) -> dict[str, tuple[list[str], list[str]]]:
+    """{domain: (training ids = every other domain's chains, held-out ids = that domain's chains)}."""
+    doms = {c: domain_of(c) for c in ids}
+    return {d: ([c for c in ids if doms[c] != d], [c for c in ids if doms[c] == d])
+            for d in dict.fromkeys(doms.values())}
+
+
 def main(argv: list[str] | None = None) -> int:
     from predictor.commands.train import add_arguments, config_from_args
 
@@ -45,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(ap)  # the training options (--config, --data, --extra-train, --groups, --states, ...)
     ap.add_argument("--regressor", default="lgbm-regression", help="the one regressor kind to fit (default: %(default)s)")
     ap.add_argument("--folds", type=int, default=3, help="folds per domain (default: %(default)s)")
+    ap.add_argument("--scheme", choices=SCHEMES, default="folds",
+                    help="folds: each domain chain predicted out of fold (its domain's other folds in training); "
+                         "leave-domain-out: predicted by a model that never saw its domain; both (default: %(default)s)")
     ap.add_argument("--json", dest="json_out", default=None, help="write per-chain values and the table here")
     defaults = vars(ap.parse_args([]))
     args = ap.parse_args(argv)
@@ -124,27 +146,58 @@ def crossfit(args: argparse.Namespace, cfg) -> int:
     base_train = split["train"] + extra_ids
     print("reference: the main file only", file=sys.stderr)
     ref = per_chain_spearman(fit(base_train).predict(X_dom), y_dom)
-    cross = np.full(len(order), np.nan)
-    for k in range(args.folds):
-        print(f"fold {k}: + the other folds' domain chains", file=sys.stderr)
-        reg = fit(base_train + [c for c in dom_ids if fold[c] != k])
-        pos = [i for i, c in enumerate(order) if fold[c] == k]
-        rho = per_chain_spearman(reg.predict([X_dom[i] for i in pos]), [y_dom[i] for i in pos])
-        cross[pos] = rho
+    nan = np.full(len(order), np.nan)
+    cross, unseen = nan.copy(), nan.copy()
+    if args.scheme in ("folds", "both"):
+        for k in range(args.folds):
+            print(f"fold {k}: + the other folds' domain chains", file=sys.stderr)
+            reg = fit(base_train + [c for c in dom_ids if fold[c] != k])
+            pos = [i for i, c in enumerate(order) if fold[c] == k]
+            cross[pos] = per_chain_spearman(reg.predict([X_dom[i] for i in pos]), [y_dom[i] for i in pos])
+    if args.scheme in ("leave-domain-out", "both"):
+        domain_of = lambda c: chain_domain(by_id[c])  # noqa: E731
+        for dom, (others, held) in leave_domain_out(dom_ids, domain_of).items():
+            print(f"{dom} left out: + the other domains' {len(others)} chains", file=sys.stderr)
+            reg = fit(base_train + others)
+            held = set(held)
+            pos = [i for i, c in enumerate(order) if c in held]
+            unseen[pos] = per_chain_spearman(reg.predict([X_dom[i] for i in pos]), [y_dom[i] for i in pos])
 
     result = {"config": {"data": cfg.data, "domain_data": list(cfg.domain_data), "regressor": args.regressor,
-                         "folds": args.folds, "groups": list(spec.groups), "states": list(cfg.states),
-                         "extra_train": cfg.extra_train, "seed": cfg.seed},
-              "ids": order, "main_only": ref.tolist(), "with_domains": cross.tolist(), "domains": {}}
-    lines = ["| domain | chains | main file only | + other domains' chains (out of fold) | paired difference |",
-             "|---|---|---|---|---|"]
+                         "folds": args.folds, "scheme": args.scheme, "groups": list(spec.groups),
+                         "states": list(cfg.states), "extra_train": cfg.extra_train, "seed": cfg.seed},
+              "ids": order, "main_only": ref.tolist(), "with_domains": cross.tolist(),
+              "other_domains_only": unseen.tolist(), "domains": {}}
+    columns = [("main file only", None)]
+    if args.scheme != "leave-domain-out":
+        columns.append(("+ other domains' chains (out of fold)", cross))
+    if args.scheme != "folds":
+        columns.append(("+ the other domains only (this one unseen)", unseen))
+    head = " | ".join(name for name, _ in columns)
+    diffs = [(f"{columns[j][0].split(' (')[0]} minus main only", columns[j][1], ref) for j in range(1, len(columns))]
+    if args.scheme == "both":
+        diffs.append(("out of fold minus unseen", cross, unseen))
+    lines = [f"| domain | chains | {head} | " + " | ".join(d[0] for d in diffs) + " |",
+             "|---|---|" + "---|" * (len(columns) + len(diffs))]
+    fmt = lambda t: f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"  # noqa: E731
     for dom in sorted({chain_domain(by_id[c]) for c in order}):
         pos = [i for i, c in enumerate(order) if chain_domain(by_id[c]) == dom]
-        a, b = bootstrap_ci(ref[pos]), bootstrap_ci(cross[pos])
-        d = paired_difference(cross[pos], ref[pos])
-        result["domains"][dom] = {"n": len(pos), "main_only": a, "with_domains": b, "difference": d}
-        lines.append(f"| {dom} | {len(pos)} | {a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}] | {b[0]:.3f} [{b[1]:.3f}, {b[2]:.3f}] "
-                     f"| {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] |")
+        cells = [fmt(bootstrap_ci(ref[pos]))] + [fmt(bootstrap_ci(v[pos])) for _, v in columns[1:]]
+        entry = {"n": len(pos), "main_only": bootstrap_ci(ref[pos])}
+        if args.scheme != "leave-domain-out":
+            entry["with_domains"] = bootstrap_ci(cross[pos])
+            entry["difference"] = paired_difference(cross[pos], ref[pos])
+        if args.scheme != "folds":
+            entry["other_domains_only"] = bootstrap_ci(unseen[pos])
+            entry["unseen_difference"] = paired_difference(unseen[pos], ref[pos])
+        if args.scheme == "both":
+            entry["own_labels_difference"] = paired_difference(cross[pos], unseen[pos])
+        dcells = []
+        for _, a, b in diffs:
+            d = paired_difference(a[pos], b[pos])
+            dcells.append(f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]")
+        result["domains"][dom] = entry
+        lines.append(f"| {dom} | {len(pos)} | " + " | ".join(cells + dcells) + " |")
     table = "\n".join(lines)
     result["table"] = table
     print(table)
