@@ -189,6 +189,19 @@ def pretrained_dir(name: str = PRETRAINED_NAME) -> Path:
     return Path(__file__).resolve().parent / "pretrained" / name
 
 
+# an older name of the shipped SmolLM2 predictor: "learned" loads predictor/pretrained/smollm2-joint whatever
+# the LM (a trained directory is loaded by its path)
+LEARNED_ALIAS = "learned"
+
+
+def named_predictor_dir(name: str) -> Path | None:
+    """The folder a shipped predictor's name stands for (`shipped_predictors`, or LEARNED_ALIAS: smollm2-joint);
+    None for any other name (a directory path, a scorer)."""
+    if name == LEARNED_ALIAS:
+        return pretrained_dir()
+    return shipped_predictors().get(name)
+
+
 def shipped_predictors() -> dict[str, Path]:
     """Name -> directory of every predictor shipped in predictor/pretrained."""
     root = pretrained_dir().parent
@@ -215,6 +228,25 @@ def search_groups(meta: dict[str, Any]) -> list[str]:
 
     spec = meta.get("feature_spec")
     return [g for g in (spec.get("groups", ()) if isinstance(spec, dict) else ()) if g in SEARCH_GROUPS]
+
+
+def prune_defaults_of(meta: dict[str, Any], directory: str | Path | None = None) -> dict[str, float]:
+    """The "prune" entry of a predictor's metadata as {"gap_cost", "position_weight"} (floats; {} without
+    one): `prune`'s default contiguity settings. Raises ValueError naming DIR/predictor.json for an entry
+    that is not an object of valid values (`prune_options.check_contiguity`)."""
+    from .prune_options import check_contiguity
+
+    entry = meta.get("prune") or {}
+    where = f"{Path(directory or '.') / METADATA_FILE}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: 'prune' must be an object {{\"gap_cost\": C, \"position_weight\": W}}, "
+                         f"got {entry!r}")
+    out = {k: v for k, v in entry.items() if k in ("gap_cost", "position_weight")}
+    try:
+        check_contiguity(out.get("gap_cost"), out.get("position_weight"))
+    except ValueError as e:
+        raise ValueError(f"{where}: prune.{e}") from None
+    return {k: float(v) for k, v in out.items()}
 
 
 def lm_name_for(fingerprint: str) -> str | None:

@@ -28,10 +28,10 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
-from .predictor_dir import (PredictorMismatchError, check_fingerprint, default_predictor_dir,
-                            predictor_fingerprint, pretrained_dir, read_metadata, regressor_kind,
-                            shipped_predictors)
-from .pruning import PruneOptions, PruneResult, check_contiguity, prune_with
+from .predictor_dir import (LEARNED_ALIAS, PredictorMismatchError, check_fingerprint, default_predictor_dir,
+                            named_predictor_dir, predictor_fingerprint, prune_defaults_of, read_metadata,
+                            regressor_kind, search_groups, shipped_predictors)
+from .pruning import PruneOptions, PruneResult, prune_with
 from .pruning_units import Protect
 from .ranks import scores_to_ranks
 from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scorer
@@ -39,6 +39,7 @@ from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scor
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
 
+LOO_SECONDS_AT_100 = 17.5  # smollm2-joint-loo's predict_ranks of a 100-token chain, one CPU thread (16-19 s)
 GREEDY_OPTIONS = ("budget", "shortlist", "proposer")  # options of the approximate greedy search only
 
 
@@ -71,7 +72,9 @@ def _predictor_lm(meta: dict, device: str | None) -> LM:
 
 
 class RankPredictor:
-    """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh)."""
+    """An LM plus a scorer: ranks or prunes chains with one forward pass each (per refresh); a predictor
+    whose features run a search group (`predictor_dir.search_groups`, e.g. smollm2-joint-loo's `loo`) adds
+    n candidate scorings per chain of n tokens to each pass (`extra_pass_note`)."""
 
     def __init__(self, lm: LM, scorer: Scorer, name: str | None = None, directory: str | Path | None = None):
         self.lm = lm
@@ -97,9 +100,11 @@ class RankPredictor:
         path_or_name: None -> the shipped predictor trained for `lm` (matched by fingerprint, e.g.
             predictor/pretrained/gemma3-270m-joint for `load_lm("gemma3-270m")`), else
             predictor/pretrained/smollm2-joint; the name of any folder of predictor/pretrained
-            ("smollm2-joint", "gemma3-270m-joint", "universal": the LM-agnostic predictor, pooled
-            attention, logits, position and lexical features only, trained on SmolLM2's ranks,
-            accepts any LM: pass `lm`);
+            (`predictor_dir.shipped_predictors()`: "smollm2-joint", "smollm2-joint-loo": the same recipe plus
+            greedy's exact first step as features, n extra candidate scorings per chain, opt-in by name,
+            "gemma3-270m-joint", "universal": the LM-agnostic predictor, pooled attention, logits,
+            position and lexical features only, trained on SmolLM2's ranks, accepts any LM: pass `lm`);
+            "learned": an older name of smollm2-joint (whatever `lm`);
             a registered scorer name (see `predictor.scorers.SCORERS`) -> that baseline / the oracle;
             otherwise a trained predictor directory.
         lm: the LM to score with; None loads the predictor's own LM (the embedded default for
@@ -129,12 +134,10 @@ class RankPredictor:
                                          "K highest priorities only), 'universal' or a scorer name") from None
                     pass  # --budget: no shipped predictor for this LM, the lazy search runs without one
             return cls(lm, scorer, name)
-        shipped = {"learned": pretrained_dir(), **shipped_predictors()}
-        if name is None:
-            shipped[None] = default_predictor_dir(lm)
-        path = shipped[name] if name in shipped else Path(name)
-        if not path.exists() and name not in shipped:
-            names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + ["learned", *shipped_predictors()]
+        shipped = default_predictor_dir(lm) if name is None else named_predictor_dir(name)
+        path = shipped if shipped is not None else Path(name)
+        if not path.exists() and shipped is None:
+            names = [k for k in SCORERS if k not in DIRECTORY_SCORERS] + [LEARNED_ALIAS, *shipped_predictors()]
             raise FileNotFoundError(f"{name!r} is neither a scorer nor a shipped predictor name ({', '.join(names)}) "
                                     "nor an existing predictor directory")
         _check_scorer_options(str(name if name is not None else path), scorer_kwargs)
@@ -230,18 +233,24 @@ class RankPredictor:
         of a trained predictor's predictor.json (selected on validation fidelity), else {} (plain
         selection by rank). Raises ValueError naming the file for an entry that is not an object of
         valid values (`pruning.check_contiguity`)."""
-        meta = getattr(self.scorer, "metadata", None) or {}
-        entry = meta.get("prune") or {}
-        where = f"{Path(getattr(self.scorer, 'path', None) or '.') / 'predictor.json'}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: 'prune' must be an object {{\"gap_cost\": C, \"position_weight\": W}}, "
-                             f"got {entry!r}")
-        out = {k: v for k, v in entry.items() if k in ("gap_cost", "position_weight")}
-        try:
-            check_contiguity(out.get("gap_cost"), out.get("position_weight"))
-        except ValueError as e:
-            raise ValueError(f"{where}: prune.{e}") from None
-        return {k: float(v) for k, v in out.items()}
+        return prune_defaults_of(getattr(self.scorer, "metadata", None) or {}, getattr(self.scorer, "path", None))
+
+    def extra_pass_note(self, n: int | None = None) -> str | None:
+        """A note on the cost of a predictor whose features run a search group (`predictor_dir.search_groups`,
+        e.g. smollm2-joint-loo's `loo`); None for a one-pass predictor or a scorer. n: reasoning tokens of
+        the longest chain to rank, for an estimate of its cost."""
+        groups = search_groups(getattr(self.scorer, "metadata", None) or {})
+        if not groups:
+            return None
+        text = (f"note: predictor {self.name!r} ({'+'.join(groups)} features) scores every single deletion "
+                "exactly: n extra candidate scorings per chain of n reasoning tokens (~n^2/2 LM tokens) beyond its "
+                "one forward pass, again at each refresh pass (smollm2-joint-loo: 16-19 s for a 100-token chain on one "
+                "CPU thread against ~1-7 s for one pass; docs/quality.md §14)")
+        if n:
+            seconds = LOO_SECONDS_AT_100 * (n / 100) ** 2
+            text += (f"; the longest chain here: {n} tokens, ~{n * (n + 1) // 2:,} LM tokens, roughly "
+                     f"{'<1' if seconds < 1 else f'{seconds:.0f}'} s on one CPU thread at smollm2-joint-loo's rate")
+        return text
 
     def prune(self, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None,
               **kwargs: Any) -> PruneResult | list[PruneResult]:

@@ -16,6 +16,7 @@ RANKED_FIELDS = {
     "prompt_ids": list, "reasoning_ids": list, "answer_ids": list, "tokens": list, "order": list,
     "ranks": list, "trajectory": list, "full_objective": float, "seconds": float,
 }
+OPTIONAL_RANKED_FIELDS = ("prompt_format", "lm_tokens", "device", "matmul")  # what `ranked_record` may add
 
 
 def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,

@@ -170,7 +170,9 @@ def test_cli_prune_and_resume(chains_file, tmp_path, model_dir, capsys):
     # the message names the one setting that differs, not two whole dicts to compare by eye
     assert f"{out}:1: field 'settings.keep' is 0.5 but this run uses 0.3" in capsys.readouterr().err
     assert main(argv + ["--gap-cost", "1"]) == 2
-    assert f"{out}:1: field 'settings.gap_cost' is None but this run uses 1.0" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the records store the values used (a scorer's default: 0)
+    assert f"{out}:1: field 'settings.gap_cost' is 0.0 but this run uses 1.0" in err
+    assert "written with --gap-cost 0 (given, or the predictor's prune default)" in err and "pass --gap-cost 0" in err
     assert out.read_text() == before
 
 
@@ -344,7 +346,9 @@ def test_resume_refuses_records_pruned_under_other_predictor_defaults(chains_fil
     monkeypatch.setattr(RankPredictor, "prune_defaults", property(lambda self: {}))
     before = out.read_text()
     assert main(argv[:-2]) == 2
-    assert f"{out}:1: field 'gap_cost' is 1000.0 but this run uses 0.0" in capsys.readouterr().err
+    err = capsys.readouterr().err  # `settings` holds the values used, the predictor's defaults included
+    assert f"{out}:1: field 'settings.gap_cost' is 1000.0 but this run uses 0.0" in err
+    assert "(given, or the predictor's prune default)" in err and "pass --gap-cost 1000" in err
     assert out.read_text() == before
 
 

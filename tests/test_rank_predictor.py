@@ -287,6 +287,9 @@ def test_resume_check_expects_the_default_predictor_of_the_named_lm():
     assert expected(model="/some/other/model-dir") == "smollm2-joint"
     assert expected(model="gemma3-270m", predictor="runs/x/predictor") == "predictor"
     assert expected(model="gemma3-270m", scorer="surprisal") == "surprisal"
+    # "learned" names smollm2-joint, as RankPredictor.load names the predictor it loads for it
+    assert expected(predictor="learned") == "smollm2-joint" == RankPredictor.load("learned", check_lm=False,
+                                                                                   lm=object()).name
 
 
 def test_predictor_fingerprint_tells_same_named_predictors_apart(real_dir, saved_lm, tmp_path, capsys):

@@ -61,6 +61,23 @@ def add_lm_arguments(p: argparse.ArgumentParser, matmul: bool = True) -> None:
                         "(torch's MKL). Ignored on GPU and for other dtypes")
 
 
+# the costlier shipped tier, as --predictor's help says it (docs/quality.md §14)
+LOO_PREDICTOR = "smollm2-joint-loo"
+LOO_HELP = (f"{LOO_PREDICTOR} adds greedy's exact first step as features: n extra candidate scorings per chain "
+            "(about 16-19 s for a 100-token chain on one CPU thread against ~1-7 s for one pass; cost grows about "
+            "n^2), +0.02 to +0.06 Spearman with greedy on held-out chains (docs/quality.md §14)")
+
+
+def predictor_help() -> str:
+    """--predictor's help: the predictors shipped in predictor/pretrained (`shipped_predictors`) and the choice."""
+    from ..predictor_dir import LEARNED_ALIAS, PRETRAINED_NAME, shipped_predictors
+
+    names = list(shipped_predictors())
+    return (f"trained predictor directory or shipped name ({', '.join(names) or 'none shipped'}; "
+            f"{LEARNED_ALIAS!r} is an older name of {PRETRAINED_NAME}); default: the shipped one-pass predictor "
+            "trained for --model" + (f". {LOO_HELP}" if LOO_PREDICTOR in names else ""))
+
+
 def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     """--scorer / --predictor / --refresh and the LM options (shared with `predictor prune`)."""
     from ..pruning import PruneOptions
@@ -69,7 +86,7 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
                    help="rank with a registered scorer instead of a learned predictor")
-    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
+    g.add_argument("--predictor", metavar="DIR", help=predictor_help())
     p.add_argument("--refresh", type=int, default=PruneOptions.refresh, metavar="K",
                    help="forward passes per chain: re-score the survivors K times (default %(default)s)")
     p.add_argument("--no-check-lm", action="store_true",

@@ -1,4 +1,6 @@
-"""Predict the greedy pruning ranks of every chain in a JSONL file, with one forward pass per chain.
+"""Predict the greedy pruning ranks of every chain in a JSONL file, with one forward pass per chain (a
+predictor with greedy's exact first step as features, --predictor smollm2-joint-loo, adds n candidate
+scorings per chain of n tokens, ~n^2 LM tokens; a note on stderr says so at the start).
 
 Writes one JSON line per chain: id, n, ranks (1 = pruned first), order (token indices in pruning
 order), tokens, scorer, lm (fingerprint), refresh. `tokens` holds the exact text of each of the n
@@ -17,7 +19,9 @@ OUT.partial; a re-run skips finished ids, and OUT is replaced atomically once th
 The input is never overwritten. Malformed lines (not valid UTF-8, invalid JSON, bad fields), empty
 reasonings and chains longer than the LM's context (with the probe, for predictors that read it)
 are skipped and counted with their reasons; a file none of whose lines can be read is an error.
-Fields of the input other than id/question/reasoning/answer are copied to the output records.
+Fields of the input other than id/question/reasoning/answer are copied to the output records, except
+the greedy search's own fields of a ranked input (`predictor label` output: trajectory, seconds,
+objective, stride, ...; `engines.label_job.LABEL_FIELDS`), which describe greedy's run, not these ranks.
 Every record stores `chain_hash` (the content hash of its input chain): a re-run refuses to resume
 a record whose input chain has changed since.
 """

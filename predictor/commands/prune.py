@@ -2,7 +2,8 @@
 
 Writes one JSON line per chain: id, question, reasoning (pruned), answer, kept (token indices),
 ratio (achieved: kept / n), budget (tokens the budget asked for), n, original_reasoning, chain_hash,
-scorer, lm (fingerprint), settings (the budget options), and the input's other fields.
+scorer, lm (fingerprint), settings (the budget options, with the gap_cost / position_weight used: the
+options, else the predictor's defaults), and the input's other fields.
 Exactly one budget: --keep RATIO in (0, 1] (round half up, at least one token), --keep-tokens N, or
 --threshold T on the min-max normalized score. Tokens go in whole units (a character split over
 several tokens, a <think> tag, a protected number), so the pruned text never holds broken
@@ -16,6 +17,7 @@ even over the budget (the count of such chains is reported). Streaming, resumabl
 `predictor predict`: a re-run with the same --out resumes, one with other settings is refused.
 
     predictor prune --in chains.jsonl --keep 0.5 --out pruned.jsonl [--scorer NAME | --predictor DIR]
+    predictor prune --in gsm8k.jsonl --keep 0.5 --out pruned.jsonl --protect numbers   # arithmetic: keep whole numbers
 """
 from __future__ import annotations
 
@@ -67,7 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protect", type=protect_preset, default=None, metavar="PRESET",
                    help="never remove whole numbers (numbers), numbers + operators + LaTeX math (math), "
                         "code blocks and inline code (code), or tokens holding a digit (digits); several "
-                        "joined by '+', e.g. code+numbers")
+                        "joined by '+', e.g. code+numbers. Arithmetic chains: --protect numbers, so that no "
+                        "number loses a digit (\"$20\" -> \"$2\")")
     add_predictor_arguments(p)
 
 

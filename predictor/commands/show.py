@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_lm_arguments
+from .common import add_lm_arguments, predictor_help
 
 HELP = "write a token heatmap (HTML, PNG) of one chain's predicted and greedy ranks"
 
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     g.add_argument("--scorer", choices=[s for s in SCORERS if s not in DIRECTORY_SCORERS],
                    help="rank with a registered scorer instead of a learned predictor")
-    g.add_argument("--predictor", metavar="DIR", help="trained predictor directory or shipped name (smollm2-joint, gemma3-270m-joint, universal; default: the shipped one trained for --model)")
+    g.add_argument("--predictor", metavar="DIR", help=predictor_help())
     p.add_argument("--no-check-lm", action="store_true",
                    help="use a predictor with an LM other than the one it was trained for")
     add_lm_arguments(p, matmul=False)
@@ -71,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
     if not chain.id:
         rec = {**rec, "id": args.id or f"{Path(args.inp).stem}-{where.rsplit(':', 1)[1]}"}
     rp = load_predictor_from_args(args)
+    note = rp.extra_pass_note()  # a predictor that runs LM passes beyond the one forward pass says so first
+    if note:
+        try:
+            note = rp.extra_pass_note(rp.num_tokens(chain))
+        except ValueError:
+            pass  # an unscorable chain: token_view says why
+        print(note, file=sys.stderr)
     view = token_view(rec, predictor=rp, options=options)
     write_html(view, args.out)
     if args.png:

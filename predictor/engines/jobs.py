@@ -13,7 +13,9 @@ each chain's cost (`cost`), which the local loop (`engines.local`) and `ray_data
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..chains import Chain
@@ -61,6 +63,15 @@ class ChainJob:
 
     def describe(self) -> str:
         """What made the records (after `load`), for the run's last line."""
+        raise NotImplementedError
+
+    def start_note(self, longest: int | None = None) -> str | None:
+        """A note for stderr before the work starts (after `load`), or None; longest: the reasoning tokens of
+        the longest chain to do (`num_tokens`), when known."""
+        return None
+
+    def num_tokens(self, chain: Chain) -> int:
+        """Reasoning tokens of `chain` (after `load`; raises ChainError for a chain to skip)."""
         raise NotImplementedError
 
     def static_settings(self) -> dict[str, Any]:
@@ -149,8 +160,6 @@ class _PredictorJob(ChainJob):
         if not (is_stdio(self.args.inp) or is_stream(self.args.out)):
             check_paths(self.args.inp, self.args.out)
         elif not is_stdio(self.args.inp):  # the input must be a file; a stream cannot overwrite it
-            from pathlib import Path
-
             if Path(self.args.inp).is_dir():
                 raise ValueError(f"{self.args.inp}: is a directory, not a chains file")
             if not Path(self.args.inp).is_file():
@@ -196,6 +205,15 @@ class _PredictorJob(ChainJob):
     def describe(self) -> str:
         return repr(self.rp)
 
+    def start_note(self, longest: int | None = None) -> str | None:
+        """The cost note of a predictor that runs LM passes beyond its one forward pass
+        (`RankPredictor.extra_pass_note`, e.g. smollm2-joint-loo); None for one-pass predictors."""
+        note = getattr(self.rp, "extra_pass_note", None)  # `prune --ranks` runs no pass
+        return note(longest) if note is not None else None
+
+    def num_tokens(self, chain: Chain) -> int:
+        return encode_chain(self.rp.lm.tokenizer, chain, self.rp.lm.max_length).n
+
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rp.name, "lm": self.rp.lm.fingerprint, **self.static_settings()}
 
@@ -232,6 +250,17 @@ class PredictJob(_PredictorJob):
         ids = [encode_chain(lm.tokenizer, c, lm.max_length).reasoning_ids for c in chains]  # ChainError first
         ranks = self.rp.predict_ranks(chains, refresh=self.args.refresh)
         return [self._full_record(c, self._fields(c, i, r)) for c, i, r in zip(chains, ids, ranks)]
+
+    def _full_record(self, chain: Chain, fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The chain's extra fields pass through, less the greedy search's own fields when the input is a
+        ranked record (`label_job.LABEL_FIELDS`: its trajectory, seconds, ... are not these ranks')."""
+        from ..ranked import not_ranked
+        from .label_job import LABEL_FIELDS
+
+        extra = dict(chain.extra)
+        if not_ranked({**extra, **chain.to_dict()}) is None:
+            extra = {k: v for k, v in extra.items() if k not in LABEL_FIELDS}
+        return super()._full_record(chain, fields, extra if base is None else base)
 
     def _fields(self, chain: Chain, lay_ids: list[int], ranks) -> dict[str, Any]:
         import numpy as np
@@ -307,18 +336,66 @@ class PruneJob(_PredictorJob):
         return prune_with(self.rp, chains, options=self.prune_with, ranks=ranks, warn=False)
 
     def static_settings(self) -> dict[str, Any]:
+        """The budget options with the contiguity settings the selection uses (`contiguity`), known before
+        loading: checked on resume before the LM loads."""
         o = self.options
+        gap_cost, position_weight = self.contiguity()
         return {"settings": {"keep": o.keep_ratio, "keep_tokens": o.keep_tokens, "threshold": o.threshold,
                              "step_aware": o.step_aware, "protect": o.protect, "refresh": o.refresh,
-                             "gap_cost": o.gap_cost, "position_weight": o.position_weight},
+                             "gap_cost": gap_cost, "position_weight": position_weight},
                 **({"scorer": self.ranks.scorer} if self.ranks is not None else {})}
 
     def settings(self) -> dict[str, Any]:
-        """Also the contiguity settings the selection uses (after `load`: the options as given fall back
-        on the predictor's `prune_defaults`), so that records pruned under other predictor defaults are
-        refused on resume, not mixed."""
+        """Also the contiguity settings the selection uses, so that records pruned under other predictor
+        defaults are refused on resume, not mixed."""
         gap_cost, position_weight = self.options.contiguity(self.rp)
         return {**super().settings(), "gap_cost": gap_cost, "position_weight": position_weight}
+
+    def contiguity(self) -> tuple[float | None, float | None]:
+        """(gap_cost, position_weight) for the records' `settings`: the values the selection uses (the options,
+        else the predictor's `prune_defaults`: after `load` the loaded predictor's, before it those of the
+        predictor.json the options name, `resume_check.expected_prune_defaults`); for an output written
+        before `settings` held them (`legacy_settings`), the options as given (None: not given)."""
+        o = self.options
+        if self.legacy_settings:
+            return o.gap_cost, o.position_weight
+        ranker = getattr(self, "rp", None)
+        if ranker is None:
+            from types import SimpleNamespace
+
+            from .resume_check import expected_prune_defaults
+
+            needed = None in (o.gap_cost, o.position_weight) and not (o.step_aware or o.threshold is not None)
+            defaults = (self.ranks.prune_defaults if self.ranks is not None
+                        else expected_prune_defaults(self.args) if needed else {})
+            ranker = SimpleNamespace(prune_defaults=defaults)
+        return o.contiguity(ranker)
+
+    @functools.cached_property
+    def legacy_settings(self) -> bool:
+        """Whether the existing output (OUT.partial, OUT, or a Ray part) was written before `settings` held the
+        contiguity settings used: its `settings.gap_cost` / `position_weight` are null where the option was not
+        given. A resumed run then stores that form too (one form per file; the records' top-level gap_cost and
+        position_weight hold the values used in both)."""
+        from ..jsonl_io import OutputRecords
+        from .chain_io import partial_path
+        from .parts import part_files
+
+        if self.streams:
+            return False
+        out = Path(self.args.out)
+        paths = [p for p in (partial_path(out), out) if p.is_file()]
+        if getattr(self.args, "engine", "local") == "ray":
+            paths += part_files(Path(self.args.parts_dir or out.with_name(out.name + ".parts")))
+        for path in paths:
+            try:
+                first = next(iter(OutputRecords(path)), None)
+            except ValueError:  # a bad line: the resume check names it
+                return False
+            if first is not None:
+                s = first[1].get("settings")
+                return isinstance(s, dict) and None in (s.get("gap_cost", 0.0), s.get("position_weight", 0.0))
+        return False
 
     def record(self, chain: Chain) -> dict[str, Any]:
         return self._record(chain, self._prune(chain))

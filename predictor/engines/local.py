@@ -56,6 +56,8 @@ def finished_before_loading(job: ChainJob, args: argparse.Namespace) -> bool:
     loads (job.static_settings(): the settings that do not depend on the loaded predictor)."""
     from .resume_check import done_ids_matching, expected_scorer_name
 
+    if not (Path(args.out).exists() or partial_path(args.out).exists()):
+        return False  # nothing to resume
     match = {"scorer": expected_scorer_name(args), **job.static_settings()}
     done, clean = done_ids_matching(Path(args.out), partial_path(args.out), match, job.setting_words)
     if not done or not clean:
@@ -85,10 +87,12 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
     if job.resumes_before_loading and not streams and finished_before_loading(job, args):
         return 0
     job.load()
+    note = job.start_note()  # e.g. a predictor that runs LM passes beyond the one forward pass
     skips = Skips()
     written, finished, over_budget, crowded = 0, 0, [], []
     with job.open_output() as out:
         cost, n, done = {}, 0, 0  # the chains to do and their cost; one that cannot be done is skipped here
+        longest = 0  # reasoning tokens of the longest chain to do, for the note's estimate
         if not one_pass:
             first = job.read_input(Skips())  # its malformed lines are counted by the second read
             for chain in first:
@@ -98,7 +102,9 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
                     done += 1
                     continue
                 try:
+                    tokens = job.num_tokens(chain) if note else 0
                     cost[chain.id] = job.cost(chain)
+                    longest = max(longest, tokens)
                 except ChainError as e:
                     skips.add_chain_error(e, first.where.get(chain.id))
             if out.resumed > done:  # records of other chains (or, for label, of the other objective)
@@ -106,6 +112,8 @@ def run_local(job: ChainJob, args: argparse.Namespace) -> int:
             print(f"{n} chains, {done} already done, {len(cost)} to do", file=sys.stderr)
         else:
             print(f"{job.command}: reading chains from standard input as they come", file=sys.stderr)
+        if note and (cost or one_pass):
+            print(job.start_note(longest or None), file=sys.stderr)
         chains = job.read_input(skips)
         bar = tqdm(total=sum(cost.values()) if not one_pass else None, dynamic_ncols=True, desc=job.command,
                    file=sys.stderr, bar_format=None if one_pass else

@@ -10,15 +10,33 @@ from typing import Any
 from ..jsonl_io import OutputRecords, SettingWordsFn, check_settings
 
 
+def expected_predictor_dir(args: argparse.Namespace) -> Path | None:
+    """The predictor directory `RankPredictor.load` will load for these arguments (a shipped name, "learned"
+    included, resolved as it resolves them); None for a registered scorer."""
+    from ..predictor_dir import default_predictor_dir_for_model, named_predictor_dir
+    from ..scorers import DIRECTORY_SCORERS, SCORERS
+
+    name = args.scorer or args.predictor
+    if name in SCORERS and name not in DIRECTORY_SCORERS:
+        return None
+    if args.predictor:
+        return named_predictor_dir(args.predictor) or Path(args.predictor)
+    return default_predictor_dir_for_model(getattr(args, "model", None))
+
+
 def expected_scorer_name(args: argparse.Namespace) -> str:
     """The name `RankPredictor.load` will give the predictor these arguments name (stored as "scorer")."""
-    from ..predictor_dir import default_predictor_dir_for_model
+    path = expected_predictor_dir(args)
+    return (args.scorer or args.predictor) if path is None else path.name
 
-    if args.scorer:
-        return args.scorer
-    if args.predictor:
-        return Path(args.predictor).name
-    return default_predictor_dir_for_model(getattr(args, "model", None)).name
+
+def expected_prune_defaults(args: argparse.Namespace) -> dict[str, float]:
+    """The `prune_defaults` of the predictor these arguments name, read from its predictor.json ({} for a
+    scorer); PredictorLoadError for a directory without a readable one."""
+    from ..predictor_dir import prune_defaults_of, read_metadata
+
+    path = expected_predictor_dir(args)
+    return {} if path is None else prune_defaults_of(read_metadata(path), path)
 
 
 def done_ids_matching(out: Path, partial: Path, match: dict[str, Any],

@@ -83,6 +83,11 @@ def predictor_words(field: str, record: Mapping[str, Any], run: Mapping[str, Any
         return None
     if key in dict(_BUDGETS):
         return SettingWords(_budget(have), _budget(want), _resume(_budget(have)))
+    if key in ("gap_cost", "position_weight") and None not in (have.get(key), want.get(key)):
+        # the values used: the option, else the predictor's prune default (null only in older files: as given)
+        old, new = _option(key, have.get(key)), _option(key, want.get(key))
+        return SettingWords(f"{old} (given, or the predictor's prune default)",
+                            f"{new} (given, or the predictor's prune default)", _resume(old))
     if key == "step_aware" or key in _VALUED:
         old, new = _option(key, have.get(key)), _option(key, want.get(key))
         return SettingWords(old, new, _resume(old))
