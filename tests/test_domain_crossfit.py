@@ -1,24 +1,17 @@
 """benchmarks/domain_crossfit.py: the leave-domain-out scheme never trains on the domain it scores."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import write_ranked
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import load_script, write_ranked
 
 
 @pytest.fixture(scope="module")
 def crossfit():
-    spec = importlib.util.spec_from_file_location("domain_crossfit", ROOT / "benchmarks" / "domain_crossfit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/domain_crossfit.py")
 
 
 def test_leave_domain_out_partitions(crossfit):

@@ -1,21 +1,19 @@
 """data/import_domain.py: answer declarations are cut from AQuA rationales; the committed queues are its output."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_script
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(scope="module")
 def importer():
-    spec = importlib.util.spec_from_file_location("import_domain", DATA / "import_domain.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("data/import_domain.py")
 
 
 @pytest.mark.parametrize("text,letter,option,want", [
