@@ -381,7 +381,7 @@ class PruneJob(_PredictorJob):
         from .chain_io import partial_path
         from .parts import part_files
 
-        if self.streams:
+        if getattr(self.args, "out", None) is None or self.streams:  # no output file to resume (jobs built in code)
             return False
         out = Path(self.args.out)
         paths = [p for p in (partial_path(out), out) if p.is_file()]
