@@ -17,6 +17,12 @@ RANKED_FIELDS = {
     "ranks": list, "trajectory": list, "full_objective": float, "seconds": float,
 }
 OPTIONAL_RANKED_FIELDS = ("prompt_format", "lm_tokens", "device", "matmul")  # what `ranked_record` may add
+# the approximate search's settings, stored in its records (`predictor label --budget/--shortlist/--proposer`)
+SEARCH_FIELDS = ("stride", "budget", "shortlist", "propose_every", "proposer", "proposer_fingerprint")
+# every field a label record adds to its chain's id, question, reasoning and answer: the search's own output
+# and settings; `predict` drops them from a ranked input (they describe greedy's run, not predicted ranks)
+LABEL_FIELDS = tuple(dict.fromkeys(k for k in (*RANKED_FIELDS, *OPTIONAL_RANKED_FIELDS, *SEARCH_FIELDS)
+                                   if k not in ("id", "question", "reasoning", "answer")))
 
 
 def ranked_record(chain: Chain, res: GreedyResult, lm_fingerprint: str, objective: str, stride: int,

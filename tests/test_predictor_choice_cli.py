@@ -159,7 +159,7 @@ def test_prune_resumes_a_file_written_before_settings_held_the_values_used(one_p
 
 
 def test_predict_drops_greedys_own_fields_of_a_ranked_input(tiny_lm, model_dir, tmp_path):
-    from predictor.engines.label_job import LABEL_FIELDS
+    from predictor.ranked import LABEL_FIELDS
 
     ranked = write_ranked(tmp_path / "ranked.jsonl", [dict(c, level=3, qid="q7") for c in CHAINS], tiny_lm)
     lines = [json.loads(x) for x in ranked.read_text().splitlines()]
@@ -182,7 +182,7 @@ def test_predict_drops_greedys_own_fields_of_a_ranked_input(tiny_lm, model_dir, 
 
 
 def test_label_fields_cover_what_label_writes(chains_file, model_dir, tmp_path):
-    from predictor.engines.label_job import LABEL_FIELDS
+    from predictor.ranked import LABEL_FIELDS
 
     out = tmp_path / "ranked.jsonl"
     for extra in ([], ["--budget", "0.5", "--proposer", "none"]):

@@ -21,7 +21,7 @@ reasonings and chains longer than the LM's context (with the probe, for predicto
 are skipped and counted with their reasons; a file none of whose lines can be read is an error.
 Fields of the input other than id/question/reasoning/answer are copied to the output records, except
 the greedy search's own fields of a ranked input (`predictor label` output: trajectory, seconds,
-objective, stride, ...; `engines.label_job.LABEL_FIELDS`), which describe greedy's run, not these ranks.
+objective, stride, ...; `ranked.LABEL_FIELDS`), which describe greedy's run, not these ranks.
 Every record stores `chain_hash` (the content hash of its input chain): a re-run refuses to resume
 a record whose input chain has changed since.
 """

@@ -253,9 +253,8 @@ class PredictJob(_PredictorJob):
 
     def _full_record(self, chain: Chain, fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
         """The chain's extra fields pass through, less the greedy search's own fields when the input is a
-        ranked record (`label_job.LABEL_FIELDS`: its trajectory, seconds, ... are not these ranks')."""
-        from ..ranked import not_ranked
-        from .label_job import LABEL_FIELDS
+        ranked record (`ranked.LABEL_FIELDS`: its trajectory, seconds, ... are not these ranks')."""
+        from ..ranked import LABEL_FIELDS, not_ranked
 
         extra = dict(chain.extra)
         if not_ranked({**extra, **chain.to_dict()}) is None:

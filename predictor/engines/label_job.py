@@ -11,7 +11,7 @@ from typing import Any
 
 from ..chains import Chain
 from ..layout import encode_chain
-from ..ranked import OPTIONAL_RANKED_FIELDS, RANKED_FIELDS
+from ..ranked import SEARCH_FIELDS
 from .chain_io import ChainList, InPlaceOutput, Skips, check_paths
 from .jobs import ChainJob
 
@@ -22,13 +22,6 @@ def search_cost(n: int, answer_len: int, stride: int = 1) -> float:
     answer, so ~sum_m (m^2 / 2 + m * answer_len) = n^3 / 6 + n^2 * answer_len / 2, over `stride`."""
     steps = range(n, 0, -max(1, stride))
     return float(sum(m * m / 2 + m * answer_len for m in steps))
-
-
-SEARCH_FIELDS = ("stride", "budget", "shortlist", "propose_every", "proposer", "proposer_fingerprint")
-# every field a label record adds to its chain's id, question, reasoning and answer: the search's own output
-# (`ranked.RANKED_FIELDS`, `ranked.OPTIONAL_RANKED_FIELDS`) and settings; `predict` drops them from a ranked input
-LABEL_FIELDS = tuple(k for k in (*RANKED_FIELDS, *OPTIONAL_RANKED_FIELDS, *SEARCH_FIELDS)
-                     if k not in ("id", "question", "reasoning", "answer"))
 
 
 def search_words(s: Mapping[str, Any], proposer: str) -> str:
