@@ -198,7 +198,7 @@ DOMAINS = {
 }
 
 
-def convert_counted(domain: str, paths: list[Path]) -> tuple[list[dict[str, Any]], int, Counter]:
+def convert(domain: str, paths: list[Path]) -> tuple[list[dict[str, Any]], int, Counter]:
     """(chain dicts of every usable row of every source file, rows read, {skip reason: rows}).
 
     Ids are `<domain>-<file stem>-<row>`. Raises SourceError (file:line, field) for a malformed row and
@@ -219,11 +219,6 @@ def convert_counted(domain: str, paths: list[Path]) -> tuple[list[dict[str, Any]
     if len(set(ids)) != len(ids):
         raise SourceError("duplicate ids: two source files share a stem")
     return out, rows, skipped
-
-
-def convert(domain: str, paths: list[Path]) -> list[dict[str, Any]]:
-    """Chain dicts of every usable row of every source file (`convert_counted` without the counts)."""
-    return convert_counted(domain, paths)[0]
 
 
 def reasoning_lengths(chains: list[dict[str, Any]], model: str | None) -> list[int]:
@@ -261,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     from predictor.jsonl_io import atomic_write_jsonl
 
     try:
-        chains, rows, skipped = convert_counted(args.domain, args.inp)
+        chains, rows, skipped = convert(args.domain, args.inp)
     except (SourceError, FileNotFoundError, ValueError) as e:  # the message names file:line and field
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -212,7 +212,7 @@ class _PredictorJob(ChainJob):
         return note(longest) if note is not None else None
 
     def num_tokens(self, chain: Chain) -> int:
-        return encode_chain(self.rp.lm.tokenizer, chain, self.rp.lm.max_length).n
+        return self.rp.num_tokens(chain)
 
     def settings(self) -> dict[str, Any]:
         return {"scorer": self.rp.name, "lm": self.rp.lm.fingerprint, **self.static_settings()}
