@@ -230,6 +230,27 @@ def search_groups(meta: dict[str, Any]) -> list[str]:
     return [g for g in (spec.get("groups", ()) if isinstance(spec, dict) else ()) if g in SEARCH_GROUPS]
 
 
+LOO_SECONDS_AT_100 = 17.5  # smollm2-joint-loo's predict_ranks of a 100-token chain, one CPU thread (16-19 s)
+
+
+def extra_pass_note(name: str, meta: dict[str, Any], n: int | None = None) -> str | None:
+    """The cost note of predictor `name` whose metadata `meta` names a search group (`search_groups`), for
+    stderr before a run starts; None for a one-pass predictor. n: reasoning tokens of the longest chain to
+    rank, for an estimate of its cost."""
+    groups = search_groups(meta)
+    if not groups:
+        return None
+    text = (f"note: predictor {name!r} ({'+'.join(groups)} features) scores every single deletion "
+            "exactly: n extra candidate scorings per chain of n reasoning tokens (~n^2/2 LM tokens) beyond its "
+            "one forward pass, again at each refresh pass (smollm2-joint-loo: 16-19 s for a 100-token chain on one "
+            "CPU thread against ~1-7 s for one pass; docs/quality.md §14)")
+    if n:
+        seconds = LOO_SECONDS_AT_100 * (n / 100) ** 2
+        text += (f"; the longest chain here: {n} tokens, ~{n * (n + 1) // 2:,} LM tokens, roughly "
+                 f"{'<1' if seconds < 1 else f'{seconds:.0f}'} s on one CPU thread at smollm2-joint-loo's rate")
+    return text
+
+
 def prune_defaults_of(meta: dict[str, Any], directory: str | Path | None = None) -> dict[str, float]:
     """The "prune" entry of a predictor's metadata as {"gap_cost", "position_weight"} (floats; {} without
     one): `prune`'s default contiguity settings. Raises ValueError naming DIR/predictor.json for an entry

@@ -28,7 +28,7 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
-from .predictor_dir import (LEARNED_ALIAS, PredictorMismatchError, check_fingerprint, default_predictor_dir,
+from .predictor_dir import (LEARNED_ALIAS, extra_pass_note, PredictorMismatchError, check_fingerprint, default_predictor_dir,
                             named_predictor_dir, predictor_fingerprint, prune_defaults_of, read_metadata,
                             regressor_kind, search_groups, shipped_predictors)
 from .pruning import PruneOptions, PruneResult, prune_with
@@ -39,7 +39,6 @@ from .scorers import DIRECTORY_SCORERS, SCORERS, LearnedScorer, Scorer, get_scor
 __all__ = ["RankPredictor", "PredictorMismatchError", "prune", "resolve_predictor"]
 
 
-LOO_SECONDS_AT_100 = 17.5  # smollm2-joint-loo's predict_ranks of a 100-token chain, one CPU thread (16-19 s)
 GREEDY_OPTIONS = ("budget", "shortlist", "proposer")  # options of the approximate greedy search only
 
 
@@ -152,6 +151,8 @@ class RankPredictor:
             lm = lm if lm is not None else _predictor_lm(scorer.metadata, device)
         if check_lm:
             check_fingerprint(scorer.metadata, lm, f"predictor {path}")
+        elif isinstance(scorer, LearnedScorer):  # another LM on purpose: its shape must still fit the columns
+            scorer.check_columns(lm)
         return cls(lm, scorer, path.name, path)
 
     # --- one pass ---------------------------------------------------------------------------------
@@ -238,19 +239,8 @@ class RankPredictor:
     def extra_pass_note(self, n: int | None = None) -> str | None:
         """A note on the cost of a predictor whose features run a search group (`predictor_dir.search_groups`,
         e.g. smollm2-joint-loo's `loo`); None for a one-pass predictor or a scorer. n: reasoning tokens of
-        the longest chain to rank, for an estimate of its cost."""
-        groups = search_groups(getattr(self.scorer, "metadata", None) or {})
-        if not groups:
-            return None
-        text = (f"note: predictor {self.name!r} ({'+'.join(groups)} features) scores every single deletion "
-                "exactly: n extra candidate scorings per chain of n reasoning tokens (~n^2/2 LM tokens) beyond its "
-                "one forward pass, again at each refresh pass (smollm2-joint-loo: 16-19 s for a 100-token chain on one "
-                "CPU thread against ~1-7 s for one pass; docs/quality.md §14)")
-        if n:
-            seconds = LOO_SECONDS_AT_100 * (n / 100) ** 2
-            text += (f"; the longest chain here: {n} tokens, ~{n * (n + 1) // 2:,} LM tokens, roughly "
-                     f"{'<1' if seconds < 1 else f'{seconds:.0f}'} s on one CPU thread at smollm2-joint-loo's rate")
-        return text
+        the longest chain to rank, for an estimate of its cost (`predictor_dir.extra_pass_note`)."""
+        return extra_pass_note(self.name, getattr(self.scorer, "metadata", None) or {}, n)
 
     def prune(self, chains: ChainLike | list[ChainLike], keep_ratio: float | None = None,
               **kwargs: Any) -> PruneResult | list[PruneResult]:

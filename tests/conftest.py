@@ -129,3 +129,18 @@ def make_tiny_gemma3(tokenizer, window: int = 512, seed: int = 0, bos_token_id: 
         for p in model.parameters():
             p.mul_(4.0 if p.ndim > 1 else 1.0)
     return wrap_lm(model, tokenizer, name="tiny-gemma3")
+
+
+def make_predictor(lm, directory, groups, prune=None):
+    """A ridge predictor on the tiny LM's features of `groups`, with a "prune" entry when given."""
+    from predictor.features import FeatureSpec, extract_features
+    from predictor.predictor_dir import save_predictor
+    from predictor.regressors import make_regressor
+
+    spec = FeatureSpec(groups=groups)
+    tables = extract_features(lm, CHAINS, spec)
+    reg = make_regressor("ridge").fit([t.values for t in tables], [np.linspace(0, 1, t.n) for t in tables])
+    meta = {"lm_fingerprint": lm.fingerprint, "lm_name": lm.name, "feature_spec": spec.to_dict(),
+            "feature_names": tables[0].names, "objective": "joint", "train_data_sha256": "-",
+            "n_train_chains": len(tables), "metrics": {}, **({"prune": prune} if prune else {})}
+    return save_predictor(directory, reg, meta)

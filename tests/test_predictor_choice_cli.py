@@ -10,7 +10,7 @@ import pytest
 
 from predictor.cli import build_parser, main
 
-from conftest import CHAINS, write_ranked
+from conftest import CHAINS, make_predictor, write_ranked
 
 NOTE = "scores every single deletion exactly"
 
@@ -25,21 +25,6 @@ def saved_lm(model_dir):
     from predictor.lm import load_lm
 
     return load_lm(model_dir, device="cpu")
-
-
-def make_predictor(lm, directory, groups, prune=None):
-    """A ridge predictor on the tiny LM's features of `groups`, with a "prune" entry when given."""
-    from predictor.features import FeatureSpec, extract_features
-    from predictor.predictor_dir import save_predictor
-    from predictor.regressors import make_regressor
-
-    spec = FeatureSpec(groups=groups)
-    tables = extract_features(lm, CHAINS, spec)
-    reg = make_regressor("ridge").fit([t.values for t in tables], [np.linspace(0, 1, t.n) for t in tables])
-    meta = {"lm_fingerprint": lm.fingerprint, "lm_name": lm.name, "feature_spec": spec.to_dict(),
-            "feature_names": tables[0].names, "objective": "joint", "train_data_sha256": "-",
-            "n_train_chains": len(tables), "metrics": {}, **({"prune": prune} if prune else {})}
-    return save_predictor(directory, reg, meta)
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +176,48 @@ def test_label_fields_cover_what_label_writes(chains_file, model_dir, tmp_path):
                      "--limit", "1", *extra]) == 0
         rec = read(path)[0]
         assert set(rec) - {"id", "question", "reasoning", "answer"} <= set(LABEL_FIELDS)
+
+
+# --- --no-check-lm with an LM of another shape: refused at load, before any chain ---------------------
+
+def test_no_check_lm_refuses_an_lm_of_another_shape_at_load(saved_lm, tokenizer, tmp_path, chains_file, capsys):
+    from conftest import make_tiny_lm
+    from predictor.rank_predictor import RankPredictor
+
+    pred = make_predictor(saved_lm, tmp_path / "attn-pred", ("attention", "logits", "position"))
+    same_shape = make_tiny_lm(tokenizer, seed=1)  # other weights, same layers x heads: allowed on purpose
+    rp = RankPredictor.load(str(pred), lm=same_shape, check_lm=False)
+    assert rp.predict_ranks(CHAINS[0]).shape == (rp.num_tokens(CHAINS[0]),)
+    deeper = make_tiny_lm(tokenizer, layers=3)
+    with pytest.raises(ValueError, match=r"trained on \d+ feature columns.*3 layers x 4 heads"):
+        RankPredictor.load(str(pred), lm=deeper, check_lm=False)
+    d = tmp_path / "deeper"
+    deeper.model.save_pretrained(d)
+    deeper.tokenizer.save_pretrained(d)
+    out = tmp_path / "o.jsonl"
+    assert main(["predict", "--in", str(chains_file), "--out", str(out), "--predictor", str(pred),
+                 "--model", str(d), "--no-check-lm"]) == 2
+    err = capsys.readouterr().err
+    assert "feature columns" in err and "Traceback" not in err and "chains," not in err  # before any chain
+    assert not out.exists()
+
+
+def test_planned_note_reads_the_named_predictor_without_loading_it(loo_dir, one_pass_dir, model_dir, tmp_path):
+    """`--engine ray`'s driver never loads the predictor (its workers do): the note comes from predictor.json."""
+    from predictor.engines.jobs import PredictJob, PruneJob
+
+    parser = build_parser()
+
+    def job(cls, cmd, *extra):
+        args = parser.parse_args([cmd, "--in", "x.jsonl", "--out", str(tmp_path / "o.jsonl"), "--model", model_dir,
+                                  *extra])
+        return cls(args)
+
+    note = job(PredictJob, "predict", "--predictor", str(loo_dir)).planned_note()
+    assert NOTE in note and "'loo-pred' (loo features)" in note and "longest" not in note
+    assert job(PredictJob, "predict", "--predictor", str(one_pass_dir)).planned_note() is None
+    assert job(PredictJob, "predict", "--scorer", "surprisal").planned_note() is None
+    assert job(PruneJob, "prune", "--keep", "0.5", "--predictor", str(loo_dir)).planned_note() == note
+    shipped = job(PredictJob, "predict", "--predictor", "smollm2-joint-loo").planned_note()
+    assert "'smollm2-joint-loo' (loo features)" in shipped
+    assert job(PredictJob, "predict", "--predictor", "smollm2-joint").planned_note() is None

@@ -296,3 +296,20 @@ def test_predict_ray_names_the_file_and_line_of_a_skipped_chain(cluster, model_d
     for err in errs:
         assert "skipped 1 chain(s): too long for the LM" in err
         assert f"e.g. {path}:2: " in err
+
+
+def test_predict_ray_says_the_cost_of_a_loo_predictor_once(cluster, model_dir, tmp_path, capsys):
+    """The driver never loads the predictor; the note comes from its predictor.json, as local prints it."""
+    from conftest import make_predictor
+    from predictor.lm import load_lm
+
+    pred = make_predictor(load_lm(model_dir, device="cpu"), tmp_path / "loo-pred", ("logits", "position", "loo"))
+    chains_file = tmp_path / "two.jsonl"
+    chains_file.write_text("".join(json.dumps(c) + "\n" for c in CHAINS[:2]))
+    run = ["predict", "--in", str(chains_file), "--model", model_dir, "--predictor", str(pred), "--engine", "ray",
+           "--workers", "1", "--out", str(tmp_path / "p.jsonl")]
+    assert main(run) == 0
+    err = capsys.readouterr().err
+    assert err.count("scores every single deletion exactly") == 1 and "note: predictor 'loo-pred'" in err
+    assert main(run) == 0  # all done: nothing runs, no note
+    assert "scores every single deletion" not in capsys.readouterr().err

@@ -90,7 +90,8 @@ def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refresh", type=int, default=PruneOptions.refresh, metavar="K",
                    help="forward passes per chain: re-score the survivors K times (default %(default)s)")
     p.add_argument("--no-check-lm", action="store_true",
-                   help="use a predictor with an LM other than the one it was trained for")
+                   help="use a predictor with an LM other than the one it was trained for (e.g. a fine-tune of it); "
+                        "the LM must still have the same layers x heads: another shape is refused before any chain")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="process at most this many input chains")
     p.add_argument("--batch", type=int, default=BATCH, metavar="N",

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rank with a registered scorer instead of a learned predictor")
     g.add_argument("--predictor", metavar="DIR", help=predictor_help())
     p.add_argument("--no-check-lm", action="store_true",
-                   help="use a predictor with an LM other than the one it was trained for")
+                   help="use a predictor with an LM other than the one it was trained for (e.g. a fine-tune of it); "
+                        "the LM must still have the same layers x heads: another shape is refused before any chain")
     add_lm_arguments(p, matmul=False)
 
 

@@ -70,6 +70,11 @@ class ChainJob:
         the longest chain to do (`num_tokens`), when known."""
         return None
 
+    def planned_note(self) -> str | None:
+        """`start_note` known before the LM loads (`--engine ray`, whose workers load it), without its
+        estimate for the longest chain; None by default."""
+        return None
+
     def num_tokens(self, chain: Chain) -> int:
         """Reasoning tokens of `chain` (after `load`; raises ChainError for a chain to skip)."""
         raise NotImplementedError
@@ -210,6 +215,18 @@ class _PredictorJob(ChainJob):
         (`RankPredictor.extra_pass_note`, e.g. smollm2-joint-loo); None for one-pass predictors."""
         note = getattr(self.rp, "extra_pass_note", None)  # `prune --ranks` runs no pass
         return note(longest) if note is not None else None
+
+    def planned_note(self) -> str | None:
+        """The cost note of a predictor named by --predictor (a shipped name or a directory), read from its
+        predictor.json without loading anything; None for --scorer, --ranks or the LM's default predictor
+        (never one that runs extra passes: `predictor_dir.shipped_predictor_for`)."""
+        from ..predictor_dir import METADATA_FILE, extra_pass_note, named_predictor_dir, read_metadata
+
+        name = getattr(self.args, "predictor", None)
+        if not name or getattr(self.args, "scorer", None) or getattr(self.args, "ranks", None):
+            return None
+        path = named_predictor_dir(name) or Path(name)
+        return extra_pass_note(path.name, read_metadata(path)) if (path / METADATA_FILE).is_file() else None
 
     def num_tokens(self, chain: Chain) -> int:
         return self.rp.num_tokens(chain)

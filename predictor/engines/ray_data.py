@@ -226,6 +226,9 @@ def run_ray(job: ChainJob, args: argparse.Namespace) -> int:
     todo = [c for c in chains if job.chain_key(c) not in done]
     print(f"{len(chains)} chains, {len(chains) - len(todo)} already done, {len(todo)} to do, "
           f"{skips.total} skipped while reading", file=sys.stderr)
+    note = job.planned_note() if todo else None  # the workers load the predictor: its cost is said here
+    if note:
+        print(note, file=sys.stderr)
     if todo:
         if job.args.threads is None:
             job.args.threads = max(1, int(args.cpus_per_worker))

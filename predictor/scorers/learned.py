@@ -53,6 +53,21 @@ class LearnedScorer(Scorer):
         # the observation pass must match the one the features were trained on (probe text, window)
         self.observe_kwargs = self.spec.observe_kwargs()
 
+    def check_columns(self, lm) -> None:
+        """Raise ValueError when `lm`'s shape (layers, heads, hidden size) gives other feature columns than
+        this predictor was trained on: checked at load when the fingerprint check is off (check_lm=False),
+        before any chain is read, without running the LM (`features.feature_names`)."""
+        from ..features import feature_names
+
+        hidden = int(getattr(lm.model.config.get_text_config(), "hidden_size", 0) or 0)
+        names, _ = feature_names(self.spec, lm.num_layers, lm.num_heads, hidden)
+        if list(names) != self.feature_names:
+            raise ValueError(
+                f"predictor {self.path or ''} was trained on {len(self.feature_names)} feature columns; LM "
+                f"{getattr(lm, 'name', '?')} ({lm.num_layers} layers x {lm.num_heads} heads, hidden size {hidden}) gives "
+                f"{len(names)}: an LM of another shape cannot use it even with the fingerprint check off; use a "
+                "predictor trained for this LM, or the LM-agnostic 'universal'".replace("predictor  ", "predictor "))
+
     def score(self, obs: Observation) -> np.ndarray:
         return self.score_many([obs])[0]
 
