@@ -56,16 +56,10 @@ def chain_normalized(X: np.ndarray, kind: str) -> np.ndarray:
 def _records(unseen: list[str]) -> list[tuple[str, str, dict]]:
     """(part, group, record): part 'train' / 'val' / 'unseen'; group = domain (val) or file stem (unseen)."""
     from predictor.domains import chain_domain
+    from predictor.predictor_dir import read_metadata, split_records
 
-    meta = json.loads((PREDICTOR / "predictor.json").read_text())
-    tr, va = set(meta["split"]["train"]), set(meta["split"]["val"])
-    out = []
-    for f in FILES:
-        for line in open(ROOT / f):
-            r = json.loads(line)
-            part = "val" if r["id"] in va else "train" if r["id"] in tr else None
-            if part:
-                out.append((part, f"{chain_domain(r)} validation", r))
+    out = [(part, f"{chain_domain(r)} validation", r) for part, r in split_records(PREDICTOR, [ROOT / f for f in FILES])]
+    tr = set(read_metadata(PREDICTOR)["split"]["train"])
     for f in unseen:
         recs = [json.loads(line) for line in open(f) if line.strip()]
         clash = [r["id"] for r in recs if r["id"] in tr]

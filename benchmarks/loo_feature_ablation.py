@@ -52,15 +52,9 @@ LOO_COLUMNS = ["loo.gain", "loo.rest", "loo.gain_z", "loo.gain_rank"]
 
 def _records() -> list[tuple[str, dict]]:
     """(part, record): 'val' / 'long' / 'train' chains, in that order (the order phase 1 computes them)."""
-    meta = json.loads((PREDICTOR / "predictor.json").read_text())
-    tr, va = set(meta["split"]["train"]), set(meta["split"]["val"])
-    out = []
-    for f in FILES:
-        for line in open(ROOT / f):
-            r = json.loads(line)
-            part = "val" if r["id"] in va else "train" if r["id"] in tr else None
-            if part:
-                out.append((part, r))
+    from predictor.predictor_dir import split_records
+
+    out = split_records(PREDICTOR, [ROOT / f for f in FILES])
     out += [("long", json.loads(line)) for line in open(ROOT / LONG) if line.strip()]
     return sorted(out, key=lambda pr: ("val", "long", "train").index(pr[0]))
 

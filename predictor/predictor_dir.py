@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,25 @@ def search_groups(meta: dict[str, Any]) -> list[str]:
 
     spec = meta.get("feature_spec")
     return [g for g in (spec.get("groups", ()) if isinstance(spec, dict) else ()) if g in SEARCH_GROUPS]
+
+
+def split_records(directory: str | Path, files: Iterable[str | Path]) -> list[tuple[str, dict[str, Any]]]:
+    """(part, record) of every record of the ranked `files` that the predictor in `directory` trained on
+    ("train") or selected on ("val"), by the split its predictor.json recorded; other records (its test
+    chains, chains it never saw) are left out. In file order."""
+    meta = read_metadata(directory)
+    split = meta.get("split") or {}
+    train, val = set(split.get("train", ())), set(split.get("val", ()))
+    out = []
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    r = json.loads(line)
+                    part = "val" if r["id"] in val else "train" if r["id"] in train else None
+                    if part:
+                        out.append((part, r))
+    return out
 
 
 LOO_SECONDS_AT_100 = 17.5  # smollm2-joint-loo's predict_ranks of a 100-token chain, one CPU thread (16-19 s)

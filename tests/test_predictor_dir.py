@@ -106,3 +106,18 @@ def test_corrupt_or_missing_directories_raise_clear_errors(chains, tmp_path):
     (d / "model.txt").unlink()
     with pytest.raises(PredictorLoadError, match="model.txt: missing"):
         load_predictor(d)
+
+
+def test_split_records_returns_the_train_and_val_records_of_the_recorded_split(tmp_path):
+    import json
+
+    from predictor.predictor_dir import METADATA_FILE, pretrained_dir, split_records
+
+    d = tmp_path / "pred"
+    d.mkdir()
+    meta = json.loads((pretrained_dir() / METADATA_FILE).read_text())  # a valid predictor.json, its split replaced
+    (d / METADATA_FILE).write_text(json.dumps({**meta, "split": {"train": ["a", "c"], "val": ["b"], "test": ["d"]}}))
+    f1, f2 = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    f1.write_text("".join(json.dumps({"id": i}) + "\n" for i in "abd") + "\n")
+    f2.write_text(json.dumps({"id": "c"}) + "\n" + json.dumps({"id": "e"}) + "\n")
+    assert split_records(d, [f1, f2]) == [("train", {"id": "a"}), ("val", {"id": "b"}), ("train", {"id": "c"})]
