@@ -149,16 +149,18 @@ def fill_cache(args) -> None:
     from predictor.ranked import record_chain
 
     cfg = json.loads(Path(args.config).read_text())
-    files = [cfg["data"], *cfg.get("domain-data", []), *([cfg["extra-train"]] if cfg.get("extra-train") else [])]
+    extra = cfg.get("extra-train") or []
+    extra = [extra] if isinstance(extra, str) else list(extra)
+    files = [cfg["data"], *cfg.get("domain-data", []), *extra]
     spec = FeatureSpec(groups=tuple(cfg["groups"]), per_head=cfg.get("per-head", True))
     spec = replace(spec, groups=tuple(g for g in spec.groups if g in SEARCH_GROUPS))
     if not spec.groups:
         raise SystemExit(f"{args.config}: its groups hold none of {sorted(SEARCH_GROUPS)}")
     lm, cache = load_lm(), FeatureCache()
     records = [(f, json.loads(line)) for f in files for line in open(ROOT / f) if line.strip()]
-    in_data = {r["id"] for f, r in records if f == cfg["data"]}
-    # train.py drops the extra-train chains that are also in --data
-    todo = [(f, r) for f, r in records if f != cfg.get("extra-train") or r["id"] not in in_data][args.part::args.parts]
+    in_data = {r["id"] for f, r in records if f not in extra}
+    # train.py drops the extra-train chains that are also in --data or --domain-data
+    todo = [(f, r) for f, r in records if f not in extra or r["id"] not in in_data][args.part::args.parts]
     reused = computed = 0
     t0 = time.time()
     for k, (f, r) in enumerate(todo):

@@ -35,7 +35,8 @@ class TrainConfig:
     data: str = DEFAULT_DATA
     # ranked JSONL of other chain styles, split by the same id-hash rule as `data`; scored per domain
     domain_data: tuple[str, ...] = ()
-    extra_train: str | None = None  # ranked JSONL used for training only (ids also in `data` are dropped)
+    # ranked JSONL files used for training only (ids also in `data` / `domain_data` are dropped); a str is one file
+    extra_train: tuple[str, ...] | str | None = ()
     extra_states: bool = False  # also give the extra chains the pruned `states` (default: full chains only)
     policy_states: str | None = None  # state records of `predictor label-states` (training parents only)
     out: str = "runs/train"
@@ -143,18 +144,40 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records of --extra-train, minus any chain of the main file (its val/test chains must stay unseen)."""
-    from .ranked import read_ranked
+def extra_train_files(cfg) -> tuple[str, ...]:
+    """cfg.extra_train as a tuple of paths (a config may hold one path, None or several)."""
+    extra = getattr(cfg, "extra_train", None)
+    return () if not extra else (str(extra),) if isinstance(extra, (str, Path)) else tuple(map(str, extra))
 
-    if not cfg.extra_train:
-        return []
-    if not Path(cfg.extra_train).is_file():
-        raise FileNotFoundError(f"{cfg.extra_train}: no such ranked file (--extra-train)")
-    extra = [r for r in read_ranked(cfg.extra_train, objective=cfg.objective) if str(r["id"]) not in by_id]
-    if not extra:
-        raise ValueError(f"{cfg.extra_train}: no {cfg.objective} chains that are not already in {cfg.data}")
-    return extra
+
+def _read_extra_train(cfg: TrainConfig, by_id: dict[str, dict[str, Any]],
+                      files: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Records of every --extra-train file, minus any chain of --data / --domain-data (their val/test chains
+    must stay unseen); `files`, when given, gets each one's file path by id. An id in two --extra-train files
+    is an error."""
+    from .ranked import read_ranked
+    from .sealed import check_unsealed, record_ids
+
+    out: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for path in extra_train_files(cfg):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such ranked file (--extra-train)")
+        extra = [r for r in read_ranked(path, objective=cfg.objective) if str(r["id"]) not in by_id]
+        if not extra:
+            raise ValueError(f"{path}: no {cfg.objective} chains that are not already in {cfg.data}"
+                             + (" or --domain-data" if getattr(cfg, "domain_data", ()) else ""))
+        check_unsealed(record_ids(extra), f"{path} (--extra-train)")
+        for r in extra:
+            cid = str(r["id"])
+            if cid in seen:
+                raise ValueError(f"{path}: chain {cid!r} is also in {seen[cid]} (--extra-train); a chain may train "
+                                 "from one file only")
+            seen[cid] = path
+            if files is not None:
+                files[cid] = path
+        out += extra
+    return out
 
 
 def _read_domain_data(cfg, by_id: dict[str, dict[str, Any]],
@@ -219,9 +242,7 @@ def read_training_records(cfg) -> TrainingRecords:
     by_id = {str(r["id"]): r for r in main}
     files = dict.fromkeys(by_id, str(cfg.data))
     domain = _read_domain_data(cfg, by_id, files)
-    extra = _read_extra_train(cfg, by_id)
-    check_unsealed(record_ids(extra), f"{cfg.extra_train} (--extra-train)")
-    files.update((str(r["id"]), str(cfg.extra_train)) for r in extra)
+    extra = _read_extra_train(cfg, by_id, files)
     approximate = {}
     for r in main + domain + extra:
         how = approximate_label(r)
@@ -283,7 +304,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     check_approximate_held_out(read.approximate, split)
     train_ids = split["train"] + [str(r["id"]) for r in extra]
     _log(f"{len(records)} chains: {len(split['train'])} train / {len(split['val'])} val / {len(split['test'])} test"
-         + (f"; +{len(extra)} extra training chains from {cfg.extra_train}" if extra else "")
+         + (f"; +{len(extra)} extra training chains from {', '.join(extra_train_files(cfg))}" if extra else "")
          + (f"; {len(read.approximate)} training chains with approximate labels" if read.approximate else ""))
 
     # 4. features: full chains for all, pruned states for training chains
@@ -323,8 +344,12 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
             kinds[v] = kinds.get(v, 0) + 1
         base_meta["approximate_train_chains"] = kinds  # "FILE: budget 0.1 (lazy)" -> chains
     if extra:
-        base_meta.update(extra_train_data=str(cfg.extra_train), extra_train_data_sha256=file_sha256(cfg.extra_train),
-                         extra_train_ids=[str(r["id"]) for r in extra])
+        paths = extra_train_files(cfg)
+        if len(paths) == 1:  # one file: the fields predictors have always stored
+            base_meta.update(extra_train_data=paths[0], extra_train_data_sha256=file_sha256(paths[0]))
+        else:
+            base_meta["extra_train_data"] = [{"path": p, "sha256": file_sha256(p)} for p in paths]
+        base_meta["extra_train_ids"] = [str(r["id"]) for r in extra]
 
     # 5. regressors
     rows, models = [], {}

@@ -300,3 +300,28 @@ def test_a_predictor_trained_on_flow_groups_predicts_and_refreshes(tiny_lm, rank
     assert "vn.answer.all_mean" in names and "hop.rollout" in names
     ranks = RankPredictor(tiny_lm, LearnedScorer(reg, meta)).predict_ranks(EXTRA_CHAINS[1])
     assert sorted(ranks.tolist()) == list(range(1, len(ranks) + 1))
+
+
+def test_extra_train_is_repeatable_and_a_chain_trains_from_one_file(tiny_lm, ranked_file, tmp_path):
+    from predictor.cli import build_parser
+    from predictor.commands.train import config_from_args
+    from predictor.training import TrainConfig, read_training_records
+
+    def chains(prefix, k):
+        return [{"id": f"{prefix}{i}", "question": f"What is {i} + {i}?", "reasoning": f"{i} + {i} = {2 * i}.",
+                 "answer": str(2 * i)} for i in range(1, k + 1)]
+
+    a = write_ranked(tmp_path / "a.jsonl", chains("a", 2), tiny_lm, seed=1)
+    b = write_ranked(tmp_path / "b.jsonl", chains("b", 3), tiny_lm, seed=2)
+    read = read_training_records(TrainConfig(data=str(ranked_file), extra_train=(str(a), str(b))))
+    assert [r["id"] for r in read.extra] == ["a1", "a2", "b1", "b2", "b3"]
+    assert [r["id"] for r in read_training_records(TrainConfig(data=str(ranked_file), extra_train=str(b))).extra] \
+        == ["b1", "b2", "b3"]  # one path as a str, as older configs and FinetuneConfig give it
+    clash = write_ranked(tmp_path / "clash.jsonl", chains("b", 1), tiny_lm, seed=3)
+    with pytest.raises(ValueError, match=r"clash.jsonl: chain 'b1' is also in .*b.jsonl"):
+        read_training_records(TrainConfig(data=str(ranked_file), extra_train=(str(b), str(clash))))
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"extra-train": [str(a)]}))
+    args = build_parser().parse_args(["train", "--config", str(cfg), "--extra-train", str(b)])
+    assert config_from_args(args).extra_train == (str(a), str(b))  # the config's and the command line's add up
+    assert config_from_args(build_parser().parse_args(["train"])).extra_train == ()

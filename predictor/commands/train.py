@@ -36,7 +36,7 @@ class _ConfigFile(argparse.Action):
         parser.parse_args(argv, namespace)
 
 
-REPEATED = ("--regressor-param", "--domain-data")  # append options: a --config list gives the option once per item
+REPEATED = ("--regressor-param", "--domain-data", "--extra-train")  # append options: a --config list gives the option once per item
 
 
 def config_argv(path: str) -> list[str]:
@@ -83,9 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "table adds each domain's test chains on their own (domain = a record's `domain` field, "
                         "else its id's prefix before '-'). Repeatable: every occurrence adds files (a --config's "
                         "and the command line's add up); a path holding a comma is read whole when that file exists")
-    p.add_argument("--extra-train", default=None, metavar="FILE",
-                   help="another ranked JSONL whose chains are used for training only, never split into val/test "
-                        "(chains also in --data are dropped from it); full chains only unless --extra-states")
+    p.add_argument("--extra-train", type=file_list, action="extend", default=list(d["extra_train"]), metavar="FILE,...",
+                   help="other ranked JSONL whose chains are used for training only, never split into val/test "
+                        "(chains also in --data or --domain-data are dropped from them); full chains only unless "
+                        "--extra-states. Repeatable like --domain-data (a --config's and the command line's add up)")
     p.add_argument("--extra-states", action="store_true",
                    help="also train on the pruned --states of the --extra-train chains (one pass per state)")
     p.add_argument("--policy-states", default=None, metavar="FILE",
@@ -225,7 +226,7 @@ def config_from_args(args: argparse.Namespace):
         params.setdefault(kind, {})[name] = value
     for kind in {k for k, _, _ in map(parse_regressor_param, args.regressor_param)}:
         check_regressor_params(kind, params[kind])
-    return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=args.extra_train, extra_states=args.extra_states,
+    return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=tuple(args.extra_train), extra_states=args.extra_states,
                        policy_states=args.policy_states, out=args.out,
                        model=args.model, device=args.device, objective=args.objective,
                        regressors=tuple(args.regressors), states=tuple(args.states),
