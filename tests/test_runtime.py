@@ -109,6 +109,7 @@ def test_shipped_training_config_is_make_train():
     make_args = ("--data data/ranked/gsm8k-smollm2-joint.jsonl "
                  "--domain-data data/ranked/aqua/aqua-smollm2-joint.jsonl "
                  "--domain-data data/ranked/strategyqa/strategyqa-smollm2-joint.jsonl "
+                 "--domain-data data/ranked/math/math-smollm2-joint.jsonl "
                  "--extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl "
                  "--groups attention,probe,logits,position,lexical,hidden,local "
                  "--regressors lgbm-regression,lgbm-lambdarank,sequence --regressor-param lgbm-lambdarank:levels=100 "

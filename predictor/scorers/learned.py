@@ -59,6 +59,8 @@ class LearnedScorer(Scorer):
         before any chain is read, without running the LM (`features.feature_names`)."""
         from ..features import feature_names
 
+        if getattr(lm, "model", None) is None:  # not a loaded LM (a stand-in): nothing to compare
+            return
         hidden = int(getattr(lm.model.config.get_text_config(), "hidden_size", 0) or 0)
         names, _ = feature_names(self.spec, lm.num_layers, lm.num_heads, hidden)
         if list(names) != self.feature_names:
