@@ -58,7 +58,8 @@ def _records(unseen: list[str]) -> list[tuple[str, str, dict]]:
     from predictor.domains import chain_domain
     from predictor.predictor_dir import read_metadata, split_records
 
-    out = [(part, f"{chain_domain(r)} validation", r) for part, r in split_records(PREDICTOR, [ROOT / f for f in FILES])]
+    out = [(part, f"{chain_domain(r)} validation", r)
+           for part, r in split_records(PREDICTOR, [ROOT / f for f in FILES])]
     tr = set(read_metadata(PREDICTOR)["split"]["train"])
     for f in unseen:
         recs = [json.loads(line) for line in open(f) if line.strip()]

@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 

@@ -36,7 +36,8 @@ class _ConfigFile(argparse.Action):
         parser.parse_args(argv, namespace)
 
 
-REPEATED = ("--regressor-param", "--domain-data", "--extra-train")  # append options: a --config list gives the option once per item
+# append options: a --config list gives the option once per item
+REPEATED = ("--regressor-param", "--domain-data", "--extra-train")
 
 
 def config_argv(path: str) -> list[str]:
@@ -226,7 +227,8 @@ def config_from_args(args: argparse.Namespace):
         params.setdefault(kind, {})[name] = value
     for kind in {k for k, _, _ in map(parse_regressor_param, args.regressor_param)}:
         check_regressor_params(kind, params[kind])
-    return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=tuple(args.extra_train), extra_states=args.extra_states,
+    return TrainConfig(data=args.data, domain_data=tuple(args.domain_data), extra_train=tuple(args.extra_train),
+                       extra_states=args.extra_states,
                        policy_states=args.policy_states, out=args.out,
                        model=args.model, device=args.device, objective=args.objective,
                        regressors=tuple(args.regressors), states=tuple(args.states),

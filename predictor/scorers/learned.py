@@ -64,11 +64,12 @@ class LearnedScorer(Scorer):
         hidden = int(getattr(lm.model.config.get_text_config(), "hidden_size", 0) or 0)
         names, _ = feature_names(self.spec, lm.num_layers, lm.num_heads, hidden)
         if list(names) != self.feature_names:
+            who = f"predictor {self.path}" if self.path else "the predictor"
             raise ValueError(
-                f"predictor {self.path or ''} was trained on {len(self.feature_names)} feature columns; LM "
-                f"{getattr(lm, 'name', '?')} ({lm.num_layers} layers x {lm.num_heads} heads, hidden size {hidden}) gives "
-                f"{len(names)}: an LM of another shape cannot use it even with the fingerprint check off; use a "
-                "predictor trained for this LM, or the LM-agnostic 'universal'".replace("predictor  ", "predictor "))
+                f"{who} was trained on {len(self.feature_names)} feature columns; LM {getattr(lm, 'name', '?')} "
+                f"({lm.num_layers} layers x {lm.num_heads} heads, hidden size {hidden}) gives {len(names)}: an LM "
+                "of another shape cannot use it even with the fingerprint check off; use a predictor trained for "
+                "this LM, or the LM-agnostic 'universal'")
 
     def score(self, obs: Observation) -> np.ndarray:
         return self.score_many([obs])[0]
