@@ -27,7 +27,8 @@ def test_data_inputs_exist(path):
 
 
 # each shipped predictor and the config that reproduces it
-SHIPPED_CONFIGS = {"smollm2-joint": "smollm2-joint.json", "smollm2-joint-loo": "smollm2-joint-loo.json"}
+SHIPPED_CONFIGS = {"smollm2-joint": "smollm2-joint.json", "smollm2-joint-loo": "smollm2-joint-loo.json",
+                   "gemma3-270m-joint": "gemma3-270m-joint.json", "universal": "universal.json"}
 
 
 def _sha256(rel: str) -> str:
