@@ -28,9 +28,9 @@ from .chains import Chain, ChainLike, as_chain_list
 from .layout import encode_chain
 from .lm import LM
 from .observe import Observation, observe_batch
-from .predictor_dir import (LEARNED_ALIAS, extra_pass_note, PredictorMismatchError, check_fingerprint, default_predictor_dir,
-                            named_predictor_dir, predictor_fingerprint, prune_defaults_of, read_metadata,
-                            regressor_kind, search_groups, shipped_predictors)
+from .predictor_dir import (LEARNED_ALIAS, PredictorMismatchError, check_fingerprint, default_predictor_dir,
+                            extra_pass_note, named_predictor_dir, predictor_fingerprint, prune_defaults_of,
+                            read_metadata, regressor_kind, shipped_predictors)
 from .pruning import PruneOptions, PruneResult, prune_with
 from .pruning_units import Protect
 from .ranks import scores_to_ranks
