@@ -19,7 +19,7 @@ What happens, in order (predictor/training.py, `run_training`):
      and print the table: mean per-chain Spearman with greedy ranks, 95% bootstrap CI over chains.
 
 Example (the README's `make demo`; how the shipped predictor was trained, plus --ship --refresh 2,5,10):
-    python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl \
+    python train.py --data data/ranked/gsm8k-smollm2-joint.jsonl \\
         --extra-train data/ranked/variant-eos-im_start/gsm8k-smollm2-joint.jsonl --out runs/demo
 
 The shipped predictor's run is a named file (`make train`; options after --config override it):

@@ -65,7 +65,7 @@ def add_lm_arguments(p: argparse.ArgumentParser, matmul: bool = True) -> None:
 LOO_PREDICTOR = "smollm2-joint-loo"
 LOO_HELP = (f"{LOO_PREDICTOR} adds greedy's exact first step as features: n extra candidate scorings per chain "
             "(about 16-19 s for a 100-token chain on one CPU thread against ~1-7 s for one pass; cost grows about "
-            "n^2), +0.02 to +0.06 Spearman with greedy on held-out chains (docs/quality.md §14)")
+            "n^2/2 LM tokens), +0.02 to +0.06 Spearman with greedy on held-out chains (docs/quality.md §14)")
 
 
 def predictor_help() -> str:

@@ -1,6 +1,6 @@
 """Predict the greedy pruning ranks of every chain in a JSONL file, with one forward pass per chain (a
 predictor with greedy's exact first step as features, --predictor smollm2-joint-loo, adds n candidate
-scorings per chain of n tokens, ~n^2 LM tokens; a note on stderr says so at the start).
+scorings per chain of n tokens, ~n^2/2 LM tokens; a note on stderr says so at the start).
 
 Writes one JSON line per chain: id, n, ranks (1 = pruned first), order (token indices in pruning
 order), tokens, scorer, lm (fingerprint), refresh. `tokens` holds the exact text of each of the n
